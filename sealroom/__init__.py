@@ -1,0 +1,3 @@
+"""sealroom: confidential clean rooms for machine learning."""
+
+__version__ = "0.1.0"

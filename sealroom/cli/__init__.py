@@ -1,0 +1,1 @@
+"""The `sealroom` command (typer + rich). Each group lives in its own module."""

@@ -1,0 +1,46 @@
+"""Entry point of the `sealroom` command: global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sealroom.cli.console import console, emit_json, refusals, set_debug
+from sealroom.workspace import Workspace
+
+app = typer.Typer(
+    name="sealroom",
+    help="Confidential clean rooms for machine learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    set_debug(debug)
+
+
+@app.command()
+def init(
+    home: Path = typer.Option(None, "--home", help="Workspace folder (default $SEALROOM_HOME or ./.sealroom)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Create a workspace.
+
+    Example: sealroom init --home ./hospital
+    """
+    with refusals():
+        ws = Workspace.create(home)
+    if json_out:
+        emit_json({"home": str(ws.home)})
+    else:
+        console.print(f"workspace created at [bold]{ws.home}[/]")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,81 @@
+"""One error hierarchy: every refusal carries a one-line, user-facing message.
+
+The CLI prints ``str(error)`` and exits 1; tracebacks only with ``--debug``.
+Add a subclass per kind of refusal so callers and tests can tell them apart.
+"""
+
+
+class SealroomError(Exception):
+    """Base of every refusal sealroom reports to a user."""
+
+    def __init__(self, message: str) -> None:
+        # Keep the message on one line: it is what the operator sees.
+        super().__init__(" ".join(message.split()))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class WorkspaceError(SealroomError):
+    """The workspace is missing, incomplete or already exists."""
+
+
+class IdentityError(SealroomError):
+    """A party is unknown, duplicated or its key files are unusable."""
+
+
+class SignatureError(SealroomError):
+    """A signature is missing or does not verify."""
+
+
+class SealError(SealroomError):
+    """A sealed package is malformed, tampered with or cannot be opened."""
+
+
+class WrongKeyError(SealError):
+    """The key offered does not open this package."""
+
+
+class ContractError(SealroomError):
+    """A contract is malformed, unsigned, expired or unregistered."""
+
+
+class LedgerError(SealroomError):
+    """The ledger is unreadable or its chain does not verify."""
+
+
+class AttestationError(SealroomError):
+    """Evidence is malformed, stale, replayed or does not verify."""
+
+
+class KeyReleaseDenied(SealroomError):
+    """The key service refused to release a key."""
+
+
+class PolicyDenied(SealroomError):
+    """A policy evaluated to deny; the message lists the violated rules."""
+
+
+class ConfigError(SealroomError):
+    """A pipeline config part is invalid (names the file and field path)."""
+
+
+class DataError(SealroomError):
+    """A dataset cannot be loaded, split or joined."""
+
+
+class TrainingError(SealroomError):
+    """Training or evaluation failed."""
+
+
+class PrivacyError(SealroomError):
+    """A differential-privacy setting is invalid or unsafe."""
+
+
+class BudgetExceeded(SealroomError):
+    """A run would spend more privacy budget than a dataset has left."""
+
+
+class RoomError(SealroomError):
+    """The clean room stopped a run."""

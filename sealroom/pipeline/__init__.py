@@ -1,0 +1,1 @@
+"""Pipeline configs: schemas, allow-listed registries and composition."""

@@ -1,0 +1,52 @@
+"""Allow-listed registries: the only way a config name reaches code.
+
+A registry maps a config name to a factory that a module registered explicitly
+with a decorator (``@OPTIMIZERS.register("adam")``). Nothing is ever looked up by
+import path or attribute name, so a config cannot reach ``os.system``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from sealroom.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name → factory, filled by decorators at import time; lookups of unknown names fail."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorate(entry: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = entry
+            return entry
+
+        return decorate
+
+    def add(self, name: str, entry: T) -> None:
+        self.register(name)(entry)
+
+    def get(self, name: str, where: str = "") -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "none"
+            place = f"{where}: " if where else ""
+            raise ConfigError(f"{place}unknown {self.kind} {name!r} (known: {known})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)

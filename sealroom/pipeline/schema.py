@@ -1,0 +1,228 @@
+"""Pydantic schemas for the pipeline config parts and the composed pipeline document.
+
+Every part forbids unknown keys; names of components (optimizers, losses, metrics,
+transforms, layers, architectures) are plain strings here and are resolved only
+through the registries in :mod:`sealroom.pipeline.registry` — never by import path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")]
+RelativePath = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^(?!/)(?!.*\.\.)[^\x00]+$")]
+Params = dict[str, float | int | str | bool | list[float] | list[int] | None]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(Strict):
+    """A registry entry and its keyword parameters, e.g. ``{name: adam, params: {lr: 0.001}}``."""
+
+    name: Identifier
+    params: Params = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- data sources
+
+
+class IdxSource(Strict):
+    """MNIST IDX files (raw or .gz)."""
+
+    format: Literal["idx"] = "idx"
+    images: RelativePath
+    labels: RelativePath
+
+
+class Hdf5Source(Strict):
+    format: Literal["hdf5"] = "hdf5"
+    file: RelativePath
+    features_key: str = "features"
+    targets_key: str = "targets"
+
+
+class ImageFolderSource(Strict):
+    """One subfolder per class under ``root``."""
+
+    format: Literal["image_folder"] = "image_folder"
+    root: RelativePath = "."
+    grayscale: bool = True
+    image_size: tuple[int, int] | None = None
+
+
+class PairedMaskSource(Strict):
+    """Segmentation: images and masks with matching file names in two folders."""
+
+    format: Literal["paired_masks"] = "paired_masks"
+    images: RelativePath
+    masks: RelativePath
+    image_size: tuple[int, int] | None = None
+
+
+class TableSource(Strict):
+    """CSV or Parquet with a target column; id columns are used for joins then dropped."""
+
+    format: Literal["table"] = "table"
+    file: RelativePath
+    target: str
+    id_columns: list[str] = Field(default_factory=list)
+    feature_columns: list[str] | None = None
+
+
+DataSource = Annotated[
+    IdxSource | Hdf5Source | ImageFolderSource | PairedMaskSource | TableSource,
+    Field(discriminator="format"),
+]
+
+
+class DatasetConfig(Strict):
+    """One provider's dataset as the pipeline reads it; ``id`` matches the contract."""
+
+    id: Identifier
+    source: DataSource
+    transforms: list[Component] = Field(default_factory=list)
+
+
+class SplitConfig(Strict):
+    train: float = Field(0.8, gt=0, lt=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+    group_by: str | None = None  # keep e.g. all slices of one patient in one split
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must sum to 1")
+        return self
+
+
+class JoinConfig(Strict):
+    """How several providers' datasets become one: a union of rows or a key join of tables."""
+
+    kind: Literal["union", "key"] = "union"
+    on: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _key_join_needs_keys(self) -> JoinConfig:
+        if self.kind == "key" and not self.on:
+            raise ValueError("a key join needs `on` columns")
+        return self
+
+
+# --------------------------------------------------------------------------- model
+
+
+class OnnxModel(Strict):
+    """A model exported by the consumer to ONNX; converted with onnx2torch, never executed as code."""
+
+    format: Literal["onnx"] = "onnx"
+    file: RelativePath = "model.onnx"
+
+
+class LayerSpec(Strict):
+    """One layer of a declarative architecture; ``type`` comes from the layer registry."""
+
+    type: Identifier
+    params: Params = Field(default_factory=dict)
+
+
+class DeclarativeModel(Strict):
+    """A sequential stack of registered layers, optionally with safetensors weights."""
+
+    format: Literal["declarative"] = "declarative"
+    layers: list[LayerSpec] = Field(min_length=1, max_length=256)
+    weights: RelativePath | None = None
+
+
+class ArchitectureModel(Strict):
+    """A registered architecture (e.g. MONAI's U-Net) with its parameters."""
+
+    format: Literal["architecture"] = "architecture"
+    name: Identifier
+    params: dict[str, Any] = Field(default_factory=dict)
+    weights: RelativePath | None = None
+
+
+ModelConfig = Annotated[OnnxModel | DeclarativeModel | ArchitectureModel, Field(discriminator="format")]
+
+
+class ModelPart(Strict):
+    model: ModelConfig
+    input_shape: list[int] = Field(min_length=1, max_length=5)  # one sample, no batch axis
+
+
+# --------------------------------------------------------------------------- loss, train, eval, privacy
+
+
+class LossConfig(Strict):
+    """Named components combined by an arithmetic expression over their names and variables.
+
+    Example: ``components: {ce: {name: cross_entropy}}``, ``variables: {alpha: 0.25, gamma: 2}``,
+    ``expression: "alpha * (1 - pt)**gamma * ce"``.
+    """
+
+    components: dict[Identifier, Component] = Field(min_length=1)
+    variables: dict[Identifier, float] = Field(default_factory=dict)
+    expression: str = Field(min_length=1, max_length=512)
+
+
+class TrainConfig(Strict):
+    optimizer: Component
+    scheduler: Component | None = None
+    epochs: int = Field(1, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    checkpoint_every: int | None = Field(None, ge=1)
+    log_every: int = Field(50, ge=1)
+    num_threads: int | None = Field(None, ge=1)
+
+
+class EvalConfig(Strict):
+    task: Literal["classification", "segmentation", "regression"] = "classification"
+    metrics: list[Identifier] = Field(default_factory=lambda: ["loss", "accuracy"])
+    threshold: float = Field(0.5, gt=0, lt=1)
+    plots: bool = True
+    samples: int = Field(0, ge=0, le=64)  # segmentation: sample overlays to write
+
+
+class PrivacyConfig(Strict):
+    """DP-SGD settings; a given ``noise_multiplier`` overrides calibration to ``epsilon``."""
+
+    epsilon: float = Field(gt=0, le=100)
+    delta: float = Field(gt=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    accountant: Literal["prv", "rdp"] = "prv"
+    noise_multiplier: float | None = Field(None, gt=0)
+    poisson_sampling: bool = True
+    grad_sample_mode: Literal["hooks", "ghost", "functorch", "ew"] = "hooks"
+
+
+# --------------------------------------------------------------------------- the composed pipeline
+
+
+class Pipeline(Strict):
+    """The one document the room executes; its digest is what the contract and keys bind to."""
+
+    name: Identifier
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    join: JoinConfig = Field(default_factory=JoinConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelPart
+    loss: LossConfig
+    train: TrainConfig
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    privacy: PrivacyConfig | None = None
+
+    @model_validator(mode="after")
+    def _dataset_ids_unique(self) -> Pipeline:
+        ids = [d.id for d in self.datasets]
+        if len(ids) != len(set(ids)):
+            raise ValueError("dataset ids must be unique")
+        return self
