@@ -18,7 +18,7 @@ import math
 import operator
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sealroom.errors import ConfigError
 
@@ -72,7 +72,7 @@ class ExpressionError(ConfigError):
 
 @dataclass(frozen=True)
 class CompiledExpression:
-    """A checked expression tree; ``names`` are the names it reads, ``exponent_names`` those used as exponents."""
+    """A checked tree; ``names`` it reads, ``exponent_names`` it uses as exponents."""
 
     text: str
     tree: ast.expr
@@ -163,7 +163,9 @@ class _Checker:
 
     def _constant(self, value: object, col: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            kind = "strings" if isinstance(value, str | bytes) else f"{type(value).__name__} constants"
+            kind = (
+                "strings" if isinstance(value, str | bytes) else f"{type(value).__name__} constants"
+            )
             raise ExpressionError(f"expression: {kind} not allowed (column {col})")
         if not math.isfinite(value) or abs(value) > MAX_CONSTANT:
             raise ExpressionError(f"expression: constant out of range (column {col})")
@@ -182,7 +184,9 @@ class _Checker:
         if isinstance(inner, ast.Constant) and isinstance(inner.value, int | float):
             if not isinstance(inner.value, bool) and abs(inner.value) <= MAX_EXPONENT:
                 return
-            raise ExpressionError(f"expression: exponent must be within ±{MAX_EXPONENT:g} (column {col})")
+            raise ExpressionError(
+                f"expression: exponent must be within ±{MAX_EXPONENT:g} (column {col})"
+            )
         if isinstance(inner, ast.Name) and inner.id in self.exponent_allowed:
             self.exponent_names.add(inner.id)
             return
@@ -204,7 +208,7 @@ def _describe(node: ast.AST) -> str:
 def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
         # Floats, not ints: repeated powers of int constants would grow without bound.
-        return float(node.value)
+        return float(cast(float, node.value))
     if isinstance(node, ast.Name):
         try:
             return values[node.id]
@@ -218,7 +222,9 @@ def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
         if isinstance(node.op, ast.Pow):
             _bound_exponent(right)
         return _BINARY[type(node.op)](left, right)
-    raise ExpressionError(f"expression: {_describe(node)} not allowed")  # unreachable after checking
+    raise ExpressionError(
+        f"expression: {_describe(node)} not allowed"
+    )  # unreachable after checking
 
 
 def _bound_exponent(value: Any) -> None:
@@ -228,4 +234,3 @@ def _bound_exponent(value: Any) -> None:
         raise ExpressionError("expression: exponent must be a number") from None
     if not magnitude <= MAX_EXPONENT:
         raise ExpressionError(f"expression: exponent {value} exceeds ±{MAX_EXPONENT:g}")
-

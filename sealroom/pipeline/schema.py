@@ -22,7 +22,9 @@ def _relative_path(value: str) -> str:
     """A path inside a package: not absolute, no ``..`` component, no NUL or backslash."""
     parts = value.split("/")
     if value.startswith("/") or "\x00" in value or "\\" in value or ".." in parts:
-        raise ValueError("must be a relative path inside the package (no leading '/', no '..', no '\\')")
+        raise ValueError(
+            "must be a relative path inside the package (no leading '/', no '..', no '\\')"
+        )
     return value
 
 
@@ -133,7 +135,7 @@ class JoinConfig(Strict):
 
 
 class OnnxModel(Strict):
-    """A model exported by the consumer to ONNX; converted with onnx2torch, never executed as code."""
+    """A model the consumer exported to ONNX; converted with onnx2torch, never run as code."""
 
     format: Literal["onnx"] = "onnx"
     file: RelativePath = "model.onnx"
@@ -163,7 +165,9 @@ class ArchitectureModel(Strict):
     weights: RelativePath | None = None
 
 
-ModelConfig = Annotated[OnnxModel | DeclarativeModel | ArchitectureModel, Field(discriminator="format")]
+ModelConfig = Annotated[
+    OnnxModel | DeclarativeModel | ArchitectureModel, Field(discriminator="format")
+]
 
 
 class ModelPart(Strict):
@@ -171,7 +175,7 @@ class ModelPart(Strict):
     input_shape: list[int] = Field(min_length=1, max_length=5)  # one sample, no batch axis
 
 
-# --------------------------------------------------------------------------- loss, train, eval, privacy
+# ------------------------------------------------------------------ loss, train, eval, privacy
 
 
 class LossConfig(Strict):

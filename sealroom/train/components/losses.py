@@ -12,7 +12,7 @@ written ``alpha * (1 - pt)**gamma * ce`` without any code in the config.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +62,10 @@ def _tensor(values: list[float] | float | None) -> Tensor | None:
 
 @LOSSES.register("cross_entropy")
 class CrossEntropy(LossComponent):
-    """Cross entropy on logits ``[N,C,...]``; ``pt`` is the softmax probability of the true class."""
+    """Cross entropy on logits ``[N,C,...]``; ``pt``: softmax probability of the true class."""
 
     aux_names = ("pt",)
+    weight: Tensor | None
 
     def __init__(
         self,
@@ -96,6 +97,7 @@ class NegativeLogLikelihood(LossComponent):
     """Negative log-likelihood on log-probabilities; ``pt`` as for cross entropy."""
 
     aux_names = ("pt",)
+    weight: Tensor | None
 
     def __init__(self, weight: list[float] | None = None, ignore_index: int = -100) -> None:
         super().__init__()
@@ -116,6 +118,7 @@ class BinaryCrossEntropyWithLogits(LossComponent):
     """Binary cross entropy on logits; ``pt`` is the sigmoid probability of the true label."""
 
     aux_names = ("pt",)
+    pos_weight: Tensor | None
 
     def __init__(self, pos_weight: float | None = None) -> None:
         super().__init__()
@@ -175,7 +178,7 @@ class Focal(LossComponent):
     def terms(self, output: Tensor, target: Tensor) -> dict[str, Tensor]:
         if output.dim() > 1 and output.shape[1] > 1:
             ce = F.cross_entropy(output, _class_target(output, target), reduction="none")
-            weight = 1.0 if self.alpha is None else self.alpha
+            weight: float | Tensor = 1.0 if self.alpha is None else self.alpha
         else:
             target = _like(output, target)
             ce = F.binary_cross_entropy_with_logits(output, target, reduction="none")
@@ -261,7 +264,7 @@ class DiceCrossEntropy(LossComponent):
 
 @dataclass(frozen=True)
 class LossName:
-    """What an expression name stands for: a variable, a component's loss or one of its aux values."""
+    """What an expression name stands for: a variable, a component's loss or an aux value."""
 
     component: str | None
     aux: str | None = None
@@ -317,7 +320,10 @@ class CompositeLoss(nn.Module):
                 raise ConfigError(f"components.{key}.params: {exc}") from None
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        terms = {key: module.terms(output, target) for key, module in self.components.items()}
+        terms = {
+            key: cast(LossComponent, module).terms(output, target)
+            for key, module in self.components.items()
+        }
         values: dict[str, Any] = dict(self.variables)
         for name in self.expression.names:
             ref = self.namespace[name]
@@ -325,7 +331,7 @@ class CompositeLoss(nn.Module):
                 values[name] = terms[ref.component][ref.aux or "loss"]
         tensors = [v for v in values.values() if isinstance(v, Tensor) and v.dim() > 0]
         if len({t.shape for t in tensors}) > 1:
-            # Element-wise arithmetic across different shapes would broadcast wrongly: average first.
+            # Element-wise arithmetic across shapes would broadcast wrongly: average first.
             values = {k: v.mean() if isinstance(v, Tensor) else v for k, v in values.items()}
         try:
             result = self.expression.evaluate(values)
