@@ -49,6 +49,18 @@ def parse_idx(data: bytes, name: str, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array as an IDX file (what the MNIST scenario's prepare step writes)."""
+    codes = {np.dtype(v).newbyteorder(">").str: k for k, v in IDX_TYPES.items()}
+    codes.update({np.dtype("u1").str: 0x08, np.dtype("i1").str: 0x09})
+    big = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
+    code = codes.get(big.dtype.str)
+    if code is None or not 1 <= array.ndim <= 255:
+        raise DataError(f"cannot write {array.dtype} arrays of {array.ndim} dimensions as IDX")
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + np.ascontiguousarray(big).tobytes()
+
+
 def _to_unit_float(images: np.ndarray) -> np.ndarray:
     """uint8 pixels become [0, 1] like torchvision's ToTensor; other types are cast as they are."""
     if images.dtype == np.uint8:
