@@ -7,6 +7,8 @@ Every field is checked so a corrupt or mismatched file is refused by name.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sealroom.data.dataset import ArrayDataset
@@ -41,7 +43,7 @@ def parse_idx(data: bytes, name: str, ndim: int) -> np.ndarray:
     if any(d == 0 for d in dims[1:]):
         raise DataError(f"{name}: zero-sized dimension in {dims}")
     dtype = np.dtype(IDX_TYPES[data[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a hostile header cannot overflow
     body = len(data) - header
     if body != expected:
         what = "truncated" if body < expected else "has trailing bytes"
