@@ -7,6 +7,8 @@ Every field is checked so a corrupt or mismatched file is refused by name.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sealroom.data.dataset import ArrayDataset
@@ -41,12 +43,24 @@ def parse_idx(data: bytes, name: str, ndim: int) -> np.ndarray:
     if any(d == 0 for d in dims[1:]):
         raise DataError(f"{name}: zero-sized dimension in {dims}")
     dtype = np.dtype(IDX_TYPES[data[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a hostile header cannot overflow
     body = len(data) - header
     if body != expected:
         what = "truncated" if body < expected else "has trailing bytes"
         raise DataError(f"{name}: {what}: header {dims} needs {expected} data bytes, found {body}")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array as an IDX file (what the MNIST scenario's prepare step writes)."""
+    codes = {np.dtype(v).newbyteorder(">").str: k for k, v in IDX_TYPES.items()}
+    codes.update({np.dtype("u1").str: 0x08, np.dtype("i1").str: 0x09})
+    big = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
+    code = codes.get(big.dtype.str)
+    if code is None or not 1 <= array.ndim <= 255:
+        raise DataError(f"cannot write {array.dtype} arrays of {array.ndim} dimensions as IDX")
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + np.ascontiguousarray(big).tobytes()
 
 
 def _to_unit_float(images: np.ndarray) -> np.ndarray:
