@@ -1,0 +1,78 @@
+"""Consumer step: define the base CNN in PyTorch and export it to ONNX (``model/model.onnx``).
+
+This runs on the consumer's machine, not in the room: the room only ever sees the
+ONNX graph, which it converts with onnx2torch (no Python code from the consumer runs).
+
+    python scenarios/mnist/save_model.py [--out scenarios/mnist/model/model.onnx] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+INPUT_SHAPE = (1, 28, 28)
+
+
+class MnistCNN(nn.Module):
+    """Two conv blocks and a small head: ~100k parameters, >0.95 on digits in a few epochs."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def model_onnx_bytes(model: nn.Module) -> bytes:
+    """The model as ONNX with a dynamic batch axis (legacy exporter, opset 17)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(1, *INPUT_SHAPE),),
+            buffer,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            opset_version=17,
+        )
+    return buffer.getvalue()
+
+
+def make_model(seed: int = 0) -> MnistCNN:
+    torch.manual_seed(seed)
+    return MnistCNN()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "model" / "model.onnx")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(model_onnx_bytes(make_model(args.seed)))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

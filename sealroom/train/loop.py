@@ -1,0 +1,303 @@
+"""The training loop: seeded, lean per batch, with hooks a wrapper (DP) overrides instead of flags.
+
+Per-batch work is one gather of in-memory tensors, forward, backward and step; the
+loss is summed on a tensor and read back once per epoch, and progress events are
+throttled in time. A subclass replaces ``make_optimizer`` / ``make_train_loader``
+/ ``setup`` / ``after_step`` (Opacus wraps model, optimizer and loader in ``setup``)
+without any ``if private:`` branch here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import save as save_safetensors
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.utils.data import TensorDataset
+
+from sealroom.data import Splits
+from sealroom.errors import TrainingError
+from sealroom.pipeline.schema import Pipeline
+from sealroom.train.components.losses import build_loss
+from sealroom.train.components.optimizers import build_optimizer
+from sealroom.train.components.schedulers import Scheduled, build_scheduler
+from sealroom.train.metrics import MetricContext, evaluate
+
+EventKind = Literal["log", "epoch", "batch", "checkpoint"]
+PROGRESS_INTERVAL_S = 0.2  # at most five batch events a second: rich redraws are not free
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """Progress the room or the CLI may forward: a log line, an epoch or batch update."""
+
+    kind: EventKind
+    message: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    step: int = 0
+    values: Mapping[str, float] = field(default_factory=dict)
+
+
+EventCallback = Callable[[TrainEvent], None]
+CheckpointSink = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochRecord]
+    steps: int
+    fit_seconds: float
+    samples: dict[str, int]
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors: one index gather per batch, no per-sample Python."""
+
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.shuffle, self.generator = shuffle, generator
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n, bs = len(self.x), self.batch_size
+        if not self.shuffle:
+            for start in range(0, n, bs):
+                yield self.x[start : start + bs], self.y[start : start + bs]
+            return
+        order = torch.randperm(n, generator=self.generator).to(self.x.device)
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _tensor(array: np.ndarray, device: torch.device) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+class Trainer:
+    """Fits ``model`` on ``splits.train`` as ``pipeline.train`` says; see the module docstring."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        model: nn.Module,
+        splits: Splits,
+        device: torch.device | str | None = None,
+        on_event: EventCallback | None = None,
+        checkpoint_sink: CheckpointSink | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.cfg = pipeline.train
+        self.device = torch.device(device) if device else resolve_device(self.cfg.device)
+        self.model = model.to(self.device)
+        self.splits = splits
+        self.on_event = on_event
+        self.checkpoint_sink = checkpoint_sink
+        self.loss_fn = build_loss(pipeline.loss).to(self.device)
+        self.metric_ctx = MetricContext(pipeline.eval.task, pipeline.eval.threshold)
+        self.tensors = {
+            name: (_tensor(part.x, self.device), _tensor(part.y, self.device))
+            for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+        }
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.optimizer: Optimizer | None = None
+        self.scheduler: Scheduled | None = None
+        self.train_loader: Iterable[tuple[Tensor, Tensor]] = ()
+        self.step = 0
+        self.lines: list[str] = []
+
+    # ------------------------------------------------------------------ hooks
+
+    def train_dataset(self) -> TensorDataset:
+        """The training split as a TensorDataset (what Opacus' DPDataLoader samples from)."""
+        return TensorDataset(*self.tensors["train"])
+
+    def make_optimizer(self) -> Optimizer:
+        return build_optimizer(self.cfg.optimizer, self.model.parameters(), "train.optimizer")
+
+    def make_train_loader(self) -> Iterable[tuple[Tensor, Tensor]]:
+        x, y = self.tensors["train"]
+        return TensorBatches(x, y, self.cfg.batch_size, shuffle=True, generator=self.generator)
+
+    def make_scheduler(self, optimizer: Optimizer, steps_per_epoch: int) -> Scheduled | None:
+        if self.cfg.scheduler is None:
+            return None
+        return build_scheduler(
+            self.cfg.scheduler, optimizer, self.cfg.epochs, steps_per_epoch, "train.scheduler"
+        )
+
+    def setup(self) -> None:
+        """Build optimizer, loader and scheduler; a DP subclass wraps them here (super first)."""
+        self.optimizer = self.make_optimizer()
+        self.train_loader = self.make_train_loader()
+        steps = len(self.train_loader) if isinstance(self.train_loader, Sized) else 1
+        self.scheduler = self.make_scheduler(self.optimizer, max(1, steps))
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One optimisation step; returns the detached batch loss."""
+        assert self.optimizer is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def after_step(self) -> None:
+        """Called after every optimisation step (``self.step`` already counts it)."""
+
+    def after_epoch(self, record: EpochRecord) -> None:
+        """Called after each epoch's validation."""
+
+    def plain_model(self) -> nn.Module:
+        """The model to evaluate and export (a DP wrapper returns the module it wraps)."""
+        return self.model
+
+    def extra_outputs(self) -> dict[str, bytes]:
+        """Further files a subclass releases (e.g. a privacy report)."""
+        return {}
+
+    # ------------------------------------------------------------------ running
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+        self.emit(TrainEvent("log", message=message))
+
+    def emit(self, event: TrainEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def batches(self, split: str) -> TensorBatches:
+        x, y = self.tensors[split]
+        return TensorBatches(x, y, max(EVAL_BATCH, self.cfg.batch_size))
+
+    def evaluate(self, split: str, names: list[str] | None = None) -> dict[str, Any]:
+        """Metrics on ``split`` (default: the pipeline's eval metrics)."""
+        metric_names = names if names is not None else list(self.pipeline.eval.metrics)
+        return evaluate(
+            self.plain_model(), self.batches(split), self.loss_fn, metric_names, self.metric_ctx
+        )
+
+    def checkpoint(self) -> None:
+        if self.checkpoint_sink is None:
+            return
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in self.plain_model().state_dict().items()
+        }
+        name = f"checkpoints/step-{self.step:07d}.safetensors"
+        self.checkpoint_sink(name, save_safetensors(state, metadata={"step": str(self.step)}))
+        self.emit(TrainEvent("checkpoint", message=name, step=self.step))
+
+    def fit(self) -> TrainResult:
+        """Train for ``epochs``; logs sample counts and one line per epoch."""
+        sizes = {
+            "train": len(self.splits.train),
+            "val": len(self.splits.val),
+            "test": len(self.splits.test),
+        }
+        if sizes["train"] == 0:
+            raise TrainingError("split: the training split is empty")
+        self.log(f"Training samples: {sizes['train']}")
+        self.log(f"Validation samples: {sizes['val']}")
+        self.log(f"Test samples: {sizes['test']}")
+        if self.cfg.num_threads:
+            torch.set_num_threads(self.cfg.num_threads)
+        torch.manual_seed(self.cfg.seed)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        started = time.perf_counter()
+        history: list[EpochRecord] = []
+        try:
+            self.setup()
+            for epoch in range(1, self.cfg.epochs + 1):
+                history.append(self._epoch(epoch))
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+        return TrainResult(history, self.step, time.perf_counter() - started, sizes)
+
+    def _epoch(self, epoch: int) -> EpochRecord:
+        epochs, every = self.cfg.epochs, self.cfg.checkpoint_every
+        loader = self.train_loader
+        batches = len(loader) if isinstance(loader, Sized) else 0
+        scheduled = self.scheduler
+        per_batch = scheduled is not None and scheduled.interval == "batch"
+        self.emit(TrainEvent("epoch", epoch=epoch, epochs=epochs, batches=batches))
+        began = last = time.perf_counter()
+        total = torch.zeros((), device=self.device)
+        seen = 0
+        self.model.train()
+        for i, (x, y) in enumerate(loader, start=1):
+            loss = self.train_step(x, y)
+            total += loss * len(x)
+            seen += len(x)
+            self.step += 1
+            if per_batch:
+                assert scheduled is not None
+                scheduled.scheduler.step()
+            self.after_step()
+            if every and self.step % every == 0:
+                self.checkpoint()
+            now = time.perf_counter()
+            if now - last >= PROGRESS_INTERVAL_S:
+                last = now
+                self.emit(TrainEvent("batch", epoch=epoch, epochs=epochs, batch=i, batches=batches))
+        if scheduled is not None and not per_batch:
+            scheduled.scheduler.step()
+        train_loss = float(total) / max(seen, 1)
+        if not np.isfinite(train_loss):
+            raise TrainingError(f"epoch {epoch}: training loss is {train_loss} (diverged)")
+        val_loss = None
+        if len(self.splits.val):
+            val_loss = self.evaluate("val", ["loss"])["loss"]
+        record = EpochRecord(epoch, train_loss, val_loss, time.perf_counter() - began)
+        val_text = f"{val_loss:.4f}" if val_loss is not None else "n/a"
+        self.log(f"Epoch: {epoch} | Train loss: {train_loss:.4f} | Val loss: {val_text}")
+        self.emit(
+            TrainEvent(
+                "batch",
+                epoch=epoch,
+                epochs=epochs,
+                batch=batches,
+                batches=batches,
+                values={
+                    "train_loss": train_loss,
+                    **({} if val_loss is None else {"val_loss": val_loss}),
+                },
+            )
+        )
+        self.after_epoch(record)
+        return record

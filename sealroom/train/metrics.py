@@ -1,0 +1,347 @@
+"""Evaluation metrics a config may name (``METRICS``), accumulated on tensors batch by batch.
+
+Each metric is a small class: ``update(output, target, loss)`` per batch, ``compute()``
+once. Classification metrics share one confusion matrix built with ``bincount``;
+precision, recall and F1 are macro averages (classes with no support count as 0, as
+scikit-learn's ``zero_division=0``). Segmentation metrics use MONAI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sealroom.errors import ConfigError, TrainingError
+from sealroom.pipeline.registry import Registry
+
+MetricValue = float | list[list[int]] | None
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What every metric needs to know besides the batches."""
+
+    task: str
+    threshold: float = 0.5
+
+
+class Metric:
+    """Accumulates one metric over batches of model outputs (logits) and targets."""
+
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "segmentation", "regression"})
+
+    def __init__(self, ctx: MetricContext) -> None:
+        self.ctx = ctx
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> MetricValue:
+        raise NotImplementedError
+
+
+METRICS: Registry[type[Metric]] = Registry("metric")
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: an undefined metric is reported as null."""
+    return value if math.isfinite(value) else None
+
+
+@METRICS.register("loss")
+class Loss(Metric):
+    """Mean loss per sample (batch means weighted by batch size)."""
+
+    def __init__(self, ctx: MetricContext) -> None:
+        super().__init__(ctx)
+        self.total = torch.zeros((), dtype=torch.float64)
+        self.count = 0
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
+        self.total += loss.detach().double().cpu() * len(output)
+        self.count += len(output)
+
+    def compute(self) -> MetricValue:
+        return _finite(float(self.total) / self.count) if self.count else None
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def class_predictions(output: Tensor, threshold: float) -> Tensor:
+    """Predicted class per sample: argmax of logits, or sigmoid > threshold for one logit."""
+    if output.dim() == 1 or output.shape[1] == 1:
+        return (torch.sigmoid(output.reshape(len(output))) > threshold).long()
+    return output.argmax(dim=1)
+
+
+class ConfusionBased(Metric):
+    tasks = frozenset({"classification"})
+
+    def __init__(self, ctx: MetricContext) -> None:
+        super().__init__(ctx)
+        self.matrix: Tensor | None = None
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
+        n_classes = 2 if output.dim() == 1 or output.shape[1] == 1 else output.shape[1]
+        pred = class_predictions(output, self.ctx.threshold)
+        true = target.reshape(len(output)).long()
+        if len(true) and (int(true.min()) < 0 or int(true.max()) >= n_classes):
+            raise TrainingError(
+                f"evaluation: a label is outside 0..{n_classes - 1} (the model has "
+                f"{n_classes} outputs)"
+            )
+        counts = torch.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
+        counts = counts.reshape(n_classes, n_classes).cpu()
+        self.matrix = counts if self.matrix is None else self.matrix + counts
+
+    def per_class(self) -> tuple[Tensor, Tensor, Tensor]:
+        """True positives, predicted counts and true counts per class (float64)."""
+        assert self.matrix is not None
+        m = self.matrix.double()
+        return m.diagonal(), m.sum(dim=0), m.sum(dim=1)
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    return torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+
+
+@METRICS.register("accuracy")
+class Accuracy(ConfusionBased):
+    def compute(self) -> MetricValue:
+        if self.matrix is None:
+            return None
+        tp, _, support = self.per_class()
+        return float(tp.sum() / support.sum())
+
+
+@METRICS.register("precision")
+class Precision(ConfusionBased):
+    """Macro-averaged precision."""
+
+    def compute(self) -> MetricValue:
+        if self.matrix is None:
+            return None
+        tp, predicted, _ = self.per_class()
+        return float(_ratio(tp, predicted).mean())
+
+
+@METRICS.register("recall")
+class Recall(ConfusionBased):
+    """Macro-averaged recall."""
+
+    def compute(self) -> MetricValue:
+        if self.matrix is None:
+            return None
+        tp, _, support = self.per_class()
+        return float(_ratio(tp, support).mean())
+
+
+@METRICS.register("f1")
+class F1(ConfusionBased):
+    """Macro-averaged F1: the mean over classes of 2·TP / (predicted + true)."""
+
+    def compute(self) -> MetricValue:
+        if self.matrix is None:
+            return None
+        tp, predicted, support = self.per_class()
+        return float(_ratio(2 * tp, predicted + support).mean())
+
+
+METRICS.add("macro_f1", F1)
+
+
+@METRICS.register("confusion_matrix")
+class ConfusionMatrix(ConfusionBased):
+    """Rows: true class, columns: predicted class."""
+
+    def compute(self) -> MetricValue:
+        return None if self.matrix is None else [[int(v) for v in row] for row in self.matrix]
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def binary_masks(output: Tensor, target: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """One-hot (or single-channel binary) predicted and true masks ``[B, C, ...]``."""
+    if target.dim() == output.dim() - 1:
+        target = target.unsqueeze(1)
+    if output.shape[1] == 1:
+        return (torch.sigmoid(output) > threshold).float(), (target > 0.5).float()
+    n = output.shape[1]
+    pred = nn.functional.one_hot(output.argmax(dim=1), n).movedim(-1, 1).float()
+    true = nn.functional.one_hot(target[:, 0].long().clamp(0, n - 1), n).movedim(-1, 1).float()
+    return pred, true
+
+
+class PerSample(Metric):
+    """Mean over samples and channels of a MONAI per-sample score, ignoring undefined values."""
+
+    tasks = frozenset({"segmentation"})
+
+    def __init__(self, ctx: MetricContext) -> None:
+        super().__init__(ctx)
+        self.total = 0.0
+        self.count = 0
+
+    def score(self, pred: Tensor, true: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
+        pred, true = binary_masks(output.detach().float().cpu(), target.cpu(), self.ctx.threshold)
+        values = self.score(pred, true).double()
+        values = values[torch.isfinite(values)]
+        self.total += float(values.sum())
+        self.count += values.numel()
+
+    def compute(self) -> MetricValue:
+        return self.total / self.count if self.count else None
+
+
+@METRICS.register("dice")
+class Dice(PerSample):
+    def score(self, pred: Tensor, true: Tensor) -> Tensor:
+        from monai.metrics import compute_dice
+
+        return compute_dice(pred, true, include_background=True)
+
+
+@METRICS.register("jaccard")
+class Jaccard(PerSample):
+    def score(self, pred: Tensor, true: Tensor) -> Tensor:
+        from monai.metrics import compute_iou
+
+        return compute_iou(pred, true, include_background=True)
+
+
+METRICS.add("iou", Jaccard)
+
+
+@METRICS.register("hausdorff")
+class Hausdorff(PerSample):
+    """Hausdorff distance in pixels; samples where a mask is empty are skipped."""
+
+    percentile: ClassVar[float | None] = None
+
+    def score(self, pred: Tensor, true: Tensor) -> Tensor:
+        from monai.metrics import compute_hausdorff_distance
+
+        both = (pred.flatten(2).sum(-1) > 0) & (true.flatten(2).sum(-1) > 0)
+        if not bool(both.any()):
+            return torch.empty(0)
+        import warnings
+
+        with warnings.catch_warnings():  # MONAI warns on each empty mask, which we skip anyway
+            warnings.simplefilter("ignore")
+            values = compute_hausdorff_distance(
+                pred, true, include_background=True, percentile=self.percentile
+            )
+        return values[both]
+
+
+@METRICS.register("hausdorff95")
+class Hausdorff95(Hausdorff):
+    percentile = 95.0
+
+
+# --------------------------------------------------------------------------- regression
+
+
+class Regression(Metric):
+    tasks = frozenset({"regression"})
+
+    def __init__(self, ctx: MetricContext) -> None:
+        super().__init__(ctx)
+        self.n = 0
+        self.sq = torch.zeros((), dtype=torch.float64)
+        self.abs = torch.zeros((), dtype=torch.float64)
+        self.sum_y = torch.zeros((), dtype=torch.float64)
+        self.sum_y2 = torch.zeros((), dtype=torch.float64)
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
+        pred = output.detach().double().reshape(-1).cpu()
+        true = target.double().reshape(-1).cpu()
+        if pred.shape != true.shape:
+            raise TrainingError(
+                f"evaluation: {pred.numel()} predictions for {true.numel()} regression targets"
+            )
+        err = pred - true
+        self.n += true.numel()
+        self.sq += (err * err).sum()
+        self.abs += err.abs().sum()
+        self.sum_y += true.sum()
+        self.sum_y2 += (true * true).sum()
+
+
+@METRICS.register("mse")
+class MeanSquaredError(Regression):
+    def compute(self) -> MetricValue:
+        return float(self.sq / self.n) if self.n else None
+
+
+@METRICS.register("rmse")
+class RootMeanSquaredError(Regression):
+    def compute(self) -> MetricValue:
+        return math.sqrt(float(self.sq / self.n)) if self.n else None
+
+
+@METRICS.register("mae")
+class MeanAbsoluteError(Regression):
+    def compute(self) -> MetricValue:
+        return float(self.abs / self.n) if self.n else None
+
+
+@METRICS.register("r2")
+class R2(Regression):
+    """Coefficient of determination, 1 − SS_res / SS_tot (undefined for constant targets)."""
+
+    def compute(self) -> MetricValue:
+        if not self.n:
+            return None
+        ss_tot = float(self.sum_y2 - self.sum_y * self.sum_y / self.n)
+        return _finite(1.0 - float(self.sq) / ss_tot) if ss_tot > 0 else None
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def build_metrics(names: Sequence[str], ctx: MetricContext) -> dict[str, Metric]:
+    """The named metrics for ``ctx.task``; unknown names or a task mismatch are ConfigError."""
+    metrics: dict[str, Metric] = {}
+    for i, name in enumerate(names):
+        cls = METRICS.get(name, where=f"eval.metrics[{i}]")
+        if ctx.task not in cls.tasks:
+            raise ConfigError(
+                f"eval.metrics[{i}]: {name!r} is not a {ctx.task} metric "
+                f"(it applies to {', '.join(sorted(cls.tasks))})"
+            )
+        metrics[name] = cls(ctx)
+    return metrics
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    loss_fn: nn.Module,
+    names: Sequence[str],
+    ctx: MetricContext,
+) -> dict[str, Any]:
+    """Run ``model`` in eval mode over ``batches`` and compute the named metrics."""
+    metrics = build_metrics(names, ctx)
+    training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for x, y in batches:
+                output = model(x)
+                loss = loss_fn(output, y)
+                for metric in metrics.values():
+                    metric.update(output, y, loss)
+    finally:
+        model.train(training)
+    return {name: metric.compute() for name, metric in metrics.items()}

@@ -1,0 +1,117 @@
+"""Build the model a pipeline names: ONNX (onnx2torch), a declarative stack or an architecture.
+
+Loading a model never runs its code: ONNX is a graph of registered operators that
+onnx2torch maps onto torch modules, and weights come as safetensors (plain tensors).
+Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from torch import nn
+
+from sealroom.data import FileTree
+from sealroom.errors import TrainingError
+from sealroom.pipeline.schema import ArchitectureModel, DeclarativeModel, ModelPart, OnnxModel
+from sealroom.train.components.architectures import build_architecture
+from sealroom.train.components.layers import build_sequential
+
+
+class ModelError(TrainingError):
+    """The model file or its weights cannot be loaded or do not fit the architecture."""
+
+
+class ConvertedOnnx(nn.Module):
+    """A plain module around onnx2torch's graph, so export and Opacus see an ordinary tree.
+
+    Exporting the bare ``fx.GraphModule`` fails inside the legacy exporter
+    ("'Graph' object has no attribute 'outputs'"); one level of wrapping avoids it.
+    """
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.graph(x)
+
+
+def load_onnx(data: bytes, where: str) -> nn.Module:
+    """Check an ONNX graph and convert it to torch modules; errors name ``where``."""
+    from onnx2torch import convert  # heavy import, only when an ONNX model is used
+
+    try:
+        proto = onnx.load_from_string(data)
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # onnx raises several unrelated types for bad input
+        raise ModelError(f"{where}: not a valid ONNX model ({exc})") from None
+    for tensor in proto.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelError(f"{where}: external tensor data is not supported; embed the weights")
+    try:
+        graph = convert(proto)
+    except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
+        raise ModelError(f"{where}: cannot convert to torch ({exc})") from None
+    return ConvertedOnnx(graph)
+
+
+def load_weights(model: nn.Module, data: bytes, where: str) -> None:
+    """Load safetensors weights into ``model``; every tensor must match a parameter or buffer."""
+    try:
+        state = load_safetensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{where}: not a safetensors file ({exc})") from None
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    missing = sorted(set(own) - set(state))
+    if unknown or missing:
+        detail = f"unexpected {unknown[:3]}" if unknown else f"missing {missing[:3]}"
+        raise ModelError(f"{where}: weights do not fit the model ({detail})")
+    for name, tensor in state.items():
+        if tensor.shape != own[name].shape:
+            raise ModelError(
+                f"{where}: tensor {name!r} has shape {list(tensor.shape)}, "
+                f"model expects {list(own[name].shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+
+
+def build_model(part: ModelPart, tree: FileTree) -> nn.Module:
+    """The untrained model of ``part``, with files (ONNX, weights) read from ``tree``."""
+    cfg = part.model
+    model: nn.Module
+    if isinstance(cfg, OnnxModel):
+        model = load_onnx(tree.read_bytes(cfg.file), f"model.file {cfg.file}")
+    elif isinstance(cfg, DeclarativeModel):
+        model = build_sequential(cfg.layers)
+    elif isinstance(cfg, ArchitectureModel):
+        model = build_architecture(cfg)
+    else:  # pragma: no cover - the schema's discriminated union has no other member
+        raise ModelError(f"model.format: unsupported {type(cfg).__name__}")
+    weights = None if isinstance(cfg, OnnxModel) else cfg.weights
+    if weights:
+        load_weights(model, tree.read_bytes(weights), f"model.weights {weights}")
+    check_input_shape(model, part.input_shape)
+    return model
+
+
+def check_input_shape(model: nn.Module, input_shape: list[int]) -> None:
+    """Run one zero sample through the model so a shape mismatch fails before any data is read."""
+    sample = torch.zeros(1, *input_shape)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(sample)
+    except Exception as exc:  # a wrong shape surfaces as RuntimeError, ValueError, ...
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"model.input_shape {input_shape}: the model rejects it ({message})"
+        ) from None
+    finally:
+        model.train(training)

@@ -1,0 +1,228 @@
+"""run_pipeline: the one entry point that loads data, trains, evaluates and exports.
+
+Both ``sealroom train --local`` (cleartext folders) and the clean room (decrypted
+bytes in memory) call it; they differ only in the FileTrees they pass and in which
+outputs they release (``RunOutcome.kinds`` tells the room what each file is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from sealroom.data import ArrayDataset, FileTree, Splits, join_datasets, load_dataset, split_dataset
+from sealroom.errors import PrivacyError, TrainingError
+from sealroom.pipeline.compose import pipeline_digest
+from sealroom.pipeline.schema import Pipeline
+from sealroom.train.export import export_onnx, export_safetensors
+from sealroom.train.loop import CheckpointSink, EventCallback, Trainer, TrainResult
+from sealroom.train.metrics import binary_masks
+from sealroom.train.models import build_model
+from sealroom.train.plots import (
+    confusion_matrix_png,
+    segmentation_overlays_png,
+    training_curves_png,
+)
+
+# What each output is, in the words a contract's ``released_outputs`` uses.
+OUTPUT_KINDS = {
+    "trained_model.onnx": "model",
+    "trained_model.safetensors": "model",
+    "metrics.json": "metrics",
+    "training_log.txt": "metrics",
+    "confusion_matrix.png": "plots",
+    "training_curves.png": "plots",
+    "segmentation_samples.png": "samples",
+    "privacy_report.json": "privacy_report",
+}
+
+
+def output_kind(name: str) -> str:
+    """The release category of an output file; checkpoints are model weights."""
+    if name.startswith("checkpoints/"):
+        return "model"
+    return OUTPUT_KINDS.get(name, "other")
+
+
+class OutputSink(Protocol):
+    """Where a run writes files as they appear (checkpoints during training, results at the end)."""
+
+    def write(self, name: str, data: bytes) -> None: ...
+
+
+class MemorySink:
+    """Keeps outputs in memory, e.g. for the room to seal them."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def write(self, name: str, data: bytes) -> None:
+        self.files[name] = data
+
+
+class DirectorySink:
+    """Writes outputs under a folder, each file atomically (temp file then rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def write(self, name: str, data: bytes) -> None:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise TrainingError(f"output name {name!r} leaves the output folder")
+        path = self.root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+
+TrainerFactory = Callable[..., Trainer]
+
+
+@dataclass
+class RunOutcome:
+    """Final metrics, the output files by name, and the log lines of the run."""
+
+    metrics: dict[str, Any]
+    outputs: dict[str, bytes]
+    log: list[str] = field(default_factory=list)
+    result: TrainResult | None = None
+    onnx_max_abs_diff: float | None = None
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {name: output_kind(name) for name in self.outputs}
+
+
+def load_splits(
+    pipeline: Pipeline, trees: Mapping[str, FileTree], max_samples: int | None = None
+) -> Splits:
+    """Load every dataset, join them, optionally keep the first ``max_samples``, then split."""
+    datasets: list[ArrayDataset] = []
+    for cfg in pipeline.datasets:
+        if cfg.id not in trees:
+            raise TrainingError(f"datasets: no files given for dataset {cfg.id!r}")
+        datasets.append(load_dataset(cfg, trees[cfg.id]))
+    joined = datasets[0] if len(datasets) == 1 else join_datasets(datasets, pipeline.join)
+    if max_samples is not None and len(joined) > max_samples:
+        joined = joined.subset(np.arange(max_samples))
+    return split_dataset(joined, pipeline.split)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    dataset_trees: Mapping[str, FileTree],
+    model_tree: FileTree,
+    *,
+    sink: OutputSink | None = None,
+    on_event: EventCallback | None = None,
+    trainer_factory: TrainerFactory | None = None,
+    device: str | None = None,
+    max_samples: int | None = None,
+) -> RunOutcome:
+    """Train and evaluate ``pipeline``; every output is also written to ``sink`` as it appears.
+
+    A pipeline with ``privacy`` must be given the DP trainer as ``trainer_factory``: the
+    plain trainer refuses it, so no non-private model is ever made from private data.
+    """
+    if pipeline.privacy is not None and trainer_factory is None:
+        raise PrivacyError("pipeline sets privacy but no differentially private trainer was given")
+    if pipeline.train.num_threads:
+        torch.set_num_threads(pipeline.train.num_threads)
+    splits = load_splits(pipeline, dataset_trees, max_samples)
+    torch.manual_seed(pipeline.train.seed)  # initial weights of declarative/architecture models
+    model = build_model(pipeline.model, model_tree)
+    out = sink if sink is not None else MemorySink()
+    write_checkpoint: CheckpointSink = out.write
+    factory = trainer_factory or Trainer
+    trainer = factory(pipeline, model, splits, device, on_event, write_checkpoint)
+    result = trainer.fit()
+
+    split = "test" if len(splits.test) else "val" if len(splits.val) else "train"
+    metrics = trainer.evaluate(split)
+    name = {"test": "Test", "val": "Validation", "train": "Training"}[split]
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            trainer.log(f"{name} {key}: {value:.4f}")
+
+    final = trainer.plain_model()
+    outputs: dict[str, bytes] = {}
+    check = torch.from_numpy(np.ascontiguousarray(_split(splits, split).x[:8]))
+    exported = export_onnx(final, pipeline.model.input_shape, check_batch=check)
+    trainer.log(f"ONNX export checked with onnxruntime: max abs diff {exported.max_abs_diff:.2e}")
+    outputs["trained_model.onnx"] = exported.data
+    outputs["trained_model.safetensors"] = export_safetensors(
+        final, metadata={"pipeline": pipeline.name}
+    )
+    if pipeline.eval.plots:
+        outputs.update(_plots(pipeline, trainer, result, metrics, splits, split))
+    outputs.update(trainer.extra_outputs())
+    report = {
+        "pipeline": pipeline.name,
+        "pipeline_digest": pipeline_digest(pipeline),
+        "task": pipeline.eval.task,
+        "split": split,
+        "samples": result.samples,
+        "metrics": metrics,
+        "history": [record.__dict__ for record in result.history],
+        "steps": result.steps,
+        "fit_seconds": round(result.fit_seconds, 3),
+        "onnx_max_abs_diff": exported.max_abs_diff,
+    }
+    outputs["metrics.json"] = json.dumps(report, indent=2, sort_keys=True).encode()
+    outputs["training_log.txt"] = ("\n".join(trainer.lines) + "\n").encode()
+    for file_name, data in outputs.items():
+        out.write(file_name, data)
+    return RunOutcome(metrics, outputs, list(trainer.lines), result, exported.max_abs_diff)
+
+
+def _split(splits: Splits, split: str) -> ArrayDataset:
+    """One split by name."""
+    return {"train": splits.train, "val": splits.val, "test": splits.test}[split]
+
+
+def _plots(
+    pipeline: Pipeline,
+    trainer: Trainer,
+    result: TrainResult,
+    metrics: Mapping[str, Any],
+    splits: Splits,
+    split: str,
+) -> dict[str, bytes]:
+    plots = {"training_curves.png": training_curves_png(result.history)}
+    task = pipeline.eval.task
+    if task == "classification":
+        matrix = metrics.get("confusion_matrix")
+        if matrix is None:
+            matrix = trainer.evaluate(split, ["confusion_matrix"])["confusion_matrix"]
+        if matrix:
+            classes = _split(splits, "train").classes
+            plots["confusion_matrix.png"] = confusion_matrix_png(matrix, classes)
+    elif task == "segmentation" and pipeline.eval.samples:
+        data = _split(splits, split)
+        count = min(pipeline.eval.samples, len(data))
+        plots["segmentation_samples.png"] = _overlays(trainer.plain_model(), data, count, pipeline)
+    return plots
+
+
+def _overlays(model: nn.Module, data: ArrayDataset, count: int, pipeline: Pipeline) -> bytes:
+    x = torch.from_numpy(np.ascontiguousarray(data.x[:count]))
+    y = torch.from_numpy(np.ascontiguousarray(data.y[:count]))
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.inference_mode():
+        output = model(x.to(device)).cpu()
+    pred, true = binary_masks(output, y, pipeline.eval.threshold)
+    # Foreground: the last channel of one-hot masks, the only channel of binary ones.
+    return segmentation_overlays_png(data.x[:count], true[:, -1].numpy(), pred[:, -1].numpy())
