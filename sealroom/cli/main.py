@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sealroom.cli.console import console, emit_json, refusals, set_debug
+from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
 
 app = typer.Typer(
@@ -40,6 +41,9 @@ def init(
         emit_json({"home": str(ws.home)})
     else:
         console.print(f"workspace created at [bold]{ws.home}[/]")
+
+
+app.command("train")(train_command)
 
 
 def main() -> None:

@@ -1,0 +1,130 @@
+"""`sealroom train --local`: run a pipeline on cleartext folders ("deploy locally" mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import Progress, TaskID
+
+from sealroom.cli.console import console, emit_json, err_console, fail, progress, refusals
+from sealroom.errors import ConfigError
+from sealroom.pipeline.schema import Pipeline
+
+if TYPE_CHECKING:
+    from sealroom.train.loop import TrainEvent
+
+DATA_HELP = "Dataset folder as ID=DIR (repeatable); default <scenario>/data/<ID>."
+
+
+def _pipeline(path: Path) -> Pipeline:
+    from sealroom.pipeline.compose import compose, load_pipeline
+
+    return compose(path) if path.is_dir() else load_pipeline(path)
+
+
+def _data_dirs(base: Path, ids: list[str], given: list[str]) -> dict[str, Path]:
+    """Folders per dataset id: ``--data ID=DIR`` or ``<base>/data/<ID>``."""
+    dirs: dict[str, Path] = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--data {item!r}: expected ID=DIR")
+        if key not in ids:
+            raise ConfigError(
+                f"--data {key}: the pipeline has no dataset {key!r} ({', '.join(ids)})"
+            )
+        dirs[key] = Path(value)
+    for dataset_id in ids:
+        folder = dirs.setdefault(dataset_id, base / "data" / dataset_id)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"dataset {dataset_id!r}: folder {folder} not found (pass --data {dataset_id}=DIR)"
+            )
+    return dirs
+
+
+class _Bars:
+    """Epoch and batch progress bars driven by the trainer's events."""
+
+    def __init__(self, bars: Progress, quiet: bool) -> None:
+        self.bars, self.quiet = bars, quiet
+        self.epoch_task: TaskID | None = None
+        self.batch_task: TaskID | None = None
+
+    def __call__(self, event: TrainEvent) -> None:
+        if event.kind == "log":
+            (err_console if self.quiet else console).print(event.message, highlight=False)
+        elif event.kind == "epoch":
+            if self.epoch_task is None:
+                self.epoch_task = self.bars.add_task("epochs", total=event.epochs)
+                self.batch_task = self.bars.add_task("batches", total=event.batches)
+            assert self.batch_task is not None
+            self.bars.update(self.epoch_task, completed=event.epoch - 1)
+            self.bars.reset(self.batch_task, total=event.batches)
+            self.bars.update(self.batch_task, description=f"epoch {event.epoch}/{event.epochs}")
+        elif event.kind == "batch" and self.batch_task is not None:
+            self.bars.update(self.batch_task, completed=event.batch)
+            if event.batch == event.batches and self.epoch_task is not None:
+                self.bars.update(self.epoch_task, completed=event.epoch)
+
+
+def train_command(
+    pipeline: Path = typer.Argument(
+        ..., help="Composed pipeline file, or a folder of config parts."
+    ),
+    local: bool = typer.Option(False, "--local", help="Run on cleartext folders on this machine."),
+    data: list[str] = typer.Option([], "--data", help=DATA_HELP),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Folder with the model files."),
+    out: Path = typer.Option(..., "--out", help="Folder for the trained model, metrics, plots."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override train.epochs (local only)."),
+    max_samples: int = typer.Option(
+        None, "--max-samples", min=3, help="Use only the first N samples (a quick check)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Train and evaluate a pipeline on cleartext data, writing outputs to --out.
+
+    Dataset folders default to <scenario>/data/<dataset id>, the model folder to
+    <scenario>/model, where <scenario> is the pipeline folder (or the file's folder).
+
+    Example: sealroom train --local scenarios/mnist --out runs/mnist
+    """
+    if not local:
+        raise fail("only --local is supported here; use `sealroom run` for a clean room", 2)
+    with refusals():
+        from sealroom.data import DirectoryTree
+        from sealroom.train.run import DirectorySink, run_pipeline
+
+        spec = _pipeline(pipeline)
+        if epochs is not None:
+            spec = spec.model_copy(
+                update={"train": spec.train.model_copy(update={"epochs": epochs})}
+            )
+        base = pipeline if pipeline.is_dir() else pipeline.parent
+        dirs = _data_dirs(base, [d.id for d in spec.datasets], data)
+        if model_dir is None:
+            model_dir = base / "model" if (base / "model").is_dir() else base
+        trees = {key: DirectoryTree(folder) for key, folder in dirs.items()}
+        with progress(transient=True) as bars:
+            outcome = run_pipeline(
+                spec,
+                trees,
+                DirectoryTree(model_dir),
+                sink=DirectorySink(out),
+                on_event=_Bars(bars, quiet=json_out),
+                max_samples=max_samples,
+            )
+    if json_out:
+        emit_json(
+            {
+                "pipeline": spec.name,
+                "out": str(out),
+                "metrics": outcome.metrics,
+                "outputs": sorted(outcome.outputs),
+                "onnx_max_abs_diff": outcome.onnx_max_abs_diff,
+            }
+        )
+    else:
+        console.print(f"outputs written to [bold]{out}[/]: {', '.join(sorted(outcome.outputs))}")
