@@ -82,12 +82,18 @@ def onnx_max_abs_diff(model: nn.Module, onnx_bytes: bytes, batch: torch.Tensor) 
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(
-        onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    (ort_out,) = session.run(["output"], {"input": batch.numpy()})
     with torch.no_grad():
-        torch_out = model.cpu().eval()(batch).numpy()
+        output = model.cpu().eval()(batch)
+    if not isinstance(output, torch.Tensor):
+        raise ExportError(f"the model returns {type(output).__name__}, not one tensor")
+    torch_out = output.numpy()
+    try:
+        session = ort.InferenceSession(
+            onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        (ort_out,) = session.run(["output"], {"input": batch.numpy()})
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ExportError(f"onnxruntime cannot run the export: {exc}") from None
     if ort_out.shape != torch_out.shape:
         raise ExportError(f"ONNX output shape {ort_out.shape} differs from torch {torch_out.shape}")
     return float(np.max(np.abs(ort_out - torch_out))) if torch_out.size else 0.0
