@@ -2,8 +2,8 @@
 
 Each metric is a small class: ``update(output, target, loss)`` per batch, ``compute()``
 once. Classification metrics share one confusion matrix built with ``bincount``;
-precision, recall and F1 are macro averages (classes with no support count as 0, as
-scikit-learn's ``zero_division=0``). Segmentation metrics use MONAI.
+precision, recall and F1 are macro averages over the classes that occur in targets or
+predictions (scikit-learn's default, with ``zero_division=0``). Segmentation metrics use MONAI.
 """
 
 from __future__ import annotations
@@ -107,8 +107,14 @@ class ConfusionBased(Metric):
         return m.diagonal(), m.sum(dim=0), m.sum(dim=1)
 
 
-def _ratio(num: Tensor, den: Tensor) -> Tensor:
-    return torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+def _macro(num: Tensor, den: Tensor, present: Tensor) -> float:
+    """Mean of ``num / den`` over the classes present in targets or predictions (0 where den is 0).
+
+    Like scikit-learn's default labels: a class the model has but that neither occurs nor
+    is predicted in the evaluated split does not drag the average down.
+    """
+    ratio = torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+    return float(ratio[present].mean()) if bool(present.any()) else 0.0
 
 
 @METRICS.register("accuracy")
@@ -127,8 +133,8 @@ class Precision(ConfusionBased):
     def compute(self) -> MetricValue:
         if self.matrix is None:
             return None
-        tp, predicted, _ = self.per_class()
-        return float(_ratio(tp, predicted).mean())
+        tp, predicted, support = self.per_class()
+        return _macro(tp, predicted, predicted + support > 0)
 
 
 @METRICS.register("recall")
@@ -138,8 +144,8 @@ class Recall(ConfusionBased):
     def compute(self) -> MetricValue:
         if self.matrix is None:
             return None
-        tp, _, support = self.per_class()
-        return float(_ratio(tp, support).mean())
+        tp, predicted, support = self.per_class()
+        return _macro(tp, support, predicted + support > 0)
 
 
 @METRICS.register("f1")
@@ -150,7 +156,7 @@ class F1(ConfusionBased):
         if self.matrix is None:
             return None
         tp, predicted, support = self.per_class()
-        return float(_ratio(2 * tp, predicted + support).mean())
+        return _macro(2 * tp, predicted + support, predicted + support > 0)
 
 
 METRICS.add("macro_f1", F1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as sk
 from torch import nn
 
@@ -125,3 +127,22 @@ def test_registry_lists_the_documented_metrics() -> None:
         "r2",
     ]:
         assert name in METRICS
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 3), min_size=1, max_size=60),
+    seed=st.integers(0, 2**16),
+    batch=st.integers(1, 17),
+)
+def test_batching_never_changes_classification_metrics(labels, seed, batch) -> None:
+    y_true = np.array(labels)
+    logits = torch.from_numpy(np.random.default_rng(seed).normal(size=(len(labels), 4))).float()
+    y_pred = logits.argmax(1).numpy()
+    got = run(CLASSIFICATION, "classification", logits, torch.from_numpy(y_true), batch=batch)
+    assert got["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
+    assert got["f1"] == pytest.approx(sk.f1_score(y_true, y_pred, average="macro", zero_division=0))
+    assert got["recall"] == pytest.approx(
+        sk.recall_score(y_true, y_pred, average="macro", zero_division=0)
+    )
+    assert got["confusion_matrix"] == sk.confusion_matrix(y_true, y_pred, labels=range(4)).tolist()
