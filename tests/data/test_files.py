@@ -23,7 +23,7 @@ def test_memory_tree_lists_folder_contents_sorted() -> None:
 
 
 def test_missing_file_is_named() -> None:
-    with pytest.raises(DataError, match="nope.bin"):
+    with pytest.raises(DataError, match=r"nope\.bin"):
         MemoryTree({}).read_bytes("nope.bin")
 
 

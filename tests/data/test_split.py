@@ -55,8 +55,10 @@ def test_group_by_without_groups_is_refused() -> None:
 def test_group_split_keeps_each_patient_in_one_split(sizes: list[int], seed: int) -> None:
     groups = np.concatenate([[f"patient{i}"] * n for i, n in enumerate(sizes)])
     splits = split_dataset(_ds(len(groups), groups), SplitConfig(group_by="patient", seed=seed))
-    seen = [set((part.groups if part.groups is not None else []).tolist())
-            for part in (splits.train, splits.val, splits.test)]
+    seen = [
+        set(part.groups.tolist()) if part.groups is not None else set()
+        for part in (splits.train, splits.val, splits.test)
+    ]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
     assert sum(map(len, seen)) == len(sizes)
     assert all(seen)  # >= 3 patients: every split gets one
