@@ -96,3 +96,21 @@ def test_key_join_refuses_duplicate_keys_and_two_targets() -> None:
         DataError, match=r"exactly one dataset must have a target column \(found: c, d\)"
     ):
         join_datasets([c, d], JoinConfig(kind="key", on=["id"]))
+
+
+def test_load_splits_loads_joins_and_splits_per_dataset_tree() -> None:
+    from sealroom.data import load_splits
+    from sealroom.pipeline.schema import SplitConfig
+
+    configs = [
+        DatasetConfig.model_validate(
+            {"id": name, "source": {"format": "table", "file": "t.csv", "target": "y"}}
+        )
+        for name in ("a", "b")
+    ]
+    rows = "".join(f"{i},{i % 2}\n" for i in range(10))
+    trees = {name: MemoryTree({"t.csv": f"v,y\n{rows}".encode()}) for name in ("a", "b")}
+    splits = load_splits(configs, JoinConfig(), SplitConfig(), trees)
+    assert splits.sizes() == {"train": 16, "val": 2, "test": 2}
+    with pytest.raises(DataError, match="no files given for dataset 'b'"):
+        load_splits(configs, JoinConfig(), SplitConfig(), {"a": trees["a"]})
