@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from scenarios.mnist.prepare import IMAGES, LABELS, prepare
 from sealroom.data import DirectoryTree, load_dataset
@@ -30,3 +31,12 @@ def test_raw_files_and_determinism(tmp_path: Path) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     header = (tmp_path / "a" / IMAGES).read_bytes()[:16]
     assert np.frombuffer(header, ">u4").tolist() == [0x803, 1797, 28, 28]
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scenarios.mnist.prepare import main
+
+    main([str(tmp_path), "--no-gzip"])
+    assert (
+        tmp_path / IMAGES
+    ).exists() and f"labels: {tmp_path / LABELS}" in capsys.readouterr().out

@@ -77,3 +77,19 @@ def test_patient_without_mask_is_named(raw: Path, tmp_path: Path) -> None:
 def test_folder_without_patients_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no patient folders"):
         prepare(tmp_path, tmp_path / "out")
+
+
+def test_command_line_generate_then_prepare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scenarios.mri.generate import main as generate_main
+    from scenarios.mri.prepare import main as prepare_main
+
+    generate_main(
+        [str(tmp_path / "raw"), "--providers", "1", "--patients", "2", "--shape", "24", "24", "8"]
+    )
+    prepare_main([str(tmp_path / "raw" / "hospital_a"), str(tmp_path / "out"), "--keep-empty", "1"])
+    out = capsys.readouterr().out
+    assert "hospital_a: 2 patients" in out and '"slices": 16' in out
+    with pytest.raises(SystemExit, match=r"error: .*no patient folders"):
+        prepare_main([str(tmp_path / "out"), str(tmp_path / "out2")])
