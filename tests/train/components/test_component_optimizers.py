@@ -19,7 +19,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
 }
 
 
-def model() -> torch.nn.Module:
+def model() -> torch.nn.Linear:
     torch.manual_seed(0)
     return torch.nn.Linear(3, 2)
 
