@@ -61,6 +61,7 @@ class Hdf5Source(Strict):
     file: RelativePath
     features_key: str = "features"
     targets_key: str = "targets"
+    groups_key: str | None = None  # e.g. patient ids, so a group split keeps a patient together
 
 
 class ImageFolderSource(Strict):
@@ -86,7 +87,7 @@ class TableSource(Strict):
 
     format: Literal["table"] = "table"
     file: RelativePath
-    target: str
+    target: str | None = None  # None: a feature-only table that a key join adds columns from
     id_columns: list[str] = Field(default_factory=list)
     feature_columns: list[str] | None = None
 
