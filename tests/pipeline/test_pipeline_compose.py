@@ -200,3 +200,14 @@ def test_load_pipeline_names_the_full_path(tmp_path: Path, scenario: Path) -> No
     path.write_text(json.dumps(document))
     with pytest.raises(ConfigError, match=r"^p\.json: train\.optimizer\.name: unknown optimizer"):
         load_pipeline(path)
+
+
+def test_unknown_transform_and_parameter_name_the_dataset_file(make_scenario) -> None:
+    source = {"format": "idx", "images": "i.gz", "labels": "l.gz"}
+    dataset = {"id": "digits", "source": source, "transforms": [{"name": "resizee"}]}
+    message = refusal(make_scenario(dataset=dataset))
+    assert message.startswith("dataset.yaml: transforms[0].name: unknown transform 'resizee'")
+    dataset["transforms"] = [{"name": "to_float", "params": {"scal": 2}}]
+    assert refusal(make_scenario(dataset=dataset)).startswith(
+        "dataset.yaml: transforms[0].params.scal: unknown parameter"
+    )
