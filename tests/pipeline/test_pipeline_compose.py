@@ -211,3 +211,16 @@ def test_unknown_transform_and_parameter_name_the_dataset_file(make_scenario) ->
     assert refusal(make_scenario(dataset=dataset)).startswith(
         "dataset.yaml: transforms[0].params.scal: unknown parameter"
     )
+
+
+def test_privacy_refuses_batchnorm_layers(make_scenario) -> None:
+    layers = [
+        {"type": "conv2d", "params": {"in_channels": 1, "out_channels": 4}},
+        {"type": "batchnorm2d", "params": {"num_features": 4}},
+    ]
+    model = {"model": {"format": "declarative", "layers": layers}, "input_shape": [1, 8, 8]}
+    assert compose(make_scenario(model=model)).privacy is None  # fine without privacy
+    private = make_scenario(model=model, privacy={"epsilon": 3.0, "delta": 1e-5})
+    assert refusal(private).startswith(
+        "model.yaml: model.layers[1].type: batchnorm2d mixes samples"
+    )
