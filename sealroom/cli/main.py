@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(pipeline_cli.app, name="pipeline")
 
 
 @app.callback()
@@ -28,7 +30,9 @@ def _global(
 
 @app.command()
 def init(
-    home: Path = typer.Option(None, "--home", help="Workspace folder (default $SEALROOM_HOME or ./.sealroom)."),
+    home: Path = typer.Option(
+        None, "--home", help="Workspace folder (default $SEALROOM_HOME or ./.sealroom)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Create a workspace.

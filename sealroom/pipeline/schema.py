@@ -55,6 +55,8 @@ class IdxSource(Strict):
 
 
 class Hdf5Source(Strict):
+    """An HDF5 file with a features array and a targets array."""
+
     format: Literal["hdf5"] = "hdf5"
     file: RelativePath
     features_key: str = "features"
@@ -105,6 +107,8 @@ class DatasetConfig(Strict):
 
 
 class SplitConfig(Strict):
+    """Train/validation/test fractions of the joined data, drawn with ``seed``."""
+
     train: float = Field(0.8, gt=0, lt=1)
     val: float = Field(0.1, ge=0, lt=1)
     test: float = Field(0.1, ge=0, lt=1)
@@ -172,6 +176,8 @@ ModelConfig = Annotated[
 
 
 class ModelPart(Strict):
+    """The ``model.yaml`` part: the model and the shape of one input sample."""
+
     model: ModelConfig
     input_shape: list[int] = Field(min_length=1, max_length=5)  # one sample, no batch axis
 
@@ -199,6 +205,8 @@ class LossConfig(Strict):
 
 
 class TrainConfig(Strict):
+    """Optimizer, optional learning-rate scheduler and the training loop's settings."""
+
     optimizer: Component
     scheduler: Component | None = None
     epochs: int = Field(1, ge=1, le=10_000)
@@ -211,6 +219,8 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """The task, the metrics to compute on the test split and the plots to draw."""
+
     task: Literal["classification", "segmentation", "regression"] = "classification"
     metrics: list[Identifier] = Field(default_factory=lambda: ["loss", "accuracy"])
     threshold: float = Field(0.5, gt=0, lt=1)
