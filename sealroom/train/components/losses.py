@@ -1,28 +1,26 @@
-"""Loss components and the composite loss a config's expression builds from them.
+"""Loss components a config may name, and ``build_loss`` for a whole loss config.
 
 Each component is an ``nn.Module`` registered in ``LOSSES``. Its ``terms`` method returns
-per-element values: ``"loss"`` plus the auxiliary values it declares in ``aux_names``
-(e.g. ``pt``, the probability of the true class, from ``cross_entropy``). A loss
-expression names a component by its key in the config (``ce``), an auxiliary value
-as ``<key>_<aux>`` (``ce_pt``) or, when only one component exports it, simply as
-``pt``, and declared variables (``alpha``, ``gamma``). So the focal loss can be
-written ``alpha * (1 - pt)**gamma * ce`` without any code in the config.
+unreduced values with the batch axis first: ``"loss"`` plus the auxiliary values it
+declares in ``aux_names`` (e.g. ``pt``, the probability of the true class, from
+``cross_entropy``). An expression can then combine them without code in the config:
+the focal loss is ``alpha * (1 - pt)**gamma * ce`` (see :mod:`.composite`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss, DiceLoss
+from monai.losses import DiceLoss
 from torch import Tensor, nn
 
-from sealroom.errors import ConfigError, TrainingError
-from sealroom.pipeline.expression import CompiledExpression, parse_expression
 from sealroom.pipeline.registry import Registry
 from sealroom.pipeline.schema import LossConfig
+
+if TYPE_CHECKING:
+    from sealroom.train.components.composite import CompositeLoss
 
 
 class LossComponent(nn.Module):
@@ -195,9 +193,14 @@ def _channel_target(output: Tensor, target: Tensor) -> Tensor:
     return target.to(output.dtype)
 
 
+def _per_sample(values: Tensor) -> Tensor:
+    """Mean over every axis but the batch axis: ``[N, ...] -> [N]``."""
+    return values.flatten(1).mean(1) if values.dim() > 1 else values
+
+
 @LOSSES.register("dice")
 class Dice(LossComponent):
-    """MONAI's Dice loss (a scalar term): set ``sigmoid`` or ``softmax`` for logits."""
+    """MONAI's Dice loss, one value per sample: set ``sigmoid`` or ``softmax`` for logits."""
 
     def __init__(
         self,
@@ -207,11 +210,11 @@ class Dice(LossComponent):
         include_background: bool = True,
         squared_pred: bool = False,
         jaccard: bool = False,
-        batch: bool = False,
         smooth_nr: float = 1e-5,
         smooth_dr: float = 1e-5,
     ) -> None:
         super().__init__()
+        # reduction="none" keeps [N, C] so DP-SGD can clip each sample's gradient.
         self.loss = DiceLoss(
             include_background=include_background,
             to_onehot_y=to_onehot_y,
@@ -219,18 +222,18 @@ class Dice(LossComponent):
             softmax=softmax,
             squared_pred=squared_pred,
             jaccard=jaccard,
-            batch=batch,
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
+            reduction="none",
         )
 
     def terms(self, output: Tensor, target: Tensor) -> dict[str, Tensor]:
-        return {"loss": self.loss(output, _channel_target(output, target))}
+        return {"loss": _per_sample(self.loss(output, _channel_target(output, target)))}
 
 
 @LOSSES.register("dice_ce")
-class DiceCrossEntropy(LossComponent):
-    """MONAI's Dice + cross-entropy loss (a scalar term)."""
+class DiceCrossEntropy(Dice):
+    """Dice plus cross entropy per sample, as MONAI's DiceCELoss (BCE for one channel)."""
 
     def __init__(
         self,
@@ -243,111 +246,31 @@ class DiceCrossEntropy(LossComponent):
         smooth_nr: float = 1e-5,
         smooth_dr: float = 1e-5,
     ) -> None:
-        super().__init__()
-        self.loss = DiceCELoss(
-            include_background=include_background,
-            to_onehot_y=to_onehot_y,
+        super().__init__(
             sigmoid=sigmoid,
             softmax=softmax,
-            lambda_dice=lambda_dice,
-            lambda_ce=lambda_ce,
+            to_onehot_y=to_onehot_y,
+            include_background=include_background,
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
         )
+        self.lambda_dice = float(lambda_dice)
+        self.lambda_ce = float(lambda_ce)
 
     def terms(self, output: Tensor, target: Tensor) -> dict[str, Tensor]:
-        return {"loss": self.loss(output, _channel_target(output, target))}
-
-
-# --------------------------------------------------------------------------- composite loss
-
-
-@dataclass(frozen=True)
-class LossName:
-    """What an expression name stands for: a variable, a component's loss or an aux value."""
-
-    component: str | None
-    aux: str | None = None
-
-
-def loss_namespace(cfg: LossConfig) -> dict[str, LossName]:
-    """Every name an expression over ``cfg`` may use; unknown component names are ConfigError."""
-    names: dict[str, LossName] = {v: LossName(None) for v in cfg.variables}
-    exporters: dict[str, list[str]] = {}
-    for key, component in cfg.components.items():
-        cls = LOSSES.get(component.name, where=f"components.{key}.name")
-        names[key] = LossName(key)
-        for aux in cls.aux_names:
-            names[f"{key}_{aux}"] = LossName(key, aux)
-            exporters.setdefault(aux, []).append(key)
-    for aux, keys in exporters.items():
-        if len(keys) == 1 and aux not in names:
-            names[aux] = LossName(keys[0], aux)
-    return names
-
-
-def compile_loss_expression(cfg: LossConfig) -> CompiledExpression:
-    """Parse ``cfg.expression`` over its namespace; exponents may be constants or variables."""
-    namespace = loss_namespace(cfg)
-    expression = parse_expression(cfg.expression, namespace, exponent_names=cfg.variables)
-    if not any(namespace[n].component for n in expression.names):
-        raise ConfigError("expression: uses no loss component")
-    for name in expression.exponent_names:
-        if abs(cfg.variables[name]) > 16:
-            raise ConfigError(f"variables.{name}: used as an exponent, must be within ±16")
-    # A dry run on plain numbers catches constant division by zero and overflow now, not mid-run.
-    expression.evaluate({n: cfg.variables.get(n, 0.5) for n in namespace})
-    return expression
-
-
-class CompositeLoss(nn.Module):
-    """The loss a pipeline trains with: its expression over component terms, reduced to a mean."""
-
-    def __init__(self, cfg: LossConfig) -> None:
-        super().__init__()
-        self.expression = compile_loss_expression(cfg)
-        self.namespace = loss_namespace(cfg)
-        self.variables = dict(cfg.variables)
-        self.components = nn.ModuleDict()
-        used = {self.namespace[n].component for n in self.expression.names}
-        for key, component in cfg.components.items():
-            if key not in used:
-                continue
-            cls = LOSSES.get(component.name, where=f"components.{key}.name")
-            try:
-                self.components[key] = cls(**dict(component.params))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"components.{key}.params: {exc}") from None
-
-    def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        terms: dict[str, dict[str, Tensor]] = {}
-        for key, module in self.components.items():
-            try:
-                terms[key] = cast(LossComponent, module).terms(output, target)
-            except (RuntimeError, ValueError, IndexError) as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise TrainingError(
-                    f"loss component {key!r} on output {tuple(output.shape)} and target "
-                    f"{tuple(target.shape)}: {reason}"
-                ) from None
-        values: dict[str, Any] = dict(self.variables)
-        for name in self.expression.names:
-            ref = self.namespace[name]
-            if ref.component is not None:
-                values[name] = terms[ref.component][ref.aux or "loss"]
-        tensors = [v for v in values.values() if isinstance(v, Tensor) and v.dim() > 0]
-        if len({t.shape for t in tensors}) > 1:
-            # Element-wise arithmetic across shapes would broadcast wrongly: average first.
-            values = {k: v.mean() if isinstance(v, Tensor) else v for k, v in values.items()}
-        try:
-            result = self.expression.evaluate(values)
-        except RuntimeError as exc:
-            raise TrainingError(f"loss expression {self.expression.text!r}: {exc}") from None
-        if not isinstance(result, Tensor):
-            raise TrainingError(f"loss expression {self.expression.text!r} gave no tensor")
-        return result.mean() if result.dim() > 0 else result
+        target = _channel_target(output, target)
+        dice = _per_sample(self.loss(output, target))
+        if output.shape[1] == 1:
+            ce = F.binary_cross_entropy_with_logits(output, target, reduction="none")
+        else:
+            # MONAI's rule: a target with one channel holds labels, otherwise it is one-hot.
+            labels = target[:, 0] if target.shape[1] == 1 else target.argmax(1)
+            ce = F.cross_entropy(output, labels.long(), reduction="none")
+        return {"loss": self.lambda_dice * dice + self.lambda_ce * _per_sample(ce)}
 
 
 def build_loss(cfg: LossConfig) -> CompositeLoss:
     """The training loss for ``cfg``: ``loss(output, target)`` returns a scalar tensor."""
+    from sealroom.train.components.composite import CompositeLoss
+
     return CompositeLoss(cfg)

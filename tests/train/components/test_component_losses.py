@@ -9,7 +9,8 @@ import torch
 
 from sealroom.errors import ConfigError, TrainingError
 from sealroom.pipeline.schema import LossConfig
-from sealroom.train.components.losses import LOSSES, build_loss, loss_namespace
+from sealroom.train.components.composite import loss_namespace
+from sealroom.train.components.losses import LOSSES, build_loss
 
 
 def config(components: dict[str, Any], expression: str, **variables: float) -> LossConfig:
@@ -141,3 +142,40 @@ def test_bad_parameter_values_are_config_errors() -> None:
 def test_every_registered_loss_declares_its_aux_names() -> None:
     for name in LOSSES:
         assert isinstance(LOSSES.get(name).aux_names, tuple)
+
+
+@pytest.mark.parametrize(
+    ("params", "channels"),
+    [({"sigmoid": True}, 1), ({"softmax": True, "to_onehot_y": True}, 3)],
+)
+def test_dice_ce_matches_monai(params: dict[str, Any], channels: int) -> None:
+    from monai.losses import DiceCELoss
+
+    torch.manual_seed(5)
+    output = torch.randn(3, channels, 8, 8)
+    if channels == 1:
+        target = (torch.rand(3, 1, 8, 8) > 0.5).float()
+    else:
+        target = torch.randint(0, channels, (3, 1, 8, 8)).float()
+    ours = build_loss(config({"d": {"name": "dice_ce", "params": params}}, "d"))(output, target)
+    assert torch.allclose(ours, DiceCELoss(**params)(output, target), atol=1e-5)
+
+
+def test_reduction_none_gives_one_loss_per_sample() -> None:
+    torch.manual_seed(6)
+    output = torch.randn(4, 2, 8, 8)
+    labels = torch.randint(0, 2, (4, 1, 8, 8)).float()
+    cfg = config(
+        {
+            "d": {"name": "dice", "params": {"softmax": True, "to_onehot_y": True}},
+            "ce": {"name": "cross_entropy"},
+        },
+        "d + alpha * (1 - pt)**2 * ce",
+        alpha=0.5,
+    )
+    loss = build_loss(cfg)
+    mean = loss(output, labels)
+    loss.reduction = "none"
+    per_sample = loss(output, labels)
+    assert per_sample.shape == (4,)
+    assert torch.allclose(per_sample.mean(), mean)
