@@ -29,7 +29,7 @@ from sealroom.cli.train import _Bars
 from sealroom.data import DirectoryTree, MemoryTree, Splits
 from sealroom.pipeline.compose import compose
 from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline, SplitConfig
-from sealroom.train.run import load_splits, run_pipeline
+from sealroom.train.run import prepare_splits, run_pipeline
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "mnist"
 
@@ -131,7 +131,7 @@ def main() -> None:
     pipeline = fashion_pipeline(base)
     tree = DirectoryTree(args.fashion)
     trees = {"fashion_train": tree, "fashion_test": tree}
-    splits = load_splits(pipeline, trees, args.max_samples)
+    splits = prepare_splits(pipeline, trees, args.max_samples)
     print(
         f"Fashion-MNIST: {len(splits.train)} training samples per epoch, "
         f"{len(splits.val)} validation, batch {pipeline.train.batch_size}, "

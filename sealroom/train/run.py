@@ -19,8 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from sealroom.data import ArrayDataset, FileTree, Splits, join_datasets, load_dataset, split_dataset
-from sealroom.errors import PrivacyError, TrainingError
+from sealroom.data import (
+    ArrayDataset,
+    FileTree,
+    Splits,
+    join_datasets,
+    load_dataset,
+    load_splits,
+    split_dataset,
+)
+from sealroom.errors import DataError, PrivacyError, TrainingError
 from sealroom.pipeline.compose import pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.train.export import export_onnx, export_safetensors
@@ -105,17 +113,18 @@ class RunOutcome:
         return {name: output_kind(name) for name in self.outputs}
 
 
-def load_splits(
+def prepare_splits(
     pipeline: Pipeline, trees: Mapping[str, FileTree], max_samples: int | None = None
 ) -> Splits:
-    """Load every dataset, join them, optionally keep the first ``max_samples``, then split."""
-    datasets: list[ArrayDataset] = []
-    for cfg in pipeline.datasets:
-        if cfg.id not in trees:
-            raise TrainingError(f"datasets: no files given for dataset {cfg.id!r}")
-        datasets.append(load_dataset(cfg, trees[cfg.id]))
-    joined = datasets[0] if len(datasets) == 1 else join_datasets(datasets, pipeline.join)
-    if max_samples is not None and len(joined) > max_samples:
+    """Load, join and split the pipeline's data; ``max_samples`` keeps the first N (quick runs)."""
+    if max_samples is None:
+        return load_splits(pipeline.datasets, pipeline.join, pipeline.split, trees)
+    missing = [d.id for d in pipeline.datasets if d.id not in trees]
+    if missing:
+        raise DataError(f"no files given for dataset {missing[0]!r}")
+    loaded = [load_dataset(d, trees[d.id]) for d in pipeline.datasets]
+    joined = join_datasets(loaded, pipeline.join)
+    if len(joined) > max_samples:
         joined = joined.subset(np.arange(max_samples))
     return split_dataset(joined, pipeline.split)
 
@@ -140,7 +149,7 @@ def run_pipeline(
         raise PrivacyError("pipeline sets privacy but no differentially private trainer was given")
     if pipeline.train.num_threads:
         torch.set_num_threads(pipeline.train.num_threads)
-    splits = load_splits(pipeline, dataset_trees, max_samples)
+    splits = prepare_splits(pipeline, dataset_trees, max_samples)
     torch.manual_seed(pipeline.train.seed)  # initial weights of declarative/architecture models
     model = build_model(pipeline.model, model_tree)
     out = sink if sink is not None else MemorySink()

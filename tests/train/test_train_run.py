@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sealroom.data import MemoryTree
-from sealroom.errors import PrivacyError
+from sealroom.errors import DataError, PrivacyError
 from sealroom.pipeline.schema import Pipeline, PrivacyConfig
 from sealroom.train.run import DirectorySink, MemorySink, run_pipeline
 from tests.train.tiny import hdf5_tree
@@ -60,9 +60,7 @@ def test_privacy_pipeline_needs_the_private_trainer(tiny_pipeline, tiny_trees) -
 
 
 def test_missing_dataset_tree_is_named(tiny_pipeline) -> None:
-    from sealroom.errors import TrainingError
-
-    with pytest.raises(TrainingError, match="dataset 'blobs'"):
+    with pytest.raises(DataError, match="dataset 'blobs'"):
         run_pipeline(tiny_pipeline, {}, MemoryTree({}))
 
 

@@ -13,7 +13,7 @@ from sealroom.data import MemoryTree
 from sealroom.pipeline.schema import ModelPart
 from sealroom.train.export import ExportError, export_onnx, export_safetensors
 from sealroom.train.models import build_model
-from tests.train.test_models import onnx_bytes, small_cnn
+from tests.train.test_train_models import onnx_bytes, small_cnn
 
 
 def test_onnx_round_trip_matches_torch_on_any_batch_size() -> None:
