@@ -128,7 +128,7 @@ class Trainer:
         self.splits = splits
         self.on_event = on_event
         self.checkpoint_sink = checkpoint_sink
-        self.loss_fn = build_loss(pipeline.loss).to(self.device)
+        self.loss_fn = self.make_loss().to(self.device)
         self.metric_ctx = MetricContext(pipeline.eval.task, pipeline.eval.threshold)
         self.tensors = {
             name: (_tensor(part.x, self.device), _tensor(part.y, self.device))
@@ -146,6 +146,10 @@ class Trainer:
     def train_dataset(self) -> TensorDataset:
         """The training split as a TensorDataset (what Opacus' DPDataLoader samples from)."""
         return TensorDataset(*self.tensors["train"])
+
+    def make_loss(self) -> nn.Module:
+        """The training loss (a scalar per batch); called once, from ``__init__``."""
+        return build_loss(self.pipeline.loss)
 
     def make_optimizer(self) -> Optimizer:
         return build_optimizer(self.cfg.optimizer, self.model.parameters(), "train.optimizer")
