@@ -76,7 +76,9 @@ def hand_loop(pipeline: Pipeline, splits: Splits) -> float:
     x, y = torch.from_numpy(splits.train.x), torch.from_numpy(splits.train.y)
     vx, vy = torch.from_numpy(splits.val.x), torch.from_numpy(splits.val.y)
     model = make_model(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.optimizer.params["lr"] or 1e-3))
+    lr = cfg.optimizer.params.get("lr", 1e-3)
+    assert cfg.optimizer.name == "adam" and isinstance(lr, float)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     started = time.perf_counter()
     for _ in range(cfg.epochs):

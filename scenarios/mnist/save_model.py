@@ -49,7 +49,7 @@ def model_onnx_bytes(model: nn.Module) -> bytes:
         torch.onnx.export(
             model.eval(),
             (torch.zeros(1, *INPUT_SHAPE),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # file-like objects work too
             dynamo=False,
             input_names=["input"],
             output_names=["output"],

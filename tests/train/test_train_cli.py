@@ -79,3 +79,20 @@ def test_fashion_mnist_full_epoch(scenario: Path, tmp_path: Path) -> None:
         str(scenario), "--data", f"mnist={FASHION}", "--out", str(tmp_path), "--epochs", "1"
     )
     assert report["metrics"]["accuracy"] > 0.8
+
+
+def test_composed_pipeline_file_finds_data_next_to_it(scenario: Path, tmp_path: Path) -> None:
+    from sealroom.pipeline.compose import compose, dump_pipeline
+
+    document = scenario / "pipeline.composed.json"
+    document.write_text(dump_pipeline(compose(scenario)))
+    report = train(str(document), "--out", str(tmp_path), "--epochs", "1", "--max-samples", "100")
+    assert report["pipeline"] == "mnist"
+
+
+def test_unknown_dataset_id_in_data_option(scenario: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "--local", str(scenario), "--out", str(tmp_path), "--data", "other=/tmp"]
+    )
+    assert result.exit_code == 1
+    assert "--data other: the pipeline has no dataset 'other'" in result.output

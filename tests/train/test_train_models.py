@@ -19,7 +19,7 @@ def onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
     torch.onnx.export(
         model.eval(),
         (torch.zeros(1, *shape),),
-        buffer,
+        buffer,  # type: ignore[arg-type]  # file-like objects work too
         dynamo=False,
         input_names=["input"],
         output_names=["output"],
