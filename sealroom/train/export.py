@@ -50,7 +50,19 @@ def export_onnx(
 
     Raises ExportError when the difference exceeds ``CHECK_TOLERANCE``.
     """
-    wrapped = _Exportable(model).cpu().eval()
+    # Export and check on the CPU, then give the model back where and as it was.
+    first = next(iter(model.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    training = model.training
+    try:
+        return _export_checked(_Exportable(model).cpu().eval(), input_shape, check_batch)
+    finally:
+        model.to(device).train(training)
+
+
+def _export_checked(
+    wrapped: nn.Module, input_shape: list[int] | tuple[int, ...], check_batch: torch.Tensor | None
+) -> OnnxExport:
     example = torch.zeros(1, *input_shape)
     buffer = io.BytesIO()
     try:

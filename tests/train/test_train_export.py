@@ -47,3 +47,10 @@ def test_safetensors_holds_every_parameter() -> None:
     state = load(export_safetensors(model))
     assert set(state) == set(model.state_dict())
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_export_leaves_the_model_as_it_was() -> None:
+    model = small_cnn().train()
+    export_onnx(model, [1, 8, 8])
+    assert model.training
+    assert next(model.parameters()).device.type == "cpu"
