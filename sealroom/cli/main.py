@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from sealroom.cli import party as party_cli
 from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.cli.train import train_command
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(party_cli.app, name="party")
 app.add_typer(pipeline_cli.app, name="pipeline")
 
 

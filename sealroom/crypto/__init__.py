@@ -1,0 +1,1 @@
+"""Identities, signatures, HPKE key wrapping and sealed packages."""
