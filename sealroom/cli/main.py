@@ -6,6 +6,10 @@ from pathlib import Path
 
 import typer
 
+from sealroom.cli import attest as attest_cli
+from sealroom.cli import keys as keys_cli
+from sealroom.cli import kms as kms_cli
+from sealroom.cli import policy as policy_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.workspace import Workspace
 
@@ -40,6 +44,12 @@ def init(
         emit_json({"home": str(ws.home)})
     else:
         console.print(f"workspace created at [bold]{ws.home}[/]")
+
+
+app.add_typer(attest_cli.app, name="attest")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(kms_cli.app, name="kms")
+app.add_typer(policy_cli.app, name="policy")
 
 
 def main() -> None:

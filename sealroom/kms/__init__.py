@@ -1,0 +1,17 @@
+"""The key service: data keys under release policies, released only to attested rooms."""
+
+from sealroom.kms.client import KmsClient, KmsUnavailable
+from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
+from sealroom.kms.service import KeyImportError, KeyService, KeyServiceAPI
+
+__all__ = [
+    "KeyImportError",
+    "KeyRecord",
+    "KeyService",
+    "KeyServiceAPI",
+    "KmsClient",
+    "KmsUnavailable",
+    "ReleasePolicy",
+    "ReleaseRequest",
+    "release_info",
+]
