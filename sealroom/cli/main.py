@@ -10,6 +10,7 @@ from sealroom.cli import attest as attest_cli
 from sealroom.cli import keys as keys_cli
 from sealroom.cli import kms as kms_cli
 from sealroom.cli import policy as policy_cli
+from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.workspace import Workspace
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(pipeline_cli.app, name="pipeline")
 
 
 @app.callback()
@@ -31,7 +33,9 @@ def _global(
 
 @app.command()
 def init(
-    home: Path = typer.Option(None, "--home", help="Workspace folder (default $SEALROOM_HOME or ./.sealroom)."),
+    home: Path = typer.Option(
+        None, "--home", help="Workspace folder (default $SEALROOM_HOME or ./.sealroom)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Create a workspace.

@@ -7,8 +7,9 @@ import path or attribute name, so a config cannot reach ``os.system``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import inspect
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from sealroom.errors import ConfigError
 
@@ -50,3 +51,30 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+
+def check_params(
+    factory: Callable[..., Any],
+    params: Mapping[str, Any],
+    where: str,
+    reserved: Collection[str] = (),
+) -> None:
+    """Check parameter names against a registered factory's signature, before anything is built.
+
+    ``reserved`` are arguments the caller supplies itself (e.g. the optimizer of a scheduler);
+    a config may not set them.
+    """
+    signature = inspect.signature(factory)
+    accepted = [
+        name
+        for name, p in signature.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in reserved
+    ]
+    listing = ", ".join(accepted) or "none"
+    for name in params:
+        if name not in accepted:
+            raise ConfigError(f"{where}.{name}: unknown parameter (accepted: {listing})")
+    for name in accepted:
+        p = signature.parameters[name]
+        if p.default is p.empty and name not in params:
+            raise ConfigError(f"{where}: missing required parameter {name!r}")

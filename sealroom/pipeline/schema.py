@@ -9,15 +9,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")]
-RelativePath = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^(?!/)(?!.*\.\.)[^\x00]+$")]
+# Names a loss expression refers to: plain identifiers (no '-', no leading '_', so no dunders).
+ExprName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
+# Seeds stay within 32 bits so the canonical JSON (RFC 8785, IEEE doubles) represents them exactly.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def _relative_path(value: str) -> str:
+    """A path inside a package: not absolute, no ``..`` component, no NUL or backslash."""
+    parts = value.split("/")
+    if value.startswith("/") or "\x00" in value or "\\" in value or ".." in parts:
+        raise ValueError(
+            "must be a relative path inside the package (no leading '/', no '..', no '\\')"
+        )
+    return value
+
+
+RelativePath = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_relative_path)]
 Params = dict[str, float | int | str | bool | list[float] | list[int] | None]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Component(Strict):
@@ -39,10 +55,13 @@ class IdxSource(Strict):
 
 
 class Hdf5Source(Strict):
+    """An HDF5 file with a features array and a targets array."""
+
     format: Literal["hdf5"] = "hdf5"
     file: RelativePath
     features_key: str = "features"
     targets_key: str = "targets"
+    groups_key: str | None = None  # e.g. patient ids, so a group split keeps a patient together
 
 
 class ImageFolderSource(Strict):
@@ -68,7 +87,7 @@ class TableSource(Strict):
 
     format: Literal["table"] = "table"
     file: RelativePath
-    target: str
+    target: str | None = None  # None: a feature-only table that a key join adds columns from
     id_columns: list[str] = Field(default_factory=list)
     feature_columns: list[str] | None = None
 
@@ -88,10 +107,12 @@ class DatasetConfig(Strict):
 
 
 class SplitConfig(Strict):
+    """Train/validation/test fractions of the joined data, drawn with ``seed``."""
+
     train: float = Field(0.8, gt=0, lt=1)
     val: float = Field(0.1, ge=0, lt=1)
     test: float = Field(0.1, ge=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     group_by: str | None = None  # keep e.g. all slices of one patient in one split
 
     @model_validator(mode="after")
@@ -119,7 +140,7 @@ class JoinConfig(Strict):
 
 
 class OnnxModel(Strict):
-    """A model exported by the consumer to ONNX; converted with onnx2torch, never executed as code."""
+    """A model the consumer exported to ONNX; converted with onnx2torch, never run as code."""
 
     format: Literal["onnx"] = "onnx"
     file: RelativePath = "model.onnx"
@@ -149,15 +170,19 @@ class ArchitectureModel(Strict):
     weights: RelativePath | None = None
 
 
-ModelConfig = Annotated[OnnxModel | DeclarativeModel | ArchitectureModel, Field(discriminator="format")]
+ModelConfig = Annotated[
+    OnnxModel | DeclarativeModel | ArchitectureModel, Field(discriminator="format")
+]
 
 
 class ModelPart(Strict):
+    """The ``model.yaml`` part: the model and the shape of one input sample."""
+
     model: ModelConfig
     input_shape: list[int] = Field(min_length=1, max_length=5)  # one sample, no batch axis
 
 
-# --------------------------------------------------------------------------- loss, train, eval, privacy
+# ------------------------------------------------------------------ loss, train, eval, privacy
 
 
 class LossConfig(Strict):
@@ -167,17 +192,26 @@ class LossConfig(Strict):
     ``expression: "alpha * (1 - pt)**gamma * ce"``.
     """
 
-    components: dict[Identifier, Component] = Field(min_length=1)
-    variables: dict[Identifier, float] = Field(default_factory=dict)
+    components: dict[ExprName, Component] = Field(min_length=1, max_length=16)
+    variables: dict[ExprName, float] = Field(default_factory=dict, max_length=32)
     expression: str = Field(min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _names_distinct(self) -> LossConfig:
+        clash = sorted(set(self.components) & set(self.variables))
+        if clash:
+            raise ValueError(f"names used both as component and variable: {', '.join(clash)}")
+        return self
 
 
 class TrainConfig(Strict):
+    """Optimizer, optional learning-rate scheduler and the training loop's settings."""
+
     optimizer: Component
     scheduler: Component | None = None
     epochs: int = Field(1, ge=1, le=10_000)
     batch_size: int = Field(64, ge=1, le=65_536)
-    seed: int = 0
+    seed: Seed = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"
     checkpoint_every: int | None = Field(None, ge=1)
     log_every: int = Field(50, ge=1)
@@ -185,6 +219,8 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """The task, the metrics to compute on the test split and the plots to draw."""
+
     task: Literal["classification", "segmentation", "regression"] = "classification"
     metrics: list[Identifier] = Field(default_factory=lambda: ["loss", "accuracy"])
     threshold: float = Field(0.5, gt=0, lt=1)
@@ -205,6 +241,13 @@ class PrivacyConfig(Strict):
 
 
 # --------------------------------------------------------------------------- the composed pipeline
+
+
+class PipelinePart(Strict):
+    """The ``pipeline.yaml`` part: the pipeline's name and how the joined data is split."""
+
+    name: Identifier
+    split: SplitConfig = Field(default_factory=SplitConfig)
 
 
 class Pipeline(Strict):

@@ -1,0 +1,128 @@
+"""`sealroom pipeline`: compose config parts, print the schema, show a pipeline, list registries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import BaseModel
+
+from sealroom.cli.console import console, emit_json, fail, refusals
+from sealroom.pipeline.schema import PrivacyConfig
+
+app = typer.Typer(
+    name="pipeline",
+    help="Compose and inspect pipeline configs (the consumer's side).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def compose(
+    directory: Path = typer.Argument(..., help="Folder with model.yaml, dataset*.yaml, loss.yaml…"),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the composed pipeline JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Validate the config parts in DIRECTORY and write one pipeline document; print its digest.
+
+    Example: sealroom pipeline compose scenarios/mnist/configs --out mnist.pipeline.json
+    """
+    from sealroom.pipeline.compose import compose as compose_dir
+    from sealroom.pipeline.compose import dump_pipeline, pipeline_digest
+
+    with refusals():
+        pipeline = compose_dir(directory)
+        digest = pipeline_digest(pipeline)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dump_pipeline(pipeline), encoding="utf-8")
+    if json_out:
+        emit_json({"name": pipeline.name, "digest": digest, "out": str(out)})
+    else:
+        console.print(f"composed [bold]{pipeline.name}[/] -> {out}", highlight=False)
+        console.print(digest, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def schema(
+    part: str = typer.Option(
+        None, "--part", help="One part (model, dataset, loss, train, eval, join, privacy)."
+    ),
+) -> None:
+    """Print the JSON Schema of the composed pipeline document, or of one config part.
+
+    Example: sealroom pipeline schema --part train
+    """
+    from sealroom.pipeline.compose import PART_SCHEMAS
+    from sealroom.pipeline.schema import Pipeline
+
+    model: type[BaseModel]
+    if part is None:
+        model = Pipeline
+    elif part in PART_SCHEMAS:
+        model = PART_SCHEMAS[part]
+    else:
+        raise fail(f"unknown part {part!r} (known: {', '.join(PART_SCHEMAS)})", code=2)
+    emit_json(model.model_json_schema())
+
+
+@app.command()
+def show(
+    file: Path = typer.Argument(..., help="A composed pipeline (JSON or YAML)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the document and its digest."),
+) -> None:
+    """Validate a composed pipeline and summarise it, with its digest.
+
+    Example: sealroom pipeline show mnist.pipeline.json
+    """
+    from sealroom.pipeline.compose import load_pipeline, pipeline_digest
+
+    with refusals():
+        pipeline = load_pipeline(file)
+        digest = pipeline_digest(pipeline)
+    if json_out:
+        emit_json({"digest": digest, "pipeline": pipeline.model_dump(mode="json")})
+        return
+    model = pipeline.model.model
+    described = getattr(model, "name", None) or getattr(model, "file", None) or "layers"
+    rows = [
+        ("name", pipeline.name),
+        ("digest", digest),
+        ("datasets", ", ".join(f"{d.id} ({d.source.format})" for d in pipeline.datasets)),
+        ("join", pipeline.join.kind),
+        ("split", f"{pipeline.split.train}/{pipeline.split.val}/{pipeline.split.test}"),
+        ("model", f"{model.format}: {described}"),
+        ("loss", pipeline.loss.expression),
+        ("optimizer", pipeline.train.optimizer.name),
+        ("scheduler", pipeline.train.scheduler.name if pipeline.train.scheduler else "none"),
+        ("epochs", str(pipeline.train.epochs)),
+        ("metrics", ", ".join(pipeline.eval.metrics)),
+        ("privacy", _privacy(pipeline.privacy)),
+    ]
+    for key, value in rows:
+        console.print(f"[bold]{key:>10}[/]  {value}", highlight=False, soft_wrap=True)
+
+
+def _privacy(privacy: PrivacyConfig | None) -> str:
+    if privacy is None:
+        return "none"
+    return f"ε={privacy.epsilon} δ={privacy.delta} (clip {privacy.max_grad_norm})"
+
+
+@app.command()
+def registries(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the names each registry accepts (optimizers, losses, layers, …).
+
+    Example: sealroom pipeline registries --json
+    """
+    from sealroom.pipeline.reference import registry_names
+
+    names = registry_names()
+    if json_out:
+        emit_json(names)
+        return
+    for kind, entries in names.items():
+        console.print(
+            f"[bold]{kind}[/]: {', '.join(entries) or '(not installed)'}", highlight=False
+        )

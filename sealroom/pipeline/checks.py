@@ -1,0 +1,135 @@
+"""Resolve every name a pipeline uses against the registries, before anything runs.
+
+Schemas check shapes and types; this module checks that each optimizer, scheduler,
+loss, layer, architecture, metric and transform name is registered, that parameters
+match the registered factory's signature, and that the loss expression parses.
+Each check raises ConfigError whose message starts with the field path relative to
+the section (``optimizer.name: unknown optimizer 'adamm' (known: ...)``); the caller
+prefixes the file it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sealroom.errors import ConfigError
+from sealroom.pipeline.registry import Registry, check_params
+from sealroom.pipeline.schema import (
+    ArchitectureModel,
+    DatasetConfig,
+    DeclarativeModel,
+    EvalConfig,
+    LossConfig,
+    ModelPart,
+    Pipeline,
+    TrainConfig,
+)
+
+# Metrics the training loop computes itself, whether or not a metric registry lists them.
+BUILTIN_METRICS = frozenset({"loss"})
+
+# Registries owned by other packages; checked once those packages are installed.
+_OPTIONAL_REGISTRIES = {
+    "metric": ("sealroom.train.metrics", "METRICS"),
+    "transform": ("sealroom.data.transforms", "TRANSFORMS"),
+}
+
+Locate = Callable[[str], tuple[str, str]]  # section -> (file, field prefix inside that file)
+
+
+def optional_registry(kind: str) -> Registry[Any] | None:
+    """The metric or transform registry, or None while its package is not there yet."""
+    module_name, attribute = _OPTIONAL_REGISTRIES[kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+    registry = module.__dict__.get(attribute)
+    return registry if isinstance(registry, Registry) else None
+
+
+@contextmanager
+def located(file: str, prefix: str = "") -> Iterator[None]:
+    """Re-raise a ConfigError with ``file: prefix.`` in front of its field path."""
+    try:
+        yield
+    except ConfigError as exc:
+        lead = f"{prefix}." if prefix else ""
+        raise ConfigError(f"{file}: {lead}{exc}") from None
+
+
+def check_train(cfg: TrainConfig) -> None:
+    from sealroom.train.components.optimizers import OPTIMIZERS
+    from sealroom.train.components.schedulers import RESERVED, SCHEDULERS
+
+    optimizer = OPTIMIZERS.get(cfg.optimizer.name, where="optimizer.name")
+    check_params(optimizer, cfg.optimizer.params, "optimizer.params", reserved=("params",))
+    if cfg.scheduler is not None:
+        scheduler = SCHEDULERS.get(cfg.scheduler.name, where="scheduler.name")
+        check_params(scheduler.build, cfg.scheduler.params, "scheduler.params", reserved=RESERVED)
+
+
+def check_loss(cfg: LossConfig) -> None:
+    from sealroom.train.components.losses import LOSSES, build_loss
+
+    for key, component in cfg.components.items():
+        cls = LOSSES.get(component.name, where=f"components.{key}.name")
+        check_params(cls, component.params, f"components.{key}.params")
+    build_loss(cfg)  # parses the expression and instantiates the (small) components
+
+
+def check_model(part: ModelPart) -> None:
+    model = part.model
+    if isinstance(model, DeclarativeModel):
+        from sealroom.train.components.layers import LAYERS
+
+        # Names and parameter names only: building layers here could allocate large weights.
+        for i, layer in enumerate(model.layers):
+            factory = LAYERS.get(layer.type, where=f"model.layers[{i}].type")
+            check_params(factory, layer.params, f"model.layers[{i}].params")
+    elif isinstance(model, ArchitectureModel):
+        from sealroom.train.components.architectures import ARCHITECTURES
+
+        factory = ARCHITECTURES.get(model.name, where="model.name")
+        check_params(factory, model.params, "model.params")
+
+
+def check_eval(cfg: EvalConfig) -> None:
+    metrics = optional_registry("metric")
+    if metrics is None:
+        return
+    for i, name in enumerate(cfg.metrics):
+        if name not in BUILTIN_METRICS:
+            metrics.get(name, where=f"metrics[{i}]")
+
+
+def check_dataset(cfg: DatasetConfig) -> None:
+    transforms = optional_registry("transform")
+    if transforms is None:
+        return
+    for i, transform in enumerate(cfg.transforms):
+        factory = transforms.get(transform.name, where=f"transforms[{i}].name")
+        # A factory without an inspectable signature is checked when the data stream builds it.
+        with contextlib.suppress(TypeError, ValueError):
+            check_params(factory, transform.params, f"transforms[{i}].params")
+
+
+def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
+    """Run every registry check; ``locate(section)`` names the file and field prefix."""
+    sections: list[tuple[str, Callable[[], None]]] = [
+        ("model", lambda: check_model(pipeline.model)),
+        ("loss", lambda: check_loss(pipeline.loss)),
+        ("train", lambda: check_train(pipeline.train)),
+        ("eval", lambda: check_eval(pipeline.eval)),
+    ]
+    for i, dataset in enumerate(pipeline.datasets):
+        sections.append((f"datasets[{i}]", lambda d=dataset: check_dataset(d)))  # type: ignore[misc]
+    for section, check in sections:
+        with located(*locate(section)):
+            check()

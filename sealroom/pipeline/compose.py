@@ -1,0 +1,286 @@
+"""Load config parts (JSON or YAML), validate them and compose the pipeline document.
+
+A scenario folder holds one file per part: ``pipeline`` (name, split), ``model``,
+``dataset*`` (one per provider, in file-name order), ``loss``, ``train``, ``eval``,
+``join`` and ``privacy``, each ``.yaml``, ``.yml`` or ``.json``. Other files are
+ignored. Every refusal is one line: ``file: field.path: message``.
+
+The pipeline digest is SHA-256 over the RFC 8785 canonical JSON of the validated
+document (defaults included), so it does not depend on key order, formatting or
+whether a default was written out — only on what the room will execute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import rfc8785
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sealroom.errors import ConfigError
+from sealroom.pipeline.checks import check_pipeline
+from sealroom.pipeline.schema import (
+    DatasetConfig,
+    EvalConfig,
+    JoinConfig,
+    LossConfig,
+    ModelPart,
+    Pipeline,
+    PipelinePart,
+    PrivacyConfig,
+    TrainConfig,
+)
+
+SUFFIXES = (".yaml", ".yml", ".json")
+MAX_PART_BYTES = 1 << 20
+PART_SCHEMAS: dict[str, type[BaseModel]] = {
+    "pipeline": PipelinePart,
+    "model": ModelPart,
+    "dataset": DatasetConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "join": JoinConfig,
+    "privacy": PrivacyConfig,
+}
+REQUIRED_PARTS = ("model", "dataset", "loss", "train")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --------------------------------------------------------------------------- reading documents
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe subset, minus aliases (no billion laughs) and duplicate keys (no shadowing)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.MarkedYAMLError(problem="aliases are not allowed", problem_mark=mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # unhashable keys are refused by the base class
+            if key in seen:
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 reads `1e-3` as a string; configs mean a number.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _reject_constant(value: str) -> Any:
+    raise ValueError(f"{value} is not allowed")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def read_document(path: Path) -> Any:
+    """Parse one JSON or YAML file safely: no tags, aliases, duplicate keys, NaN or huge files."""
+    name = path.name
+    try:
+        size = path.stat().st_size
+        if size > MAX_PART_BYTES:
+            raise ConfigError(f"{name}: file is {size} bytes (at most {MAX_PART_BYTES})")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: not UTF-8 text") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(
+                text, object_pairs_hook=_unique_pairs, parse_constant=_reject_constant
+            )
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{name}: JSON error at line {exc.lineno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{name}: JSON error: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"{name}: YAML error{line}: {exc.problem}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError(f"{name}: YAML error: {type(exc).__name__}") from None
+
+
+# --------------------------------------------------------------------------- validation errors
+
+
+def _field_path(loc: tuple[int | str, ...], data: Any, last_is_key: bool) -> str:
+    """The path as the user wrote it: union tags pydantic adds to ``loc`` are dropped."""
+    parts: list[int | str] = []
+    current = data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
+            current = current[part]
+        elif not (i == len(loc) - 1 and last_is_key):
+            continue
+        parts.append(part)
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def format_validation_error(exc: ValidationError, data: Any, name: str, prefix: str = "") -> str:
+    """One line: ``file: field.path: message`` for the first error (and how many more)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    last_is_key = first["type"] in ("missing", "extra_forbidden")
+    path = _field_path(tuple(first["loc"]), data, last_is_key)
+    if prefix:
+        path = f"{prefix}.{path}" if path else prefix
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    message = message.removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{name}: {path + ': ' if path else ''}{message}{more}"
+
+
+def validate_part(schema: type[M], data: Any, name: str) -> M:
+    """Validate parsed data against a part schema, with a one-line ConfigError on failure."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping of fields, got {type(data).__name__}")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, data, name)) from None
+
+
+def part_kind(path: Path) -> str | None:
+    """Which part a file holds, from its name (``dataset_hospital.yaml`` -> ``dataset``)."""
+    if path.suffix not in SUFFIXES:
+        return None
+    stem = path.stem
+    if stem.startswith("dataset"):
+        return "dataset"
+    return stem if stem in PART_SCHEMAS else None
+
+
+def load_part(path: Path | str, schema: type[BaseModel] | None = None) -> BaseModel:
+    """Read and validate one part; the schema is chosen from the file name unless given."""
+    path = Path(path)
+    if schema is None:
+        kind = part_kind(path)
+        if kind is None:
+            known = ", ".join(f"{k}.yaml" for k in PART_SCHEMAS)
+            raise ConfigError(f"{path.name}: not a config part (expected one of {known})")
+        schema = PART_SCHEMAS[kind]
+    return validate_part(schema, read_document(path), path.name)
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def _default_name(directory: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_\-]", "-", directory.resolve().name)[:64]
+    if not re.match(r"^[A-Za-z]", name):
+        raise ConfigError(f"{directory}: no pipeline.yaml, and the folder name is not a valid name")
+    return name
+
+
+def compose(directory: Path | str) -> Pipeline:
+    """Validate every part in ``directory``, resolve names against the registries, merge."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: not a folder")
+    files: dict[str, list[Path]] = {}
+    for path in sorted(directory.iterdir()):
+        kind = part_kind(path)
+        if kind is not None and path.is_file():
+            files.setdefault(kind, []).append(path)
+    for kind, paths in files.items():
+        if kind != "dataset" and len(paths) > 1:
+            raise ConfigError(f"{directory}: several files for part {kind!r}: {paths[0].name}, ...")
+    missing = [k for k in REQUIRED_PARTS if k not in files]
+    if missing:
+        raise ConfigError(
+            f"{directory}: missing part(s): {', '.join(f'{k}.yaml' for k in missing)}"
+        )
+
+    parts = {kind: load_part(paths[0]) for kind, paths in files.items() if kind != "dataset"}
+    datasets = [load_part(p) for p in files["dataset"]]
+    header = parts.get("pipeline")
+    document: dict[str, Any] = {
+        "name": header.name if isinstance(header, PipelinePart) else _default_name(directory),
+        "datasets": datasets,
+        "model": parts["model"],
+        "loss": parts["loss"],
+        "train": parts["train"],
+    }
+    if isinstance(header, PipelinePart):
+        document["split"] = header.split
+    for kind in ("eval", "join", "privacy"):
+        if kind in parts:
+            document[kind] = parts[kind]
+    sources = {k: v[0].name for k, v in files.items()}
+    try:
+        pipeline = Pipeline.model_validate(document)
+    except ValidationError as exc:  # cross-part rules, e.g. unique dataset ids
+        where = ", ".join(p.name for p in files["dataset"])
+        raise ConfigError(format_validation_error(exc, document, where)) from None
+
+    def locate(section: str) -> tuple[str, str]:
+        if section.startswith("datasets["):
+            return files["dataset"][int(section[9:-1])].name, ""
+        return sources.get(section, section), ""
+
+    check_pipeline(pipeline, locate)
+    return pipeline
+
+
+def load_pipeline(path: Path | str) -> Pipeline:
+    """Read a composed pipeline document (JSON or YAML) and check it as compose does."""
+    path = Path(path)
+    pipeline = validate_part(Pipeline, read_document(path), path.name)
+    check_pipeline(pipeline, lambda section: (path.name, section))
+    return pipeline
+
+
+# --------------------------------------------------------------------------- digest
+
+
+def canonical_bytes(pipeline: Pipeline) -> bytes:
+    """RFC 8785 canonical JSON of the validated document."""
+    try:
+        return rfc8785.dumps(pipeline.model_dump(mode="json"))
+    except rfc8785.CanonicalizationError as exc:
+        raise ConfigError(f"pipeline {pipeline.name}: cannot canonicalise: {exc}") from None
+
+
+def pipeline_digest(pipeline: Pipeline) -> str:
+    """``sha256:<hex>`` of the canonical JSON: what contracts and key releases bind to."""
+    return "sha256:" + hashlib.sha256(canonical_bytes(pipeline)).hexdigest()
+
+
+def dump_pipeline(pipeline: Pipeline) -> str:
+    """Readable JSON of the composed document (same digest once loaded again)."""
+    return json.dumps(pipeline.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

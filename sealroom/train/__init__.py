@@ -1,0 +1,1 @@
+"""Training: models, loop, metrics, export and the components configs name."""
