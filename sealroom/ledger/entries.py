@@ -42,7 +42,7 @@ def utc_timestamp(now: datetime | None = None) -> str:
 def compute_entry_hash(
     seq: int, kind: str, timestamp: str, prev_hash: str, payload_sha256: str
 ) -> str:
-    body = {
+    body: dict[str, Any] = {
         "domain": DOMAIN,
         "seq": seq,
         "kind": kind,
