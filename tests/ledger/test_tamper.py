@@ -92,11 +92,8 @@ def test_any_edited_byte_is_detected_at_its_entry(
         index = COLUMNS.index(column)
         text = values[index]
         at = position % len(text)
-        if text[at] == char:
-            char_ = "A" if char != "A" else "B"
-        else:
-            char_ = char
-        values[index] = text[:at] + char_ + text[at + 1 :]
+        new = char if text[at] != char else chr(ord(char) ^ 1)  # always a different byte
+        values[index] = text[:at] + new + text[at + 1 :]
         put(conn, seq, tuple(values))
 
     caught = tampered(pristine, edit)
