@@ -40,7 +40,7 @@ def pristine() -> Iterator[Path]:
         yield db
 
 
-def tampered(pristine: Path, edit: Callable[[sqlite3.Connection], None]) -> ChainBroken:
+def tampered(pristine: Path, edit: Callable[[sqlite3.Connection], object]) -> ChainBroken:
     """Copy the honest ledger, apply ``edit`` directly in SQLite, return what verify() says."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "ledger.db"
