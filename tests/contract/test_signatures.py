@@ -34,7 +34,7 @@ def registered(workspace: Workspace, parties: dict[str, Party], draft: Draft) ->
     return sign_contract(workspace, "mnist-demo", "operator")
 
 
-def _edit_signatures(ws: Workspace, change: Callable[[dict[str, str]], None]) -> None:
+def _edit_signatures(ws: Workspace, change: Callable[[dict[str, str]], object]) -> None:
     path = ws.contracts / "mnist-demo.signatures.json"
     signatures = json.loads(path.read_text())
     change(signatures)
