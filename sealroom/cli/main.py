@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from sealroom.cli import contract as contract_cli
+from sealroom.cli import ledger as ledger_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.workspace import Workspace
 
@@ -16,6 +18,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+app.add_typer(contract_cli.app, name="contract")
+app.add_typer(ledger_cli.app, name="ledger")
 
 
 @app.callback()
