@@ -118,6 +118,13 @@ class SignedContract(BaseModel):
             raise ContractError(f"contract {self.id}: {exc}") from None
         return self.receipt
 
+    def verify(self, ledger_public_key_b64: str, now: datetime | None = None) -> Receipt:
+        """Everything an auditor can check without the ledger database: signatures, validity
+        window at ``now`` and the registration receipt."""
+        self.verify_signatures()
+        self.check_in_force(now)
+        return self.check_receipt(ledger_public_key_b64)
+
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

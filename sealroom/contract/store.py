@@ -123,10 +123,8 @@ def verify_contract(ws: Workspace, contract_id: str, now: datetime | None = None
     the ledger holds. This is the check the key service and the room run before anything else.
     """
     signed = load_contract(ws, contract_id)
-    signed.verify_signatures()
-    signed.check_in_force(now)
     with Ledger.open(ws) as ledger:
-        receipt = signed.check_receipt(ledger.public_key_b64)
+        receipt = signed.verify(ledger.public_key_b64, now)
         if not ledger.contains(receipt):
             raise ContractError(
                 f"contract {contract_id}: its receipt names ledger entry {receipt.seq}, "

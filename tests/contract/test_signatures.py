@@ -167,3 +167,14 @@ def test_receipt_for_an_entry_the_ledger_lost_is_refused(
         workspace.ledger_db.with_name(workspace.ledger_db.name + suffix).unlink(missing_ok=True)
     with pytest.raises(ContractError, match="ledger entry 1, which this ledger does not hold"):
         verify_contract(workspace, "mnist-demo")
+
+
+def test_auditor_verifies_a_contract_bundle_offline(
+    workspace: Workspace, registered: SignedContract
+) -> None:
+    with Ledger.open(workspace) as ledger:
+        public = ledger.public_key_b64
+    bundle = SignedContract.model_validate_json(registered.model_dump_json())
+    assert bundle.verify(public).seq == 1
+    with pytest.raises(ContractError, match="expired"):
+        bundle.verify(public, now=bundle.contract.expires)

@@ -183,3 +183,18 @@ def test_a_truncated_tail_with_a_rewound_head_is_caught_by_receipts(pristine: Pa
         with Ledger(db, KEY) as ledger:
             assert ledger.verify() == N - 1
             assert not ledger.contains(last)
+
+
+@TAMPER
+@given(seq=st.integers(0, N + 3).filter(lambda s: s != N))
+def test_an_edited_head_is_detected(pristine: Path, seq: int) -> None:
+    def edit(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE head SET seq = ?", (seq,))
+
+    caught = tampered(pristine, edit)
+    assert caught.seq == (seq + 1 if seq < N else N + 1)
+
+
+def test_a_head_with_the_wrong_hash_is_detected(pristine: Path) -> None:
+    caught = tampered(pristine, lambda c: c.execute("UPDATE head SET entry_hash = ?", ("0" * 64,)))
+    assert caught.seq == N
