@@ -11,12 +11,14 @@ from rich.table import Table
 from sealroom.cli.console import console, emit_json, refusals
 from sealroom.contract import (
     SignedContract,
+    import_contract,
     list_contracts,
     load_contract,
     propose_contract,
     sign_contract,
     verify_contract,
 )
+from sealroom.errors import ContractError
 from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Propose, sign and verify contracts between parties.", no_args_is_help=True)
@@ -126,15 +128,30 @@ def show(
 @app.command()
 def verify(
     contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    ledger_key: str = typer.Option(
+        None, "--ledger-key", help="Verify offline against this ledger public key (base64)."
+    ),
+    ledger_key_file: Path = typer.Option(
+        None, "--ledger-key-file", help="Verify offline against the key in this file."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Check signatures, validity window and ledger registration (receipt verified offline).
 
-    Example: sealroom contract verify mnist-demo
+    Without a ledger key the workspace's own ledger must also hold the registration entry.
+
+    Example: sealroom contract verify mnist-demo --ledger-key-file ledger.pub
     """
     with refusals():
-        signed = verify_contract(Workspace.find(), contract_id)
-    assert signed.receipt is not None  # verify_contract refuses unregistered contracts
+        ws = Workspace.find()
+        if ledger_key is None and ledger_key_file is not None:
+            ledger_key = _read_key(ledger_key_file)
+        if ledger_key is None:
+            signed = verify_contract(ws, contract_id)
+        else:
+            signed = load_contract(ws, contract_id)
+            signed.verify(ledger_key)
+    assert signed.receipt is not None  # both checks refuse unregistered contracts
     if json_out:
         emit_json({**_summary(signed), "verified": True})
         return
@@ -143,6 +160,48 @@ def verify(
         f"in force until {signed.contract.expires.isoformat()}, "
         f"ledger entry {signed.receipt.seq}"
     )
+
+
+@app.command()
+def export(
+    contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    out: Path = typer.Option(..., "--out", help="Bundle file to write (JSON)."),
+) -> None:
+    """Write the contract with its signatures and receipt, for parties in other workspaces.
+
+    Example: sealroom contract export mnist-demo --out mnist-demo.contract.json
+    """
+    with refusals():
+        signed = load_contract(Workspace.find(), contract_id)
+        try:
+            out.write_text(signed.model_dump_json(indent=2) + "\n")
+        except OSError as exc:
+            raise ContractError(f"{out}: cannot write ({exc.strerror})") from None
+    console.print(f"contract [bold]{signed.id}[/] written to {out}; {_status_line(signed)}")
+
+
+@app.command("import")
+def import_(
+    bundle: Path = typer.Argument(..., help="A bundle from `contract export`."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Merge a contract bundle signed elsewhere; registers it once every party has signed.
+
+    Example: sealroom contract import mnist-demo.contract.json
+    """
+    with refusals():
+        signed = import_contract(Workspace.find(), bundle)
+    if json_out:
+        emit_json(_summary(signed))
+        return
+    console.print(f"contract [bold]{signed.id}[/] imported; {_status_line(signed)}")
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read ledger public key ({exc.strerror})") from None
 
 
 @app.command("list")

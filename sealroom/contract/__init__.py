@@ -13,7 +13,7 @@ from sealroom.contract.schema import (
 )
 from sealroom.contract.signed import REGISTERED, SignedContract
 from sealroom.contract.store import list_contracts, load_contract, verify_contract
-from sealroom.contract.workflow import propose_contract, register, sign_contract
+from sealroom.contract.workflow import import_contract, propose_contract, register, sign_contract
 
 __all__ = [
     "REGISTERED",
@@ -27,6 +27,7 @@ __all__ = [
     "SignedContract",
     "canonical_bytes",
     "contract_digest",
+    "import_contract",
     "list_contracts",
     "load_contract",
     "load_contract_file",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from sealroom.contract.canonical import canonical_bytes
-from sealroom.contract.loading import load_contract_file
+from sealroom.contract.loading import describe_validation, load_contract_file
 from sealroom.contract.schema import Contract
 from sealroom.contract.signed import REGISTERED, SignedContract
 from sealroom.contract.store import contract_exists, contract_lock, load_contract, save_contract
@@ -94,3 +96,37 @@ def sign_contract(
             signed = register(ws, signed)
         save_contract(ws, signed)
     return signed
+
+
+def import_contract(ws: Workspace, path: Path) -> SignedContract:
+    """Merge a contract bundle (``contract export``) signed elsewhere into this workspace.
+
+    Every signature in the bundle must verify; a local copy must be the same contract (same
+    digest). A receipt in the bundle is kept (it names the ledger that registered the contract,
+    checked offline with that ledger's key); a complete contract without one is registered in
+    this workspace's ledger.
+    """
+    try:
+        bundle = SignedContract.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read contract bundle ({exc.strerror})") from None
+    except ValidationError as exc:
+        raise ContractError(describe_validation(str(path), exc)) from None
+    for name in sorted(bundle.signatures):
+        bundle.verify_signature_of(name)
+    with contract_lock(ws, bundle.id):
+        merged = bundle
+        if contract_exists(ws, bundle.id):
+            local = load_contract(ws, bundle.id)
+            if local.digest != bundle.digest:
+                raise ContractError(
+                    f"{path}: contract {bundle.id} differs from the one in this workspace "
+                    f"({bundle.digest} vs {local.digest})"
+                )
+            signatures = {**local.signatures, **bundle.signatures}
+            receipt = local.receipt or bundle.receipt
+            merged = local.model_copy(update={"signatures": signatures, "receipt": receipt})
+        if merged.complete and merged.receipt is None:
+            merged = register(ws, merged)
+        save_contract(ws, merged)
+    return merged

@@ -115,3 +115,24 @@ def test_help_shows_an_example() -> None:
         result = runner.invoke(app, ["contract", command, "--help"])
         assert result.exit_code == 0
         assert "Example: sealroom contract" in result.output
+
+
+def test_export_import_and_offline_verify(parties: Workspace, tmp_path: Path) -> None:
+    runner.invoke(app, ["contract", "propose", str(TEMPLATE), "--as", "lab"])
+    for name in ("hospital", "operator"):
+        runner.invoke(app, ["contract", "sign", "mnist-demo", "--as", name])
+    bundle = tmp_path / "bundle.json"
+    result = runner.invoke(app, ["contract", "export", "mnist-demo", "--out", str(bundle)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["contract", "import", str(bundle), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["registered"] is True
+    pub = tmp_path / "ledger.pub"
+    runner.invoke(app, ["ledger", "public-key", "--out", str(pub)])
+    args = ["contract", "verify", "mnist-demo", "--ledger-key-file", str(pub)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    wrong = "A" * 43 + "="
+    result = runner.invoke(app, ["contract", "verify", "mnist-demo", "--ledger-key", wrong])
+    assert result.exit_code == 1
+    assert "does not verify with the ledger public key" in result.stderr
