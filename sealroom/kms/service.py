@@ -21,20 +21,19 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from sealroom.attest.evidence import Claims, make_report_data
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.attest.verifiers import verify_evidence
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import verify_contract
 from sealroom.crypto.hpke import seal_to
-from sealroom.errors import KeyReleaseDenied, SealroomError
+from sealroom.errors import ConfigError, KeyReleaseDenied, SealroomError
 from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
 from sealroom.kms.release_policy import check_release
 from sealroom.kms.repository import KmsRepository, NonceState
 from sealroom.kms.rootkey import RootKey
 from sealroom.ledger import Ledger
+from sealroom.pipeline.compose import pipeline_digest, validate_part
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.workspace import Workspace
@@ -247,14 +246,12 @@ class KeyService:
         return contract
 
     def _check_pipeline(self, request: ReleaseRequest, contract: Contract, claims: Claims) -> None:
-        from sealroom.pipeline.compose import pipeline_digest
-
         if request.pipeline is None:
             raise _Denied("the request carries no pipeline document to check")
         try:
-            pipeline = Pipeline.model_validate(request.pipeline)
-        except ValidationError as exc:
-            raise _Denied(f"pipeline document is invalid: {exc.errors()[0]['msg']}") from None
+            pipeline = validate_part(Pipeline, request.pipeline, "release request pipeline")
+        except ConfigError as exc:
+            raise _Denied(f"pipeline document is invalid: {exc}") from None
         digest = pipeline_digest(pipeline)
         if digest != request.pipeline_digest:
             raise _Denied(

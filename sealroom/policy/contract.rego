@@ -10,6 +10,9 @@ package sealroom.contract
 
 import rego.v1
 
+# Messages that include a concat() result are built with concat, not sprintf: rego-cpp
+# 1.5.2 quotes a concat() result inside sprintf within a rule body, which breaks regopy.
+
 # "5.0" rather than Rego's "5" for whole floats, so messages read like the configs.
 show(x) := sprintf("%.1f", [x]) if x == round(x)
 
@@ -40,22 +43,19 @@ deny contains msg if {
 deny contains msg if {
 	format := input.pipeline.model.model.format
 	not format in constraints.model_formats
-	msg := sprintf("model format %s is not allowed (allowed: %s)", [format, concat(", ", constraints.model_formats)])
+	msg := concat("", ["model format ", format, " is not allowed (allowed: ", concat(", ", constraints.model_formats), ")"])
 }
 
 deny contains msg if {
 	name := input.pipeline.train.optimizer.name
 	not name in constraints.optimizers
-	msg := sprintf("optimizer %s is not allowed (allowed: %s)", [name, concat(", ", constraints.optimizers)])
+	msg := concat("", ["optimizer ", name, " is not allowed (allowed: ", concat(", ", constraints.optimizers), ")"])
 }
 
 deny contains msg if {
 	some key, component in input.pipeline.loss.components
 	not component.name in constraints.losses
-	msg := sprintf(
-		"loss component %s (%s) is not allowed (allowed: %s)",
-		[key, component.name, concat(", ", constraints.losses)],
-	)
+	msg := concat("", ["loss component ", key, " (", component.name, ") is not allowed (allowed: ", concat(", ", constraints.losses), ")"])
 }
 
 # "loss" is the training objective itself, already governed by the allowed losses.
@@ -63,7 +63,7 @@ deny contains msg if {
 	some metric in input.pipeline.eval.metrics
 	metric != "loss"
 	not metric in constraints.metrics
-	msg := sprintf("metric %s is not allowed (allowed: %s)", [metric, concat(", ", constraints.metrics)])
+	msg := concat("", ["metric ", metric, " is not allowed (allowed: ", concat(", ", constraints.metrics), ")"])
 }
 
 deny contains msg if {

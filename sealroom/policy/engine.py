@@ -57,6 +57,9 @@ def evaluate_denials(modules: dict[str, str], packages: list[str], data: dict[st
         for package in packages:
             try:
                 output = rego.query(f"x := data.{package}.deny")
+            except ValueError as exc:
+                # regopy parses the engine's JSON; a message with a raw quote breaks it.
+                raise PolicyError(f"policy {package}: unreadable result ({exc})") from None
             except regopy.RegoError as exc:
                 raise PolicyError(f"policy {package} failed: {_first_line(exc)}") from None
             if not output.ok():

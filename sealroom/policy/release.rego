@@ -8,6 +8,9 @@ package sealroom.release
 
 import rego.v1
 
+# Messages that include a concat() result are built with concat, not sprintf: rego-cpp
+# 1.5.2 quotes a concat() result inside sprintf within a rule body, which breaks regopy.
+
 claims := input.claims
 
 deny contains msg if {
@@ -29,13 +32,13 @@ deny contains msg if {
 
 deny contains msg if {
 	not claims.tee_type in input.policy.tee_types
-	msg := sprintf("TEE type %s is not allowed by the key's release policy (allowed: %s)", [claims.tee_type, concat(", ", input.policy.tee_types)])
+	msg := concat("", ["TEE type ", claims.tee_type, " is not allowed by the key's release policy (allowed: ", concat(", ", input.policy.tee_types), ")"])
 }
 
 deny contains msg if {
 	count(input.room.tee_types) > 0
 	not claims.tee_type in input.room.tee_types
-	msg := sprintf("TEE type %s is not allowed by contract %s (allowed: %s)", [claims.tee_type, input.contract_id, concat(", ", input.room.tee_types)])
+	msg := concat("", ["TEE type ", claims.tee_type, " is not allowed by contract ", input.contract_id, " (allowed: ", concat(", ", input.room.tee_types), ")"])
 }
 
 deny contains msg if {
