@@ -30,7 +30,9 @@ deny contains msg if {
 	msg := sprintf("insecure evidence (software attester, no TEE) is not allowed by contract %s", [input.contract_id])
 }
 
+# Insecure (software) evidence is judged by the allow_insecure rules above alone.
 deny contains msg if {
+	not claims.insecure
 	not claims.tee_type in input.policy.tee_types
 	msg := concat("", ["TEE type ", claims.tee_type, " is not allowed by the key's release policy (allowed: ", concat(", ", input.policy.tee_types), ")"])
 }
