@@ -8,7 +8,9 @@ from sealroom.attest.measure import package_root, runtime_files
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.cli.console import console, emit_json, err_console
 
-app = typer.Typer(help="Attestation of clean rooms (software attester: INSECURE).", no_args_is_help=True)
+app = typer.Typer(
+    help="Attestation of clean rooms (software attester: INSECURE).", no_args_is_help=True
+)
 
 
 @app.command()

@@ -19,7 +19,8 @@ def serve(
     Example: sealroom kms serve --port 8700
     """
     from sealroom.attest.software import INSECURE_LABEL
-    from sealroom.kms.server import check_loopback, serve as run
+    from sealroom.kms.server import check_loopback
+    from sealroom.kms.server import serve as run
     from sealroom.workspace import Workspace
 
     with refusals():

@@ -8,7 +8,9 @@ import typer
 
 from sealroom.cli.console import console, emit_json, refusals
 
-app = typer.Typer(help="Policy as code (Rego): check pipelines against contracts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Policy as code (Rego): check pipelines against contracts.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -43,7 +45,9 @@ def check(
             }
         )
     elif decision.allow:
-        console.print(f"[bold green]allow[/]: pipeline {pipeline.name} meets contract {contract_id}")
+        console.print(
+            f"[bold green]allow[/]: pipeline {pipeline.name} meets contract {contract_id}"
+        )
     else:
         console.print(f"[bold red]deny[/]: pipeline {pipeline.name} breaks contract {contract_id}:")
         for violation in decision.violations:

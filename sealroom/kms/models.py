@@ -58,8 +58,9 @@ class ReleaseRequest(BaseModel):
     evaluate the contract policy on it itself rather than trust the room's word.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64",
-                              val_json_bytes="base64")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     evidence: Evidence
     nonce: bytes = Field(min_length=16, max_length=64)

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from sealroom.errors import KeyReleaseDenied, SealroomError
 from sealroom.kms.models import ReleaseRequest

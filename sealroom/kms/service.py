@@ -176,7 +176,9 @@ class KeyService:
             },
         )
         if claims.insecure:
-            log.warning("released %s to a room attested by %s", record.package_digest, INSECURE_LABEL)
+            log.warning(
+                "released %s to a room attested by %s", record.package_digest, INSECURE_LABEL
+            )
         return sealed
 
     def deny(self, reason: str, facts: dict[str, Any]) -> KeyReleaseDenied:

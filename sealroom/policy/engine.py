@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import re
 import threading
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
+# numpy must be loaded before regopy's native library: with regopy first, a later
+# `import torch` aborts the process (free(): invalid pointer) on this platform.
+import numpy  # noqa: F401  (import order matters, see above)
 import regopy
 
 from sealroom.errors import PolicyDenied
 
-_PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$", re.M)
+_PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$", re.M)
 # regopy's interpreter is not documented as thread-safe; the HTTP server runs handlers in threads.
 _LOCK = threading.Lock()
 
@@ -28,7 +31,7 @@ class PolicyError(PolicyDenied):
     """A policy could not be parsed or evaluated (treated as a denial)."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def shipped_policy(name: str) -> str:
     """Source of a policy shipped in the package, e.g. ``contract.rego``."""
     return resources.files("sealroom.policy").joinpath(name).read_text(encoding="utf-8")
@@ -42,7 +45,9 @@ def rego_package(source: str, where: str) -> str:
     return found.group(1)
 
 
-def evaluate_denials(modules: dict[str, str], packages: list[str], data: dict[str, Any]) -> list[str]:
+def evaluate_denials(
+    modules: dict[str, str], packages: list[str], data: dict[str, Any]
+) -> list[str]:
     """Sorted union of ``data.<package>.deny`` over ``packages``, with ``data`` as input."""
     denials: set[str] = set()
     with _LOCK:

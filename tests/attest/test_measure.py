@@ -39,8 +39,9 @@ def test_renaming_a_file_changes_the_measurement(tmp_path: Path) -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(content=st.binary(max_size=64), extra=st.binary(min_size=1, max_size=8))
-def test_any_edit_changes_the_measurement(tmp_path_factory: object, content: bytes,
-                                          extra: bytes) -> None:
+def test_any_edit_changes_the_measurement(
+    tmp_path_factory: object, content: bytes, extra: bytes
+) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

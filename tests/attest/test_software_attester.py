@@ -54,9 +54,7 @@ def test_tampered_claims_do_not_verify(workspace: Workspace) -> None:
         verify_evidence(evidence.model_copy(update={"payload": forged}), workspace)
 
 
-def test_evidence_from_another_workspace_is_refused(
-    workspace: Workspace, tmp_path: object
-) -> None:
+def test_evidence_from_another_workspace_is_refused(workspace: Workspace, tmp_path: object) -> None:
     other = Workspace.create(workspace.home.parent / "other")
     evidence = SoftwareAttester(other).attest(REPORT)
     with pytest.raises(AttestationError, match="not this workspace's attestation key"):
@@ -72,11 +70,14 @@ def test_stale_evidence_is_refused(workspace: Workspace) -> None:
 
 def test_software_evidence_claiming_to_be_secure_is_refused(workspace: Workspace) -> None:
     key = attestation_key(workspace)
-    claims = SoftwareAttester(workspace).attest(REPORT).payload.replace(
-        b'"insecure":true', b'"insecure":false'
+    claims = (
+        SoftwareAttester(workspace)
+        .attest(REPORT)
+        .payload.replace(b'"insecure":true', b'"insecure":false')
     )
-    evidence = Evidence(tee_type="software", payload=claims, signature=key.sign(claims),
-                        signer=key.public_b64)
+    evidence = Evidence(
+        tee_type="software", payload=claims, signature=key.sign(claims), signer=key.public_b64
+    )
     with pytest.raises(AttestationError, match="insecure"):
         verify_evidence(evidence, workspace)
 

@@ -49,7 +49,11 @@ def contract_data(parties: dict[str, Any] | None = None, **overrides: Any) -> di
     data: dict[str, Any] = {
         "id": CONTRACT_ID,
         "purpose": "train a digit classifier",
-        "parties": [ref("hospital", "provider"), ref("lab", "consumer"), ref("operator", "operator")],
+        "parties": [
+            ref("hospital", "provider"),
+            ref("lab", "consumer"),
+            ref("operator", "operator"),
+        ],
         "datasets": [
             {
                 "id": "mnist",

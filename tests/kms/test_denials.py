@@ -209,7 +209,10 @@ def test_reasons_are_all_different() -> None:
 
 
 def test_a_denied_nonce_cannot_be_retried(
-    workspace: Workspace, parties: dict[str, Party], service: KeyService, room: Room,
+    workspace: Workspace,
+    parties: dict[str, Party],
+    service: KeyService,
+    room: Room,
     data_key: bytes,
 ) -> None:
     request = wrong_measurement(workspace, parties, service, room, data_key)

@@ -29,9 +29,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server_url(
-    workspace: Workspace, parties: dict[str, Party], data_key: bytes
-) -> Iterator[str]:
+def server_url(workspace: Workspace, parties: dict[str, Party], data_key: bytes) -> Iterator[str]:
     store_contract(workspace, parties)
     with KeyService(workspace) as service:
         service.import_key(DATASET_DIGEST, data_key, "hospital", CONTRACT_ID, default_policy())
@@ -70,8 +68,12 @@ def test_release_over_http(server_url: str, room: Room, data_key: bytes) -> None
     ],
 )
 def test_denials_over_http_match_the_embedded_ones(
-    server_url: str, workspace: Workspace, room: Room, data_key: bytes,
-    overrides: dict[str, object], reason: str,
+    server_url: str,
+    workspace: Workspace,
+    room: Room,
+    data_key: bytes,
+    overrides: dict[str, object],
+    reason: str,
 ) -> None:
     with KmsClient(server_url) as client:
         request = room.request(client, **overrides)
@@ -91,9 +93,7 @@ def test_replay_over_http_is_denied(server_url: str, room: Room) -> None:
             client.release(request)
 
 
-def test_malformed_request_is_a_recorded_denial(
-    workspace: Workspace, imported: KeyService
-) -> None:
+def test_malformed_request_is_a_recorded_denial(workspace: Workspace, imported: KeyService) -> None:
     with TestClient(create_app(workspace)) as http:
         response = http.post("/v1/release", content=b'{"nonce": 5}')
     assert response.status_code == 403

@@ -49,9 +49,7 @@ def test_keys_survive_reopening(workspace: Workspace, data_key: bytes) -> None:
 def test_a_wrapped_key_moved_to_another_record_does_not_unwrap(
     workspace: Workspace, service: KeyService, data_key: bytes
 ) -> None:
-    record = service.import_key(
-        DATASET_DIGEST, data_key, "hospital", CONTRACT_ID, default_policy()
-    )
+    record = service.import_key(DATASET_DIGEST, data_key, "hospital", CONTRACT_ID, default_policy())
     root = RootKey.load_or_create(workspace.keys)
     with pytest.raises(RootKeyError, match="does not unwrap"):
         root.unwrap(record.wrapped_key, MODEL_DIGEST, CONTRACT_ID)

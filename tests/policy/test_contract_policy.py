@@ -13,7 +13,9 @@ from tests.kms.factories import DATASET_DIGEST, contract_data, make_contract, ma
 
 
 def violations(contract_overrides: dict[str, Any] | None = None, **pipeline: Any) -> list[str]:
-    decision = check_pipeline(make_contract(**(contract_overrides or {})), make_pipeline(**pipeline))
+    decision = check_pipeline(
+        make_contract(**(contract_overrides or {})), make_pipeline(**pipeline)
+    )
     assert decision.allow == (not decision.violations)
     return decision.violations
 
@@ -60,7 +62,9 @@ def test_loss_component_not_allowed_is_denied() -> None:
         "components": {"ce": {"name": "cross_entropy"}, "d": {"name": "dice"}},
         "expression": "ce + d",
     }
-    assert violations(loss=loss) == ["loss component d (dice) is not allowed (allowed: cross_entropy)"]
+    assert violations(loss=loss) == [
+        "loss component d (dice) is not allowed (allowed: cross_entropy)"
+    ]
 
 
 def test_metric_not_allowed_is_denied_but_loss_is_always_allowed() -> None:
@@ -140,7 +144,8 @@ import rego.v1
 
 deny contains msg if {
     input.pipeline.train.batch_size < 128
-    msg := sprintf("batch size %d is below the contract's minimum 128", [input.pipeline.train.batch_size])
+    size := input.pipeline.train.batch_size
+    msg := sprintf("batch size %d is below the contract's minimum 128", [size])
 }
 """
 
