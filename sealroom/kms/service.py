@@ -73,9 +73,11 @@ class KeyService:
         self.ws = ws
         self._repo = KmsRepository(ws.kms_db)
         self._root = RootKey.load_or_create(ws.keys)
+        self._ledger = Ledger.open(ws)
 
     def close(self) -> None:
         self._repo.close()
+        self._ledger.close()
 
     def __enter__(self) -> KeyService:
         return self
@@ -119,16 +121,15 @@ class KeyService:
             imported_at=datetime.now(UTC),
         )
         self._repo.put_key(record)
-        with Ledger.open(self.ws) as ledger:
-            ledger.append(
-                "key.imported",
-                {
-                    "package_digest": package_digest,
-                    "contract_id": contract_id,
-                    "owner": owner,
-                    "policy": policy.model_dump(mode="json"),
-                },
-            )
+        self._record(
+            "key.imported",
+            {
+                "package_digest": package_digest,
+                "contract_id": contract_id,
+                "owner": owner,
+                "policy": policy.model_dump(mode="json"),
+            },
+        )
         return record
 
     def keys(self, package_digest: str | None = None) -> list[KeyRecord]:
@@ -187,8 +188,7 @@ class KeyService:
         return KeyReleaseDenied(f"key release denied: {reason}")
 
     def _record(self, kind: str, payload: dict[str, Any]) -> None:
-        with Ledger.open(self.ws) as ledger:
-            ledger.append(kind, payload)
+        self._ledger.append(kind, payload)
 
     def _check(self, request: ReleaseRequest) -> tuple[Claims, KeyRecord]:
         self._check_nonce(request.nonce)
