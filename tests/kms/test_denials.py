@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import pytest
 
@@ -23,7 +23,10 @@ from sealroom.workspace import Workspace
 from tests.kms.conftest import Room, default_policy
 from tests.kms.factories import CONTRACT_ID, DATASET_DIGEST, make_pipeline, store_contract
 
-Case = Callable[[Workspace, dict[str, Party], KeyService, Room, bytes], ReleaseRequest]
+W: TypeAlias = Workspace
+P: TypeAlias = dict[str, Party]
+S: TypeAlias = KeyService
+Case = Callable[[W, P, S, Room, bytes], ReleaseRequest]
 
 
 def _import(service: KeyService, data_key: bytes, **policy: Any) -> None:
@@ -34,20 +37,20 @@ def good_contract(ws: Workspace, parties: dict[str, Party], **overrides: Any) ->
     store_contract(ws, parties, **overrides)
 
 
-def wrong_measurement(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def wrong_measurement(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     room.attester = SoftwareAttester(ws, measurement="ab" * 32)
     return room.request(service)
 
 
-def wrong_contract(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def wrong_contract(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     return room.request(service, contract_id="another-contract")
 
 
-def expired_contract(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def expired_contract(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     now = datetime.now(UTC)
     good_contract(
         ws,
@@ -59,13 +62,13 @@ def expired_contract(ws, parties, service, room, key):  # type: ignore[no-untype
     return room.request(service)
 
 
-def missing_signature(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def missing_signature(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     store_contract(ws, parties, signers=["hospital", "lab"], registered=False)
     _import(service, key)
     return room.request(service)
 
 
-def invalid_signature(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def invalid_signature(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     signed = load_contract(ws, CONTRACT_ID)
     forged = {**signed.signatures, "operator": signed.signatures["hospital"]}
@@ -74,26 +77,28 @@ def invalid_signature(ws, parties, service, room, key):  # type: ignore[no-untyp
     return room.request(service)
 
 
-def unregistered_contract(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def unregistered_contract(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     store_contract(ws, parties, registered=False)
     _import(service, key)
     return room.request(service)
 
 
-def unknown_nonce(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def unknown_nonce(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     return room.request(service, nonce=b"x" * 32)
 
 
-def expired_nonce(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def expired_nonce(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     room.extra["monkeypatch"].setattr("sealroom.kms.service.NONCE_TTL_S", -1.0)
     return room.request(service)
 
 
-def evidence_for_another_key(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def evidence_for_another_key(
+    ws: W, parties: P, service: S, room: Room, key: bytes
+) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     request = room.request(service)
@@ -101,39 +106,45 @@ def evidence_for_another_key(ws, parties, service, room, key):  # type: ignore[n
     return request.model_copy(update={"ephemeral_public_key": attacker_key})
 
 
-def insecure_forbidden_by_policy(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def insecure_forbidden_by_policy(
+    ws: W, parties: P, service: S, room: Room, key: bytes
+) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key, allow_insecure=False)
     return room.request(service)
 
 
-def insecure_forbidden_by_contract(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def insecure_forbidden_by_contract(
+    ws: W, parties: P, service: S, room: Room, key: bytes
+) -> ReleaseRequest:
     good_contract(ws, parties, room={"measurements": [], "allow_insecure": False, "tee_types": []})
     _import(service, key)
     return room.request(service)
 
 
-def expired_release_policy(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def expired_release_policy(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key, expires=datetime.now(UTC) - timedelta(minutes=1))
     return room.request(service)
 
 
-def pipeline_digest_mismatch(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def pipeline_digest_mismatch(
+    ws: W, parties: P, service: S, room: Room, key: bytes
+) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     other = make_pipeline(name="something-else")
     return room.request(service, pipeline_digest=pipeline_digest(other))
 
 
-def no_pipeline(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def no_pipeline(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     _import(service, key)
     return room.request(service, pipeline=None)
 
 
 def _violating(**changes: Any) -> Case:
-    def case(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+    def case(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
         good_contract(ws, parties)
         _import(service, key)
         return room.request(service, pipeline_model=make_pipeline(**changes))
@@ -141,7 +152,7 @@ def _violating(**changes: Any) -> Case:
     return case
 
 
-def no_key_for_package(ws, parties, service, room, key):  # type: ignore[no-untyped-def]
+def no_key_for_package(ws: W, parties: P, service: S, room: Room, key: bytes) -> ReleaseRequest:
     good_contract(ws, parties)
     return room.request(service)
 
