@@ -1,6 +1,7 @@
 """The key service: data keys under release policies, released only to attested rooms."""
 
 from sealroom.kms.client import KmsClient, KmsUnavailable
+from sealroom.kms.fetch import fetch_data_key
 from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
 from sealroom.kms.service import KeyImportError, KeyService, KeyServiceAPI
 
@@ -13,5 +14,6 @@ __all__ = [
     "KmsUnavailable",
     "ReleasePolicy",
     "ReleaseRequest",
+    "fetch_data_key",
     "release_info",
 ]
