@@ -19,6 +19,7 @@ from sealroom.kms.service import KeyService
 from sealroom.workspace import Workspace
 
 API_PREFIX = "/v1"
+MAX_BODY_BYTES = 1 << 20  # a request is evidence + a pipeline document: kilobytes
 
 
 class NonceResponse(BaseModel):
@@ -45,6 +46,10 @@ def create_app(ws: Workspace) -> FastAPI:
     @app.post(f"{API_PREFIX}/release", response_model=None)
     async def release(http_request: Request) -> Any:
         body = await http_request.body()
+        if len(body) > MAX_BODY_BYTES:
+            reason = f"release request of {len(body)} bytes exceeds {MAX_BODY_BYTES}"
+            denied = await run_in_threadpool(service.deny, reason, {})
+            return JSONResponse({"denied": str(denied)}, status_code=403)
         try:
             request = ReleaseRequest.model_validate_json(body)
         except ValidationError as exc:

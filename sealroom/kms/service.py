@@ -155,15 +155,18 @@ class KeyService:
         }
         try:
             claims, record = self._check(request)
+            data_key = self._root.unwrap(
+                record.wrapped_key, record.package_digest, record.contract_id
+            )
+            sealed = seal_to(
+                request.ephemeral_public_key, data_key, release_info(request.package_digest)
+            )
         except _Denied as denied:
-            self._record("key.denied", {**facts, **denied.facts, "reason": denied.reason})
-            raise KeyReleaseDenied(
-                f"key release denied for {request.package_digest}: {denied.reason}"
-            ) from None
-        data_key = self._root.unwrap(record.wrapped_key, record.package_digest, record.contract_id)
-        sealed = seal_to(
-            request.ephemeral_public_key, data_key, release_info(request.package_digest)
-        )
+            raise self._denial(facts, denied.reason, denied.facts) from None
+        except SealroomError as exc:  # anything unexpected in a check still fails closed
+            raise self._denial(facts, str(exc), {}) from None
+        except ValueError as exc:  # e.g. HPKE refusing a malformed public key
+            raise self._denial(facts, f"cannot seal to the ephemeral key: {exc}", {}) from None
         self._record(
             "key.released",
             {
@@ -181,6 +184,13 @@ class KeyService:
                 "released %s to a room attested by %s", record.package_digest, INSECURE_LABEL
             )
         return sealed
+
+    def _denial(
+        self, facts: dict[str, Any], reason: str, extra: dict[str, Any]
+    ) -> KeyReleaseDenied:
+        reason = " ".join(reason.split())
+        self._record("key.denied", {**facts, **extra, "reason": reason})
+        return KeyReleaseDenied(f"key release denied for {facts['package_digest']}: {reason}")
 
     def deny(self, reason: str, facts: dict[str, Any]) -> KeyReleaseDenied:
         """Record a denial decided outside release() (e.g. a malformed HTTP request)."""

@@ -232,3 +232,19 @@ def test_a_denied_nonce_cannot_be_retried(
     room.attester = SoftwareAttester(workspace)
     with pytest.raises(KeyReleaseDenied, match="already used"):
         service.release(room.request(service, nonce=request.nonce))
+
+
+def test_a_broken_contract_rule_is_a_recorded_denial(
+    workspace: Workspace,
+    parties: dict[str, Party],
+    service: KeyService,
+    room: Room,
+    data_key: bytes,
+) -> None:
+    store_contract(workspace, parties, policy_rego="package sealroom.extra\ndeny contains {")
+    _import(service, data_key)
+    with pytest.raises(KeyReleaseDenied, match="does not parse"):
+        service.release(room.request(service))
+    with Ledger.open(workspace) as ledger:
+        [entry] = ledger.entries("key.denied")
+    assert "does not parse" in entry.payload["reason"]

@@ -116,3 +116,10 @@ def test_server_binds_loopback_only() -> None:
     check_loopback("localhost")
     with pytest.raises(SealroomError, match="loopback only"):
         check_loopback("0.0.0.0")
+
+
+def test_oversized_request_is_a_recorded_denial(workspace: Workspace, imported: KeyService) -> None:
+    with TestClient(create_app(workspace)) as http:
+        response = http.post("/v1/release", content=b" " * (2 << 20))
+    assert response.status_code == 403
+    assert "exceeds" in response.json()["denied"]
