@@ -1,9 +1,11 @@
 """Data: loaders reading through FileTrees, transforms, splits and joins (DESIGN.md: `data`).
 
 Public entry points: :func:`load_dataset`, :func:`split_dataset`, :func:`join_datasets`,
-:class:`ArrayDataset`, and the trees :class:`FileTree`, :class:`DirectoryTree`, :class:`MemoryTree`.
+:func:`load_splits`, :class:`ArrayDataset`, and the trees :class:`FileTree`,
+:class:`DirectoryTree`, :class:`MemoryTree`.
 """
 
+from sealroom.data.assemble import load_splits
 from sealroom.data.dataset import ArrayDataset
 from sealroom.data.files import DirectoryTree, FileTree, MemoryTree, SubTree
 from sealroom.data.join import join_datasets
@@ -22,5 +24,6 @@ __all__ = [
     "SubTree",
     "join_datasets",
     "load_dataset",
+    "load_splits",
     "split_dataset",
 ]

@@ -63,15 +63,22 @@ def split_indices(
 
 
 def split_dataset(ds: ArrayDataset, cfg: SplitConfig) -> Splits:
-    """Split ``ds`` by ``cfg``; ``group_by`` requires the dataset to carry group ids."""
+    """Split ``ds`` by ``cfg``.
+
+    ``group_by`` names an id column of a table (``keys``) or, otherwise, refers to the
+    dataset's group ids (e.g. the patient ids an hdf5 source reads with ``groups_key``).
+    """
     groups = None
     if cfg.group_by is not None:
-        if ds.groups is None:
+        if ds.keys is not None and cfg.group_by in ds.keys:
+            groups = ds.keys[cfg.group_by].astype(str)
+        elif ds.groups is not None:
+            groups = ds.groups
+        else:
             raise DataError(
                 f"split.group_by is {cfg.group_by!r} but dataset {ds.name} has no group ids "
-                "(e.g. set groups_key on its hdf5 source)"
+                "(set groups_key on an hdf5 source, or name an id column of a table)"
             )
-        groups = ds.groups
     train, val, test = split_indices(len(ds), cfg, groups)
     return Splits(
         train=ds.subset(train, name=f"{ds.name}/train"),

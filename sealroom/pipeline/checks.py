@@ -100,6 +100,22 @@ def check_model(part: ModelPart) -> None:
         check_params(factory, model.params, "model.params")
 
 
+# Layers whose output for one sample depends on the rest of the batch: no per-sample gradients.
+BATCH_MIXING_LAYERS = frozenset({"batchnorm1d", "batchnorm2d"})
+
+
+def check_private_model(part: ModelPart) -> None:
+    """Under ``privacy``, refuse declared layers that DP-SGD cannot clip per sample."""
+    model = part.model
+    if isinstance(model, DeclarativeModel):
+        for i, layer in enumerate(model.layers):
+            if layer.type in BATCH_MIXING_LAYERS:
+                raise ConfigError(
+                    f"model.layers[{i}].type: {layer.type} mixes samples in a batch, which "
+                    "differential privacy (privacy part) cannot allow; use groupnorm or layernorm"
+                )
+
+
 def check_eval(cfg: EvalConfig) -> None:
     metrics = optional_registry("metric")
     if metrics is None:
@@ -128,6 +144,8 @@ def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
         ("train", lambda: check_train(pipeline.train)),
         ("eval", lambda: check_eval(pipeline.eval)),
     ]
+    if pipeline.privacy is not None:
+        sections.append(("model", lambda: check_private_model(pipeline.model)))
     for i, dataset in enumerate(pipeline.datasets):
         sections.append((f"datasets[{i}]", lambda d=dataset: check_dataset(d)))  # type: ignore[misc]
     for section, check in sections:

@@ -23,7 +23,8 @@ from typing import Any, cast
 from sealroom.errors import ConfigError
 
 MAX_LENGTH = 512
-MAX_NESTING = 32  # parentheses and AST depth
+MAX_NESTING = 32  # brackets
+MAX_DEPTH = 64  # AST depth; a flat sum of n terms is n deep
 MAX_NODES = 128
 MAX_EXPONENT = 16.0
 MAX_CONSTANT = 1e12
@@ -144,8 +145,8 @@ class _Checker:
         self.count += 1
         if self.count > MAX_NODES:
             raise ExpressionError(f"expression has more than {MAX_NODES} terms")
-        if depth > MAX_NESTING:
-            raise ExpressionError(f"expression is nested deeper than {MAX_NESTING}")
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"expression is nested deeper than {MAX_DEPTH} operations")
         col = getattr(node, "col_offset", 0) + 1
         if isinstance(node, ast.Constant):
             self._constant(node.value, col)

@@ -9,6 +9,7 @@ regression targets. A ``classes`` attribute on the targets names the classes.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import h5py
 import numpy as np
@@ -19,12 +20,16 @@ from sealroom.data.loaders.base import LOADERS
 from sealroom.errors import DataError
 from sealroom.pipeline.schema import Hdf5Source
 
+MAX_ARRAY_BYTES = 16 << 30  # a corrupt header must not make the room allocate without bound
+
 
 def _read_array(handle: h5py.File, key: str, file: str) -> np.ndarray:
     item = handle.get(key)
     if not isinstance(item, h5py.Dataset):
-        known = ", ".join(sorted(handle.keys())) or "none"
+        known = ", ".join(sorted(str(k) for k in handle)) or "none"
         raise DataError(f"{file}: no dataset {key!r} (found: {known})")
+    if item.size * item.dtype.itemsize > MAX_ARRAY_BYTES:
+        raise DataError(f"{file}: dataset {key!r} of shape {item.shape} is too large to load")
     return np.asarray(item[()])
 
 
@@ -64,24 +69,29 @@ def _as_groups(groups: np.ndarray) -> np.ndarray:
     return groups.astype(str)
 
 
+def _read_file(
+    data: bytes, source: Hdf5Source
+) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray | None]:
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        features = _read_array(handle, source.features_key, source.file)
+        targets = _read_array(handle, source.targets_key, source.file)
+        classes_attr = handle[source.targets_key].attrs.get("classes")
+        groups = None
+        if source.groups_key is not None:
+            groups = _as_groups(_read_array(handle, source.groups_key, source.file))
+    return features, targets, classes_attr, groups
+
+
 @LOADERS.register("hdf5")
 def load_hdf5(source: Hdf5Source, tree: FileTree, name: str) -> ArrayDataset:
     data = tree.read_bytes(source.file)
     try:
-        handle = h5py.File(io.BytesIO(data), "r")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{source.file}: not a readable HDF5 file ({exc})") from None
-    with handle:
-        try:
-            features = _read_array(handle, source.features_key, source.file)
-            targets_item = handle.get(source.targets_key)
-            targets = _read_array(handle, source.targets_key, source.file)
-            classes_attr = targets_item.attrs.get("classes") if targets_item is not None else None
-            groups = None
-            if source.groups_key is not None:
-                groups = _as_groups(_read_array(handle, source.groups_key, source.file))
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{source.file}: cannot read arrays ({exc})") from None
+        features, targets, classes_attr, groups = _read_file(data, source)
+    except DataError:
+        raise
+    except Exception as exc:  # h5py raises OSError, RuntimeError, KeyError... on corrupt files
+        detail = " ".join(str(exc).split())[:160]
+        raise DataError(f"{source.file}: not a readable HDF5 file ({detail})") from None
     x = _as_features(features, source.file, source.features_key)
     y = _as_targets(targets, source.file, source.targets_key)
     if len(x) != len(y):

@@ -6,7 +6,7 @@ import io
 import posixpath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from sealroom.data.dataset import ArrayDataset
 from sealroom.data.files import FileTree
@@ -39,8 +39,11 @@ def decode_image(
             if size is not None and (converted.height, converted.width) != tuple(size):
                 converted = converted.resize((size[1], size[0]), resample)
             array = np.asarray(converted)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name}: not a readable image ({exc})") from None
+    except DataError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, EOFError, ...
+        detail = " ".join(str(exc).split())[:160]
+        raise DataError(f"{name}: not a readable image ({detail})") from None
     return array[None] if array.ndim == 2 else np.transpose(array, (2, 0, 1))
 
 

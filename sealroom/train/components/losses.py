@@ -320,10 +320,16 @@ class CompositeLoss(nn.Module):
                 raise ConfigError(f"components.{key}.params: {exc}") from None
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        terms = {
-            key: cast(LossComponent, module).terms(output, target)
-            for key, module in self.components.items()
-        }
+        terms: dict[str, dict[str, Tensor]] = {}
+        for key, module in self.components.items():
+            try:
+                terms[key] = cast(LossComponent, module).terms(output, target)
+            except (RuntimeError, ValueError, IndexError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise TrainingError(
+                    f"loss component {key!r} on output {tuple(output.shape)} and target "
+                    f"{tuple(target.shape)}: {reason}"
+                ) from None
         values: dict[str, Any] = dict(self.variables)
         for name in self.expression.names:
             ref = self.namespace[name]

@@ -23,8 +23,14 @@ def test_union_concatenates_and_prefixes_groups() -> None:
     joined = join_datasets([_images("hospital_a", 4), _images("hospital_b", 2)], JoinConfig())
     assert joined.x.shape == (6, 1, 8, 8) and joined.name == "hospital_a+hospital_b"
     assert joined.groups is not None
-    assert joined.groups.tolist() == ["hospital_a:p0", "hospital_a:p0", "hospital_a:p1",
-                                      "hospital_a:p1", "hospital_b:p0", "hospital_b:p0"]
+    assert joined.groups.tolist() == [
+        "hospital_a:p0",
+        "hospital_a:p0",
+        "hospital_a:p1",
+        "hospital_a:p1",
+        "hospital_b:p0",
+        "hospital_b:p0",
+    ]
 
 
 def test_union_of_mismatched_image_shapes_is_refused_naming_both() -> None:
@@ -37,9 +43,15 @@ def test_union_of_mismatched_image_shapes_is_refused_naming_both() -> None:
 
 
 def test_union_of_different_classes_is_refused() -> None:
-    a = ArrayDataset(x=np.zeros((2, 3), np.float32), y=np.zeros(2, np.int64), name="a", classes=["x", "y"])
-    b = ArrayDataset(x=np.zeros((2, 3), np.float32), y=np.zeros(2, np.int64), name="b", classes=["x", "z"])
-    with pytest.raises(DataError, match=r"classes of dataset b \(\['x', 'z'\]\) differs from dataset a"):
+    a = ArrayDataset(
+        x=np.zeros((2, 3), np.float32), y=np.zeros(2, np.int64), name="a", classes=["x", "y"]
+    )
+    b = ArrayDataset(
+        x=np.zeros((2, 3), np.float32), y=np.zeros(2, np.int64), name="b", classes=["x", "z"]
+    )
+    with pytest.raises(
+        DataError, match=r"classes of dataset b \(\['x', 'z'\]\) differs from dataset a"
+    ):
         join_datasets([a, b], JoinConfig())
 
 
@@ -55,8 +67,9 @@ def _table(name: str, csv: str, target: str | None, ids: list[str]) -> ArrayData
 
 
 def test_key_join_matches_rows_and_drops_identifiers() -> None:
-    bank = _table("bank", "cust,region,income,default\nc1,1,10,0\nc2,2,20,1\nc3,1,30,0\n", "default",
-                  ["cust"])
+    bank = _table(
+        "bank", "cust,region,income,default\nc1,1,10,0\nc2,2,20,1\nc3,1,30,0\n", "default", ["cust"]
+    )
     telco = _table("telco", "cust,calls,spend\nc3,7,70\nc1,5,50\nc9,1,1\n", None, ["cust"])
     joined = join_datasets([bank, telco], JoinConfig(kind="key", on=["cust"], drop=["region"]))
     assert joined.feature_names == ["bank.income", "telco.calls", "telco.spend"]
@@ -79,5 +92,25 @@ def test_key_join_refuses_duplicate_keys_and_two_targets() -> None:
         join_datasets([a, b], JoinConfig(kind="key", on=["id"]))
     c = _table("c", "id,w,y\n1,2,1\n", "y", ["id"])
     d = _table("d", "id,v,y\n1,2,0\n", "y", ["id"])
-    with pytest.raises(DataError, match=r"exactly one dataset must have a target column \(found: c, d\)"):
+    with pytest.raises(
+        DataError, match=r"exactly one dataset must have a target column \(found: c, d\)"
+    ):
         join_datasets([c, d], JoinConfig(kind="key", on=["id"]))
+
+
+def test_load_splits_loads_joins_and_splits_per_dataset_tree() -> None:
+    from sealroom.data import load_splits
+    from sealroom.pipeline.schema import SplitConfig
+
+    configs = [
+        DatasetConfig.model_validate(
+            {"id": name, "source": {"format": "table", "file": "t.csv", "target": "y"}}
+        )
+        for name in ("a", "b")
+    ]
+    rows = "".join(f"{i},{i % 2}\n" for i in range(10))
+    trees = {name: MemoryTree({"t.csv": f"v,y\n{rows}".encode()}) for name in ("a", "b")}
+    splits = load_splits(configs, JoinConfig(), SplitConfig(), trees)
+    assert splits.sizes() == {"train": 16, "val": 2, "test": 2}
+    with pytest.raises(DataError, match="no files given for dataset 'b'"):
+        load_splits(configs, JoinConfig(), SplitConfig(), {"a": trees["a"]})

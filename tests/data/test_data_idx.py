@@ -1,4 +1,4 @@
-"""IDX loader: MNIST files raw or gzipped; every corrupt variant refused in one line naming the file."""
+"""IDX loader: MNIST files, raw or gzipped; corrupt variants refused in one line naming the file."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _files(n: int = 5, gz: bool = False) -> dict[str, bytes]:
 def test_loads_images_as_unit_float_with_channel_axis(gz: bool) -> None:
     ds = load_dataset(_config(), MemoryTree(_files(gz=gz)))
     assert ds.x.shape == (5, 1, 4, 3) and ds.x.dtype == np.float32
-    assert 0.0 <= ds.x.min() and ds.x.max() <= 1.0
+    assert ds.x.min() >= 0.0 and ds.x.max() <= 1.0
     assert ds.y.tolist() == [0, 1, 2, 0, 1] and ds.y.dtype == np.int64
     assert ds.name == "digits"
 

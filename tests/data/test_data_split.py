@@ -55,9 +55,23 @@ def test_group_by_without_groups_is_refused() -> None:
 def test_group_split_keeps_each_patient_in_one_split(sizes: list[int], seed: int) -> None:
     groups = np.concatenate([[f"patient{i}"] * n for i, n in enumerate(sizes)])
     splits = split_dataset(_ds(len(groups), groups), SplitConfig(group_by="patient", seed=seed))
-    seen = [set((part.groups if part.groups is not None else []).tolist())
-            for part in (splits.train, splits.val, splits.test)]
+    seen = [
+        set(part.groups.tolist()) if part.groups is not None else set()
+        for part in (splits.train, splits.val, splits.test)
+    ]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
     assert sum(map(len, seen)) == len(sizes)
     assert all(seen)  # >= 3 patients: every split gets one
     assert len(splits.train) + len(splits.val) + len(splits.test) == len(groups)
+
+
+def test_group_by_an_id_column_of_a_table() -> None:
+    keys = {"patient": np.array(["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"])}
+    ds = ArrayDataset(x=np.zeros((10, 2), np.float32), y=np.zeros(10), name="t", keys=keys)
+    splits = split_dataset(ds, SplitConfig(train=0.6, val=0.2, test=0.2, group_by="patient"))
+    patients = [
+        set(part.keys["patient"].tolist()) if part.keys else set()
+        for part in (splits.train, splits.val, splits.test)
+    ]
+    assert [len(p) for p in patients] == [3, 1, 1]
+    assert not (patients[0] & patients[1]) and not (patients[0] & patients[2])

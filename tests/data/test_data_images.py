@@ -20,7 +20,9 @@ def png(array: np.ndarray) -> bytes:
 
 
 def _folder_config(**source: object) -> DatasetConfig:
-    return DatasetConfig.model_validate({"id": "pets", "source": {"format": "image_folder", **source}})
+    return DatasetConfig.model_validate(
+        {"id": "pets", "source": {"format": "image_folder", **source}}
+    )
 
 
 def _pairs_config(**source: object) -> DatasetConfig:
@@ -68,8 +70,10 @@ def test_paired_masks_match_by_name_and_binarise() -> None:
     mask = np.zeros((4, 4))
     mask[1:3, 1:3] = 255
     files = {
-        "img/b.png": png(image), "img/a.png": png(image),
-        "msk/a_mask.png": png(mask), "msk/b.png": png(mask // 2),
+        "img/b.png": png(image),
+        "img/a.png": png(image),
+        "msk/a_mask.png": png(mask),
+        "msk/b.png": png(mask // 2),
     }
     ds = load_dataset(_pairs_config(), MemoryTree(files))
     assert ds.x.shape == ds.y.shape == (2, 1, 4, 4)
@@ -77,15 +81,21 @@ def test_paired_masks_match_by_name_and_binarise() -> None:
 
 
 def test_unmatched_image_is_refused_clearly() -> None:
-    files = {"img/a.png": png(np.zeros((4, 4))), "img/b.png": png(np.zeros((4, 4))),
-             "msk/a.png": png(np.zeros((4, 4)))}
+    files = {
+        "img/a.png": png(np.zeros((4, 4))),
+        "img/b.png": png(np.zeros((4, 4))),
+        "msk/a.png": png(np.zeros((4, 4))),
+    }
     with pytest.raises(DataError, match=r"^img/b\.png: no matching mask in msk"):
         load_dataset(_pairs_config(), MemoryTree(files))
 
 
 def test_unmatched_mask_is_refused_clearly() -> None:
-    files = {"img/a.png": png(np.zeros((4, 4))), "msk/a.png": png(np.zeros((4, 4))),
-             "msk/z.png": png(np.zeros((4, 4)))}
+    files = {
+        "img/a.png": png(np.zeros((4, 4))),
+        "msk/a.png": png(np.zeros((4, 4))),
+        "msk/z.png": png(np.zeros((4, 4))),
+    }
     with pytest.raises(DataError, match=r"^msk/z\.png: no matching image in img"):
         load_dataset(_pairs_config(), MemoryTree(files))
 

@@ -22,7 +22,14 @@ def _run(ds: ArrayDataset, *steps: dict) -> ArrayDataset:
 
 
 def test_registry_names_the_documented_transforms() -> None:
-    for name in ("normalize", "resize", "random_flip", "random_rotate90", "scale_intensity", "to_float"):
+    for name in (
+        "normalize",
+        "resize",
+        "random_flip",
+        "random_rotate90",
+        "scale_intensity",
+        "to_float",
+    ):
         assert name in TRANSFORMS
 
 
@@ -56,7 +63,9 @@ def test_resize_uses_nearest_for_masks() -> None:
 
 
 def test_normalize_and_scale_intensity() -> None:
-    ds = ArrayDataset(x=np.arange(12, dtype=np.float32).reshape(6, 2), y=np.zeros(6, dtype=np.int64))
+    ds = ArrayDataset(
+        x=np.arange(12, dtype=np.float32).reshape(6, 2), y=np.zeros(6, dtype=np.int64)
+    )
     norm = _run(ds, {"name": "normalize"})
     assert np.allclose(norm.x.mean(axis=0), 0, atol=1e-6) and np.allclose(norm.x.std(axis=0), 1)
     scaled = _run(ds, {"name": "scale_intensity", "params": {"per_sample": False}})
@@ -66,6 +75,8 @@ def test_normalize_and_scale_intensity() -> None:
 
 
 def test_image_transform_on_table_is_refused() -> None:
-    ds = ArrayDataset(x=np.zeros((2, 3), dtype=np.float32), y=np.zeros(2, dtype=np.int64), name="tab")
+    ds = ArrayDataset(
+        x=np.zeros((2, 3), dtype=np.float32), y=np.zeros(2, dtype=np.int64), name="tab"
+    )
     with pytest.raises(DataError, match="dataset tab: random_flip needs images"):
         _run(ds, {"name": "random_flip"})

@@ -23,7 +23,7 @@ def test_memory_tree_lists_folder_contents_sorted() -> None:
 
 
 def test_missing_file_is_named() -> None:
-    with pytest.raises(DataError, match="nope.bin"):
+    with pytest.raises(DataError, match=r"nope\.bin"):
         MemoryTree({}).read_bytes("nope.bin")
 
 
@@ -68,3 +68,15 @@ def test_gunzip_refuses_truncated_and_oversized_data() -> None:
 @given(st.binary(max_size=2000))
 def test_gunzip_round_trips_any_bytes(data: bytes) -> None:
     assert maybe_gunzip(gzip.compress(data), "x.gz") == data
+
+
+@given(st.text(max_size=40))
+def test_normalized_paths_never_leave_the_tree(path: str) -> None:
+    from sealroom.data.files import normalize_relpath
+
+    try:
+        clean = normalize_relpath(path)
+    except DataError:
+        return
+    assert not clean.startswith("/") and clean != ".." and not clean.startswith("../")
+    assert "\x00" not in clean
