@@ -3,7 +3,7 @@
 from sealroom.kms.client import KmsClient, KmsUnavailable
 from sealroom.kms.fetch import fetch_data_key
 from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
-from sealroom.kms.service import KeyImportError, KeyService, KeyServiceAPI
+from sealroom.kms.service import KeyImportError, KeyService, KeyServiceAPI, ReleaseGuard
 
 __all__ = [
     "KeyImportError",
@@ -12,6 +12,7 @@ __all__ = [
     "KeyServiceAPI",
     "KmsClient",
     "KmsUnavailable",
+    "ReleaseGuard",
     "ReleasePolicy",
     "ReleaseRequest",
     "fetch_data_key",

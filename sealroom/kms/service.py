@@ -18,6 +18,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -57,6 +58,10 @@ class KeyServiceAPI(Protocol):
     def release(self, request: ReleaseRequest) -> bytes: ...
 
 
+ReleaseGuard = Callable[[Contract, Pipeline, ReleaseRequest], str | None]
+"""An extra release check (e.g. the privacy budget left): returns a denial reason or None."""
+
+
 class _Denied(Exception):
     """Internal: one check failed; ``reason`` is what the ledger and the caller see."""
 
@@ -69,8 +74,9 @@ class _Denied(Exception):
 class KeyService:
     """Embedded key service over ``ws.kms_db`` (root key in ``ws.keys``, ledger in ``ws``)."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, guards: Sequence[ReleaseGuard] = ()) -> None:
         self.ws = ws
+        self.guards = list(guards)
         self._repo = KmsRepository(ws.kms_db)
         self._root = RootKey.load_or_create(ws.keys)
         self._ledger = Ledger.open(ws)
@@ -205,7 +211,11 @@ class KeyService:
         claims = self._check_evidence(request)
         record = self._check_record(request)
         contract = self._check_contract(request)
-        self._check_pipeline(request, contract, claims)
+        pipeline = self._check_pipeline(request, contract, claims)
+        for guard in self.guards:
+            reason = guard(contract, pipeline, request)
+            if reason:
+                raise _Denied(reason, measurement=claims.measurement)
         violations = check_release(record.policy, contract, claims, request.contract_id)
         if violations:
             raise _Denied("; ".join(violations), measurement=claims.measurement)
@@ -257,7 +267,9 @@ class KeyService:
             raise _Denied(f"contract {contract.id} does not name this package")
         return contract
 
-    def _check_pipeline(self, request: ReleaseRequest, contract: Contract, claims: Claims) -> None:
+    def _check_pipeline(
+        self, request: ReleaseRequest, contract: Contract, claims: Claims
+    ) -> Pipeline:
         if request.pipeline is None:
             raise _Denied("the request carries no pipeline document to check")
         try:
@@ -281,3 +293,4 @@ class KeyService:
                 "pipeline violates the contract: " + "; ".join(decision.violations),
                 measurement=claims.measurement,
             )
+        return pipeline

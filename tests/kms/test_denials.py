@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 import pytest
 
 from sealroom.attest import SoftwareAttester
+from sealroom.contract.schema import Contract
 from sealroom.contract.store import load_contract, save_contract
 from sealroom.crypto.hpke import generate_ephemeral
 from sealroom.crypto.identity import Party
@@ -19,6 +20,7 @@ from sealroom.errors import KeyReleaseDenied
 from sealroom.kms import KeyService, ReleaseRequest
 from sealroom.ledger import Ledger
 from sealroom.pipeline.compose import pipeline_digest
+from sealroom.pipeline.schema import Pipeline
 from sealroom.workspace import Workspace
 from tests.kms.conftest import Room, default_policy
 from tests.kms.factories import CONTRACT_ID, DATASET_DIGEST, make_pipeline, store_contract
@@ -248,3 +250,31 @@ def test_a_broken_contract_rule_is_a_recorded_denial(
     with Ledger.open(workspace) as ledger:
         [entry] = ledger.entries("key.denied")
     assert "does not parse" in entry.payload["reason"]
+
+
+def test_a_release_guard_denies_over_budget_runs(
+    workspace: Workspace, parties: dict[str, Party], room: Room, data_key: bytes
+) -> None:
+    """Guards plug extra checks in (the privacy budget left lives with the DP budget store)."""
+    remaining = {"mnist": 1.0}
+
+    def budget_left(contract: Contract, pipeline: Pipeline, request: ReleaseRequest) -> str | None:
+        assert pipeline.privacy is not None
+        for dataset in pipeline.datasets:
+            if pipeline.privacy.epsilon > remaining[dataset.id]:
+                return (
+                    f"epsilon {pipeline.privacy.epsilon} exceeds dataset {dataset.id}'s "
+                    f"remaining budget {remaining[dataset.id]}"
+                )
+        return None
+
+    store_contract(workspace, parties)
+    with KeyService(workspace, guards=[budget_left]) as service:
+        _import(service, data_key)
+        with pytest.raises(
+            KeyReleaseDenied, match=r"exceeds dataset mnist's remaining budget 1\.0"
+        ):
+            service.release(room.request(service))
+    with Ledger.open(workspace) as ledger:
+        [entry] = ledger.entries("key.denied")
+    assert "remaining budget" in entry.payload["reason"]
