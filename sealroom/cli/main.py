@@ -6,8 +6,14 @@ from pathlib import Path
 
 import typer
 
+from sealroom.cli import attest as attest_cli
+from sealroom.cli import contract as contract_cli
+from sealroom.cli import keys as keys_cli
+from sealroom.cli import kms as kms_cli
+from sealroom.cli import ledger as ledger_cli
 from sealroom.cli import party as party_cli
 from sealroom.cli import pipeline as pipeline_cli
+from sealroom.cli import policy as policy_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
@@ -21,6 +27,12 @@ app = typer.Typer(
 )
 app.add_typer(party_cli.app, name="party")
 app.add_typer(pipeline_cli.app, name="pipeline")
+app.add_typer(contract_cli.app, name="contract")
+app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(attest_cli.app, name="attest")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(kms_cli.app, name="kms")
+app.add_typer(policy_cli.app, name="policy")
 
 
 @app.callback()

@@ -1,0 +1,79 @@
+"""Typed evidence and claims: what an attester produces and what every verifier returns.
+
+Evidence is TEE-specific (a signed claims document for the software attester, a hardware
+report for SEV-SNP/TDX); Claims are normalised so that the key service never needs to know
+which TEE produced them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sealroom.errors import AttestationError
+
+REPORT_DATA_SIZE = 64
+
+
+class _Bytes64(BaseModel):
+    # bytes travel as base64 in JSON (HTTP bodies, receipts), raw in Python.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+
+class Evidence(_Bytes64):
+    """What an attester hands to a verifier: an opaque, TEE-specific signed report."""
+
+    tee_type: str = Field(min_length=1, max_length=32)
+    payload: bytes = Field(max_length=1 << 16)
+    signature: bytes = Field(default=b"", max_length=1 << 12)
+    signer: str = ""  # software attester: base64 Ed25519 public key that signed the payload
+    certificates: list[str] = Field(default_factory=list)  # hardware: PEM chain (VCEK, PCK...)
+
+
+class Claims(_Bytes64):
+    """Normalised attestation claims: the only thing a release policy looks at."""
+
+    tee_type: str
+    measurement: str = Field(pattern=r"^[0-9a-f]{64,96}$")
+    insecure: bool
+    debug: bool = False
+    report_data: bytes
+    issued_at: datetime
+
+    @field_validator("report_data")
+    @classmethod
+    def _report_data_size(cls, value: bytes) -> bytes:
+        if len(value) != REPORT_DATA_SIZE:
+            raise ValueError(f"report_data must be {REPORT_DATA_SIZE} bytes, got {len(value)}")
+        return value
+
+
+class Attester(Protocol):
+    """Produces evidence binding ``report_data`` (64 bytes) to the running room."""
+
+    tee_type: str
+
+    def attest(self, report_data: bytes) -> Evidence: ...
+
+
+def raw_public_key(public_key_b64: str) -> bytes:
+    """The 32 raw bytes of a base64 X25519 public key; AttestationError if malformed."""
+    try:
+        raw = base64.b64decode(public_key_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise AttestationError("ephemeral public key is not valid base64") from None
+    if len(raw) != 32:
+        raise AttestationError(f"ephemeral public key has {len(raw)} bytes, expected 32")
+    return raw
+
+
+def make_report_data(nonce: bytes, ephemeral_public_key_b64: str) -> bytes:
+    """SHA-512(nonce || raw ephemeral public key): binds freshness and the key to the evidence."""
+    return hashlib.sha512(nonce + raw_public_key(ephemeral_public_key_b64)).digest()

@@ -1,0 +1,103 @@
+"""The software attester: for machines without a TEE. INSECURE by construction.
+
+It signs claims with a per-workspace Ed25519 key, so anyone who can read that key (or run
+code as the room's user) can forge evidence. It exists so that the whole protocol runs on
+any machine; every claim it issues says ``insecure: true`` and every log line says INSECURE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sealroom.attest.evidence import Claims, Evidence
+from sealroom.attest.measure import measure_runtime
+from sealroom.crypto.signing import SigningKey, verify_signature
+from sealroom.errors import AttestationError, SignatureError
+from sealroom.workspace import Workspace
+
+log = logging.getLogger("sealroom.attest")
+
+TEE_TYPE = "software"
+KEY_FILE = "attestation.key"
+INSECURE_LABEL = "INSECURE software attestation (no TEE): evidence can be forged on this host"
+MAX_AGE = timedelta(minutes=10)
+MAX_SKEW = timedelta(minutes=2)
+
+
+def attestation_key(ws: Workspace) -> SigningKey:
+    """The workspace's attestation key (created on first use, 0600, race-safe)."""
+    path = ws.keys / KEY_FILE
+    if path.exists():
+        return SigningKey.load(path)
+    ws.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(dir=ws.keys) as tmp:
+        candidate = Path(tmp) / KEY_FILE
+        SigningKey.generate().save(candidate)
+        os.chmod(candidate, 0o600)
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            os.link(candidate, path)
+    return SigningKey.load(path)
+
+
+class SoftwareAttester:
+    """Signs (measurement, report data, time) with the workspace attestation key."""
+
+    tee_type = TEE_TYPE
+
+    def __init__(self, ws: Workspace, measurement: str | None = None) -> None:
+        self._key = attestation_key(ws)
+        self.measurement = measurement or measure_runtime()
+
+    def attest(self, report_data: bytes) -> Evidence:
+        claims = Claims(
+            tee_type=TEE_TYPE,
+            measurement=self.measurement,
+            insecure=True,
+            report_data=report_data,
+            issued_at=datetime.now(UTC),
+        )
+        payload = claims.model_dump_json().encode("utf-8")
+        log.warning("%s; measurement %s", INSECURE_LABEL, self.measurement)
+        return Evidence(
+            tee_type=TEE_TYPE,
+            payload=payload,
+            signature=self._key.sign(payload),
+            signer=self._key.public_b64,
+        )
+
+
+class SoftwareVerifier:
+    """Checks software evidence against this workspace's attestation key. Always insecure."""
+
+    tee_type = TEE_TYPE
+
+    def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
+        trusted = attestation_key(ws).public_b64
+        if evidence.signer != trusted:
+            raise AttestationError(
+                "software evidence is signed by a key that is not this workspace's attestation key"
+            )
+        try:
+            verify_signature(trusted, evidence.signature, evidence.payload, "software attester")
+        except SignatureError:
+            raise AttestationError("software evidence signature does not verify") from None
+        try:
+            claims = Claims.model_validate_json(evidence.payload)
+        except ValidationError as exc:
+            raise AttestationError(f"software evidence claims are malformed: {exc}") from None
+        if claims.tee_type != TEE_TYPE or not claims.insecure:
+            raise AttestationError("software evidence must claim tee_type software and insecure")
+        moment = now or datetime.now(UTC)
+        if claims.issued_at > moment + MAX_SKEW or moment - claims.issued_at > MAX_AGE:
+            raise AttestationError(
+                f"software evidence issued at {claims.issued_at.isoformat()} is not fresh"
+            )
+        log.warning("verified %s; measurement %s", INSECURE_LABEL, claims.measurement)
+        return claims

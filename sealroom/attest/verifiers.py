@@ -1,0 +1,42 @@
+"""The verifier registry, keyed by TEE type: callers never branch on the kind of TEE.
+
+Add a TEE by registering a verifier here (``VERIFIERS.add("sev-snp", ...)``); the key
+service calls :func:`verify_evidence` and reads normalised Claims either way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sealroom.attest.evidence import Claims, Evidence
+from sealroom.attest.hardware import UnavailableVerifier
+from sealroom.attest.software import SoftwareVerifier
+from sealroom.errors import AttestationError
+from sealroom.pipeline.registry import Registry
+from sealroom.workspace import Workspace
+
+
+class Verifier(Protocol):
+    tee_type: str
+
+    def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims: ...
+
+
+VERIFIERS: Registry[Verifier] = Registry("attestation verifier")
+VERIFIERS.add("software", SoftwareVerifier())
+VERIFIERS.add("sev-snp", UnavailableVerifier("sev-snp", "SEV-SNP"))
+VERIFIERS.add("tdx", UnavailableVerifier("tdx", "TDX"))
+
+
+def verify_evidence(evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
+    """Normalised claims from evidence of any registered TEE type; AttestationError otherwise."""
+    if evidence.tee_type not in VERIFIERS:
+        known = ", ".join(VERIFIERS.names())
+        raise AttestationError(f"no verifier for TEE type {evidence.tee_type!r} (known: {known})")
+    claims = VERIFIERS.get(evidence.tee_type).verify(evidence, ws, now)
+    if claims.tee_type != evidence.tee_type:
+        raise AttestationError(
+            f"{evidence.tee_type} verifier returned claims for {claims.tee_type!r}"
+        )
+    return claims

@@ -1,0 +1,219 @@
+"""`sealroom contract ...`: propose, sign, show and verify multi-party contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from sealroom.cli.console import console, emit_json, refusals
+from sealroom.contract import (
+    SignedContract,
+    import_contract,
+    list_contracts,
+    load_contract,
+    propose_contract,
+    sign_contract,
+    verify_contract,
+)
+from sealroom.errors import ContractError
+from sealroom.workspace import Workspace
+
+app = typer.Typer(help="Propose, sign and verify contracts between parties.", no_args_is_help=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _summary(signed: SignedContract) -> dict[str, Any]:
+    contract = signed.contract
+    receipt = signed.receipt
+    return {
+        "id": signed.id,
+        "digest": signed.digest,
+        "purpose": contract.purpose,
+        "parties": [
+            {"name": p.name, "role": p.role, "signed": p.name in signed.signatures}
+            for p in contract.parties
+        ],
+        "missing_signers": signed.missing_signers,
+        "datasets": [d.model_dump(mode="json") for d in contract.datasets],
+        "consumer": contract.consumer,
+        "not_before": contract.not_before.isoformat(),
+        "expires": contract.expires.isoformat(),
+        "registered": receipt is not None,
+        "receipt": receipt.model_dump(mode="json") if receipt else None,
+    }
+
+
+def _status_line(signed: SignedContract) -> str:
+    if signed.receipt is not None:
+        return f"registered in the ledger (entry {signed.receipt.seq})"
+    return "waiting for: " + ", ".join(signed.missing_signers)
+
+
+@app.command()
+def propose(
+    file: Path = typer.Argument(..., help="Contract draft, JSON or YAML."),
+    as_name: str = typer.Option(..., "--as", help="The proposing party (signs the draft)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Register a contract draft in the workspace and sign it as its proposer.
+
+    Party keys left out of the draft are taken from the workspace's identities.
+
+    Example: sealroom contract propose docs/contract-template.yaml --as lab
+    """
+    with refusals():
+        signed = propose_contract(Workspace.find(), file, as_name)
+    if json_out:
+        emit_json(_summary(signed))
+        return
+    console.print(f"contract [bold]{signed.id}[/] proposed by {as_name}; {_status_line(signed)}")
+
+
+@app.command()
+def sign(
+    contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    as_name: str = typer.Option(..., "--as", help="The signing party."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Sign a proposed contract; the last signature registers it in the ledger.
+
+    Example: sealroom contract sign mnist-demo --as hospital
+    """
+    with refusals():
+        signed = sign_contract(Workspace.find(), contract_id, as_name)
+    if json_out:
+        emit_json(_summary(signed))
+        return
+    console.print(f"contract [bold]{signed.id}[/] signed by {as_name}; {_status_line(signed)}")
+
+
+@app.command()
+def show(
+    contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Show a contract: parties and who signed, datasets, validity, registration.
+
+    Example: sealroom contract show mnist-demo --json
+    """
+    with refusals():
+        signed = load_contract(Workspace.find(), contract_id)
+    if json_out:
+        emit_json({**_summary(signed), "contract": signed.contract.model_dump(mode="json")})
+        return
+    contract = signed.contract
+    console.print(f"[bold]{signed.id}[/]  {signed.digest}")
+    console.print(f"purpose: {contract.purpose}")
+    console.print(f"valid: {contract.not_before.isoformat()} .. {contract.expires.isoformat()}")
+    table = Table("party", "role", "signed")
+    for party in contract.parties:
+        table.add_row(party.name, party.role, "yes" if party.name in signed.signatures else "no")
+    console.print(table)
+    for dataset in contract.datasets:
+        dp = dataset.privacy
+        terms = f", ε={dp.per_run_epsilon}/run of {dp.total_epsilon}" if dp else ""
+        console.print(
+            f"dataset {dataset.id} from {dataset.provider}: {dataset.package_digest}{terms}"
+        )
+    console.print(
+        f"outputs to {contract.consumer}: {', '.join(contract.constraints.released_outputs)}"
+    )
+    console.print(_status_line(signed))
+
+
+@app.command()
+def verify(
+    contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    ledger_key: str = typer.Option(
+        None, "--ledger-key", help="Verify offline against this ledger public key (base64)."
+    ),
+    ledger_key_file: Path = typer.Option(
+        None, "--ledger-key-file", help="Verify offline against the key in this file."
+    ),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Check signatures, validity window and ledger registration (receipt verified offline).
+
+    Without a ledger key the workspace's own ledger must also hold the registration entry.
+
+    Example: sealroom contract verify mnist-demo --ledger-key-file ledger.pub
+    """
+    with refusals():
+        ws = Workspace.find()
+        if ledger_key is None and ledger_key_file is not None:
+            ledger_key = _read_key(ledger_key_file)
+        if ledger_key is None:
+            signed = verify_contract(ws, contract_id)
+        else:
+            signed = load_contract(ws, contract_id)
+            signed.verify(ledger_key)
+    assert signed.receipt is not None  # both checks refuse unregistered contracts
+    if json_out:
+        emit_json({**_summary(signed), "verified": True})
+        return
+    console.print(
+        f"contract [bold]{signed.id}[/] verified: {len(signed.signatures)} signatures, "
+        f"in force until {signed.contract.expires.isoformat()}, "
+        f"ledger entry {signed.receipt.seq}"
+    )
+
+
+@app.command()
+def export(
+    contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    out: Path = typer.Option(..., "--out", help="Bundle file to write (JSON)."),
+) -> None:
+    """Write the contract with its signatures and receipt, for parties in other workspaces.
+
+    Example: sealroom contract export mnist-demo --out mnist-demo.contract.json
+    """
+    with refusals():
+        signed = load_contract(Workspace.find(), contract_id)
+        try:
+            out.write_text(signed.model_dump_json(indent=2) + "\n")
+        except OSError as exc:
+            raise ContractError(f"{out}: cannot write ({exc.strerror})") from None
+    console.print(f"contract [bold]{signed.id}[/] written to {out}; {_status_line(signed)}")
+
+
+@app.command("import")
+def import_(
+    bundle: Path = typer.Argument(..., help="A bundle from `contract export`."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Merge a contract bundle signed elsewhere; registers it once every party has signed.
+
+    Example: sealroom contract import mnist-demo.contract.json
+    """
+    with refusals():
+        signed = import_contract(Workspace.find(), bundle)
+    if json_out:
+        emit_json(_summary(signed))
+        return
+    console.print(f"contract [bold]{signed.id}[/] imported; {_status_line(signed)}")
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read ledger public key ({exc.strerror})") from None
+
+
+@app.command("list")
+def list_(json_out: bool = JSON_OPTION) -> None:
+    """List the contracts in the workspace and whether they are registered.
+
+    Example: sealroom contract list --json
+    """
+    with refusals():
+        contracts = list_contracts(Workspace.find())
+    if json_out:
+        emit_json([_summary(c) for c in contracts])
+        return
+    for signed in contracts:
+        console.print(f"{signed.id}: {_status_line(signed)}")

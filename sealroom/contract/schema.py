@@ -1,0 +1,179 @@
+"""The contract every party signs: who takes part, which data and model, and what a run may do.
+
+Validated at the edge (``extra="forbid"`` everywhere) so that inner code — the key service,
+the policy check, the room — reads typed fields and never re-checks dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Role = Literal["provider", "consumer", "operator", "service"]
+
+# Contract ids become file names in the workspace, so they are kept to a safe alphabet.
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _raw_key(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"expected a 32-byte raw public key, got {len(raw)} bytes")
+    return value
+
+
+class PartyRef(_Strict):
+    """A party as the contract pins it: its name, role and public keys at signing time."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    role: Role
+    signing_key: str
+    encryption_key: str
+
+    _keys = field_validator("signing_key", "encryption_key")(_raw_key)
+
+
+class DatasetPrivacy(_Strict):
+    """Differential-privacy terms for one dataset: per run and over the contract's lifetime."""
+
+    per_run_epsilon: float = Field(gt=0)
+    per_run_delta: float = Field(ge=0, lt=1)
+    total_epsilon: float = Field(gt=0)
+    total_delta: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _per_run_within_total(self) -> DatasetPrivacy:
+        if self.per_run_epsilon > self.total_epsilon:
+            raise ValueError("per_run_epsilon exceeds total_epsilon")
+        if self.per_run_delta > self.total_delta:
+            raise ValueError("per_run_delta exceeds total_delta")
+        return self
+
+
+class DatasetRef(_Strict):
+    """A sealed dataset, named by the digest of its signed manifest."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    provider: str
+    package_digest: str = Field(pattern=DIGEST_PATTERN)
+    privacy: DatasetPrivacy | None = None
+
+
+class ModelRef(_Strict):
+    """The base model, sealed by its owner like any dataset."""
+
+    owner: str
+    package_digest: str = Field(pattern=DIGEST_PATTERN)
+
+
+class Constraints(_Strict):
+    """What a pipeline run under this contract may use and release."""
+
+    model_formats: list[str] = Field(min_length=1)
+    optimizers: list[str] = Field(min_length=1)
+    losses: list[str] = Field(min_length=1)
+    metrics: list[str] = Field(min_length=1)
+    max_epochs: int = Field(gt=0)
+    released_outputs: list[str] = Field(min_length=1)
+    require_privacy: bool = False
+    max_runtime_s: int = Field(default=3600, gt=0)
+
+
+class RoomPolicy(_Strict):
+    """Which clean rooms may receive keys: runtime measurements and TEE types."""
+
+    measurements: list[str] = Field(default_factory=list)
+    allow_insecure: bool = False
+    tee_types: list[str] = Field(default_factory=list)
+
+    @field_validator("measurements")
+    @classmethod
+    def _hex(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _HEX.match(value):
+                raise ValueError(f"measurement {value!r} is not hex")
+        return [v.lower() for v in values]
+
+
+class Contract(_Strict):
+    """A clean-room contract. Its RFC 8785 canonical JSON is what every party signs."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: Literal[1] = 1
+    purpose: str = Field(min_length=1)
+    parties: list[PartyRef] = Field(min_length=1)
+    datasets: list[DatasetRef] = Field(default_factory=list)
+    model: ModelRef | None = None
+    consumer: str
+    constraints: Constraints
+    room: RoomPolicy = Field(default_factory=RoomPolicy)
+    policy_rego: str | None = None
+    not_before: datetime
+    expires: datetime
+
+    @field_validator("not_before", "expires")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a timezone (e.g. 2026-01-01T00:00:00Z)")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        roles: dict[str, str] = {}
+        for party in self.parties:
+            if party.name in roles:
+                raise ValueError(f"party {party.name!r} is listed twice")
+            roles[party.name] = party.role
+
+        def need(name: str, what: str, role: str | None = None) -> None:
+            if name not in roles:
+                raise ValueError(f"{what} {name!r} is not one of the parties")
+            if role is not None and roles[name] != role:
+                raise ValueError(f"{what} {name!r} has role {roles[name]!r}, expected {role!r}")
+
+        need(self.consumer, "consumer", "consumer")
+        seen: set[str] = set()
+        for dataset in self.datasets:
+            if dataset.id in seen:
+                raise ValueError(f"dataset {dataset.id!r} is listed twice")
+            seen.add(dataset.id)
+            need(dataset.provider, f"provider of dataset {dataset.id!r}", "provider")
+            if self.constraints.require_privacy and dataset.privacy is None:
+                raise ValueError(
+                    f"dataset {dataset.id!r} has no privacy terms but require_privacy is set"
+                )
+        if self.model is not None:
+            need(self.model.owner, "model owner")
+        if self.expires <= self.not_before:
+            raise ValueError("expires must be after not_before")
+        return self
+
+    def party(self, name: str) -> PartyRef:
+        """The party called ``name``; KeyError if it is not in the contract."""
+        for party in self.parties:
+            if party.name == name:
+                return party
+        raise KeyError(name)
+
+    def dataset(self, dataset_id: str) -> DatasetRef:
+        """The dataset with this id; KeyError if it is not in the contract."""
+        for dataset in self.datasets:
+            if dataset.id == dataset_id:
+                return dataset
+        raise KeyError(dataset_id)

@@ -1,0 +1,89 @@
+"""Typed messages of the key service: release policies, requests, stored key records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sealroom.attest.evidence import Evidence
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+HARDWARE_TEE_TYPES = ["sev-snp", "tdx"]
+INSECURE_TEE_TYPE = "software"
+
+
+class ReleasePolicy(BaseModel):
+    """The key owner's terms: which contract, which rooms (measurement, TEE), until when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contract_id: str = Field(min_length=1)
+    package_digest: str = Field(pattern=DIGEST_PATTERN)
+    measurements: list[str] = Field(min_length=1)
+    tee_types: list[str] = Field(default_factory=lambda: list(HARDWARE_TEE_TYPES))
+    allow_insecure: bool = False
+    expires: datetime | None = None
+
+    @field_validator("measurements")
+    @classmethod
+    def _hex(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if len(value) < 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+                raise ValueError(f"measurement {value!r} is not a hex digest")
+        return [v.lower() for v in values]
+
+    @field_validator("expires")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires needs a timezone")
+        return value
+
+    @model_validator(mode="after")
+    def _insecure_is_explicit(self) -> ReleasePolicy:
+        # The software attester is only ever allowed through the explicit flag.
+        if self.allow_insecure and INSECURE_TEE_TYPE not in self.tee_types:
+            object.__setattr__(self, "tee_types", [*self.tee_types, INSECURE_TEE_TYPE])
+        if not self.allow_insecure and INSECURE_TEE_TYPE in self.tee_types:
+            raise ValueError("tee type 'software' is insecure: set allow_insecure to allow it")
+        return self
+
+
+class ReleaseRequest(BaseModel):
+    """What a room sends to get one package's data key.
+
+    ``pipeline`` is the whole pipeline document so the service can recompute its digest and
+    evaluate the contract policy on it itself rather than trust the room's word.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    evidence: Evidence
+    nonce: bytes = Field(min_length=16, max_length=64)
+    ephemeral_public_key: str  # base64 raw X25519
+    contract_id: str
+    pipeline_digest: str
+    package_digest: str
+    pipeline: dict[str, Any] | None = None
+
+
+class KeyRecord(BaseModel):
+    """One imported data key (wrapped under the root key) and its release policy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    package_digest: str
+    contract_id: str
+    owner: str
+    policy: ReleasePolicy
+    wrapped_key: bytes
+    imported_at: datetime
+
+
+def release_info(package_digest: str) -> bytes:
+    """HPKE ``info`` of a released key: binds the sealed key to the package it opens."""
+    return b"sealroom key release" + package_digest.encode("ascii")

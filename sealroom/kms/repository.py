@@ -1,0 +1,171 @@
+"""The key service's SQLite repository: wrapped keys, release policies and nonces.
+
+Same shape as the ledger's: WAL mode, numbered migrations recorded in ``PRAGMA
+user_version``, writes under ``BEGIN IMMEDIATE`` so a nonce is consumed exactly once even
+when several processes serve releases.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+
+from sealroom.errors import SealroomError
+from sealroom.kms.models import KeyRecord, ReleasePolicy
+
+BUSY_TIMEOUT_S = 60.0
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: keys (one per package and contract) and issued nonces.
+    (
+        """CREATE TABLE keys (
+            package_digest TEXT NOT NULL,
+            contract_id TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            wrapped_key BLOB NOT NULL,
+            imported_at TEXT NOT NULL,
+            PRIMARY KEY (package_digest, contract_id)
+        )""",
+        """CREATE TABLE nonces (
+            nonce BLOB PRIMARY KEY,
+            expires_at REAL NOT NULL,
+            used_at REAL
+        )""",
+    ),
+    # 2: expired nonces are swept by expiry.
+    ("CREATE INDEX nonces_expiry ON nonces(expires_at)",),
+)
+
+
+class KmsStoreError(SealroomError):
+    """The key service database is unreadable or unavailable."""
+
+
+class NonceState(Enum):
+    FRESH = "fresh"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+class KmsRepository:
+    """Rows in, records out; crypto and policy live in :mod:`sealroom.kms.service`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            migrate(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise KmsStoreError(f"cannot open key service database {path}: {exc}") from None
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute(f"BEGIN {mode}")
+            except sqlite3.DatabaseError as exc:
+                raise KmsStoreError(f"key service database {self.path}: {exc}") from None
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def put_key(self, record: KeyRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO keys (package_digest, contract_id, owner, policy, "
+                "wrapped_key, imported_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.package_digest,
+                    record.contract_id,
+                    record.owner,
+                    record.policy.model_dump_json(),
+                    record.wrapped_key,
+                    record.imported_at.isoformat(),
+                ),
+            )
+
+    def get_key(self, package_digest: str, contract_id: str) -> KeyRecord | None:
+        with self._tx("DEFERRED") as conn:
+            row = conn.execute(
+                "SELECT package_digest, contract_id, owner, policy, wrapped_key, imported_at "
+                "FROM keys WHERE package_digest = ? AND contract_id = ?",
+                (package_digest, contract_id),
+            ).fetchone()
+        return _record(row) if row else None
+
+    def keys(self, package_digest: str | None = None) -> list[KeyRecord]:
+        with self._tx("DEFERRED") as conn:
+            rows = conn.execute(
+                "SELECT package_digest, contract_id, owner, policy, wrapped_key, imported_at "
+                "FROM keys WHERE ? IS NULL OR package_digest = ? "
+                "ORDER BY package_digest, contract_id",
+                (package_digest, package_digest),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def add_nonce(self, nonce: bytes, expires_at: float, now: float) -> None:
+        with self._tx() as conn:
+            # Sweep long-expired nonces so the table stays small; a day of grace keeps
+            # "expired" (rather than "unknown") as the answer to a late replay.
+            conn.execute("DELETE FROM nonces WHERE expires_at < ?", (now - 86_400,))
+            conn.execute(
+                "INSERT INTO nonces (nonce, expires_at, used_at) VALUES (?, ?, NULL)",
+                (nonce, expires_at),
+            )
+
+    def consume_nonce(self, nonce: bytes, now: float) -> NonceState:
+        """Mark the nonce used (once) and say what state it was in."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT expires_at, used_at FROM nonces WHERE nonce = ?", (nonce,)
+            ).fetchone()
+            if row is None:
+                return NonceState.UNKNOWN
+            if row[1] is not None:
+                return NonceState.USED
+            conn.execute("UPDATE nonces SET used_at = ? WHERE nonce = ?", (now, nonce))
+            return NonceState.EXPIRED if now >= row[0] else NonceState.FRESH
+
+
+def _record(row: tuple[str, str, str, str, bytes, str]) -> KeyRecord:
+    return KeyRecord(
+        package_digest=row[0],
+        contract_id=row[1],
+        owner=row[2],
+        policy=ReleasePolicy.model_validate_json(row[3]),
+        wrapped_key=bytes(row[4]),
+        imported_at=datetime.fromisoformat(row[5]).astimezone(UTC),
+    )

@@ -1,0 +1,296 @@
+"""The key service: holds data keys under release policies, releases them to attested rooms.
+
+Release protocol (every step fails closed; every outcome is a ledger entry):
+
+1. the room asks for a nonce (single use, short-lived);
+2. it attests with report_data = SHA-512(nonce || its ephemeral X25519 public key);
+3. it sends evidence, nonce, ephemeral key, contract id, package digest and the pipeline;
+4. the service consumes the nonce, verifies the evidence and its binding, the key record,
+   the contract (signatures, registration, in force), the pipeline (digest and contract
+   policy) and the release policy (Rego), then HPKE-seals the data key to the ephemeral key.
+
+A denial raises KeyReleaseDenied with the reason and never touches the data key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sealroom.attest.evidence import Claims, make_report_data
+from sealroom.attest.software import INSECURE_LABEL
+from sealroom.attest.verifiers import verify_evidence
+from sealroom.contract.schema import Contract
+from sealroom.contract.store import verify_contract
+from sealroom.crypto.hpke import seal_to
+from sealroom.errors import ConfigError, KeyReleaseDenied, SealroomError
+from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
+from sealroom.kms.release_policy import check_release
+from sealroom.kms.repository import KmsRepository, NonceState
+from sealroom.kms.rootkey import RootKey
+from sealroom.ledger import Ledger
+from sealroom.pipeline.compose import pipeline_digest, validate_part
+from sealroom.pipeline.schema import Pipeline
+from sealroom.policy.pipeline_check import check_pipeline
+from sealroom.workspace import Workspace
+
+log = logging.getLogger("sealroom.kms")
+
+NONCE_BYTES = 32
+NONCE_TTL_S = 300.0
+DATA_KEY_BYTES = 32
+
+
+class KeyImportError(SealroomError):
+    """A key cannot be imported (inconsistent policy, wrong size, unknown package)."""
+
+
+class KeyServiceAPI(Protocol):
+    """What a room needs from a key service, embedded or over HTTP."""
+
+    def request_nonce(self) -> bytes: ...
+
+    def release(self, request: ReleaseRequest) -> bytes: ...
+
+
+ReleaseGuard = Callable[[Contract, Pipeline, ReleaseRequest], str | None]
+"""An extra release check (e.g. the privacy budget left): returns a denial reason or None."""
+
+
+class _Denied(Exception):
+    """Internal: one check failed; ``reason`` is what the ledger and the caller see."""
+
+    def __init__(self, reason: str, **facts: Any) -> None:
+        super().__init__(reason)
+        self.reason = " ".join(reason.split())
+        self.facts = facts
+
+
+class KeyService:
+    """Embedded key service over ``ws.kms_db`` (root key in ``ws.keys``, ledger in ``ws``)."""
+
+    def __init__(self, ws: Workspace, guards: Sequence[ReleaseGuard] = ()) -> None:
+        self.ws = ws
+        self.guards = list(guards)
+        self._repo = KmsRepository(ws.kms_db)
+        self._root = RootKey.load_or_create(ws.keys)
+        self._ledger = Ledger.open(ws)
+
+    def close(self) -> None:
+        self._repo.close()
+        self._ledger.close()
+
+    def __enter__(self) -> KeyService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- import
+
+    def import_key(
+        self,
+        package_digest: str,
+        data_key: bytes,
+        owner: str,
+        contract_id: str,
+        policy: ReleasePolicy,
+    ) -> KeyRecord:
+        """Store ``data_key`` wrapped under the root key, releasable only under ``policy``."""
+        if policy.package_digest != package_digest:
+            raise KeyImportError(
+                f"release policy names package {policy.package_digest}, not {package_digest}"
+            )
+        if policy.contract_id != contract_id:
+            raise KeyImportError(
+                f"release policy names contract {policy.contract_id}, not {contract_id}"
+            )
+        if len(data_key) != DATA_KEY_BYTES:
+            raise KeyImportError(f"data key must be {DATA_KEY_BYTES} bytes, got {len(data_key)}")
+        earlier = self._repo.get_key(package_digest, contract_id)
+        if earlier is not None and earlier.owner != owner:
+            raise KeyImportError(
+                f"key for {package_digest} under contract {contract_id} belongs to "
+                f"{earlier.owner}, not {owner}"
+            )
+        record = KeyRecord(
+            package_digest=package_digest,
+            contract_id=contract_id,
+            owner=owner,
+            policy=policy,
+            wrapped_key=self._root.wrap(data_key, package_digest, contract_id),
+            imported_at=datetime.now(UTC),
+        )
+        self._repo.put_key(record)
+        self._record(
+            "key.imported",
+            {
+                "package_digest": package_digest,
+                "contract_id": contract_id,
+                "owner": owner,
+                "policy": policy.model_dump(mode="json"),
+            },
+        )
+        return record
+
+    def keys(self, package_digest: str | None = None) -> list[KeyRecord]:
+        return self._repo.keys(package_digest)
+
+    # ----------------------------------------------------------------- release
+
+    def request_nonce(self) -> bytes:
+        """A fresh single-use nonce the room binds into its evidence."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        now = time.time()
+        self._repo.add_nonce(nonce, now + NONCE_TTL_S, now)
+        return nonce
+
+    def release(self, request: ReleaseRequest) -> bytes:
+        """The data key HPKE-sealed to the request's ephemeral key, or KeyReleaseDenied."""
+        facts: dict[str, Any] = {
+            "package_digest": request.package_digest,
+            "contract_id": request.contract_id,
+            "pipeline_digest": request.pipeline_digest,
+            "tee_type": request.evidence.tee_type,
+            "nonce_sha256": hashlib.sha256(request.nonce).hexdigest(),
+        }
+        try:
+            claims, record = self._check(request)
+            data_key = self._root.unwrap(
+                record.wrapped_key, record.package_digest, record.contract_id
+            )
+            sealed = seal_to(
+                request.ephemeral_public_key, data_key, release_info(request.package_digest)
+            )
+        except _Denied as denied:
+            raise self._denial(facts, denied.reason, denied.facts) from None
+        except SealroomError as exc:  # anything unexpected in a check still fails closed
+            raise self._denial(facts, str(exc), {}) from None
+        except ValueError as exc:  # e.g. HPKE refusing a malformed public key
+            raise self._denial(facts, f"cannot seal to the ephemeral key: {exc}", {}) from None
+        self._record(
+            "key.released",
+            {
+                **facts,
+                "measurement": claims.measurement,
+                "insecure": claims.insecure,
+                "owner": record.owner,
+                "ephemeral_key_sha256": hashlib.sha256(
+                    request.ephemeral_public_key.encode("ascii")
+                ).hexdigest(),
+            },
+        )
+        if claims.insecure:
+            log.warning(
+                "released %s to a room attested by %s", record.package_digest, INSECURE_LABEL
+            )
+        return sealed
+
+    def _denial(
+        self, facts: dict[str, Any], reason: str, extra: dict[str, Any]
+    ) -> KeyReleaseDenied:
+        reason = " ".join(reason.split())
+        self._record("key.denied", {**facts, **extra, "reason": reason})
+        return KeyReleaseDenied(f"key release denied for {facts['package_digest']}: {reason}")
+
+    def deny(self, reason: str, facts: dict[str, Any]) -> KeyReleaseDenied:
+        """Record a denial decided outside release() (e.g. a malformed HTTP request)."""
+        self._record("key.denied", {**facts, "reason": reason})
+        return KeyReleaseDenied(f"key release denied: {reason}")
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        self._ledger.append(kind, payload)
+
+    def _check(self, request: ReleaseRequest) -> tuple[Claims, KeyRecord]:
+        self._check_nonce(request.nonce)
+        claims = self._check_evidence(request)
+        record = self._check_record(request)
+        contract = self._check_contract(request)
+        pipeline = self._check_pipeline(request, contract, claims)
+        for guard in self.guards:
+            reason = guard(contract, pipeline, request)
+            if reason:
+                raise _Denied(reason, measurement=claims.measurement)
+        violations = check_release(record.policy, contract, claims, request.contract_id)
+        if violations:
+            raise _Denied("; ".join(violations), measurement=claims.measurement)
+        return claims, record
+
+    def _check_nonce(self, nonce: bytes) -> None:
+        state = self._repo.consume_nonce(nonce, time.time())
+        if state is NonceState.UNKNOWN:
+            raise _Denied("nonce was not issued by this key service")
+        if state is NonceState.USED:
+            raise _Denied("nonce was already used (replayed request)")
+        if state is NonceState.EXPIRED:
+            raise _Denied(f"nonce expired (nonces live {NONCE_TTL_S:.0f} s)")
+
+    def _check_evidence(self, request: ReleaseRequest) -> Claims:
+        try:
+            claims = verify_evidence(request.evidence, self.ws)
+            expected = make_report_data(request.nonce, request.ephemeral_public_key)
+        except SealroomError as exc:
+            raise _Denied(f"evidence rejected: {exc}") from None
+        if not secrets.compare_digest(claims.report_data, expected):
+            raise _Denied(
+                "evidence report data does not bind this nonce and ephemeral public key",
+                measurement=claims.measurement,
+            )
+        return claims
+
+    def _check_record(self, request: ReleaseRequest) -> KeyRecord:
+        record = self._repo.get_key(request.package_digest, request.contract_id)
+        if record is not None:
+            return record
+        others = sorted(r.contract_id for r in self._repo.keys(request.package_digest))
+        if others:
+            raise _Denied(
+                f"the key for this package is not released under contract {request.contract_id} "
+                f"(imported for: {', '.join(others)})"
+            )
+        raise _Denied("no key is imported for this package")
+
+    def _check_contract(self, request: ReleaseRequest) -> Contract:
+        try:
+            contract = verify_contract(self.ws, request.contract_id).contract
+        except SealroomError as exc:
+            raise _Denied(str(exc)) from None
+        named = {d.package_digest for d in contract.datasets}
+        if contract.model is not None:
+            named.add(contract.model.package_digest)
+        if request.package_digest not in named:
+            raise _Denied(f"contract {contract.id} does not name this package")
+        return contract
+
+    def _check_pipeline(
+        self, request: ReleaseRequest, contract: Contract, claims: Claims
+    ) -> Pipeline:
+        if request.pipeline is None:
+            raise _Denied("the request carries no pipeline document to check")
+        try:
+            pipeline = validate_part(Pipeline, request.pipeline, "release request pipeline")
+        except ConfigError as exc:
+            raise _Denied(f"pipeline document is invalid: {exc}") from None
+        digest = pipeline_digest(pipeline)
+        if digest != request.pipeline_digest:
+            raise _Denied(
+                f"pipeline digest mismatch: the request names {request.pipeline_digest} "
+                f"but the pipeline sent hashes to {digest}"
+            )
+        packages = {
+            d.id: d.package_digest
+            for d in contract.datasets
+            if d.package_digest == request.package_digest
+        }
+        decision = check_pipeline(contract, pipeline, packages=packages)
+        if not decision.allow:
+            raise _Denied(
+                "pipeline violates the contract: " + "; ".join(decision.violations),
+                measurement=claims.measurement,
+            )
+        return pipeline

@@ -1,0 +1,131 @@
+"""The ledger's SQLite repository: WAL mode, schema migrations, one writer at a time.
+
+Appends run under ``BEGIN IMMEDIATE`` so the read of the head and the insert of the next
+entry happen under one write lock: concurrent processes queue up instead of forking the chain.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+from sealroom.errors import LedgerError
+from sealroom.ledger.entries import GENESIS_HASH
+from sealroom.ledger.migrations import migrate
+
+BUSY_TIMEOUT_S = 60.0
+
+
+class Row(NamedTuple):
+    seq: int
+    kind: str
+    payload: str
+    timestamp: str
+    prev_hash: str
+    entry_hash: str
+    signature: str
+
+
+class Head(NamedTuple):
+    seq: int
+    entry_hash: str
+
+
+# Spelled out in full (no string building) so every statement is a constant.
+_INSERT = (
+    "INSERT INTO entries (seq, kind, payload, timestamp, prev_hash, entry_hash, signature) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_ALL = (
+    "SELECT seq, kind, payload, timestamp, prev_hash, entry_hash, signature "
+    "FROM entries ORDER BY seq"
+)
+_SELECT_KIND = (
+    "SELECT seq, kind, payload, timestamp, prev_hash, entry_hash, signature "
+    "FROM entries WHERE kind = ? ORDER BY seq"
+)
+_SELECT_SEQ = (
+    "SELECT seq, kind, payload, timestamp, prev_hash, entry_hash, signature "
+    "FROM entries WHERE seq = ?"
+)
+_UPSERT_HEAD = (
+    "INSERT INTO head (id, seq, entry_hash) VALUES (1, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash"
+)
+
+
+class LedgerRepository:
+    """Rows in, rows out; hashing and signing live in :mod:`sealroom.ledger.ledger`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            migrate(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot open ledger database {path}: {exc}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute(f"BEGIN {mode}")
+            except sqlite3.DatabaseError as exc:
+                raise LedgerError(f"ledger database {self.path} is unavailable: {exc}") from None
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def append(self, build: Callable[[int, str], Row]) -> Row:
+        """Insert ``build(next_seq, prev_hash)`` as the next entry, atomically with the head."""
+        with self._transaction("IMMEDIATE") as conn:
+            head = _read_head(conn)
+            seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS_HASH)
+            row = build(seq, prev)
+            conn.execute(_INSERT, row)
+            conn.execute(_UPSERT_HEAD, (row.seq, row.entry_hash))
+            return row
+
+    def snapshot(self) -> tuple[list[Row], Head | None]:
+        """All rows in seq order and the head, read in one consistent transaction."""
+        with self._transaction("DEFERRED") as conn:
+            rows = [Row(*r) for r in conn.execute(_SELECT_ALL)]
+            return rows, _read_head(conn)
+
+    def rows(self, kind: str | None = None) -> list[Row]:
+        with self._transaction("DEFERRED") as conn:
+            if kind is None:
+                cursor = conn.execute(_SELECT_ALL)
+            else:
+                cursor = conn.execute(_SELECT_KIND, (kind,))
+            return [Row(*r) for r in cursor]
+
+    def row(self, seq: int) -> Row | None:
+        with self._transaction("DEFERRED") as conn:
+            found = conn.execute(_SELECT_SEQ, (seq,)).fetchone()
+        return Row(*found) if found else None
+
+    def head(self) -> Head | None:
+        with self._transaction("DEFERRED") as conn:
+            return _read_head(conn)
+
+
+def _read_head(conn: sqlite3.Connection) -> Head | None:
+    found = conn.execute("SELECT seq, entry_hash FROM head WHERE id = 1").fetchone()
+    return Head(int(found[0]), str(found[1])) if found else None

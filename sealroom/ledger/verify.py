@@ -1,0 +1,65 @@
+"""Walk the hash chain and name the first entry that was edited, deleted, reordered or forged."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from sealroom.crypto.signing import verify_signature
+from sealroom.errors import SignatureError
+from sealroom.ledger.entries import (
+    GENESIS_HASH,
+    canonical_payload,
+    compute_entry_hash,
+    payload_digest,
+    signed_message,
+)
+from sealroom.ledger.errors import ChainBroken
+from sealroom.ledger.repository import Head, Row
+
+
+def check_row(row: Row, public_key_b64: str) -> None:
+    """One entry on its own: canonical payload, hash over its fields, ledger signature."""
+    try:
+        payload = json.loads(row.payload)
+        canonical = isinstance(payload, dict) and canonical_payload(payload) == row.payload
+    except (ValueError, TypeError):
+        canonical = False
+    if not canonical:
+        raise ChainBroken(row.seq, "was edited: its payload is not the canonical JSON recorded")
+    expected = compute_entry_hash(
+        row.seq, row.kind, row.timestamp, row.prev_hash, payload_digest(row.payload)
+    )
+    if expected != row.entry_hash:
+        raise ChainBroken(row.seq, "was edited: its hash does not match its contents")
+    try:
+        signature = base64.b64decode(row.signature, validate=True)
+        verify_signature(public_key_b64, signature, signed_message(row.entry_hash), "ledger")
+    except (SignatureError, binascii.Error, ValueError):
+        raise ChainBroken(row.seq, "has a signature that does not verify (ledger key)") from None
+
+
+def verify_chain(rows: list[Row], head: Head | None, public_key_b64: str) -> int:
+    """Check every entry in seq order; return how many there are or raise ChainBroken."""
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    for row in rows:
+        if row.seq > expected_seq:
+            raise ChainBroken(expected_seq, "is missing (deleted)")
+        if row.seq < expected_seq:  # cannot happen with seq as primary key; kept for safety
+            raise ChainBroken(row.seq, "appears twice")
+        if row.prev_hash != prev_hash:
+            raise ChainBroken(row.seq, "does not link to the entry before it (reordered/inserted)")
+        check_row(row, public_key_b64)
+        prev_hash = row.entry_hash
+        expected_seq += 1
+    last = expected_seq - 1
+    head_seq = head.seq if head else 0
+    if head_seq > last:
+        raise ChainBroken(last + 1, "is missing (deleted from the end)")
+    if head_seq < last:
+        raise ChainBroken(head_seq + 1, "was not appended by the ledger (beyond its recorded head)")
+    if head is not None and head.entry_hash != prev_hash:
+        raise ChainBroken(last, "does not match the ledger's recorded head hash")
+    return last

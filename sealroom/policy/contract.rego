@@ -1,0 +1,126 @@
+# Default contract policy: may this pipeline run under this contract?
+#
+# input.contract   the contract (JSON, as signed)
+# input.pipeline   the composed pipeline document
+# input.now_ns, input.not_before_ns, input.expires_ns   times in Unix nanoseconds
+# input.packages   optional {dataset id: package digest} of the packages the room will open
+#
+# Every rule adds one plain-words message to `deny`; allow means deny is empty.
+package sealroom.contract
+
+import rego.v1
+
+# Messages that include a concat() result are built with concat, not sprintf: rego-cpp
+# 1.5.2 quotes a concat() result inside sprintf within a rule body, which breaks regopy.
+
+# "5.0" rather than Rego's "5" for whole floats, so messages read like the configs.
+show(x) := sprintf("%.1f", [x]) if x == round(x)
+
+show(x) := sprintf("%v", [x]) if x != round(x)
+
+contract_datasets := {d.id: d | some d in input.contract.datasets}
+
+pipeline_datasets := {d.id: d | some d in input.pipeline.datasets}
+
+constraints := input.contract.constraints
+
+deny contains msg if {
+	some id, _ in pipeline_datasets
+	not contract_datasets[id]
+	msg := sprintf("dataset %s is not named by contract %s", [id, input.contract.id])
+}
+
+deny contains msg if {
+	some id, digest in input.packages
+	contract_datasets[id]
+	contract_datasets[id].package_digest != digest
+	msg := sprintf(
+		"dataset %s: package digest %s is not the digest contract %s names (%s)",
+		[id, digest, input.contract.id, contract_datasets[id].package_digest],
+	)
+}
+
+deny contains msg if {
+	format := input.pipeline.model.model.format
+	not format in constraints.model_formats
+	msg := concat("", ["model format ", format, " is not allowed (allowed: ", concat(", ", constraints.model_formats), ")"])
+}
+
+deny contains msg if {
+	name := input.pipeline.train.optimizer.name
+	not name in constraints.optimizers
+	msg := concat("", ["optimizer ", name, " is not allowed (allowed: ", concat(", ", constraints.optimizers), ")"])
+}
+
+deny contains msg if {
+	some key, component in input.pipeline.loss.components
+	not component.name in constraints.losses
+	msg := concat("", ["loss component ", key, " (", component.name, ") is not allowed (allowed: ", concat(", ", constraints.losses), ")"])
+}
+
+# "loss" is the training objective itself, already governed by the allowed losses.
+deny contains msg if {
+	some metric in input.pipeline.eval.metrics
+	metric != "loss"
+	not metric in constraints.metrics
+	msg := concat("", ["metric ", metric, " is not allowed (allowed: ", concat(", ", constraints.metrics), ")"])
+}
+
+deny contains msg if {
+	input.pipeline.train.epochs > constraints.max_epochs
+	msg := sprintf("epochs %d exceed the contract's limit %d", [input.pipeline.train.epochs, constraints.max_epochs])
+}
+
+deny contains msg if {
+	input.pipeline.eval.plots
+	not "plots" in constraints.released_outputs
+	msg := "the pipeline makes plots but the contract does not release plots (set eval.plots: false)"
+}
+
+deny contains msg if {
+	input.pipeline.eval.samples > 0
+	not "samples" in constraints.released_outputs
+	msg := "the pipeline writes sample overlays but the contract does not release samples"
+}
+
+private_datasets contains id if {
+	some id, _ in pipeline_datasets
+	contract_datasets[id].privacy != null
+}
+
+deny contains msg if {
+	constraints.require_privacy
+	input.pipeline.privacy == null
+	msg := sprintf("contract %s requires differential privacy but the pipeline has no privacy settings", [input.contract.id])
+}
+
+deny contains msg if {
+	not constraints.require_privacy
+	input.pipeline.privacy == null
+	some id in private_datasets
+	msg := sprintf("dataset %s has privacy terms but the pipeline has no privacy settings", [id])
+}
+
+deny contains msg if {
+	some id in private_datasets
+	limit := contract_datasets[id].privacy.per_run_epsilon
+	input.pipeline.privacy.epsilon > limit
+	msg := sprintf("epsilon %s exceeds dataset %s's limit %s", [show(input.pipeline.privacy.epsilon), id, show(limit)])
+}
+
+deny contains msg if {
+	some id in private_datasets
+	limit := contract_datasets[id].privacy.per_run_delta
+	input.pipeline.privacy.delta > limit
+	msg := sprintf("delta %v exceeds dataset %s's limit %v", [input.pipeline.privacy.delta, id, limit])
+}
+
+deny contains msg if {
+	input.now_ns < input.not_before_ns
+	msg := sprintf("contract %s is not in force before %s", [input.contract.id, input.contract.not_before])
+}
+
+deny contains msg if {
+	input.now_ns >= input.expires_ns
+	msg := sprintf("contract %s expired at %s", [input.contract.id, input.contract.expires])
+}
