@@ -26,6 +26,7 @@ from sealroom.ledger import Ledger
 
 if TYPE_CHECKING:
     from sealroom.contract.schema import Contract, DatasetPrivacy
+    from sealroom.pipeline.schema import Pipeline
     from sealroom.workspace import Workspace
 
 BUDGET_DB = "budget.db"
@@ -302,6 +303,16 @@ class BudgetBook:
 
     # ------------------------------------------------------------------ reading
 
+    def has_open_reservation(self, contract_id: str, epsilon: float, delta: float) -> bool:
+        """Whether some run holds an unsettled reservation covering (ε, δ) on this contract."""
+        with self._transaction("DEFERRED") as conn:
+            row = conn.execute(
+                "SELECT 1 FROM charges WHERE contract_id = ? AND state = 'reserved' "
+                "AND reserved_epsilon >= ? AND reserved_delta >= ? LIMIT 1",
+                (contract_id, epsilon - SLACK, delta * (1 - SLACK)),
+            ).fetchone()
+            return row is not None
+
     def summary(self, dataset_id: str | None = None) -> list[DatasetBudget]:
         """Every budget (or those of one dataset): spent, reserved, remaining and the runs."""
         with self._transaction("DEFERRED") as conn:
@@ -353,3 +364,27 @@ def _used(conn: sqlite3.Connection, contract_id: str, dataset_id: str) -> tuple[
         (contract_id, dataset_id),
     ).fetchone()
     return float(row[0]), float(row[1])
+
+
+def reservation_guard(ws: Workspace) -> Callable[[Contract, Pipeline, object], str | None]:
+    """A key-service release guard: no key for a private contract without a reservation.
+
+    Use as ``KeyService(ws, guards=[reservation_guard(ws)])``: the room must have reserved
+    the pipeline's (ε, δ) before it asks for keys, so an overshooting run gets none.
+    """
+
+    def guard(contract: Contract, pipeline: Pipeline, request: object) -> str | None:
+        if not any(d.privacy is not None for d in contract.datasets):
+            return None
+        if pipeline.privacy is None:
+            return f"contract {contract.id} has privacy budgets but the pipeline has no privacy"
+        privacy = pipeline.privacy
+        with BudgetBook(ws) as book:
+            if book.has_open_reservation(contract.id, privacy.epsilon, privacy.delta):
+                return None
+        return (
+            f"no privacy budget reserved on contract {contract.id} for ε {privacy.epsilon:g}, "
+            f"δ {privacy.delta:g}"
+        )
+
+    return guard
