@@ -115,7 +115,8 @@ def sealroom_run(
         )
     total = time.perf_counter() - started
     assert outcome.result is not None
-    print(f"  sealroom: {outcome.log[3]}; test accuracy {outcome.metrics['accuracy']:.4f}")
+    epoch_line = next(line for line in outcome.log if "| Val loss: " in line)
+    print(f"  sealroom: {epoch_line}; test accuracy {outcome.metrics['accuracy']:.4f}")
     return outcome.result.fit_seconds, total
 
 

@@ -273,7 +273,7 @@ class Trainer:
         self.model.train()
         for i, (x, y) in enumerate(loader, start=1):
             loss = self.train_step(x, y)
-            total += loss * len(x)
+            total.add_(loss, alpha=len(x))
             seen += len(x)
             self.step += 1
             steps.update(loss, self.last_output, y)
