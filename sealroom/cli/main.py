@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sealroom.cli import attest as attest_cli
+from sealroom.cli import budget as budget_cli
 from sealroom.cli import contract as contract_cli
 from sealroom.cli import keys as keys_cli
 from sealroom.cli import kms as kms_cli
@@ -14,6 +15,7 @@ from sealroom.cli import ledger as ledger_cli
 from sealroom.cli import party as party_cli
 from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli import policy as policy_cli
+from sealroom.cli import task as task_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
@@ -33,6 +35,8 @@ app.add_typer(attest_cli.app, name="attest")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(kms_cli.app, name="kms")
 app.add_typer(policy_cli.app, name="policy")
+app.add_typer(budget_cli.app, name="budget")
+app.add_typer(task_cli.app, name="task")
 
 
 @app.callback()
