@@ -10,6 +10,8 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,16 @@ def _read_key_file(path: Path) -> bytes:
     return key
 
 
+@contextmanager
+def _os_errors() -> Iterator[None]:
+    """A file system refusal (permissions, a full disk) as one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or "file system"
+        raise SealError(f"{where}: {exc.strerror or exc}") from None
+
+
 def seal_command(
     path: Path = typer.Argument(..., help="File or folder to seal."),
     owner: str = typer.Option(..., "--owner", help="Party that owns and signs the package."),
@@ -104,7 +116,7 @@ def seal_command(
     from sealroom.crypto.package import seal
     from sealroom.workspace import Workspace
 
-    with refusals():
+    with refusals(), _os_errors():
         size = parse_size(chunk_size)
         if format is not None and not _FORMAT.match(format):
             raise SealOptionError(f"--format {format!r}: lower-case letters, digits, '_', '-'")
@@ -200,7 +212,7 @@ def unseal_command(
     from sealroom.errors import IdentityError
     from sealroom.workspace import Workspace
 
-    with refusals():
+    with refusals(), _os_errors():
         if (as_ is None) == (key is None):
             raise SealOptionError("give exactly one of --as PARTY or --key FILE")
         if out.exists() or out.is_symlink():

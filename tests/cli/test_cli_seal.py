@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -199,3 +200,31 @@ def test_help_has_examples() -> None:
     for command in ("seal", "unseal"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and f"Example: sealroom {command}" in result.output
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(
+    parties: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "data.sealed"
+    _seal(_tree(tmp_path / "data"), pkg)
+
+    def no_space(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["unseal", str(pkg), "--as", "hospital", "--out", str(out)])
+    assert result.exit_code == 1 and "not enough disk space" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_unwritable_out_is_one_line(parties: Workspace, tmp_path: Path) -> None:
+    pkg = tmp_path / "data.sealed"
+    _seal(_tree(tmp_path / "data"), pkg)
+    (tmp_path / "file").write_text("not a folder")
+    result = runner.invoke(
+        app, ["unseal", str(pkg), "--as", "hospital", "--out", str(tmp_path / "file" / "out")]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
