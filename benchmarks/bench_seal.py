@@ -265,10 +265,9 @@ def main() -> None:
         for work, mb in ((small, args.small_mb), (big, args.size_mb)):
             for op in ("seal", "unseal", "unseal-mem"):
                 r = in_fresh_process(op, work.root)
-                base, peak = r["imports_kb"] / 1024, r["op_peak_kb"] / 1024
-                print(
-                    f"{op:12} {mb:5d} MiB {base:10.1f} MiB {peak:9.1f} MiB {peak - base:6.1f} MiB"
-                )
+                imported, peak = r["imports_kb"] / 1024, r["op_peak_kb"] / 1024
+                added = peak - imported
+                print(f"{op:12} {mb:5d} MiB {imported:10.1f} MiB {peak:9.1f} MiB {added:6.1f} MiB")
     print(f"chunk buffers: {CHUNK // MB} MiB plaintext + {CHUNK // MB} MiB ciphertext per stream")
     print(f"at end: {load()}")
 
