@@ -17,6 +17,7 @@ from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli import policy as policy_cli
 from sealroom.cli import task as task_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
+from sealroom.cli.seal import seal_command, unseal_command
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
 
@@ -66,6 +67,8 @@ def init(
 
 
 app.command("train")(train_command)
+app.command("seal")(seal_command)
+app.command("unseal")(unseal_command)
 
 
 def main() -> None:
