@@ -1,4 +1,4 @@
-"""Build the model a pipeline names: ONNX (onnx2torch), a declarative stack or an architecture.
+"""Build the model a pipeline names: ONNX (onnx2torch), declarative layers or an architecture.
 
 Loading a model never runs its code: ONNX is a graph of registered operators that
 onnx2torch maps onto torch modules, and weights come as safetensors (plain tensors).
@@ -19,7 +19,7 @@ from sealroom.data import FileTree
 from sealroom.errors import TrainingError
 from sealroom.pipeline.schema import ArchitectureModel, DeclarativeModel, ModelPart, OnnxModel
 from sealroom.train.components.architectures import build_architecture
-from sealroom.train.components.layers import build_sequential
+from sealroom.train.components.layers import build_declarative
 
 
 class ModelError(TrainingError):
@@ -88,7 +88,7 @@ def build_model(part: ModelPart, tree: FileTree) -> nn.Module:
     if isinstance(cfg, OnnxModel):
         model = load_onnx(tree.read_bytes(cfg.file), f"model.file {cfg.file}")
     elif isinstance(cfg, DeclarativeModel):
-        model = build_sequential(cfg.layers)
+        model = build_declarative(cfg.layers)
     elif isinstance(cfg, ArchitectureModel):
         model = build_architecture(cfg)
     else:  # pragma: no cover - the schema's discriminated union has no other member
@@ -110,8 +110,9 @@ def check_input_shape(model: nn.Module, input_shape: list[int]) -> None:
             model(sample)
     except Exception as exc:  # a wrong shape surfaces as RuntimeError, ValueError, ...
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = "".join(f" at {note}" for note in getattr(exc, "__notes__", ())[:1])
         raise ModelError(
-            f"model.input_shape {input_shape}: the model rejects it ({message})"
+            f"model.input_shape {input_shape}: the model rejects it{where} ({message})"
         ) from None
     finally:
         model.train(training)
