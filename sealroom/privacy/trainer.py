@@ -37,7 +37,6 @@ from sealroom.train.loop import (
     EventCallback,
     TensorBatches,
     Trainer,
-    TrainResult,
 )
 
 
@@ -190,12 +189,6 @@ class DPTrainer(Trainer):
                 "training will stop there"
             )
 
-    def fit(self) -> TrainResult:
-        with warnings.catch_warnings():
-            # Opacus' backward hooks on the first layer fire although inputs need no grad.
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            return super().fit()
-
     # ------------------------------------------------------------------ hooks
 
     def make_train_loader(self) -> Iterable[tuple[Tensor, Tensor]]:
@@ -242,8 +235,11 @@ class DPTrainer(Trainer):
             self._noise_only_step(optimizer)
             return torch.zeros((), device=self.device)
         optimizer.zero_grad(set_to_none=True)
-        loss = self.criterion(self.model(x), y)
-        loss.backward()
+        with warnings.catch_warnings():
+            # Opacus' backward hooks on the first layer fire although inputs need no grad.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            loss = self.criterion(self.model(x), y)
+            loss.backward()
         optimizer.step()
         return loss.detach()
 
@@ -255,8 +251,9 @@ class DPTrainer(Trainer):
         for p in optimizer.params:
             assert p.grad is not None
             p.grad /= optimizer.expected_batch_size
-        if optimizer.step_hook is not None:
-            optimizer.step_hook(optimizer)
+        self.accountant.step(
+            noise_multiplier=optimizer.noise_multiplier, sample_rate=self.plan.sample_rate
+        )
         optimizer.original_optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
