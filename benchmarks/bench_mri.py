@@ -48,8 +48,8 @@ SCENARIO = ROOT / "scenarios" / "mri"
 # Without DP the consumer trains with small batches and Adam: many cheap steps.
 NON_PRIVATE_TRAIN = {
     "optimizer": {"name": "adam", "params": {"lr": 0.003}},
-    "batch_size": 16,
-    "epochs": 15,
+    "batch_size": 32,
+    "epochs": 10,
 }
 
 

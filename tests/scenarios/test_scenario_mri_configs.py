@@ -24,7 +24,7 @@ def test_scenario_composes_to_a_private_unet_pipeline() -> None:
     assert pipeline.split.group_by == "patient"
     model = pipeline.model.model
     assert isinstance(model, ArchitectureModel) and model.name == "monai_unet"
-    assert model.params["norm"] == "group"
+    assert model.params["norm"] == "batch"
     assert pipeline.loss.expression == "dice + 2 * bce"
     assert pipeline.eval.task == "segmentation" and pipeline.eval.samples > 0
     assert {"dice", "jaccard", "hausdorff"} <= set(pipeline.eval.metrics)
@@ -44,3 +44,24 @@ def test_union_of_hospitals_with_different_slice_sizes_is_refused(tmp_path: Path
     assert message.startswith("union join: sample shape of dataset hospital_b")
     assert "(1, 16, 16)" in message and "(1, 24, 24)" in message
     assert "dataset hospital_a" in message
+
+
+def test_contract_template_allows_the_scenario_pipeline() -> None:
+    from sealroom.contract.loading import load_contract_file
+    from sealroom.crypto.identity import Party
+    from sealroom.policy.pipeline_check import check_pipeline
+
+    def keys(name: str) -> tuple[str, str]:
+        identity = Party.generate(name, "provider").identity
+        return identity.signing_key, identity.encryption_key
+
+    contract = load_contract_file(SCENARIO / "contract.yaml", keys)
+    assert [d.id for d in contract.datasets] == ["hospital_a", "hospital_b", "hospital_c"]
+    pipeline = compose(SCENARIO)
+    decision = check_pipeline(contract, pipeline)
+    assert decision.allow, decision.violations
+    louder = pipeline.model_copy(
+        update={"privacy": pipeline.privacy.model_copy(update={"epsilon": 9.0})}  # type: ignore[union-attr]
+    )
+    refused = check_pipeline(contract, louder)
+    assert "epsilon 9.0 exceeds dataset hospital_a's limit 8.0" in refused.violations
