@@ -72,7 +72,10 @@ def run_room(
     package_dirs: Sequence[Path] = (),
     run_id: str | None = None,
 ) -> RunReceipt:
-    """Run ``pipeline_path`` under ``contract_id`` in a fresh room process; its receipt or RoomError."""
+    """Run ``pipeline_path`` under ``contract_id`` in a fresh room process.
+
+    Returns the verified-on-write receipt, or raises RoomError after the failure is recorded.
+    """
     limit = time_limit(ws, contract_id, timeout_s)
     run_id = run_id or new_run_id()
     staging = ws.runs / f"{STAGING_PREFIX}{run_id}"
@@ -134,12 +137,17 @@ def run_room(
             proc.kill()
         code = _wait(proc)
         shutil.rmtree(staging, ignore_errors=True)
-        if outcome is None or outcome.type != "done" or code != 0:
-            if outcome is None or outcome.type != "failed":
-                reason = reason or _crash_reason(code, errors)
-                _record_failure(ws, run_id, contract_id, reason)
+        succeeded = outcome is not None and outcome.type == "done" and code == 0
+        room_recorded = outcome is not None and outcome.type == "failed"
+        if not succeeded and not room_recorded:
+            reason = reason or _crash_reason(code, errors)
+            _record_failure(ws, run_id, contract_id, reason)
     if outcome is not None and outcome.type == "done" and code == 0:
-        return load_receipt(final)
+        receipt = load_receipt(final)
+        with Ledger.open(ws) as ledger:
+            receipt.verify(ledger.public_key_b64)
+        receipt.verify_outputs(final)
+        return receipt
     if reason is None and outcome is not None and outcome.type == "failed":
         reason = outcome.message
         if outcome.stage:

@@ -55,7 +55,11 @@ def _sealed_path(run_dir: Path, name: str) -> Path:
 
 
 def seal_outputs(
-    files: dict[str, bytes], kinds: dict[str, str], consumer_key_b64: str, run_id: str, run_dir: Path
+    files: dict[str, bytes],
+    kinds: dict[str, str],
+    consumer_key_b64: str,
+    run_id: str,
+    run_dir: Path,
 ) -> tuple[list[SealedOutput], str]:
     """Seal every file under ``run_dir``; returns their receipt entries and the key file's hash."""
     data_key = secrets.token_bytes(32)

@@ -60,7 +60,7 @@ def owner_identity(contract: Contract, name: str) -> PublicIdentity:
 
 
 def open_verified(path: Path, owner: PublicIdentity, digest: str) -> SealedPackage:
-    """The package at ``path`` with its owner's signature checked and its digest the expected one."""
+    """The package at ``path``, its owner's signature checked, its digest the expected one."""
     from sealroom.crypto.package import SealedPackage
 
     try:

@@ -34,13 +34,13 @@ from sealroom.room.packages import (
     open_verified,
     owner_identity,
 )
-from sealroom.room.receipt import COMPLETED, FAILED, STARTED, RoomInfo, RunReceipt, RunRecord
+from sealroom.room.receipt import COMPLETED, FAILED, STARTED, RunReceipt, RunRecord
 from sealroom.workspace import Workspace
 
 if TYPE_CHECKING:
     from sealroom.attest.evidence import Attester
     from sealroom.data import FileTree
-    from sealroom.train.loop import TrainEvent, Trainer
+    from sealroom.train.loop import Trainer, TrainEvent
 
 log = logging.getLogger("sealroom.room")
 
@@ -236,7 +236,8 @@ class RoomSession:
         with privacy_hooks.key_service(self.ws) as service:
             for package_digest in dict.fromkeys(needed):  # one release per package digest
                 package = open_verified(
-                    paths[package_digest], owner_identity(contract, owners[package_digest]),
+                    paths[package_digest],
+                    owner_identity(contract, owners[package_digest]),
                     package_digest,
                 )
                 key = fetch_data_key(
@@ -254,16 +255,12 @@ class RoomSession:
                     f"{len(files[package_digest])} files decrypted in memory"
                 )
         trees: dict[str, FileTree] = {
-            d.id: MemoryTree(files[d.package_digest])
-            for d in contract.datasets
-            if d.id in wanted
+            d.id: MemoryTree(files[d.package_digest]) for d in contract.datasets if d.id in wanted
         }
         model_files = files.get(contract.model.package_digest, {}) if contract.model else {}
         return trees, MemoryTree(model_files)
 
-    def _train(
-        self, pipeline: Pipeline, trees: dict[str, FileTree], model_tree: FileTree
-    ) -> Any:
+    def _train(self, pipeline: Pipeline, trees: dict[str, FileTree], model_tree: FileTree) -> Any:
         from sealroom.train.run import MemorySink, run_pipeline
 
         factory = self._trainer_factory(privacy_hooks.trainer_class(pipeline))
