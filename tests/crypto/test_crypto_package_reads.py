@@ -23,7 +23,7 @@ CHUNK = 1024
 class _ShortReads(io.RawIOBase):
     """A raw file that hands out at most 100 bytes per read, as FUSE or NFS may."""
 
-    def __init__(self, inner: io.FileIO) -> None:
+    def __init__(self, inner: Any) -> None:
         self._inner = inner
 
     def readinto(self, buffer: Any) -> int:
