@@ -1,0 +1,64 @@
+"""DP-MNIST consumer step: the DP-friendly CNN, exported to ONNX (``model/model.onnx``).
+
+The architecture is the end-to-end CNN of Papernot et al. (2021, "Tempered sigmoid
+activations for deep learning with differential privacy") that Tramèr & Boneh (2021)
+use as their baseline: tanh activations (bounded, so clipped gradients lose less),
+no BatchNorm (batch statistics mix records and break per-example clipping), 26k
+parameters. Reuses the MNIST scenario's ONNX export.
+
+    python scenarios/dp-mnist/save_model.py [--out scenarios/dp-mnist/model/model.onnx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))  # run as a script from anywhere
+
+from scenarios.mnist.save_model import model_onnx_bytes  # noqa: E402
+
+
+class DPCNN(nn.Module):
+    """conv8x8/2 → tanh → maxpool2/1 → conv4x4/2 → tanh → maxpool2/1 → fc32 → tanh → fc10."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 8, stride=2, padding=3),
+            nn.Tanh(),
+            nn.MaxPool2d(2, 1),
+            nn.Conv2d(16, 32, 4, stride=2),
+            nn.Tanh(),
+            nn.MaxPool2d(2, 1),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * 4 * 4, 32), nn.Tanh(), nn.Linear(32, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def make_model(seed: int = 0) -> DPCNN:
+    torch.manual_seed(seed)
+    return DPCNN()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "model" / "model.onnx")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(model_onnx_bytes(make_model(args.seed)))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""DPTrainer: the training loop with DP-SGD (Opacus), wrapped around the plain Trainer.
+
+It overrides hooks only (``setup``, ``make_train_loader``, ``train_step``, ``after_step``,
+``after_epoch``, ``plain_model``, ``extra_outputs``): per-sample gradients from Opacus'
+grad-sample modules (hooks, functorch, expanded weights or ghost clipping), flat clipping to
+``max_grad_norm``, Gaussian noise from :mod:`sealroom.privacy.noise`, Poisson sampling over
+the in-memory training tensors, and the accountant the pipeline names. The sampler hands
+out at most ``plan.max_steps`` batches, so training stops before the accountant would pass
+the reserved ε; a failed run can still report what it spent (``spent_epsilon``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from opacus.accountants import create_accountant
+from opacus.grad_sample.utils import wrap_model
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
+from torch import Tensor, nn
+
+from sealroom.data import Splits
+from sealroom.errors import PrivacyError
+from sealroom.pipeline.schema import Pipeline
+from sealroom.privacy.calibrate import PrivacyPlan, check_delta, epsilon_after, plan_privacy
+from sealroom.privacy.compat import make_private_compatible
+from sealroom.privacy.noise import NoiseSource, SecureRandom
+from sealroom.privacy.report import privacy_report
+from sealroom.train.loop import (
+    CheckpointSink,
+    EpochRecord,
+    EventCallback,
+    TensorBatches,
+    Trainer,
+)
+
+
+class _NoiseFromSource:
+    """Replaces Opacus' ``add_noise``: one draw for all parameters from a NoiseSource."""
+
+    noise_source: NoiseSource
+    params: list[nn.Parameter]
+    noise_multiplier: float
+    max_grad_norm: float
+
+    def add_noise(self) -> None:
+        sums = [p.summed_grad for p in self.params]  # type: ignore[attr-defined]
+        for summed in sums:
+            _check_processed_flag(summed)
+        flat = self.noise_source.normal(
+            sum(s.numel() for s in sums), self.noise_multiplier * self.max_grad_norm
+        )
+        offset = 0
+        for p, summed in zip(self.params, sums, strict=True):
+            count = summed.numel()
+            noise = flat[offset : offset + count].view_as(summed).to(summed.device, summed.dtype)
+            offset += count
+            p.grad = (summed + noise).view_as(p)
+            _mark_as_processed(summed)
+
+
+class SourcedDPOptimizer(_NoiseFromSource, DPOptimizer):
+    """DPOptimizer whose noise comes from a NoiseSource."""
+
+
+class SourcedGhostDPOptimizer(_NoiseFromSource, DPOptimizerFastGradientClipping):
+    """Ghost-clipping DPOptimizer whose noise comes from a NoiseSource."""
+
+
+class StepAllowance:
+    """How many more DP steps the reserved ε allows; the sampler asks before each batch."""
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+        self.exhausted = False
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            self.exhausted = True
+            return False
+        self.left -= 1
+        return True
+
+
+class PoissonBatches:
+    """Each record joins each batch independently with probability ``sample_rate``.
+
+    Batches are gathered from in-memory tensors with one index_select (no per-sample
+    Python); their size varies, and an empty batch still takes a (noise-only) step.
+    """
+
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        sample_rate: float,
+        steps_per_epoch: int,
+        source: NoiseSource,
+        allowance: StepAllowance,
+    ) -> None:
+        self.x, self.y, self.sample_rate = x, y, sample_rate
+        self.steps_per_epoch, self.source, self.allowance = steps_per_epoch, source, allowance
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.x)
+        for _ in range(self.steps_per_epoch):
+            if not self.allowance.take():
+                return
+            mask = self.source.bernoulli_mask(n, self.sample_rate)
+            idx = mask.nonzero().squeeze(1).to(self.x.device)
+            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+
+class _LimitedBatches:
+    """Shuffled fixed-size batches (``poisson_sampling: false``) under the same step allowance."""
+
+    def __init__(self, batches: TensorBatches, allowance: StepAllowance) -> None:
+        self.batches, self.allowance = batches, allowance
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for batch in self.batches:
+            if not self.allowance.take():
+                return
+            yield batch
+
+
+class DPTrainer(Trainer):
+    """Trains a private pipeline with DP-SGD: ``run_pipeline(..., trainer_factory=DPTrainer)``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        model: nn.Module,
+        splits: Splits,
+        device: torch.device | str | None = None,
+        on_event: EventCallback | None = None,
+        checkpoint_sink: CheckpointSink | None = None,
+        *,
+        noise: NoiseSource | None = None,
+    ) -> None:
+        if pipeline.privacy is None:
+            raise PrivacyError(
+                "pipeline: no privacy section; DPTrainer trains private pipelines only"
+            )
+        self.privacy = pipeline.privacy
+        check_delta(self.privacy.delta, len(splits.train))
+        model, fixes = make_private_compatible(model)
+        super().__init__(pipeline, model, splits, device, on_event, checkpoint_sink)
+        self.layer_fixes = fixes
+        for message in fixes:
+            self.log(message)
+        self.noise: NoiseSource = noise if noise is not None else SecureRandom()
+        self.plan: PrivacyPlan = plan_privacy(
+            self.privacy, len(splits.train), self.cfg.batch_size, self.cfg.epochs
+        )
+        self.allowance = StepAllowance(self.plan.max_steps)
+        self.accountant = create_accountant(mechanism=self.plan.accountant)
+        self.trajectory: list[tuple[int, float]] = [(0, 0.0)]
+        self.criterion: Any = self.loss_fn
+        self.base_model = self.model
+        self._announce()
+
+    def _announce(self) -> None:
+        p = self.plan
+        source = "calibrated to" if p.calibrated else "given; target"
+        self.log(
+            f"DP-SGD: n={p.n_train}, batch size={p.batch_size} (Poisson rate {p.sample_rate:.5f}), "
+            f"noise multiplier={p.noise_multiplier:.4f} ({source} ε {p.epsilon_target:g}), "
+            f"epochs={p.epochs}, clip norm={p.max_grad_norm:g}, accountant={p.accountant}"
+        )
+        self.log(
+            f"DP-SGD: projected ε={p.epsilon:.3f} at δ={p.delta:g} "
+            f"after {min(p.steps, p.max_steps)} steps"
+        )
+        if p.max_steps < p.steps:
+            self.log(
+                f"DP-SGD: the budget allows {p.max_steps} of the {p.steps} planned steps; "
+                "training will stop there"
+            )
+
+    # ------------------------------------------------------------------ hooks
+
+    def make_train_loader(self) -> Iterable[tuple[Tensor, Tensor]]:
+        x, y = self.tensors["train"]
+        steps_per_epoch = round(1.0 / self.plan.sample_rate)
+        if self.privacy.poisson_sampling:
+            return PoissonBatches(
+                x, y, self.plan.sample_rate, steps_per_epoch, self.noise, self.allowance
+            )
+        shuffled = TensorBatches(x, y, self.cfg.batch_size, shuffle=True, generator=self.generator)
+        return _LimitedBatches(shuffled, self.allowance)
+
+    def setup(self) -> None:
+        super().setup()  # base optimizer, the sampler above, scheduler on the base optimizer
+        assert self.optimizer is not None
+        mode = self.privacy.grad_sample_mode
+        ghost = mode == "ghost"
+        extra: dict[str, Any] = {"max_grad_norm": self.plan.max_grad_norm} if ghost else {}
+        self.model = wrap_model(
+            self.base_model, mode, batch_first=True, loss_reduction="mean", **extra
+        )
+        if self.privacy.poisson_sampling:
+            self.model.forbid_grad_accumulation()  # type: ignore[operator]
+        cls = SourcedGhostDPOptimizer if ghost else SourcedDPOptimizer
+        optimizer = cls(
+            self.optimizer,
+            noise_multiplier=self.plan.noise_multiplier,
+            max_grad_norm=self.plan.max_grad_norm,
+            expected_batch_size=max(1, int(self.plan.expected_batch_size)),
+            loss_reduction="mean",
+        )
+        optimizer.noise_source = self.noise
+        optimizer.attach_step_hook(
+            self.accountant.get_optimizer_hook_fn(sample_rate=self.plan.sample_rate)
+        )
+        self.optimizer = optimizer
+        if ghost:
+            self.criterion = DPLossFastGradientClipping(self.model, optimizer, self.loss_fn, "mean")
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        optimizer = self.optimizer
+        assert isinstance(optimizer, DPOptimizer)
+        if len(x) == 0:
+            self._noise_only_step(optimizer)
+            return torch.zeros((), device=self.device)
+        optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():
+            # Opacus' backward hooks on the first layer fire although inputs need no grad.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            loss = self.criterion(self.model(x), y)
+            loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    def _noise_only_step(self, optimizer: DPOptimizer) -> None:
+        """An empty Poisson batch still releases a noisy (all-noise) update and is accounted."""
+        for p in optimizer.params:
+            p.summed_grad = torch.zeros_like(p)
+        optimizer.add_noise()
+        for p in optimizer.params:
+            assert p.grad is not None
+            p.grad /= optimizer.expected_batch_size
+        self.accountant.step(
+            noise_multiplier=optimizer.noise_multiplier, sample_rate=self.plan.sample_rate
+        )
+        optimizer.original_optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def after_step(self) -> None:
+        if self.accounted_steps() > self.plan.max_steps:  # the sampler makes this unreachable
+            raise PrivacyError(
+                f"DP-SGD: step {self.step} passes the reserved ε "
+                f"{self.plan.epsilon_target:g}; stopped"
+            )
+
+    def after_epoch(self, record: EpochRecord) -> None:
+        steps = self.accounted_steps()
+        if steps > self.trajectory[-1][0]:
+            eps = self.epsilon_at(steps)
+            self.trajectory.append((steps, eps))
+            self.log(f"DP-SGD: epoch {record.epoch}: ε={eps:.3f} after {steps} steps")
+        if self.allowance.exhausted and steps < self.plan.steps:
+            self.log(f"DP-SGD: stopped at step {steps}: the next step would pass the reserved ε")
+
+    def plain_model(self) -> nn.Module:
+        return self.base_model
+
+    def extra_outputs(self) -> dict[str, bytes]:
+        report = privacy_report(self)
+        return {"privacy_report.json": json.dumps(report, indent=2, sort_keys=True).encode()}
+
+    # ------------------------------------------------------------------ accounting
+
+    def accounted_steps(self) -> int:
+        """DP steps the accountant has recorded (noise-only steps included)."""
+        return int(sum(entry[2] for entry in self.accountant.history))
+
+    def epsilon_at(self, steps: int) -> float:
+        p = self.plan
+        return epsilon_after(p.noise_multiplier, p.sample_rate, steps, p.delta, p.accountant)
+
+    def spent_epsilon(self) -> float:
+        """ε spent so far; what a failed run settles with (0.0 before the first step)."""
+        return self.epsilon_at(self.accounted_steps())
+
+
+class DPTrainerFactory:
+    """A ``trainer_factory`` that remembers its trainer, so a failed run can still settle.
+
+    Example (the room)::
+
+        factory = DPTrainerFactory()
+        try:
+            outcome = run_pipeline(pipeline, trees, model_tree, trainer_factory=factory)
+        finally:
+            book.settle(run_id, factory.spent_epsilon())
+    """
+
+    def __init__(self, noise: NoiseSource | None = None) -> None:
+        self.noise = noise
+        self.trainer: DPTrainer | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DPTrainer:
+        self.trainer = DPTrainer(*args, noise=self.noise, **kwargs)
+        return self.trainer
+
+    def spent_epsilon(self) -> float:
+        """ε the run spent so far; 0.0 if its trainer was never built."""
+        return 0.0 if self.trainer is None else self.trainer.spent_epsilon()
