@@ -21,6 +21,7 @@ from sealroom.cli import task as task_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
 from sealroom.cli.demo import demo_command
 from sealroom.cli.run import run_command
+from sealroom.cli.seal import seal_command, unseal_command
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
 
@@ -72,6 +73,8 @@ def init(
 
 
 app.command("train")(train_command)
+app.command("seal")(seal_command)
+app.command("unseal")(unseal_command)
 app.command("run")(run_command)
 app.command("demo")(demo_command)
 

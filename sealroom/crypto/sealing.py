@@ -30,6 +30,7 @@ from sealroom.crypto.stream import PREFIX_SIZE, ChunkCipher
 from sealroom.errors import SealError
 
 DEFAULT_CHUNK_SIZE = 4 << 20
+MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 1 << 10, 1 << 30  # the manifest's bounds
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHUNKS = "chunks.bin"
@@ -76,7 +77,9 @@ class _ChunkWriter:
         self._index = 0
         self._n_chunks = n_chunks
 
-    def write_from(self, handle: BinaryIO, size: int, digest: hashlib._Hash) -> int:
+    def write_from(
+        self, handle: BinaryIO, size: int, digest: hashlib._Hash, progress: Progress | None
+    ) -> int:
         """Copy ``size`` bytes from ``handle`` into the stream; returns the bytes read."""
         remaining = size
         while remaining:
@@ -87,6 +90,8 @@ class _ChunkWriter:
             digest.update(self._view[self._fill : self._fill + got])
             self._fill += got
             remaining -= got
+            if progress:
+                progress(got)
             if self._fill == len(self._buffer):
                 self._emit(final=False)
         return size
@@ -122,6 +127,8 @@ def seal(
     """
     if out.exists():
         raise SealError(f"{out}: already exists; choose another --out")
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise SealError(f"chunk size {chunk_size} bytes: choose between 1 KiB and 1 GiB")
     files = _walk(source)
     sizes = [path.stat().st_size for _, path in files]
     total = sum(sizes)
@@ -141,15 +148,13 @@ def seal(
             for (rel, path), size in zip(files, sizes, strict=True):
                 digest = hashlib.sha256()
                 with open(path, "rb", buffering=0) as handle:
-                    writer.write_from(handle, size, digest)
+                    writer.write_from(handle, size, digest, progress)
                     if handle.read(1):
                         raise SealError(f"{path}: file grew while it was being sealed")
                 entries.append(
                     FileEntry(path=rel, offset=offset, size=size, sha256=digest.hexdigest())
                 )
                 offset += size
-                if progress:
-                    progress(size)
             writer.finish()
         kind = "file" if source.is_file() else "directory"
         manifest = Manifest(
