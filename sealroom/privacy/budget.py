@@ -13,53 +13,23 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple
 
-from sealroom.errors import BudgetExceeded, LedgerError, PrivacyError
+from sealroom.errors import BudgetExceeded, PrivacyError
 from sealroom.ledger import Ledger
+from sealroom.privacy.budget_store import connect, used, when_unlocked
 
 if TYPE_CHECKING:
     from sealroom.contract.schema import Contract, DatasetPrivacy
+    from sealroom.pipeline.schema import Pipeline
     from sealroom.workspace import Workspace
 
 BUDGET_DB = "budget.db"
-BUSY_TIMEOUT_S = 60.0
-SLACK = 1e-9
-T = TypeVar("T")  # float noise allowed when comparing sums of ε against a limit
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: the terms of each (contract, dataset) budget and one row per run and dataset.
-    (
-        """CREATE TABLE budgets (
-            contract_id TEXT NOT NULL,
-            dataset_id TEXT NOT NULL,
-            per_run_epsilon REAL NOT NULL,
-            per_run_delta REAL NOT NULL,
-            total_epsilon REAL NOT NULL,
-            total_delta REAL NOT NULL,
-            PRIMARY KEY (contract_id, dataset_id)
-        )""",
-        """CREATE TABLE charges (
-            run_id TEXT NOT NULL,
-            contract_id TEXT NOT NULL,
-            dataset_id TEXT NOT NULL,
-            reserved_epsilon REAL NOT NULL,
-            reserved_delta REAL NOT NULL,
-            spent_epsilon REAL,
-            spent_delta REAL,
-            state TEXT NOT NULL CHECK (state IN ('reserved', 'charged', 'released')),
-            seq INTEGER NOT NULL,
-            PRIMARY KEY (run_id, contract_id, dataset_id)
-        )""",
-        "CREATE INDEX charges_dataset ON charges(contract_id, dataset_id)",
-    ),
-)
+SLACK = 1e-9  # float noise allowed when comparing sums of ε against a limit
 
 
 class RunCharge(NamedTuple):
@@ -86,53 +56,6 @@ class DatasetBudget:
     runs: list[RunCharge] = field(default_factory=list)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        _migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _when_unlocked(open_: Callable[[], T]) -> T:
-    """Retry opening while another process holds the lock a new database's setup needs.
-
-    Switching a fresh database to WAL takes an exclusive lock that SQLite does not wait
-    for (no busy handler), so processes opening a new workspace at once see "locked".
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return open_()
-        except (sqlite3.OperationalError, LedgerError) as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == len(MIGRATIONS):
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number:d}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 class BudgetBook:
     """Reserve, settle and summarise privacy budgets; safe across threads and processes.
 
@@ -147,9 +70,9 @@ class BudgetBook:
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.home / BUDGET_DB
         self._lock = threading.Lock()
-        self._ledger = _when_unlocked(lambda: Ledger.open(ws))
+        self._ledger = when_unlocked(lambda: Ledger.open(ws))
         try:
-            self._conn = _when_unlocked(lambda: _connect(self.path))
+            self._conn = when_unlocked(lambda: connect(self.path))
         except sqlite3.DatabaseError as exc:
             self._ledger.close()
             raise PrivacyError(f"cannot open budget database {self.path}: {exc}") from None
@@ -250,7 +173,7 @@ class BudgetBook:
                 terms.total_delta,
             ),
         )
-        used_eps, used_delta = _used(conn, contract_id, dataset_id)
+        used_eps, used_delta = used(conn, contract_id, dataset_id)
         left = terms.total_epsilon - used_eps
         if epsilon > left + SLACK:
             raise BudgetExceeded(
@@ -302,6 +225,16 @@ class BudgetBook:
 
     # ------------------------------------------------------------------ reading
 
+    def has_open_reservation(self, contract_id: str, epsilon: float, delta: float) -> bool:
+        """Whether some run holds an unsettled reservation covering (ε, δ) on this contract."""
+        with self._transaction("DEFERRED") as conn:
+            row = conn.execute(
+                "SELECT 1 FROM charges WHERE contract_id = ? AND state = 'reserved' "
+                "AND reserved_epsilon >= ? AND reserved_delta >= ? LIMIT 1",
+                (contract_id, epsilon - SLACK, delta * (1 - SLACK)),
+            ).fetchone()
+            return row is not None
+
     def summary(self, dataset_id: str | None = None) -> list[DatasetBudget]:
         """Every budget (or those of one dataset): spent, reserved, remaining and the runs."""
         with self._transaction("DEFERRED") as conn:
@@ -343,13 +276,25 @@ class BudgetBook:
             return out
 
 
-def _used(conn: sqlite3.Connection, contract_id: str, dataset_id: str) -> tuple[float, float]:
-    """ε and δ spent or held by open reservations (what a new run cannot have)."""
-    row = conn.execute(
-        "SELECT COALESCE(SUM(CASE state WHEN 'reserved' THEN reserved_epsilon "
-        "ELSE spent_epsilon END), 0), "
-        "COALESCE(SUM(CASE state WHEN 'reserved' THEN reserved_delta ELSE spent_delta END), 0) "
-        "FROM charges WHERE contract_id = ? AND dataset_id = ?",
-        (contract_id, dataset_id),
-    ).fetchone()
-    return float(row[0]), float(row[1])
+def reservation_guard(ws: Workspace) -> Callable[[Contract, Pipeline, object], str | None]:
+    """A key-service release guard: no key for a private contract without a reservation.
+
+    Use as ``KeyService(ws, guards=[reservation_guard(ws)])``: the room must have reserved
+    the pipeline's (ε, δ) before it asks for keys, so an overshooting run gets none.
+    """
+
+    def guard(contract: Contract, pipeline: Pipeline, request: object) -> str | None:
+        if not any(d.privacy is not None for d in contract.datasets):
+            return None
+        if pipeline.privacy is None:
+            return f"contract {contract.id} has privacy budgets but the pipeline has no privacy"
+        privacy = pipeline.privacy
+        with BudgetBook(ws) as book:
+            if book.has_open_reservation(contract.id, privacy.epsilon, privacy.delta):
+                return None
+        return (
+            f"no privacy budget reserved on contract {contract.id} for ε {privacy.epsilon:g}, "
+            f"δ {privacy.delta:g}"
+        )
+
+    return guard

@@ -56,6 +56,20 @@ def filter_outputs(
     return kept
 
 
+def aggregate_only(outputs: dict[str, bytes]) -> dict[str, bytes]:
+    """Drop per-example outputs and metrics: what a private run releases with no contract."""
+    kept: dict[str, bytes] = {}
+    for name, data in outputs.items():
+        if name in PER_EXAMPLE_OUTPUTS:
+            continue
+        if name == "metrics.json":
+            report = json.loads(data)
+            allowed = set(report.get("metrics", {})) - PER_EXAMPLE_METRICS
+            data = _filter_metrics_json(data, allowed | {"loss"})
+        kept[name] = data
+    return kept
+
+
 def _filter_metrics_json(data: bytes, allowed: set[str]) -> bytes:
     try:
         report: dict[str, Any] = json.loads(data)

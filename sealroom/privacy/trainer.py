@@ -293,3 +293,28 @@ class DPTrainer(Trainer):
     def spent_epsilon(self) -> float:
         """ε spent so far; what a failed run settles with (0.0 before the first step)."""
         return self.epsilon_at(self.accounted_steps())
+
+
+class DPTrainerFactory:
+    """A ``trainer_factory`` that remembers its trainer, so a failed run can still settle.
+
+    Example (the room)::
+
+        factory = DPTrainerFactory()
+        try:
+            outcome = run_pipeline(pipeline, trees, model_tree, trainer_factory=factory)
+        finally:
+            book.settle(run_id, factory.spent_epsilon())
+    """
+
+    def __init__(self, noise: NoiseSource | None = None) -> None:
+        self.noise = noise
+        self.trainer: DPTrainer | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DPTrainer:
+        self.trainer = DPTrainer(*args, noise=self.noise, **kwargs)
+        return self.trainer
+
+    def spent_epsilon(self) -> float:
+        """ε the run spent so far; 0.0 if its trainer was never built."""
+        return 0.0 if self.trainer is None else self.trainer.spent_epsilon()

@@ -67,6 +67,7 @@ class TrainResult:
     steps: int
     fit_seconds: float
     samples: dict[str, int]
+    cpu_seconds: float = 0.0  # this process's CPU time in fit (all threads): robust to load
 
 
 class TensorBatches:
@@ -249,7 +250,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(True, warn_only=True)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         history: list[EpochRecord] = []
         try:
             self.setup()
@@ -257,7 +258,8 @@ class Trainer:
                 history.append(self._epoch(epoch))
         finally:
             torch.use_deterministic_algorithms(deterministic)
-        return TrainResult(history, self.step, time.perf_counter() - started, sizes)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        return TrainResult(history, self.step, wall, sizes, cpu)
 
     def _epoch(self, epoch: int) -> EpochRecord:
         epochs, every, log_every = self.cfg.epochs, self.cfg.checkpoint_every, self.cfg.log_every
@@ -273,7 +275,7 @@ class Trainer:
         self.model.train()
         for i, (x, y) in enumerate(loader, start=1):
             loss = self.train_step(x, y)
-            total += loss * len(x)
+            total.add_(loss, alpha=len(x))
             seen += len(x)
             self.step += 1
             steps.update(loss, self.last_output, y)

@@ -8,6 +8,8 @@ on the device every batch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -16,23 +18,23 @@ from sealroom.train.metrics import binary_masks, class_predictions
 SCORE_NAMES = {"classification": "Accuracy", "segmentation": "Dice score"}
 
 
-def batch_score(output: Tensor, target: Tensor, task: str, threshold: float) -> Tensor:
-    """Sum of the per-sample score and how many samples count, as a 2-element tensor.
+def batch_score(output: Tensor, target: Tensor, task: str, threshold: float) -> tuple[Tensor, Any]:
+    """Sum of the per-sample score and how many samples count (a tensor or an int).
 
     Classification: correct predictions. Segmentation: Dice per sample and channel,
     skipping those whose true mask is empty (undefined, as MONAI's ``ignore_empty``).
+    No step here reads a value back to the host (no boolean indexing).
     """
     if task == "classification":
         correct = class_predictions(output, threshold) == target.reshape(len(output))
-        count = torch.full((), float(len(output)), device=output.device)
-        return torch.stack([correct.sum().float(), count])
+        return correct.sum(), len(output)
     pred, true = binary_masks(output, target, threshold)
     dims = tuple(range(2, pred.dim()))
     overlap = (pred * true).sum(dims)
     size = true.sum(dims)
-    dice = 2 * overlap / (pred.sum(dims) + size).clamp(min=1e-8)
     valid = size > 0
-    return torch.stack([dice[valid].sum(), valid.sum().float()])
+    dice = 2 * overlap / (pred.sum(dims) + size).clamp(min=1e-8)
+    return (dice * valid).sum(), valid.sum()
 
 
 class StepLog:
@@ -42,26 +44,26 @@ class StepLog:
         self.task, self.threshold = task, threshold
         self.score_name = SCORE_NAMES.get(task)
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
-        self.score = torch.zeros(2, dtype=torch.float64, device=device)
+        self.score = torch.zeros((), dtype=torch.float64, device=device)
+        self.scored: Any = 0  # an int, or a tensor once a count comes as one
         self.samples = 0
 
     def update(self, loss: Tensor, output: Tensor | None, target: Tensor) -> None:
         """Add one batch; ``output`` may be None (a trainer that does not expose it)."""
-        self.loss += loss.double() * len(target)
+        self.loss.add_(loss, alpha=len(target))
         self.samples += len(target)
         if output is not None and self.score_name is not None:
-            with torch.no_grad():
-                self.score += batch_score(output, target, self.task, self.threshold).to(
-                    self.score.device, torch.float64
-                )
+            total, count = batch_score(output, target, self.task, self.threshold)
+            self.score.add_(total)
+            self.scored = self.scored + count
 
     def line(self, epoch: int, step: int) -> str:
         loss = float(self.loss) / max(self.samples, 1)
         text = f"Epoch: {epoch} | Step: {step} | Train loss: {loss:.3f}"
-        total, count = (float(v) for v in self.score.tolist())
-        if self.score_name is not None and count > 0:
-            text += f" | {self.score_name}: {total / count:.3f}"
+        scored = float(self.scored)
+        if self.score_name is not None and scored > 0:
+            text += f" | {self.score_name}: {float(self.score) / scored:.3f}"
         self.loss.zero_()
         self.score.zero_()
-        self.samples = 0
+        self.scored = self.samples = 0
         return text

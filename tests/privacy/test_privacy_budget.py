@@ -132,3 +132,23 @@ def test_parallel_processes_never_overspend(workspace: Workspace) -> None:
     with Ledger.open(workspace) as ledger:
         assert len(ledger.find("budget.reserved")) == 5
         ledger.verify()
+
+
+def test_release_guard_denies_keys_without_a_reservation(workspace: Workspace) -> None:
+    from sealroom.privacy.budget import reservation_guard
+    from tests.privacy.helpers import private_pipeline
+
+    guard = reservation_guard(workspace)
+    contract = make_contract()
+    pipeline = private_pipeline({"epsilon": 3.0, "delta": 1e-5})
+    assert "no privacy budget reserved" in (guard(contract, pipeline, None) or "")
+    with BudgetBook(workspace) as book:
+        book.reserve("r1", contract, 3.0, 1e-5)
+    assert guard(contract, pipeline, None) is None
+    assert "no privacy" in (
+        guard(contract, pipeline.model_copy(update={"privacy": None}), None) or ""
+    )
+    with BudgetBook(workspace) as book:
+        book.settle("r1", 3.0)
+    assert guard(contract, pipeline, None) is not None
+    assert guard(make_contract(datasets={"open": None}), pipeline, None) is None

@@ -158,13 +158,11 @@ def test_no_shadow_model_under_privacy() -> None:
         made.append(trainer)
         return trainer
 
-    pytest.MonkeyPatch().setattr(Trainer, "fit", counting_fit)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "fit", counting_fit)
         outcome = run_pipeline(
             pipeline, {"blobs": idx_tree()}, MemoryTree({}), trainer_factory=factory
         )
-    finally:
-        Trainer.fit = original  # type: ignore[method-assign]
     assert fits == ["DPTrainer"] and len(made) == 1
     models = [name for name, kind in outcome.kinds.items() if kind == "model"]
     assert sorted(models) == ["trained_model.onnx", "trained_model.safetensors"]
@@ -191,3 +189,21 @@ def test_empty_poisson_batch_takes_a_noise_only_step() -> None:
     after = list(trainer.plain_model().parameters())
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
     assert np.isfinite(trainer.spent_epsilon())
+
+
+def test_factory_reports_what_a_failed_run_spent() -> None:
+    from sealroom.privacy.trainer import DPTrainerFactory
+
+    factory = DPTrainerFactory(noise=SeededRandom(0))
+    assert factory.spent_epsilon() == 0.0
+    pipeline = private_pipeline({"accountant": "rdp"})
+
+    def failing_epoch(self: DPTrainer, record: object) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DPTrainer, "after_epoch", failing_epoch)
+        with pytest.raises(RuntimeError):
+            run_pipeline(pipeline, {"blobs": idx_tree()}, MemoryTree({}), trainer_factory=factory)
+    assert factory.trainer is not None and factory.trainer.accounted_steps() == 6
+    assert 0.0 < factory.spent_epsilon() < 3.0

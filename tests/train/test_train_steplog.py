@@ -127,7 +127,7 @@ def test_batch_dice_matches_monai_and_skips_empty_truths(channels: int) -> None:
     else:
         target = torch.randint(0, channels, (6, 1, 8, 8), generator=gen).float()
         target[0] = 0  # classes 1 and 2 absent from the first sample
-    total, count = batch_score(logits, target, "segmentation", 0.5).tolist()
+    total, count = (float(v) for v in batch_score(logits, target, "segmentation", 0.5))
     pred, true = binary_masks(logits, target, 0.5)
     expected = compute_dice(pred, true, include_background=True, ignore_empty=True)
     finite = expected[torch.isfinite(expected)]

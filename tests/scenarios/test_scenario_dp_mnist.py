@@ -1,0 +1,50 @@
+"""scenarios/dp-mnist: configs compose, the CNN needs no DP fixes, the contract admits the run."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+from opacus.validators import ModuleValidator
+
+from sealroom.data import MemoryTree
+from sealroom.pipeline.compose import compose
+from sealroom.train.models import build_model
+
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "dp-mnist"
+
+
+def _save_model_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("dp_mnist_save_model", SCENARIO / "save_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pipeline_is_private_and_the_onnx_cnn_is_dp_ready() -> None:
+    pipeline = compose(SCENARIO)
+    assert pipeline.privacy is not None and pipeline.privacy.epsilon == 3.0
+    save_model = _save_model_module()
+    onnx = save_model.model_onnx_bytes(save_model.make_model(0))
+    model = build_model(pipeline.model, MemoryTree({"model.onnx": onnx}))
+    assert ModuleValidator.validate(model, strict=False) == []
+    assert not any("BatchNorm" in type(m).__name__ for m in model.modules())
+    assert sum(p.numel() for p in model.parameters()) == 26_010
+
+
+def test_contract_values_admit_the_scenario_pipeline() -> None:
+    pipeline = compose(SCENARIO)
+    values = yaml.safe_load((SCENARIO / "contract.yaml").read_text())
+    constraints = values["constraints"]
+    [dataset] = values["datasets"]
+    assert pipeline.privacy is not None
+    assert dataset["id"] == pipeline.datasets[0].id
+    assert pipeline.privacy.epsilon <= dataset["privacy"]["per_run_epsilon"]
+    assert pipeline.privacy.delta <= dataset["privacy"]["per_run_delta"]
+    assert set(pipeline.eval.metrics) <= set(constraints["metrics"])
+    assert pipeline.train.optimizer.name in constraints["optimizers"]
+    assert pipeline.train.epochs <= constraints["max_epochs"]
+    assert "privacy_report" in constraints["released_outputs"]
+    assert constraints["require_privacy"] is True
