@@ -36,7 +36,7 @@ def import_(
     from sealroom.attest.software import INSECURE_LABEL
     from sealroom.contract.store import load_contract
     from sealroom.crypto.identity import load_party
-    from sealroom.crypto.package import SealedPackage
+    from sealroom.crypto.package import SealedPackage, owner_data_key
     from sealroom.kms.models import ReleasePolicy
     from sealroom.kms.service import KeyImportError, KeyService
     from sealroom.workspace import Workspace
@@ -48,7 +48,7 @@ def import_(
         digest = sealed.digest
         contract = load_contract(ws, contract_id).contract
         _check_owner_named(contract, digest, owner)
-        data_key = _owner_data_key(package, party, sealed)
+        data_key = owner_data_key(package, party)
         if expires is not None and expires.tzinfo is None:
             raise KeyImportError("--expires needs a timezone, e.g. 2026-12-31T00:00:00Z")
         policy = ReleasePolicy(
@@ -114,9 +114,3 @@ def _check_owner_named(contract: object, digest: str, owner: str) -> None:
         raise KeyImportError(
             f"contract {contract.id} names {owners[digest]} as owner of {digest}, not {owner}"
         )
-
-
-def _owner_data_key(package: Path, party: object, sealed: object) -> bytes:
-    from sealroom.crypto.package import owner_data_key
-
-    return owner_data_key(package, party)  # type: ignore[arg-type]

@@ -12,11 +12,16 @@ from sealroom.cli import contract as contract_cli
 from sealroom.cli import keys as keys_cli
 from sealroom.cli import kms as kms_cli
 from sealroom.cli import ledger as ledger_cli
+from sealroom.cli import output as output_cli
 from sealroom.cli import party as party_cli
 from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli import policy as policy_cli
+from sealroom.cli import receipt as receipt_cli
 from sealroom.cli import task as task_cli
 from sealroom.cli.console import console, emit_json, refusals, set_debug
+from sealroom.cli.demo import demo_command
+from sealroom.cli.run import run_command
+from sealroom.cli.seal import seal_command, unseal_command
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
 
@@ -35,6 +40,8 @@ app.add_typer(attest_cli.app, name="attest")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(kms_cli.app, name="kms")
 app.add_typer(policy_cli.app, name="policy")
+app.add_typer(output_cli.app, name="output")
+app.add_typer(receipt_cli.app, name="receipt")
 app.add_typer(budget_cli.app, name="budget")
 app.add_typer(task_cli.app, name="task")
 
@@ -66,6 +73,10 @@ def init(
 
 
 app.command("train")(train_command)
+app.command("seal")(seal_command)
+app.command("unseal")(unseal_command)
+app.command("run")(run_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

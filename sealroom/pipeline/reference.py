@@ -165,6 +165,11 @@ def render_reference() -> str:
         "variables; no calls, attributes, subscripts, strings or names starting with `_`.",
         "Example: `alpha * (1 - pt)**gamma * ce` with `components: {ce: {name: cross_entropy}}`.",
         "",
+        "A declarative model is a list of layers, each reading the previous one's output;",
+        "a layer with `inputs` reads earlier layers by `id` (or `input`) instead, which makes",
+        "a small graph: e.g. a residual block ends with `{type: add, inputs: [block_in, conv2]}`.",
+        "Only `add`, `concat` and `multiply` take several inputs.",
+        "",
         "## Config parts",
         "",
     ]

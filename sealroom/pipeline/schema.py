@@ -147,18 +147,38 @@ class OnnxModel(Strict):
 
 
 class LayerSpec(Strict):
-    """One layer of a declarative architecture; ``type`` comes from the layer registry."""
+    """One layer of a declarative model; ``type`` comes from the layer registry.
+
+    A layer reads the previous layer's output unless ``inputs`` names earlier layers
+    by ``id`` (or ``input``, the model's input): that makes a small graph, e.g. a
+    residual ``{type: add, inputs: [block_in, conv2]}``.
+    """
 
     type: Identifier
     params: Params = Field(default_factory=dict)
+    id: Identifier | None = None
+    inputs: list[Identifier] = Field(default_factory=list, max_length=8)
 
 
 class DeclarativeModel(Strict):
-    """A sequential stack of registered layers, optionally with safetensors weights."""
+    """A stack (or small graph) of registered layers, optionally with safetensors weights."""
 
     format: Literal["declarative"] = "declarative"
     layers: list[LayerSpec] = Field(min_length=1, max_length=256)
     weights: RelativePath | None = None
+
+    @model_validator(mode="after")
+    def _inputs_name_earlier_layers(self) -> DeclarativeModel:
+        seen = {"input"}
+        for i, layer in enumerate(self.layers):
+            for name in layer.inputs:
+                if name not in seen:
+                    raise ValueError(f"layers[{i}].inputs: {name!r} is not an earlier layer's id")
+            if layer.id is not None:
+                if layer.id in seen:
+                    raise ValueError(f"layers[{i}].id: {layer.id!r} is used twice")
+                seen.add(layer.id)
+        return self
 
 
 class ArchitectureModel(Strict):

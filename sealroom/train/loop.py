@@ -1,10 +1,10 @@
 """The training loop: seeded, lean per batch, with hooks a wrapper (DP) overrides instead of flags.
 
 Per-batch work is one gather of in-memory tensors, forward, backward and step; the
-loss is summed on a tensor and read back once per epoch, and progress events are
-throttled in time. A subclass replaces ``make_optimizer`` / ``make_train_loader``
-/ ``setup`` / ``after_step`` (Opacus wraps model, optimizer and loader in ``setup``)
-without any ``if private:`` branch here.
+loss (and the step log's score) is summed on tensors and read back once per log line
+or epoch, and progress events are throttled in time. A subclass replaces
+``make_optimizer`` / ``make_train_loader`` / ``setup`` / ``after_step`` (Opacus wraps
+model, optimizer and loader in ``setup``) without any ``if private:`` branch here.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sealroom.train.components.losses import build_loss
 from sealroom.train.components.optimizers import build_optimizer
 from sealroom.train.components.schedulers import Scheduled, build_scheduler
 from sealroom.train.metrics import MetricContext, evaluate
+from sealroom.train.steplog import StepLog
 
 EventKind = Literal["log", "epoch", "batch", "checkpoint"]
 PROGRESS_INTERVAL_S = 0.2  # at most five batch events a second: rich redraws are not free
@@ -66,6 +67,7 @@ class TrainResult:
     steps: int
     fit_seconds: float
     samples: dict[str, int]
+    cpu_seconds: float = 0.0  # this process's CPU time in fit (all threads): robust to load
 
 
 class TensorBatches:
@@ -140,6 +142,9 @@ class Trainer:
         self.train_loader: Iterable[tuple[Tensor, Tensor]] = ()
         self.step = 0
         self.lines: list[str] = []
+        # The last batch's detached output, for the step log's score; a subclass whose
+        # train_step does not set it gets loss-only step lines.
+        self.last_output: Tensor | None = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -176,9 +181,11 @@ class Trainer:
         """One optimisation step; returns the detached batch loss."""
         assert self.optimizer is not None
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(x), y)
+        output = self.model(x)
+        loss = self.loss_fn(output, y)
         loss.backward()
         self.optimizer.step()
+        self.last_output = output.detach()
         return loss.detach()
 
     def after_step(self) -> None:
@@ -243,7 +250,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(True, warn_only=True)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         history: list[EpochRecord] = []
         try:
             self.setup()
@@ -251,10 +258,11 @@ class Trainer:
                 history.append(self._epoch(epoch))
         finally:
             torch.use_deterministic_algorithms(deterministic)
-        return TrainResult(history, self.step, time.perf_counter() - started, sizes)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        return TrainResult(history, self.step, wall, sizes, cpu)
 
     def _epoch(self, epoch: int) -> EpochRecord:
-        epochs, every = self.cfg.epochs, self.cfg.checkpoint_every
+        epochs, every, log_every = self.cfg.epochs, self.cfg.checkpoint_every, self.cfg.log_every
         loader = self.train_loader
         batches = len(loader) if isinstance(loader, Sized) else 0
         scheduled = self.scheduler
@@ -263,12 +271,17 @@ class Trainer:
         began = last = time.perf_counter()
         total = torch.zeros((), device=self.device)
         seen = 0
+        steps = StepLog(self.metric_ctx.task, self.metric_ctx.threshold, self.device)
         self.model.train()
         for i, (x, y) in enumerate(loader, start=1):
             loss = self.train_step(x, y)
-            total += loss * len(x)
+            total.add_(loss, alpha=len(x))
             seen += len(x)
             self.step += 1
+            steps.update(loss, self.last_output, y)
+            self.last_output = None
+            if self.step % log_every == 0:
+                self.log(steps.line(epoch, self.step))
             if per_batch:
                 assert scheduled is not None
                 scheduled.scheduler.step()

@@ -119,6 +119,8 @@ def _macro(num: Tensor, den: Tensor, present: Tensor) -> float:
 
 @METRICS.register("accuracy")
 class Accuracy(ConfusionBased):
+    """Share of samples whose predicted class is the true one."""
+
     def compute(self) -> MetricValue:
         if self.matrix is None:
             return None
@@ -286,18 +288,24 @@ class Regression(Metric):
 
 @METRICS.register("mse")
 class MeanSquaredError(Regression):
+    """Mean squared error over all target values."""
+
     def compute(self) -> MetricValue:
         return float(self.sq / self.n) if self.n else None
 
 
 @METRICS.register("rmse")
 class RootMeanSquaredError(Regression):
+    """Square root of the mean squared error."""
+
     def compute(self) -> MetricValue:
         return math.sqrt(float(self.sq / self.n)) if self.n else None
 
 
 @METRICS.register("mae")
 class MeanAbsoluteError(Regression):
+    """Mean absolute error over all target values."""
+
     def compute(self) -> MetricValue:
         return float(self.abs / self.n) if self.n else None
 

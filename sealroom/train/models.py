@@ -1,4 +1,4 @@
-"""Build the model a pipeline names: ONNX (onnx2torch), a declarative stack or an architecture.
+"""Build the model a pipeline names: ONNX (onnx2torch), declarative layers or an architecture.
 
 Loading a model never runs its code: ONNX is a graph of registered operators that
 onnx2torch maps onto torch modules, and weights come as safetensors (plain tensors).
@@ -7,6 +7,8 @@ Nothing is unpickled.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import onnx
@@ -19,7 +21,13 @@ from sealroom.data import FileTree
 from sealroom.errors import TrainingError
 from sealroom.pipeline.schema import ArchitectureModel, DeclarativeModel, ModelPart, OnnxModel
 from sealroom.train.components.architectures import build_architecture
-from sealroom.train.components.layers import build_sequential
+from sealroom.train.components.layers import build_declarative
+
+# The room builds what a consumer's config declares before it reads any data, so a
+# config must not be able to ask for unbounded memory: `linear` with in_features and
+# out_features of 10**6 would be 4 TB of weights. Generous for anything a room trains.
+MAX_PARAMETERS = 1_000_000_000
+MAX_SAMPLE_VALUES = 1 << 27  # one input sample (a 4-channel 256³ volume is 1 << 26)
 
 
 class ModelError(TrainingError):
@@ -88,9 +96,11 @@ def build_model(part: ModelPart, tree: FileTree) -> nn.Module:
     if isinstance(cfg, OnnxModel):
         model = load_onnx(tree.read_bytes(cfg.file), f"model.file {cfg.file}")
     elif isinstance(cfg, DeclarativeModel):
-        model = build_sequential(cfg.layers)
+        layers = cfg.layers
+        model = build_bounded(lambda: build_declarative(layers), "model.layers")
     elif isinstance(cfg, ArchitectureModel):
-        model = build_architecture(cfg)
+        architecture = cfg
+        model = build_bounded(lambda: build_architecture(architecture), "model.params")
     else:  # pragma: no cover - the schema's discriminated union has no other member
         raise ModelError(f"model.format: unsupported {type(cfg).__name__}")
     weights = None if isinstance(cfg, OnnxModel) else cfg.weights
@@ -100,8 +110,25 @@ def build_model(part: ModelPart, tree: FileTree) -> nn.Module:
     return model
 
 
+def build_bounded(build: Callable[[], nn.Module], where: str) -> nn.Module:
+    """Count parameters on the meta device (no memory, no RNG draws), then build for real."""
+    with torch.device("meta"):
+        skeleton = build()
+    count = sum(p.numel() for p in skeleton.parameters())
+    if count > MAX_PARAMETERS:
+        raise ModelError(
+            f"{where}: the model has {count:,} parameters (at most {MAX_PARAMETERS:,})"
+        )
+    return build()
+
+
 def check_input_shape(model: nn.Module, input_shape: list[int]) -> None:
     """Run one zero sample through the model so a shape mismatch fails before any data is read."""
+    if min(input_shape) < 1 or math.prod(input_shape) > MAX_SAMPLE_VALUES:
+        raise ModelError(
+            f"model.input_shape {input_shape}: sizes must be >= 1 and one sample at most "
+            f"{MAX_SAMPLE_VALUES:,} values"
+        )
     sample = torch.zeros(1, *input_shape)
     training = model.training
     model.eval()
@@ -110,8 +137,9 @@ def check_input_shape(model: nn.Module, input_shape: list[int]) -> None:
             model(sample)
     except Exception as exc:  # a wrong shape surfaces as RuntimeError, ValueError, ...
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = "".join(f" at {note}" for note in getattr(exc, "__notes__", ())[:1])
         raise ModelError(
-            f"model.input_shape {input_shape}: the model rejects it ({message})"
+            f"model.input_shape {input_shape}: the model rejects it{where} ({message})"
         ) from None
     finally:
         model.train(training)

@@ -146,3 +146,26 @@ def test_batching_never_changes_classification_metrics(labels, seed, batch) -> N
         sk.recall_score(y_true, y_pred, average="macro", zero_division=0)
     )
     assert got["confusion_matrix"] == sk.confusion_matrix(y_true, y_pred, labels=range(4)).tolist()
+
+
+def _task_batch(task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    if task == "classification":
+        return torch.randn(12, 3, generator=gen), torch.arange(12) % 3
+    if task == "segmentation":
+        target = torch.zeros(4, 1, 6, 6)
+        target[:, :, 1:4, 1:4] = 1
+        return torch.randn(4, 1, 6, 6, generator=gen) + 3 * target - 1, target
+    target = torch.randn(12, 1, generator=gen)
+    return target + 0.1 * torch.randn(12, 1, generator=gen), target
+
+
+@pytest.mark.parametrize("name", METRICS.names())
+def test_every_registered_metric_computes_on_each_of_its_tasks(name: str) -> None:
+    for task in sorted(METRICS.get(name).tasks):
+        outputs, targets = _task_batch(task)
+        value = run([name], task, outputs, targets)[name]
+        if name == "confusion_matrix":
+            assert isinstance(value, list) and sum(map(sum, value)) == len(targets)
+        else:
+            assert isinstance(value, float) and np.isfinite(value), (name, task, value)

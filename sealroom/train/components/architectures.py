@@ -33,12 +33,12 @@ def monai_unet(
     channels: list[int] = [16, 32, 64, 128],  # noqa: B006 - never mutated, shown in docs
     strides: list[int] = [2, 2, 2],  # noqa: B006
     num_res_units: int = 2,
-    norm: Literal["instance", "group"] = "instance",
+    norm: Literal["instance", "group", "batch"] = "instance",
     num_groups: int = 8,
     dropout: float = 0.0,
     kernel_size: int = 3,
 ) -> nn.Module:
-    """MONAI U-Net with per-sample normalisation (see the module docstring)."""
+    """MONAI U-Net; ``group``/``instance`` norms train privately as they are."""
     if len(strides) != len(channels) - 1:
         raise ValueError("strides needs one entry fewer than channels")
     if norm == "group":
@@ -51,8 +51,12 @@ def monai_unet(
         norm_spec: tuple[str, dict[str, Any]] = ("group", {"num_groups": num_groups})
     elif norm == "instance":
         norm_spec = ("instance", {"affine": True})
+    elif norm == "batch":
+        # MONAI's usual choice; a private run's DP wrapper swaps each BatchNorm for a
+        # GroupNorm and logs the replacement (sealroom.privacy.compat).
+        norm_spec = ("batch", {})
     else:
-        raise ValueError("norm must be 'group' or 'instance'")
+        raise ValueError("norm must be 'group', 'instance' or 'batch'")
     return UNet(
         spatial_dims=spatial_dims,
         in_channels=in_channels,

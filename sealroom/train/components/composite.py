@@ -11,6 +11,7 @@ The result is reduced per sample, then by ``reduction`` — ``"mean"`` for train
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -77,6 +78,11 @@ class CompositeLoss(nn.Module):
         self.reduction: Reduction = reduction
         self.components = nn.ModuleDict()
         used = {self.namespace[n].component for n in self.expression.names}
+        # The common case, an expression that is one component's loss, skips the tree walk.
+        tree = self.expression.tree
+        self.single: str | None = None
+        if isinstance(tree, ast.Name) and self.namespace[tree.id].aux is None:
+            self.single = self.namespace[tree.id].component
         for key, component in cfg.components.items():
             if key not in used:
                 continue
@@ -101,6 +107,15 @@ class CompositeLoss(nn.Module):
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         terms = self._terms(output, target)
+        result = terms[self.single]["loss"] if self.single else self._evaluate(terms)
+        per_sample = _per_sample(result)
+        if self.reduction == "none":
+            if per_sample.dim() == 0:
+                raise TrainingError("loss has no per-sample values (a batch-level component?)")
+            return per_sample
+        return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
+
+    def _evaluate(self, terms: dict[str, dict[str, Tensor]]) -> Tensor:
         values: dict[str, Any] = dict(self.variables)
         for name in self.expression.names:
             ref = self.namespace[name]
@@ -116,9 +131,4 @@ class CompositeLoss(nn.Module):
             raise TrainingError(f"loss expression {self.expression.text!r}: {exc}") from None
         if not isinstance(result, Tensor):
             raise TrainingError(f"loss expression {self.expression.text!r} gave no tensor")
-        per_sample = _per_sample(result)
-        if self.reduction == "none":
-            if per_sample.dim() == 0:
-                raise TrainingError("loss has no per-sample values (a batch-level component?)")
-            return per_sample
-        return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
+        return result

@@ -86,7 +86,11 @@ class CrossEntropy(LossComponent):
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
         )
-        plain = F.cross_entropy(output, target, reduction="none", ignore_index=self.ignore_index)
+        plain = loss
+        if self.weight is not None or self.label_smoothing:  # else pt follows from the loss itself
+            plain = F.cross_entropy(
+                output, target, reduction="none", ignore_index=self.ignore_index
+            )
         return {"loss": loss, "pt": torch.exp(-plain)}
 
 
@@ -107,7 +111,9 @@ class NegativeLogLikelihood(LossComponent):
         loss = F.nll_loss(
             output, target, weight=self.weight, reduction="none", ignore_index=self.ignore_index
         )
-        plain = F.nll_loss(output, target, reduction="none", ignore_index=self.ignore_index)
+        plain = loss
+        if self.weight is not None:
+            plain = F.nll_loss(output, target, reduction="none", ignore_index=self.ignore_index)
         return {"loss": loss, "pt": torch.exp(-plain)}
 
 

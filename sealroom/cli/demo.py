@@ -1,0 +1,103 @@
+"""`sealroom demo NAME`: the whole story of a scenario in a fresh workspace, step by step."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sealroom.cli.console import console, emit_json, err_console, progress, refusals
+from sealroom.cli.run import RoomView
+from sealroom.room.events import RoomEvent
+
+
+class RichNarrator:
+    """Titled rules per step, dim notes, byte bars for sealing, the room's bars and log."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.out = err_console if quiet else console
+
+    def step(self, title: str) -> None:
+        self.out.rule(f"[bold]{title}[/]", align="left")
+
+    def note(self, text: str) -> None:
+        self.out.print(f"  [dim]{text}[/]", highlight=False)
+
+    @contextmanager
+    def bytes(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
+        bars = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        with bars:
+            task = bars.add_task(label, total=total or None)
+            yield lambda n: bars.advance(task, n)
+
+    @contextmanager
+    def room(self) -> Iterator[Callable[[RoomEvent], None]]:
+        with progress(transient=True) as bars:
+            yield RoomView(bars, quiet=self.out is err_console)
+
+
+def demo_command(
+    name: str = typer.Argument("mnist", help="Scenario: mnist, dp-mnist, mri (see scenarios/)."),
+    home: Path = typer.Option(
+        None, "--home", help="Empty folder for the demo (default: a new temp folder)."
+    ),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override the pipeline's epochs."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary at the end."),
+) -> None:
+    """Play a scenario end to end: parties, sealing, contract, keys, the room, decrypted outputs.
+
+    Example: sealroom demo mnist --home ./demo --epochs 2
+    """
+    from sealroom.errors import WorkspaceError
+    from sealroom.room.story import Story, iter_metrics, load_scenario
+
+    with refusals():
+        scenario = load_scenario(name)
+        if home is None:
+            home = Path(tempfile.mkdtemp(prefix=f"sealroom-demo-{name}-"))
+        elif home.exists() and any(home.iterdir()):
+            raise WorkspaceError(f"{home} is not empty; the demo needs a fresh folder")
+        home = home.resolve()
+        narrator = RichNarrator(quiet=json_out)
+        narrator.out.print(f"[bold]{scenario.title}[/]  (demo folder {home})", highlight=False)
+        started = time.monotonic()
+        result = Story(scenario, home, narrator, epochs=epochs).play()
+    seconds = time.monotonic() - started
+    record = result.receipt.record
+    if json_out:
+        emit_json(
+            {
+                "home": str(result.home),
+                "run_id": record.run_id,
+                "run_dir": str(result.run_dir),
+                "outputs": str(result.outputs),
+                "metrics": record.metrics,
+                "insecure": record.insecure,
+                "seconds": round(seconds, 1),
+            }
+        )
+        return
+    console.rule("[bold green]Done[/]", align="left")
+    for metric, value in iter_metrics(result.receipt):
+        console.print(f"  {metric:<10} {value:.4f}", highlight=False)
+    console.print(f"  decrypted outputs: [bold]{result.outputs}[/]", highlight=False)
+    console.print(f"  sealed outputs and receipt: {result.run_dir}", highlight=False)
+    if record.insecure:
+        console.print("  [yellow]room attested by INSECURE software attestation (no TEE)[/]")
+    console.print(
+        f"  verify: SEALROOM_HOME={result.home} sealroom receipt verify {record.run_id}",
+        highlight=False,
+    )
+    console.print(f"  ({seconds:.0f} s)", highlight=False)

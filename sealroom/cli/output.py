@@ -1,0 +1,45 @@
+"""`sealroom output decrypt`: the consumer checks a run's receipt and opens its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sealroom.cli.console import console, emit_json, refusals
+
+app = typer.Typer(help="Outputs of clean-room runs (consumer side).", no_args_is_help=True)
+
+
+@app.command()
+def decrypt(
+    run: str = typer.Argument(..., help="Run id (in this workspace) or run folder."),
+    as_name: str = typer.Option(..., "--as", help="The consumer the outputs are sealed to."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the decrypted outputs to."),
+    ledger_key: str = typer.Option(
+        None, "--ledger-key", help="Trusted ledger public key (default: this workspace's ledger)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Verify the run receipt and sealed files, then decrypt the outputs into --out.
+
+    Example: sealroom output decrypt run-20261123T090000-a1b2c3 --as lab --out results/
+    """
+    from sealroom.crypto.identity import load_party
+    from sealroom.room.consumer import decrypt_run
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        ws = Workspace.find()
+        party = load_party(ws, as_name)
+        receipt, written = decrypt_run(ws, run, party, out, ledger_key)
+    if json_out:
+        emit_json({"run_id": receipt.run_id, "out": str(out), "files": [str(p) for p in written]})
+        return
+    console.print(
+        f"receipt of run [bold]{receipt.run_id}[/] verified (ledger entry {receipt.receipt.seq}); "
+        f"{len(written)} outputs decrypted to [bold]{out}[/]",
+        highlight=False,
+    )
+    for path in written:
+        console.print(f"  {path}", highlight=False)

@@ -1,0 +1,111 @@
+"""`sealroom run`: the operator starts a clean-room run and watches progress, never data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import Progress, TaskID
+
+from sealroom.cli.console import console, emit_json, err_console, progress, refusals
+
+if TYPE_CHECKING:
+    from sealroom.room.events import RoomEvent
+    from sealroom.room.receipt import RunReceipt
+
+
+class RoomView:
+    """Turns the room's events into stage lines, log lines and epoch/batch bars."""
+
+    def __init__(self, bars: Progress, quiet: bool = False) -> None:
+        self.bars, self.quiet = bars, quiet
+        self.epochs: TaskID | None = None
+        self.batches: TaskID | None = None
+
+    def print(self, text: str) -> None:
+        (err_console if self.quiet else console).print(text, highlight=False)
+
+    def __call__(self, event: RoomEvent) -> None:
+        if event.type == "stage":
+            self.print(f"[bold cyan]▸ {event.message}[/]")
+        elif event.type == "log":
+            style = "yellow" if event.level == "warning" else "dim"
+            self.print(f"  [{style}]{event.message}[/]")
+        elif event.type == "epoch":
+            if self.epochs is None:
+                self.epochs = self.bars.add_task("epochs", total=event.epochs)
+                self.batches = self.bars.add_task("batches", total=event.batches)
+            assert self.batches is not None
+            self.bars.update(self.epochs, completed=event.epoch - 1)
+            self.bars.reset(self.batches, total=event.batches)
+            self.bars.update(self.batches, description=f"epoch {event.epoch}/{event.epochs}")
+        elif event.type == "batch" and self.batches is not None:
+            self.bars.update(self.batches, completed=event.batch)
+            if event.batch == event.batches and self.epochs is not None:
+                self.bars.update(self.epochs, completed=event.epoch)
+
+
+def banner(contract_id: str, pipeline: Path) -> str:
+    from sealroom.attest.software import INSECURE_LABEL
+
+    return (
+        f"[bold]sealroom run[/] contract [bold]{contract_id}[/], pipeline {pipeline}\n"
+        f"[bold yellow]room: {INSECURE_LABEL}[/]"
+    )
+
+
+def summary(receipt: RunReceipt, run_dir: Path) -> list[str]:
+    record = receipt.record
+    lines = [f"run [bold]{record.run_id}[/] completed; outputs sealed to {record.consumer}"]
+    for name, value in sorted(record.metrics.items()):
+        if isinstance(value, float):
+            lines.append(f"  {name}: {value:.4f}")
+    if record.insecure:
+        lines.append("[yellow]  receipt says insecure: true (software attestation)[/]")
+    lines.append(f"  outputs and receipt: {run_dir}")
+    lines.append(f"  verify: sealroom receipt verify {record.run_id}")
+    lines.append(
+        f"  decrypt: sealroom output decrypt {record.run_id} --as {record.consumer} --out DIR"
+    )
+    return lines
+
+
+def run_command(
+    contract: str = typer.Option(..., "--contract", help="Contract id."),
+    pipeline: Path = typer.Option(
+        ..., "--pipeline", help="Composed pipeline file or parts folder."
+    ),
+    timeout: float = typer.Option(
+        None, "--timeout", min=1, help="Seconds before the room is killed (≤ contract limit)."
+    ),
+    package_dirs: list[Path] = typer.Option(
+        [], "--packages", help="Extra folder holding sealed packages (repeatable)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run a pipeline in a clean room under a signed contract; outputs go sealed to the consumer.
+
+    Example: sealroom run --contract mnist-demo --pipeline pipeline.json --timeout 600
+    """
+    from sealroom.room.launcher import run_room
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        ws = Workspace.find()
+        err_console.print(banner(contract, pipeline), highlight=False)
+        with progress(transient=True) as bars:
+            receipt = run_room(
+                ws,
+                contract,
+                pipeline,
+                timeout_s=timeout,
+                on_event=RoomView(bars, quiet=json_out),
+                package_dirs=package_dirs,
+            )
+    run_dir = ws.runs / receipt.run_id
+    if json_out:
+        emit_json({"run_dir": str(run_dir), **receipt.model_dump(mode="json")})
+        return
+    for line in summary(receipt, run_dir):
+        console.print(line, highlight=False)

@@ -1,0 +1,103 @@
+"""The room process: ``python -m sealroom.room.process`` (started by the operator's launcher).
+
+It reads one JSON request on stdin, runs it (session.py) and reports only through JSON
+lines on its stdout (events.py); anything else a library prints goes to stderr. It holds
+the only copies of data keys and plaintext, all in memory, and exits 0 on success or 1
+after recording the failure. Core dumps are off so that a crash leaves no memory image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from sealroom.room.events import EventWriter, RoomEvent
+
+
+def _warm_imports() -> None:
+    """Import torch and the trainer while the room verifies, attests and decrypts."""
+    try:
+        import sealroom.train.run  # noqa: F401
+    except Exception:  # the training step imports again and reports the real error
+        return
+
+
+_QUIET = ("sealroom.attest", "sealroom.kms")
+
+
+class _Relay(logging.Handler):
+    """sealroom's log records become log events (messages only; no arguments are data)."""
+
+    def __init__(self, emit: EventWriter) -> None:
+        super().__init__(logging.INFO)
+        self.emit_event = emit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_QUIET):  # the room states the INSECURE label once itself
+            return
+        level = "warning" if record.levelno >= logging.WARNING else "info"
+        self.emit_event(RoomEvent(type="log", message=record.getMessage(), level=level))
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(f"signal {signal.Signals(signum).name}")
+
+
+def _private_stdout() -> EventWriter:
+    """Keep fd 1 for events only; point everything else that writes to stdout at stderr."""
+    events = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return EventWriter(events)
+
+
+def main() -> int:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.umask(0o077)
+    emit = _private_stdout()
+    warm = threading.Thread(target=_warm_imports, name="warm-imports", daemon=True)
+    warm.start()
+    signal.signal(signal.SIGTERM, _stop)
+    logging.getLogger("sealroom").addHandler(_Relay(emit))
+    logging.getLogger("sealroom").setLevel(logging.INFO)
+    logging.getLogger("sealroom").propagate = False
+
+    from sealroom.room.session import RoomRequest, RoomSession
+
+    stage = "start"
+    try:
+        raw = json.loads(sys.stdin.readline())
+        request = RoomRequest(
+            home=Path(raw["home"]),
+            contract_id=raw["contract_id"],
+            pipeline_path=Path(raw["pipeline"]),
+            run_id=raw["run_id"],
+            staging=Path(raw["staging"]),
+            final=Path(raw["final"]),
+            package_dirs=[Path(p) for p in raw.get("package_dirs", [])],
+        )
+        session = RoomSession(request, emit)
+        try:
+            receipt = session.run()
+        finally:
+            stage = session.stage
+    except BaseException as exc:  # every failure ends the run the same way
+        reason = str(exc) or type(exc).__name__
+        emit(RoomEvent(type="failed", stage=stage, message=reason))
+        return 1
+    emit(RoomEvent(type="done", run_id=receipt.run_id, message=str(request.final)))
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    # Leave at once: no waiting on the warm-import thread, no interpreter teardown work.
+    logging.shutdown()
+    os._exit(code)
