@@ -57,7 +57,7 @@ def main() -> int:
     logging.getLogger("sealroom").setLevel(logging.INFO)
     logging.getLogger("sealroom").propagate = False
 
-    from sealroom.room.session import RoomRequest, RoomSession
+    from sealroom.room.session import RoomRequest, RoomSession, failure_reason
 
     stage = "start"
     try:
@@ -77,8 +77,7 @@ def main() -> int:
         finally:
             stage = session.stage
     except BaseException as exc:  # every failure ends the run the same way
-        reason = str(exc) or type(exc).__name__
-        emit(RoomEvent(type="failed", stage=stage, message=reason))
+        emit(RoomEvent(type="failed", stage=stage, message=failure_reason(exc)))
         return 1
     emit(RoomEvent(type="done", run_id=receipt.run_id, message=str(request.final)))
     return 0
