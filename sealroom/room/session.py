@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sealroom.attest.software import INSECURE_LABEL, SoftwareAttester
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import verify_contract
-from sealroom.errors import PolicyDenied
+from sealroom.errors import PolicyDenied, SealroomError
 from sealroom.ledger import Ledger
 from sealroom.pipeline.compose import compose, load_pipeline, pipeline_digest
 from sealroom.pipeline.schema import Pipeline
@@ -125,10 +125,7 @@ class RoomSession:
         try:
             return self._run()
         except BaseException as exc:
-            reason = str(exc) or type(exc).__name__
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                reason = f"room stopped by a signal ({reason})"
-            self._fail(reason)
+            self._fail(failure_reason(exc))
             raise
         finally:
             self.trainer = None
@@ -320,3 +317,13 @@ def _privacy_facts(released: dict[str, bytes]) -> dict[str, Any] | None:
     report = json.loads(data)
     keys = ("epsilon_spent", "epsilon_target", "delta", "noise_multiplier", "steps", "accountant")
     return {k: report[k] for k in keys if k in report}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the ledger and the operator; foreign errors are cut short (no data dumps)."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return f"room stopped by a signal ({exc})"
+    if isinstance(exc, SealroomError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
