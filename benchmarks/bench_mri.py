@@ -49,7 +49,7 @@ SCENARIO = ROOT / "scenarios" / "mri"
 NON_PRIVATE_TRAIN = {
     "optimizer": {"name": "adam", "params": {"lr": 0.003}},
     "batch_size": 32,
-    "epochs": 10,
+    "epochs": 15,
 }
 
 
