@@ -14,7 +14,9 @@ app = typer.Typer(help="Run receipts (auditor side).", no_args_is_help=True)
 @app.command()
 def verify(
     run: str = typer.Argument(..., help="Run id, run folder or receipt.json."),
-    ledger_key: str = typer.Option(None, "--ledger-key", help="Trusted ledger public key (base64)."),
+    ledger_key: str = typer.Option(
+        None, "--ledger-key", help="Trusted ledger public key (base64)."
+    ),
     key_file: Path = typer.Option(None, "--key-file", help="File holding the ledger public key."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:

@@ -65,13 +65,17 @@ def summary(receipt: RunReceipt, run_dir: Path) -> list[str]:
         lines.append("[yellow]  receipt says insecure: true (software attestation)[/]")
     lines.append(f"  outputs and receipt: {run_dir}")
     lines.append(f"  verify: sealroom receipt verify {record.run_id}")
-    lines.append(f"  decrypt: sealroom output decrypt {record.run_id} --as {record.consumer} --out DIR")
+    lines.append(
+        f"  decrypt: sealroom output decrypt {record.run_id} --as {record.consumer} --out DIR"
+    )
     return lines
 
 
 def run_command(
     contract: str = typer.Option(..., "--contract", help="Contract id."),
-    pipeline: Path = typer.Option(..., "--pipeline", help="Composed pipeline file or parts folder."),
+    pipeline: Path = typer.Option(
+        ..., "--pipeline", help="Composed pipeline file or parts folder."
+    ),
     timeout: float = typer.Option(
         None, "--timeout", min=1, help="Seconds before the room is killed (≤ contract limit)."
     ),

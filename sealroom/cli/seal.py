@@ -119,7 +119,7 @@ def seal_command(
     with refusals(), _os_errors():
         size = parse_size(chunk_size)
         if format is not None and not _FORMAT.match(format):
-            raise SealOptionError(f"--format {format!r}: lower-case letters, digits, '_', '-'")
+            raise SealOptionError(f"--format {format!r}: lower-case letters, digits, '_', '.', '-'")
         if no_owner_key and key_out is None:
             raise SealOptionError("--no-owner-key needs --key-out FILE, or the key would be lost")
         if key_out is not None and key_out.exists():

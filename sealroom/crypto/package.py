@@ -105,7 +105,7 @@ class SealedPackage:
             for index in range(first, last + 1):
                 final = index == m.n_chunks - 1
                 want = (m.size - index * m.chunk_size + TAG_SIZE) if final else stride
-                got = handle.readinto(memoryview(sealed)[:want])
+                got = _read_into(handle, memoryview(sealed)[:want])
                 if got != want:
                     raise SealError(f"{self.path}: chunk {index} is truncated")
                 try:
@@ -218,6 +218,18 @@ def owner_data_key(package: Path, party: Party) -> bytes:
         raise WrongKeyError(
             f"{package}: the data key is sealed to {manifest.owner!r}, not to {party.name!r}"
         ) from None
+
+
+def _read_into(handle: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` unless the file ends first: one read may return less (FUSE, NFS,
+    signals), which must not be mistaken for a truncated chunk."""
+    filled = 0
+    while filled < len(view):
+        got = handle.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        filled += got
+    return filled
 
 
 def _preallocate(handle: BinaryIO, size: int, path: Path) -> None:

@@ -7,18 +7,13 @@ when several processes serve releases.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
 from sealroom.errors import SealroomError
 from sealroom.kms.models import KeyRecord, ReleasePolicy
-
-BUSY_TIMEOUT_S = 60.0
+from sealroom.sqlite_store import SqliteStore
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: keys (one per package and contract) and issued nonces.
@@ -54,53 +49,18 @@ class NonceState(Enum):
     USED = "used"
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number:d}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(MIGRATIONS)
-
-
 class KmsRepository:
     """Rows in, records out; crypto and policy live in :mod:`sealroom.kms.service`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            migrate(self._conn)
-        except sqlite3.DatabaseError as exc:
-            raise KmsStoreError(f"cannot open key service database {path}: {exc}") from None
-        path.chmod(0o600)
+        self._store = SqliteStore(
+            path, MIGRATIONS, KmsStoreError, "key service database", private=True
+        )
+        self._tx = self._store.transaction
 
     def close(self) -> None:
-        self._conn.close()
-
-    @contextmanager
-    def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute(f"BEGIN {mode}")
-            except sqlite3.DatabaseError as exc:
-                raise KmsStoreError(f"key service database {self.path}: {exc}") from None
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        self._store.close()
 
     def put_key(self, record: KeyRecord) -> None:
         with self._tx() as conn:

@@ -7,17 +7,14 @@ entry happen under one write lock: concurrent processes queue up instead of fork
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from sealroom.errors import LedgerError
 from sealroom.ledger.entries import GENESIS_HASH
-from sealroom.ledger.migrations import migrate
-
-BUSY_TIMEOUT_S = 60.0
+from sealroom.ledger.migrations import MIGRATIONS
+from sealroom.sqlite_store import SqliteStore
 
 
 class Row(NamedTuple):
@@ -63,34 +60,11 @@ class LedgerRepository:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            migrate(self._conn)
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"cannot open ledger database {path}: {exc}") from None
+        self._store = SqliteStore(path, MIGRATIONS, LedgerError, "ledger database")
+        self._transaction = self._store.transaction
 
     def close(self) -> None:
-        self._conn.close()
-
-    @contextmanager
-    def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute(f"BEGIN {mode}")
-            except sqlite3.DatabaseError as exc:
-                raise LedgerError(f"ledger database {self.path} is unavailable: {exc}") from None
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        self._store.close()
 
     def append(self, build: Callable[[int, str], Row]) -> Row:
         """Insert ``build(next_seq, prev_hash)`` as the next entry, atomically with the head."""

@@ -24,7 +24,10 @@ PER_EXAMPLE_OUTPUTS = {
     "segmentation_samples.png": "samples",
 }
 PER_EXAMPLE_METRICS = {"confusion_matrix"}
-_METRIC_LINE = re.compile(r"^(Test|Validation|Training) ([A-Za-z0-9_]+): ")
+_FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9_ ]*): (?P<value>.*)$")
+_PREFIXES = ("train ", "training ", "val ", "validation ", "test ")
+_ALIASES = {"dice score": "dice", "iou": "jaccard"}
+_STRUCTURE = {"epoch", "step", "samples"}  # counters, not statistics of the data
 
 
 def _kind(name: str) -> str:
@@ -38,9 +41,7 @@ def filter_outputs(
 ) -> dict[str, bytes]:
     """The subset of ``outputs`` (with metrics trimmed) that the contract lets leave the room."""
     allowed_kinds = set(constraints.released_outputs)
-    allowed_metrics = set(constraints.metrics)
-    if private:
-        allowed_metrics -= PER_EXAMPLE_METRICS - allowed_kinds
+    allowed_metrics = released_metrics(constraints, private)
     kept: dict[str, bytes] = {}
     for name, data in outputs.items():
         if _kind(name) not in allowed_kinds:
@@ -54,6 +55,14 @@ def filter_outputs(
             data = _filter_log(data, allowed_metrics)
         kept[name] = data
     return kept
+
+
+def released_metrics(constraints: Constraints, private: bool) -> set[str]:
+    """Metric names that may leave the room (in outputs, receipts and the operator's log)."""
+    allowed = set(constraints.metrics)
+    if private:
+        allowed -= PER_EXAMPLE_METRICS - set(constraints.released_outputs)
+    return allowed
 
 
 def aggregate_only(outputs: dict[str, bytes]) -> dict[str, bytes]:
@@ -82,14 +91,57 @@ def _filter_metrics_json(data: bytes, allowed: set[str]) -> bytes:
     return json.dumps(report, indent=2, sort_keys=True).encode()
 
 
+def release_line(line: str, allowed: set[str]) -> str | None:
+    """A log line with every statistic the contract does not release removed.
+
+    Lines are ``Key: value`` fields joined by `` | `` (``Epoch: 3 | Step: 50 | Train loss:
+    0.345 | Accuracy: 0.887``). A field whose key names a metric (after dropping a
+    ``Train``/``Val``/``Test`` prefix) stays only if that metric is released; a line whose
+    statistics are all withheld is dropped. Other lines pass unchanged.
+    """
+    fields = line.split(" | ")
+    kept: list[str] = []
+    withheld = False
+    for field in fields:
+        match = _FIELD.match(field.strip())
+        if match is None:
+            kept.append(field)
+            continue
+        metric = _metric_name(match.group("key"))
+        if metric is None or metric in allowed:
+            kept.append(field)
+        else:
+            withheld = True
+    if withheld and all(_metric_name(_key(f)) is None for f in kept):
+        return None  # only counters would be left
+    return " | ".join(kept)
+
+
+def _key(field: str) -> str:
+    match = _FIELD.match(field.strip())
+    return match.group("key") if match else ""
+
+
+def _metric_name(key: str) -> str | None:
+    """The metric a log field reports, or None for counters and plain text."""
+    name = key.strip().lower()
+    if not name or name.split()[-1] in _STRUCTURE or name.endswith(" samples"):
+        return None
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    name = _ALIASES.get(name, name)
+    return name if _looks_like_metric(name) else None
+
+
+def _looks_like_metric(name: str) -> bool:
+    from sealroom.train.metrics import METRICS
+
+    return name == "loss" or name in METRICS
+
+
 def _filter_log(data: bytes, allowed: set[str]) -> bytes:
     lines = data.decode(errors="replace").splitlines()
-    kept = []
-    for line in lines:
-        match = _METRIC_LINE.match(line)
-        if match and match.group(2) not in allowed:
-            continue
-        if line.startswith("Epoch:") and "loss" not in allowed:
-            continue
-        kept.append(line)
+    kept = [line for line in (release_line(x, allowed) for x in lines) if line is not None]
     return ("\n".join(kept) + "\n").encode()

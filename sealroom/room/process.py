@@ -100,4 +100,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Leave at once: no waiting on the warm-import thread, no interpreter teardown work.
+    logging.shutdown()
+    os._exit(code)

@@ -25,6 +25,7 @@ from sealroom.ledger import Ledger
 from sealroom.pipeline.compose import compose, load_pipeline, pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.pipeline_check import check_pipeline
+from sealroom.privacy.release import release_line, released_metrics
 from sealroom.room import privacy_hooks
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.outputs import seal_outputs
@@ -80,6 +81,7 @@ class RoomSession:
         self.started = now_iso()
         self.reserved = False
         self.trainer: Trainer | None = None
+        self.released_metrics: set[str] = set()
         self.contract: Contract | None = None
         self.pipeline_digest = ""
 
@@ -94,7 +96,11 @@ class RoomSession:
 
     def _relay(self, event: TrainEvent) -> None:
         if event.kind == "log":
-            self.say(event.message)
+            # The operator sees only statistics the contract releases (they are in the
+            # public receipt anyway); a per-step accuracy on private batches is not one.
+            line = release_line(event.message, self.released_metrics)
+            if line is not None:
+                self.say(line)
         elif event.kind in ("epoch", "batch"):
             self.emit(
                 RoomEvent(
@@ -152,6 +158,7 @@ class RoomSession:
             )
 
         private = pipeline.privacy is not None
+        self.released_metrics = released_metrics(contract.constraints, private)
         if private or any(d.privacy is not None for d in contract.datasets):
             self.enter("budget")
             self.reserved = privacy_hooks.reserve(self.ws, req.run_id, contract, pipeline)

@@ -140,7 +140,8 @@ def test_unknown_owner_missing_package_and_existing_out(
     )
     assert result.exit_code == 1 and "already exists" in result.output
     result = runner.invoke(
-        app, ["unseal", str(tmp_path / "nope.sealed"), "--as", "hospital", "--out", "o"]
+        app,
+        ["unseal", str(tmp_path / "nope.sealed"), "--as", "hospital", "--out", str(tmp_path / "o")],
     )
     assert result.exit_code == 1 and "missing (is this a sealed package folder?)" in result.output
     other = tmp_path / "other-ws"
@@ -165,7 +166,9 @@ def test_no_owner_key_needs_a_key_file_which_then_unseals(
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert not (pkg / "owner_key.hpke").exists()
-    result = runner.invoke(app, ["unseal", str(pkg), "--as", "hospital", "--out", "o"])
+    result = runner.invoke(
+        app, ["unseal", str(pkg), "--as", "hospital", "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1 and "sealed without one" in result.output
     out = tmp_path / "out"
     result = runner.invoke(app, ["unseal", str(pkg), "--key", str(key_file), "--out", str(out)])

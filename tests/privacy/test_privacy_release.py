@@ -67,3 +67,17 @@ def test_non_private_run_keeps_contract_kinds_and_metrics() -> None:
         "training_log.txt",
     ]
     assert set(json.loads(kept["metrics.json"])["metrics"]) == {"accuracy", "confusion_matrix"}
+
+
+def test_log_lines_keep_only_released_statistics() -> None:
+    from sealroom.privacy.release import release_line
+
+    allowed = {"accuracy"}
+    step = "Epoch: 3 | Step: 50 | Train loss: 0.345 | Accuracy: 0.887"
+    assert release_line(step, allowed) == "Epoch: 3 | Step: 50 | Accuracy: 0.887"
+    assert release_line("Epoch: 1 | Train loss: 2.1 | Val loss: 1.5", allowed) is None
+    assert release_line("Epoch: 1 | Step: 50 | Train loss: 0.3 | Dice score: 0.8", allowed) is None
+    assert release_line("Test f1: 0.96", allowed) is None
+    assert release_line("Test accuracy: 0.97", allowed) == "Test accuracy: 0.97"
+    assert release_line("Training samples: 1437", allowed) == "Training samples: 1437"
+    assert release_line("Test iou: 0.7", {"jaccard"}) == "Test iou: 0.7"

@@ -19,6 +19,8 @@ from sealroom.pipeline.schema import DeclarativeModel, ModelPart
 from sealroom.train.components.layers import LayerGraph, build_declarative
 from sealroom.train.export import export_onnx
 from sealroom.train.models import ModelError, build_model
+from sealroom.train.run import run_pipeline
+from tests.train.tiny import classification_pipeline, idx_tree
 
 
 def conv(cin: int, cout: int, **extra: Any) -> dict[str, Any]:
@@ -157,3 +159,24 @@ def test_residual_graph_exports_to_onnx_and_trains_under_opacus() -> None:
     for p in model.parameters():
         grad_sample = getattr(p, "grad_sample", None)  # set by Opacus
         assert grad_sample is not None and grad_sample.shape[0] == 4
+
+
+def test_a_graph_model_trains_and_exports_through_run_pipeline() -> None:
+    base = classification_pipeline()
+    layers = [
+        {"type": "flatten"},
+        {"type": "linear", "params": {"in_features": 64, "out_features": 16}, "id": "h"},
+        {"type": "relu"},
+        {"type": "linear", "params": {"in_features": 16, "out_features": 16}, "id": "h2"},
+        {"type": "add", "inputs": ["h", "h2"]},
+        {"type": "relu"},
+        {"type": "linear", "params": {"in_features": 16, "out_features": 3}},
+    ]
+    model = ModelPart.model_validate(
+        {"model": {"format": "declarative", "layers": layers}, "input_shape": [1, 8, 8]}
+    )
+    outcome = run_pipeline(
+        base.model_copy(update={"model": model}), {"blobs": idx_tree()}, MemoryTree({})
+    )
+    assert outcome.metrics["accuracy"] >= 0.9
+    assert outcome.onnx_max_abs_diff is not None and outcome.onnx_max_abs_diff < 1e-4

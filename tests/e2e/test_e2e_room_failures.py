@@ -1,0 +1,150 @@
+"""Fail closed: each refusal stops the run with one line, records run.failed, leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import PlayedStory
+
+from sealroom.contract.store import load_contract
+from sealroom.contract.workflow import propose_contract, sign_contract
+from sealroom.errors import RoomError
+from sealroom.ledger import Ledger
+from sealroom.room.events import RoomEvent
+from sealroom.room.launcher import run_room
+
+
+def _pipeline(story: PlayedStory, tmp_path: Path, **train: object) -> Path:
+    document = json.loads((story.base / "consumer-lab" / "pipeline.json").read_text())
+    document["train"].update(train)
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _failure(story: PlayedStory, run_id: str) -> dict[str, object]:
+    with Ledger.open(story.ws) as ledger:
+        failed = ledger.find("run.failed", run_id=run_id)
+        assert not ledger.find("run.completed", run_id=run_id)
+    assert len(failed) == 1
+    return failed[0].payload
+
+
+def _released(story: PlayedStory) -> int:
+    with Ledger.open(story.ws) as ledger:
+        return len(ledger.entries("key.released"))
+
+
+def _assert_clean(story: PlayedStory, run_id: str) -> None:
+    assert not (story.ws.runs / run_id).exists()
+    assert not list(story.ws.runs.glob(".staging-*"))
+    assert story.leaks() == []
+
+
+def test_pipeline_breaking_the_contract_is_refused_before_any_key_release(
+    mnist_story: PlayedStory, tmp_path: Path
+) -> None:
+    before = _released(mnist_story)
+    pipeline = _pipeline(mnist_story, tmp_path, epochs=50)
+    with pytest.raises(RoomError, match="epochs 50 exceed") as refused:
+        run_room(mnist_story.ws, "mnist-demo", pipeline, run_id="run-policy")
+    assert "\n" not in str(refused.value)
+    assert _released(mnist_story) == before
+    assert _failure(mnist_story, "run-policy")["stage"] == "policy"
+    _assert_clean(mnist_story, "run-policy")
+
+
+def test_tampered_dataset_package_stops_the_run(mnist_story: PlayedStory) -> None:
+    chunks = mnist_story.ws.packages / "mnist.sealed" / "chunks.bin"
+    original = chunks.read_bytes()
+    edited = bytearray(original)
+    edited[len(edited) // 2] ^= 0x40
+    chunks.write_bytes(bytes(edited))
+    try:
+        with pytest.raises(RoomError, match="chunk"):
+            run_room(
+                mnist_story.ws,
+                "mnist-demo",
+                mnist_story.base / "consumer-lab" / "pipeline.json",
+                run_id="run-tampered",
+            )
+    finally:
+        chunks.write_bytes(original)
+    assert _failure(mnist_story, "run-tampered")["stage"] == "keys"
+    _assert_clean(mnist_story, "run-tampered")
+
+
+def test_expired_contract_is_refused(mnist_story: PlayedStory, tmp_path: Path) -> None:
+    ws = mnist_story.ws
+    draft = load_contract(ws, "mnist-demo").contract.model_dump(mode="json")
+    now = datetime.now(UTC)
+    draft.update(
+        id="mnist-expiring",
+        not_before=(now - timedelta(hours=1)).isoformat(),
+        expires=(now + timedelta(seconds=2)).isoformat(),
+    )
+    path = tmp_path / "contract.json"
+    path.write_text(json.dumps(draft))
+    propose_contract(ws, path, "lab")
+    sign_contract(ws, "mnist-expiring", "hospital")
+    sign_contract(ws, "mnist-expiring", "operator")
+    time.sleep(max(0.0, (now + timedelta(seconds=2.2) - datetime.now(UTC)).total_seconds()))
+    before = _released(mnist_story)
+    with pytest.raises(RoomError, match="expired"):
+        run_room(
+            ws,
+            "mnist-expiring",
+            mnist_story.base / "consumer-lab" / "pipeline.json",
+            run_id="run-expired",
+        )
+    assert _released(mnist_story) == before
+    assert _failure(mnist_story, "run-expired")["stage"] == "contract"
+    _assert_clean(mnist_story, "run-expired")
+
+
+class _Stop(Exception):
+    """The operator pulls the plug."""
+
+
+@pytest.mark.slow
+def test_room_killed_mid_training_leaves_nothing_and_is_recorded(
+    mnist_story: PlayedStory, tmp_path: Path
+) -> None:
+    seen: list[RoomEvent] = []
+
+    def kill_at_first_batch(event: RoomEvent) -> None:
+        seen.append(event)
+        if event.type == "batch":
+            raise _Stop
+
+    pipeline = _pipeline(mnist_story, tmp_path, epochs=5)
+    with pytest.raises(_Stop):
+        run_room(
+            mnist_story.ws,
+            "mnist-demo",
+            pipeline,
+            run_id="run-killed",
+            on_event=kill_at_first_batch,
+        )
+    assert any(e.type == "stage" and e.stage == "train" for e in seen)
+    failure = _failure(mnist_story, "run-killed")
+    assert failure["recorded_by"] == "operator"
+    assert "interrupted" in str(failure["reason"])
+    _assert_clean(mnist_story, "run-killed")
+
+
+def test_time_limit_kills_the_room(mnist_story: PlayedStory) -> None:
+    with pytest.raises(RoomError, match=r"time limit of 0\.5 s"):
+        run_room(
+            mnist_story.ws,
+            "mnist-demo",
+            mnist_story.base / "consumer-lab" / "pipeline.json",
+            timeout_s=0.5,
+            run_id="run-timeout",
+        )
+    assert "time limit" in str(_failure(mnist_story, "run-timeout")["reason"])
+    _assert_clean(mnist_story, "run-timeout")
