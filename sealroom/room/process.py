@@ -62,9 +62,6 @@ def main() -> int:
     stage = "start"
     try:
         raw = json.loads(sys.stdin.readline())
-        # The policy stage imports the same modules moments later; two threads importing
-        # monai's mutually dependent modules at once can fail with "deadlock detected".
-        warm.join()
         request = RoomRequest(
             home=Path(raw["home"]),
             contract_id=raw["contract_id"],
