@@ -183,6 +183,11 @@ class DPTrainer(Trainer):
             f"DP-SGD: projected ε={p.epsilon:.3f} at δ={p.delta:g} "
             f"after {min(p.steps, p.max_steps)} steps"
         )
+        if not self.privacy.poisson_sampling:
+            self.log(
+                "DP-SGD: poisson_sampling is off: shuffled fixed-size batches, accounted as "
+                "if Poisson-sampled (an approximation; keep the default for the guarantee)"
+            )
         if p.max_steps < p.steps:
             self.log(
                 f"DP-SGD: the budget allows {p.max_steps} of the {p.steps} planned steps; "
