@@ -31,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scenarios.mnist.dp_cnn import make_model  # noqa: E402
 from scenarios.mnist.prepare import digits_28x28  # noqa: E402
 from scenarios.mnist.save_model import model_onnx_bytes  # noqa: E402
 from sealroom.data import ArrayDataset, DirectoryTree, MemoryTree, Splits  # noqa: E402
@@ -43,8 +44,6 @@ from sealroom.train.models import build_model  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "dp-mnist"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-sys.path.insert(0, str(SCENARIO))
-from save_model import make_model  # noqa: E402
 
 # Tramèr & Boneh (2021), end-to-end CNN on Fashion-MNIST: batch 2048, lr 4, momentum 0.9, C 0.1.
 FASHION_TRAIN = {"batch_size": 2048, "lr": 4.0, "momentum": 0.9, "clip": 0.1}

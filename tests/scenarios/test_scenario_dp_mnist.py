@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import yaml
 from opacus.validators import ModuleValidator
 
+from scenarios.mnist.dp_cnn import make_model
+from scenarios.mnist.save_model import model_onnx_bytes
 from sealroom.data import MemoryTree
 from sealroom.pipeline.compose import compose
 from sealroom.train.models import build_model
@@ -15,19 +16,10 @@ from sealroom.train.models import build_model
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "dp-mnist"
 
 
-def _save_model_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("dp_mnist_save_model", SCENARIO / "save_model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pipeline_is_private_and_the_onnx_cnn_is_dp_ready() -> None:
     pipeline = compose(SCENARIO)
     assert pipeline.privacy is not None and pipeline.privacy.epsilon == 3.0
-    save_model = _save_model_module()
-    onnx = save_model.model_onnx_bytes(save_model.make_model(0))
+    onnx = model_onnx_bytes(make_model(0))
     model = build_model(pipeline.model, MemoryTree({"model.onnx": onnx}))
     assert ModuleValidator.validate(model, strict=False) == []
     assert not any("BatchNorm" in type(m).__name__ for m in model.modules())
@@ -48,3 +40,11 @@ def test_contract_values_admit_the_scenario_pipeline() -> None:
     assert pipeline.train.epochs <= constraints["max_epochs"]
     assert "privacy_report" in constraints["released_outputs"]
     assert constraints["require_privacy"] is True
+
+
+def test_story_names_module_steps_the_engine_can_run() -> None:
+    from sealroom.room.story import load_scenario
+
+    story = load_scenario("dp-mnist")
+    assert story.model is not None and story.model.prepare[0] == "scenarios.mnist.dp_cnn"
+    assert [p.dataset for p in story.providers] == ["mnist"]

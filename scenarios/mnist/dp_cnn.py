@@ -1,4 +1,7 @@
-"""DP-MNIST consumer step: the DP-friendly CNN, exported to ONNX (``model/model.onnx``).
+"""DP-MNIST consumer step: the DP-friendly CNN, exported to ONNX.
+
+Lives beside the MNIST scenario's code so the DP-MNIST story (scenarios/dp-mnist) can run
+it as ``python -m scenarios.mnist.dp_cnn --out DIR/model.onnx``.
 
 The architecture is the end-to-end CNN of Papernot et al. (2021, "Tempered sigmoid
 activations for deep learning with differential privacy") that Tramèr & Boneh (2021)
@@ -6,22 +9,20 @@ use as their baseline: tanh activations (bounded, so clipped gradients lose less
 no BatchNorm (batch statistics mix records and break per-example clipping), 26k
 parameters. Reuses the MNIST scenario's ONNX export.
 
-    python scenarios/dp-mnist/save_model.py [--out scenarios/dp-mnist/model/model.onnx]
+    python -m scenarios.mnist.dp_cnn [--out scenarios/dp-mnist/model/model.onnx]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))  # run as a script from anywhere
+from scenarios.mnist.save_model import model_onnx_bytes
 
-from scenarios.mnist.save_model import model_onnx_bytes  # noqa: E402
+SCENARIO = Path(__file__).resolve().parents[1] / "dp-mnist"
 
 
 class DPCNN(nn.Module):
@@ -52,7 +53,7 @@ def make_model(seed: int = 0) -> DPCNN:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "model" / "model.onnx")
+    parser.add_argument("--out", type=Path, default=SCENARIO / "model" / "model.onnx")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
