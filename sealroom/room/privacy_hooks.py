@@ -42,11 +42,14 @@ def privacy_available() -> bool:
 
 def reserve(ws: Workspace, run_id: str, contract: Contract, pipeline: Pipeline) -> bool:
     """Reserve the pipeline's (ε, δ) on every private dataset; False if nothing to reserve."""
+    budgets = any(d.privacy is not None for d in contract.datasets)
     if pipeline.privacy is None:
-        if any(d.privacy is not None for d in contract.datasets):
+        if budgets:
             raise PrivacyError(
                 f"contract {contract.id} sets privacy budgets but the pipeline has no privacy"
             )
+        return False
+    if not budgets:  # a private run on data without budgets: DP-SGD, nothing to charge
         return False
     if not privacy_available():
         raise PrivacyError("pipeline sets privacy but sealroom.privacy is not installed")

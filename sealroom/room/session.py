@@ -199,7 +199,11 @@ class RoomSession:
             contract_digest=signed.digest,
             pipeline=pipeline.name,
             pipeline_digest=digest,
-            datasets={d.id: d.package_digest for d in contract.datasets},
+            datasets={
+                d.id: d.package_digest
+                for d in contract.datasets
+                if d.id in {p.id for p in pipeline.datasets}
+            },
             model_digest=contract.model.package_digest if contract.model else None,
             room=info,
             insecure=info.insecure,
