@@ -66,7 +66,6 @@ def test_pipeline_breaking_the_contract_is_refused_before_any_key_release(
     _assert_clean(mnist_story, run_id)
 
 
-@pytest.mark.slow
 def test_tampered_dataset_package_stops_the_run(mnist_story: PlayedStory) -> None:
     chunks = mnist_story.ws.packages / "mnist.sealed" / "chunks.bin"
     original = chunks.read_bytes()
