@@ -22,7 +22,7 @@ from sealroom.contract.schema import Contract
 from sealroom.contract.store import verify_contract
 from sealroom.errors import PolicyDenied, SealroomError
 from sealroom.ledger import Ledger
-from sealroom.pipeline.compose import compose, load_pipeline, pipeline_digest
+from sealroom.pipeline.compose import load_pipeline, pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.privacy.release import release_line, released_metrics
@@ -63,10 +63,6 @@ class RoomRequest:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def load_pipeline_any(path: Path) -> Pipeline:
-    return compose(path) if path.is_dir() else load_pipeline(path)
 
 
 class RoomSession:
@@ -138,7 +134,7 @@ class RoomSession:
         self.say(f"contract {contract.id} verified: {len(signed.signatures)} signatures, in force")
 
         self.enter("policy")
-        pipeline = load_pipeline_any(req.pipeline_path)
+        pipeline = load_pipeline(req.pipeline_path)
         digest = self.pipeline_digest = pipeline_digest(pipeline)
         packages = {d.id: d.package_digest for d in contract.datasets}
         decision = check_pipeline(contract, pipeline, packages=packages)
