@@ -92,6 +92,10 @@ def demo_command(
     console.rule("[bold green]Done[/]", align="left")
     for metric, value in iter_metrics(result.receipt):
         console.print(f"  {metric:<10} {value:.4f}", highlight=False)
+    spent = (record.privacy or {}).get("epsilon_spent")
+    if isinstance(spent, int | float):
+        delta = (record.privacy or {}).get("delta")
+        console.print(f"  privacy    ε {spent:.3f} spent (δ {delta})", highlight=False)
     console.print(f"  decrypted outputs: [bold]{result.outputs}[/]", highlight=False)
     console.print(f"  sealed outputs and receipt: {result.run_dir}", highlight=False)
     if record.insecure:

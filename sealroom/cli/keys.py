@@ -2,14 +2,81 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
 import typer
 
 from sealroom.cli.console import console, emit_json, err_console, refusals
+from sealroom.kms.models import ReleasePolicy
 
 app = typer.Typer(help="Data keys under release policies (key service).", no_args_is_help=True)
+
+
+Measurements = typer.Option(
+    [], "--measurement", help="Allowed room measurement (hex; repeat; default: this install)."
+)
+AllowInsecure = typer.Option(
+    False, "--allow-insecure", help="Also release to INSECURE software-attested rooms (demo)."
+)
+Expires = typer.Option(
+    None, "--expires", help="Policy expiry (ISO 8601 with zone; default: the contract's)."
+)
+
+
+def _owner_key_and_policy(
+    package: Path,
+    owner: str,
+    contract_id: str,
+    allow_insecure: bool,
+    measurements: list[str],
+    expires: datetime | None,
+) -> tuple[bytes, ReleasePolicy]:
+    """Open the owner's package key and build the release policy (in the owner's workspace)."""
+    from sealroom.attest.measure import measure_runtime
+    from sealroom.contract.store import load_contract
+    from sealroom.crypto.identity import load_party
+    from sealroom.crypto.package import SealedPackage, owner_data_key
+    from sealroom.kms.grant import package_owner
+    from sealroom.kms.service import KeyImportError
+    from sealroom.workspace import Workspace
+
+    ws = Workspace.find()
+    party = load_party(ws, owner)
+    digest = SealedPackage.open(package, party.identity).digest
+    contract = load_contract(ws, contract_id).contract
+    named = package_owner(contract, digest)
+    if named != owner:
+        raise KeyImportError(
+            f"contract {contract.id} names {named} as owner of {digest}, not {owner}"
+        )
+    if expires is not None and expires.tzinfo is None:
+        raise KeyImportError("--expires needs a timezone, e.g. 2026-12-31T00:00:00Z")
+    policy = ReleasePolicy(
+        contract_id=contract_id,
+        package_digest=digest,
+        measurements=measurements or [measure_runtime()],
+        allow_insecure=allow_insecure,
+        expires=expires or contract.expires,
+    )
+    return owner_data_key(package, party), policy
+
+
+def _report_import(policy: ReleasePolicy, owner: str, json_out: bool) -> None:
+    from sealroom.attest.software import INSECURE_LABEL
+
+    if json_out:
+        emit_json({"owner": owner, **policy.model_dump(mode="json")})
+        return
+    if policy.allow_insecure:
+        err_console.print(f"[bold yellow]{INSECURE_LABEL}: this key may be released to it[/]")
+    console.print(
+        f"imported key of [bold]{policy.package_digest}[/] for contract "
+        f"[bold]{policy.contract_id}[/]; rooms allowed: {', '.join(policy.tee_types)}; "
+        f"measurements: {', '.join(m[:16] + '…' for m in policy.measurements)}",
+        highlight=False,
+    )
 
 
 @app.command("import")
@@ -17,60 +84,84 @@ def import_(
     package: Path = typer.Argument(..., help="Sealed package folder (<name>.sealed)."),
     owner: str = typer.Option(..., "--as", help="The package's owner (a party in this workspace)."),
     contract_id: str = typer.Option(..., "--contract", help="Contract the key is released under."),
-    allow_insecure: bool = typer.Option(
-        False, "--allow-insecure", help="Also release to INSECURE software-attested rooms (demo)."
-    ),
-    measurements: list[str] = typer.Option(
-        [], "--measurement", help="Allowed room measurement (hex; repeat; default: this install)."
-    ),
-    expires: datetime | None = typer.Option(
-        None, "--expires", help="Policy expiry (ISO 8601 with zone; default: the contract's)."
-    ),
+    allow_insecure: bool = AllowInsecure,
+    measurements: list[str] = Measurements,
+    expires: datetime | None = Expires,
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Store the package's data key, releasable only under a contract to matching rooms.
 
+    For a key service in another workspace, use `keys grant` there and `keys import-grant`.
+
     Example: sealroom keys import mnist.sealed --as hospital --contract mnist-demo --allow-insecure
     """
-    from sealroom.attest.measure import measure_runtime
-    from sealroom.attest.software import INSECURE_LABEL
-    from sealroom.contract.store import load_contract
-    from sealroom.crypto.identity import load_party
-    from sealroom.crypto.package import SealedPackage, owner_data_key
-    from sealroom.kms.models import ReleasePolicy
-    from sealroom.kms.service import KeyImportError, KeyService
+    from sealroom.kms.service import KeyService
     from sealroom.workspace import Workspace
 
     with refusals():
-        ws = Workspace.find()
-        party = load_party(ws, owner)
-        sealed = SealedPackage.open(package, party.identity)
-        digest = sealed.digest
-        contract = load_contract(ws, contract_id).contract
-        _check_owner_named(contract, digest, owner)
-        data_key = owner_data_key(package, party)
-        if expires is not None and expires.tzinfo is None:
-            raise KeyImportError("--expires needs a timezone, e.g. 2026-12-31T00:00:00Z")
-        policy = ReleasePolicy(
-            contract_id=contract_id,
-            package_digest=digest,
-            measurements=measurements or [measure_runtime()],
-            allow_insecure=allow_insecure,
-            expires=expires or contract.expires,
+        data_key, policy = _owner_key_and_policy(
+            package, owner, contract_id, allow_insecure, measurements, expires
         )
-        with KeyService(ws) as service:
-            service.import_key(digest, data_key, owner, contract_id, policy)
-    if json_out:
-        emit_json({"package_digest": digest, "owner": owner, **policy.model_dump(mode="json")})
-        return
-    if allow_insecure:
-        err_console.print(f"[bold yellow]{INSECURE_LABEL}: this key may be released to it[/]")
-    console.print(
-        f"imported key of [bold]{digest}[/] for contract [bold]{contract_id}[/]; "
-        f"rooms allowed: {', '.join(policy.tee_types)}; measurements: "
-        f"{', '.join(m[:16] + '…' for m in policy.measurements)}",
-        highlight=False,
-    )
+        with KeyService(Workspace.find()) as service:
+            service.import_key(policy.package_digest, data_key, owner, contract_id, policy)
+    _report_import(policy, owner, json_out)
+
+
+@app.command("grant")
+def grant(
+    package: Path = typer.Argument(..., help="Sealed package folder (<name>.sealed)."),
+    owner: str = typer.Option(..., "--as", help="The package's owner (a party in this workspace)."),
+    contract_id: str = typer.Option(..., "--contract", help="Contract the key is released under."),
+    service: Path = typer.Option(..., "--to", help="The key service's `kms public-key` document."),
+    out: Path = typer.Option(..., "--out", help="Where to write the grant (safe to send)."),
+    allow_insecure: bool = AllowInsecure,
+    measurements: list[str] = Measurements,
+    expires: datetime | None = Expires,
+) -> None:
+    """Seal the package's data key to a key service elsewhere, with a signed release policy.
+
+    The grant opens only in that service and only imports if the contract names you as the
+    package's owner. Example:
+    sealroom keys grant mnist.sealed --as hospital --contract mnist-demo --to kms.pub.json
+    --out mnist.grant.json --allow-insecure
+    """
+    from sealroom.crypto.identity import load_party
+    from sealroom.kms.grant import KeyGrantError, make_grant
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        if out.exists():
+            raise KeyGrantError(f"{out}: already exists; choose another --out")
+        try:
+            service_key = json.loads(service.read_text())["import_key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise KeyGrantError(f"{service}: not a `sealroom kms public-key` document") from None
+        data_key, policy = _owner_key_and_policy(
+            package, owner, contract_id, allow_insecure, measurements, expires
+        )
+        made = make_grant(load_party(Workspace.find(), owner), data_key, policy, service_key)
+        out.write_text(made.model_dump_json(indent=2) + "\n")
+    console.print(f"wrote {out}: key of {policy.package_digest} for contract {contract_id}")
+
+
+@app.command("import-grant")
+def import_grant(
+    grant_file: Path = typer.Argument(..., help="A grant from `sealroom keys grant`."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Store a key granted by its owner from another workspace (owner's signature checked).
+
+    Example: sealroom keys import-grant mnist.grant.json
+    """
+    from sealroom.kms.grant import load_grant
+    from sealroom.kms.service import KeyService
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        granted = load_grant(grant_file)
+        with KeyService(Workspace.find()) as service:
+            service.import_grant(granted)
+    _report_import(granted.policy, granted.owner, json_out)
 
 
 @app.command("list")
@@ -98,19 +189,3 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Machine-readable 
     for row in rows:
         insecure = " [yellow](INSECURE software rooms allowed)[/]" if row["allow_insecure"] else ""
         console.print(f"{row['package_digest']}  {row['contract_id']}  {row['owner']}{insecure}")
-
-
-def _check_owner_named(contract: object, digest: str, owner: str) -> None:
-    from sealroom.contract.schema import Contract
-    from sealroom.kms.service import KeyImportError
-
-    assert isinstance(contract, Contract)
-    owners = {d.package_digest: d.provider for d in contract.datasets}
-    if contract.model is not None:
-        owners[contract.model.package_digest] = contract.model.owner
-    if digest not in owners:
-        raise KeyImportError(f"contract {contract.id} does not name package {digest}")
-    if owners[digest] != owner:
-        raise KeyImportError(
-            f"contract {contract.id} names {owners[digest]} as owner of {digest}, not {owner}"
-        )

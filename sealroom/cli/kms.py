@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
 from sealroom.cli.console import console, err_console, refusals
@@ -32,3 +35,24 @@ def serve(
     )
     console.print(f"key service on http://{host}:{port}/v1 (workspace {ws.home})")
     run(ws, host, port)
+
+
+@app.command("public-key")
+def public_key(
+    out: Path = typer.Option(None, "--out", help="Write the document to this file."),
+) -> None:
+    """Print the key service's import key: providers seal key grants to it (`keys grant`).
+
+    Example: sealroom kms public-key --out kms.pub.json
+    """
+    from sealroom.kms.grant import service_public_document
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        document = service_public_document(Workspace.find().keys)
+    text = json.dumps(document, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")

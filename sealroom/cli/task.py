@@ -38,20 +38,11 @@ def train(
 
     Example: sealroom task train scenarios/dp-mnist --data mnist=data/mnist --out runs/dp
     """
-    from sealroom.cli.train import _Bars, _data_dirs, _pipeline
-    from sealroom.data import DirectoryTree
+    from sealroom.cli.train import TrainBars, local_inputs
     from sealroom.train.run import DirectorySink, MemorySink, OutputSink, run_pipeline
 
     with refusals():
-        spec = _pipeline(pipeline)
-        if epochs is not None:
-            spec = spec.model_copy(
-                update={"train": spec.train.model_copy(update={"epochs": epochs})}
-            )
-        base = pipeline if pipeline.is_dir() else pipeline.parent
-        dirs = _data_dirs(base, [d.id for d in spec.datasets], data)
-        if model_dir is None:
-            model_dir = base / "model" if (base / "model").is_dir() else base
+        spec, trees, model_tree = local_inputs(pipeline, data, model_dir, epochs)
         factory = None
         sink: OutputSink = DirectorySink(out)
         if spec.privacy is not None:
@@ -62,10 +53,10 @@ def train(
         with progress(transient=True) as bars:
             outcome = run_pipeline(
                 spec,
-                {key: DirectoryTree(folder) for key, folder in dirs.items()},
-                DirectoryTree(model_dir),
+                trees,
+                model_tree,
                 sink=sink,
-                on_event=_Bars(bars, quiet=json_out),
+                on_event=TrainBars(bars, quiet=json_out),
                 trainer_factory=factory,
                 max_samples=max_samples,
             )

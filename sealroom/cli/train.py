@@ -13,15 +13,10 @@ from sealroom.errors import ConfigError
 from sealroom.pipeline.schema import Pipeline
 
 if TYPE_CHECKING:
+    from sealroom.data import FileTree
     from sealroom.train.loop import TrainEvent
 
 DATA_HELP = "Dataset folder as ID=DIR (repeatable); default <scenario>/data/<ID>."
-
-
-def _pipeline(path: Path) -> Pipeline:
-    from sealroom.pipeline.compose import compose, load_pipeline
-
-    return compose(path) if path.is_dir() else load_pipeline(path)
 
 
 def _data_dirs(base: Path, ids: list[str], given: list[str]) -> dict[str, Path]:
@@ -45,7 +40,25 @@ def _data_dirs(base: Path, ids: list[str], given: list[str]) -> dict[str, Path]:
     return dirs
 
 
-class _Bars:
+def local_inputs(
+    pipeline: Path, data: list[str], model_dir: Path | None, epochs: int | None
+) -> tuple[Pipeline, dict[str, FileTree], FileTree]:
+    """The pipeline (``--epochs`` applied) and its cleartext dataset and model folders."""
+    from sealroom.data import DirectoryTree
+    from sealroom.pipeline.compose import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    if epochs is not None:
+        spec = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": epochs})})
+    base = pipeline if pipeline.is_dir() else pipeline.parent
+    dirs = _data_dirs(base, [d.id for d in spec.datasets], data)
+    if model_dir is None:
+        model_dir = base / "model" if (base / "model").is_dir() else base
+    trees: dict[str, FileTree] = {key: DirectoryTree(folder) for key, folder in dirs.items()}
+    return spec, trees, DirectoryTree(model_dir)
+
+
+class TrainBars:
     """Epoch and batch progress bars driven by the trainer's events."""
 
     def __init__(self, bars: Progress, quiet: bool) -> None:
@@ -94,26 +107,16 @@ def train_command(
     if not local:
         raise fail("only --local is supported here; use `sealroom run` for a clean room", 2)
     with refusals():
-        from sealroom.data import DirectoryTree
         from sealroom.train.run import DirectorySink, run_pipeline
 
-        spec = _pipeline(pipeline)
-        if epochs is not None:
-            spec = spec.model_copy(
-                update={"train": spec.train.model_copy(update={"epochs": epochs})}
-            )
-        base = pipeline if pipeline.is_dir() else pipeline.parent
-        dirs = _data_dirs(base, [d.id for d in spec.datasets], data)
-        if model_dir is None:
-            model_dir = base / "model" if (base / "model").is_dir() else base
-        trees = {key: DirectoryTree(folder) for key, folder in dirs.items()}
+        spec, trees, model_tree = local_inputs(pipeline, data, model_dir, epochs)
         with progress(transient=True) as bars:
             outcome = run_pipeline(
                 spec,
                 trees,
-                DirectoryTree(model_dir),
+                model_tree,
                 sink=DirectorySink(out),
-                on_event=_Bars(bars, quiet=json_out),
+                on_event=TrainBars(bars, quiet=json_out),
                 max_samples=max_samples,
             )
     if json_out:

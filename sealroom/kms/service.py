@@ -26,9 +26,10 @@ from sealroom.attest.evidence import Claims, make_report_data
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.attest.verifiers import verify_evidence
 from sealroom.contract.schema import Contract
-from sealroom.contract.store import verify_contract
+from sealroom.contract.store import load_contract, verify_contract
 from sealroom.crypto.hpke import seal_to
 from sealroom.errors import ConfigError, KeyReleaseDenied, SealroomError
+from sealroom.kms.grant import KeyGrant, import_key_of, open_grant
 from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
 from sealroom.kms.release_policy import check_release
 from sealroom.kms.repository import KmsRepository, NonceState
@@ -137,6 +138,18 @@ class KeyService:
             },
         )
         return record
+
+    def import_grant(self, grant: KeyGrant) -> KeyRecord:
+        """Store a key granted from another workspace (see :mod:`sealroom.kms.grant`).
+
+        The contract must be known here: it says who owns the package, and that owner's
+        key (pinned in the contract) must have signed the grant.
+        """
+        contract = load_contract(self.ws, grant.contract_id).contract
+        data_key = open_grant(grant, contract, import_key_of(self.ws.keys))
+        return self.import_key(
+            grant.package_digest, data_key, grant.owner, grant.contract_id, grant.policy
+        )
 
     def keys(self, package_digest: str | None = None) -> list[KeyRecord]:
         return self._repo.keys(package_digest)

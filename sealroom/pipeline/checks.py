@@ -11,7 +11,6 @@ prefixes the file it came from.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,26 +31,20 @@ from sealroom.pipeline.schema import (
 # Metrics the training loop computes itself, whether or not a metric registry lists them.
 BUILTIN_METRICS = frozenset({"loss"})
 
-# Registries owned by other packages; checked once those packages are installed.
-_OPTIONAL_REGISTRIES = {
-    "metric": ("sealroom.train.metrics", "METRICS"),
-    "transform": ("sealroom.data.transforms", "TRANSFORMS"),
-}
-
 Locate = Callable[[str], tuple[str, str]]  # section -> (file, field prefix inside that file)
 
 
-def optional_registry(kind: str) -> Registry[Any] | None:
-    """The metric or transform registry, or None while its package is not there yet."""
-    module_name, attribute = _OPTIONAL_REGISTRIES[kind]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    registry = module.__dict__.get(attribute)
-    return registry if isinstance(registry, Registry) else None
+def metric_registry() -> Registry[Any]:
+    """The metrics a config may name (imported here, not at module load: it pulls in torch)."""
+    from sealroom.train.metrics import METRICS
+
+    return METRICS
+
+
+def transform_registry() -> Registry[Any]:
+    from sealroom.data.transforms import TRANSFORMS
+
+    return TRANSFORMS
 
 
 @contextmanager
@@ -117,18 +110,14 @@ def check_private_model(part: ModelPart) -> None:
 
 
 def check_eval(cfg: EvalConfig) -> None:
-    metrics = optional_registry("metric")
-    if metrics is None:
-        return
+    metrics = metric_registry()
     for i, name in enumerate(cfg.metrics):
         if name not in BUILTIN_METRICS:
             metrics.get(name, where=f"metrics[{i}]")
 
 
 def check_dataset(cfg: DatasetConfig) -> None:
-    transforms = optional_registry("transform")
-    if transforms is None:
-        return
+    transforms = transform_registry()
     for i, transform in enumerate(cfg.transforms):
         factory = transforms.get(transform.name, where=f"transforms[{i}].name")
         # A factory without an inspectable signature is checked when the data stream builds it.

@@ -258,8 +258,11 @@ def compose(directory: Path | str) -> Pipeline:
 
 
 def load_pipeline(path: Path | str) -> Pipeline:
-    """Read a composed pipeline document (JSON or YAML) and check it as compose does."""
+    """Read a composed pipeline document (JSON or YAML), or compose a folder of parts,
+    and check it as compose does."""
     path = Path(path)
+    if path.is_dir():
+        return compose(path)
     pipeline = validate_part(Pipeline, read_document(path), path.name)
     check_pipeline(pipeline, lambda section: (path.name, section))
     return pipeline

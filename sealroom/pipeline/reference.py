@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from sealroom.pipeline.checks import optional_registry
+from sealroom.pipeline.checks import metric_registry, transform_registry
 from sealroom.pipeline.registry import Registry
 from sealroom.pipeline.schema import (
     ArchitectureModel,
@@ -46,8 +46,8 @@ NESTED: list[type[BaseModel]] = [
 ]
 
 
-def registries() -> dict[str, Registry[Any] | None]:
-    """Every registry a config name may resolve through (None: its package is not installed)."""
+def registries() -> dict[str, Registry[Any]]:
+    """Every registry a config name may resolve through."""
     from sealroom.train.components.architectures import ARCHITECTURES
     from sealroom.train.components.layers import LAYERS
     from sealroom.train.components.losses import LOSSES
@@ -60,13 +60,13 @@ def registries() -> dict[str, Registry[Any] | None]:
         "losses": LOSSES,
         "layers": LAYERS,
         "architectures": ARCHITECTURES,
-        "metrics": optional_registry("metric"),
-        "transforms": optional_registry("transform"),
+        "metrics": metric_registry(),
+        "transforms": transform_registry(),
     }
 
 
 def registry_names() -> dict[str, list[str]]:
-    return {kind: (reg.names() if reg else []) for kind, reg in registries().items()}
+    return {kind: reg.names() for kind, reg in registries().items()}
 
 
 def _callable(entry: Any) -> Callable[..., Any] | None:
@@ -183,9 +183,6 @@ def render_reference() -> str:
     out += ["## Registered names", ""]
     for kind, registry in registries().items():
         out += [f"### {kind}", ""]
-        if registry is None:
-            out += ["(checked once its package is installed)", ""]
-            continue
         out += ["| name | parameters | |", "| --- | --- | --- |"]
         for name in registry.names():
             entry = registry.get(name)

@@ -12,16 +12,15 @@ budget transaction is open so the ledger and the book cannot disagree.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealroom.errors import BudgetExceeded, PrivacyError
 from sealroom.ledger import Ledger
-from sealroom.privacy.budget_store import connect, used, when_unlocked
+from sealroom.privacy.budget_store import MIGRATIONS, used
+from sealroom.sqlite_store import SqliteStore, when_unlocked
 
 if TYPE_CHECKING:
     from sealroom.contract.schema import Contract, DatasetPrivacy
@@ -69,13 +68,13 @@ class BudgetBook:
 
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.home / BUDGET_DB
-        self._lock = threading.Lock()
         self._ledger = when_unlocked(lambda: Ledger.open(ws))
         try:
-            self._conn = when_unlocked(lambda: connect(self.path))
-        except sqlite3.DatabaseError as exc:
+            self._store = SqliteStore(self.path, MIGRATIONS, PrivacyError, "budget database")
+        except BaseException:
             self._ledger.close()
-            raise PrivacyError(f"cannot open budget database {self.path}: {exc}") from None
+            raise
+        self._transaction = self._store.transaction
 
     def __enter__(self) -> BudgetBook:
         return self
@@ -89,22 +88,8 @@ class BudgetBook:
         self.close()
 
     def close(self) -> None:
-        self._conn.close()
+        self._store.close()
         self._ledger.close()
-
-    @contextmanager
-    def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute(f"BEGIN {mode}")
-            except sqlite3.DatabaseError as exc:
-                raise PrivacyError(f"budget database {self.path} is unavailable: {exc}") from None
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ reserve / settle
 

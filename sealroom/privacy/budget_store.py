@@ -1,21 +1,11 @@
-"""The budget database: numbered migrations, WAL, and opening safely when processes race.
-
-Same shape as the ledger's repository: ``PRAGMA user_version`` records the last migration
-applied; add one by appending to ``MIGRATIONS`` and never edit one that has shipped.
+"""The budget database's schema (numbered migrations, applied by sealroom.sqlite_store) and
+its one aggregate query. Add a migration by appending to ``MIGRATIONS``; never edit one
+that has shipped.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
-
-from sealroom.errors import LedgerError
-
-BUSY_TIMEOUT_S = 60.0
-T = TypeVar("T")
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the terms of each (contract, dataset) budget and one row per run and dataset.
@@ -44,53 +34,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX charges_dataset ON charges(contract_id, dataset_id)",
     ),
 )
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def when_unlocked(open_: Callable[[], T]) -> T:
-    """Retry opening while another process holds the lock a new database's setup needs.
-
-    Switching a fresh database to WAL takes an exclusive lock that SQLite does not wait
-    for (no busy handler), so processes opening a new workspace at once see "locked".
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return open_()
-        except (sqlite3.OperationalError, LedgerError) as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == len(MIGRATIONS):
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number:d}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def used(conn: sqlite3.Connection, contract_id: str, dataset_id: str) -> tuple[float, float]:

@@ -243,9 +243,11 @@ class DPTrainer(Trainer):
         with warnings.catch_warnings():
             # Opacus' backward hooks on the first layer fire although inputs need no grad.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            loss = self.criterion(self.model(x), y)
+            output = self.model(x)
+            loss = self.criterion(output, y)
             loss.backward()
         optimizer.step()
+        self.last_output = output.detach()  # for the step log's Dice score / accuracy
         return loss.detach()
 
     def _noise_only_step(self, optimizer: DPOptimizer) -> None:

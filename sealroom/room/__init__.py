@@ -8,4 +8,6 @@ from sealroom.room.launcher import run_room
 from sealroom.room.outputs import open_outputs
 from sealroom.room.receipt import RunReceipt, load_receipt
 
-__all__ = ["RunReceipt", "load_receipt", "open_outputs", "run_room"]
+run = run_room  # the documented entry point: sealroom.room.run(ws, contract_id, pipeline)
+
+__all__ = ["RunReceipt", "load_receipt", "open_outputs", "run", "run_room"]

@@ -14,20 +14,10 @@ import os
 import resource
 import signal
 import sys
-import threading
 from pathlib import Path
 from types import FrameType
 
 from sealroom.room.events import EventWriter, RoomEvent
-
-
-def _warm_imports() -> None:
-    """Import torch and the trainer while the room verifies, attests and decrypts."""
-    try:
-        import sealroom.train.run  # noqa: F401
-    except Exception:  # the training step imports again and reports the real error
-        return
-
 
 _QUIET = ("sealroom.attest", "sealroom.kms")
 
@@ -62,14 +52,12 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.umask(0o077)
     emit = _private_stdout()
-    warm = threading.Thread(target=_warm_imports, name="warm-imports", daemon=True)
-    warm.start()
     signal.signal(signal.SIGTERM, _stop)
     logging.getLogger("sealroom").addHandler(_Relay(emit))
     logging.getLogger("sealroom").setLevel(logging.INFO)
     logging.getLogger("sealroom").propagate = False
 
-    from sealroom.room.session import RoomRequest, RoomSession
+    from sealroom.room.session import RoomRequest, RoomSession, failure_reason
 
     stage = "start"
     try:
@@ -89,8 +77,7 @@ def main() -> int:
         finally:
             stage = session.stage
     except BaseException as exc:  # every failure ends the run the same way
-        reason = str(exc) or type(exc).__name__
-        emit(RoomEvent(type="failed", stage=stage, message=reason))
+        emit(RoomEvent(type="failed", stage=stage, message=failure_reason(exc)))
         return 1
     emit(RoomEvent(type="done", run_id=receipt.run_id, message=str(request.final)))
     return 0
@@ -98,6 +85,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     code = main()
-    # Leave at once: no waiting on the warm-import thread, no interpreter teardown work.
+    # Leave at once: nothing to tear down that matters, and teardown of torch is slow.
     logging.shutdown()
     os._exit(code)

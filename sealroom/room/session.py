@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from sealroom.attest.software import INSECURE_LABEL, SoftwareAttester
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import verify_contract
-from sealroom.errors import PolicyDenied
+from sealroom.errors import PolicyDenied, SealroomError
 from sealroom.ledger import Ledger
-from sealroom.pipeline.compose import compose, load_pipeline, pipeline_digest
+from sealroom.pipeline.compose import load_pipeline, pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.privacy.release import release_line, released_metrics
@@ -63,10 +63,6 @@ class RoomRequest:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def load_pipeline_any(path: Path) -> Pipeline:
-    return compose(path) if path.is_dir() else load_pipeline(path)
 
 
 class RoomSession:
@@ -125,10 +121,7 @@ class RoomSession:
         try:
             return self._run()
         except BaseException as exc:
-            reason = str(exc) or type(exc).__name__
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                reason = f"room stopped by a signal ({reason})"
-            self._fail(reason)
+            self._fail(failure_reason(exc))
             raise
         finally:
             self.trainer = None
@@ -141,7 +134,7 @@ class RoomSession:
         self.say(f"contract {contract.id} verified: {len(signed.signatures)} signatures, in force")
 
         self.enter("policy")
-        pipeline = load_pipeline_any(req.pipeline_path)
+        pipeline = load_pipeline(req.pipeline_path)
         digest = self.pipeline_digest = pipeline_digest(pipeline)
         packages = {d.id: d.package_digest for d in contract.datasets}
         decision = check_pipeline(contract, pipeline, packages=packages)
@@ -202,7 +195,11 @@ class RoomSession:
             contract_digest=signed.digest,
             pipeline=pipeline.name,
             pipeline_digest=digest,
-            datasets={d.id: d.package_digest for d in contract.datasets},
+            datasets={
+                d.id: d.package_digest
+                for d in contract.datasets
+                if d.id in {p.id for p in pipeline.datasets}
+            },
             model_digest=contract.model.package_digest if contract.model else None,
             room=info,
             insecure=info.insecure,
@@ -320,3 +317,13 @@ def _privacy_facts(released: dict[str, bytes]) -> dict[str, Any] | None:
     report = json.loads(data)
     keys = ("epsilon_spent", "epsilon_target", "delta", "noise_multiplier", "steps", "accountant")
     return {k: report[k] for k in keys if k in report}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the ledger and the operator; foreign errors are cut short (no data dumps)."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return f"room stopped by a signal ({exc})"
+    if isinstance(exc, SealroomError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -64,9 +64,17 @@ class Scenario(BaseModel):
     operator: str
     providers: list[ProviderPart] = Field(min_length=1)
     model: ModelPart | None = None
+    # Steps that make stand-in raw data the providers would already hold (e.g. synthetic
+    # hospitals); "{base}" is the demo folder.
+    world: list[list[str]] = Field(default_factory=list)
     pipeline: str = "."
     contract: str = "contract.yaml"
     folder: Path = Path(".")
+
+    @field_validator("world")
+    @classmethod
+    def _world_steps(cls, steps: list[list[str]]) -> list[list[str]]:
+        return [_module_step(step) for step in steps]
 
     @property
     def name(self) -> str:
@@ -132,7 +140,7 @@ class Story:
 
     def _run_step(self, argv: list[str], out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        args = [a.replace("{out}", str(out)) for a in argv]
+        args = [a.replace("{out}", str(out)).replace("{base}", str(self.base)) for a in argv]
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -169,6 +177,11 @@ class Story:
         for name, role in dict(roles).items():
             create_party(ws, name, role)  # type: ignore[arg-type]
             n.note(f"{role} {name} created (signing and encryption keys, 0600)")
+
+        if sc.world:
+            n.step("   Stand-in raw data that the providers already hold")
+            for argv in sc.world:
+                self._run_step(argv, self.base)
 
         sealed: dict[str, _Sealed] = {}
         for provider in sc.providers:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import PlayedStory
+from typer.testing import CliRunner
 
+from sealroom.cli.main import app
 from sealroom.contract.store import load_contract
 from sealroom.contract.workflow import propose_contract, sign_contract
 from sealroom.errors import RoomError
@@ -46,16 +48,22 @@ def _assert_clean(story: PlayedStory, run_id: str) -> None:
 
 
 def test_pipeline_breaking_the_contract_is_refused_before_any_key_release(
-    mnist_story: PlayedStory, tmp_path: Path
+    mnist_story: PlayedStory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = _released(mnist_story)
     pipeline = _pipeline(mnist_story, tmp_path, epochs=50)
-    with pytest.raises(RoomError, match="epochs 50 exceed") as refused:
-        run_room(mnist_story.ws, "mnist-demo", pipeline, run_id="run-policy")
-    assert "\n" not in str(refused.value)
+    monkeypatch.setenv("SEALROOM_HOME", str(mnist_story.ws.home))
+    done = CliRunner().invoke(app, ["run", "--contract", "mnist-demo", "--pipeline", str(pipeline)])
+    assert done.exit_code == 1
+    errors = [line for line in done.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "epochs 50 exceed" in " ".join(done.output.split())
     assert _released(mnist_story) == before
-    assert _failure(mnist_story, "run-policy")["stage"] == "policy"
-    _assert_clean(mnist_story, "run-policy")
+    with Ledger.open(mnist_story.ws) as ledger:
+        failed = ledger.entries("run.failed")
+    assert failed[-1].payload["stage"] == "policy"
+    run_id = str(failed[-1].payload["run_id"])
+    assert not (mnist_story.ws.runs / run_id).exists()
+    _assert_clean(mnist_story, run_id)
 
 
 def test_tampered_dataset_package_stops_the_run(mnist_story: PlayedStory) -> None:

@@ -48,7 +48,10 @@ def test_unet_trains_with_dp_sgd_and_reports_the_spend(trees: dict[str, Director
     assert 0 < report["epsilon_spent"] <= report["epsilon_target"] == 8.0
     assert report["steps"] >= 1
     assert any(line.startswith("DP-SGD: n=") for line in outcome.log)
-    assert any(line.startswith("Epoch: 1 | Step: 1 | Train loss: ") for line in outcome.log)
+    assert any(
+        line.startswith("Epoch: 1 | Step: 1 | Train loss: ") and "| Dice score: " in line
+        for line in outcome.log
+    )
     assert {"dice", "jaccard", "hausdorff"} <= set(outcome.metrics)
     assert "segmentation_samples.png" in outcome.outputs
     assert outcome.onnx_max_abs_diff is not None and outcome.onnx_max_abs_diff < 1e-3
