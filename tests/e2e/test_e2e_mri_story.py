@@ -45,7 +45,6 @@ def mri_story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
             os.environ["TMPDIR"] = saved
 
 
-@pytest.mark.slow
 def test_mri_story_trains_privately_and_releases_what_the_contract_allows(
     mri_story: tuple[Path, StoryResult],
 ) -> None:
@@ -66,7 +65,6 @@ def test_mri_story_trains_privately_and_releases_what_the_contract_allows(
     assert kinds.count("key.released") == 3
 
 
-@pytest.mark.slow
 def test_mri_story_leaves_no_slice_in_the_workspace(mri_story: tuple[Path, StoryResult]) -> None:
     base, result = mri_story
     markers = []

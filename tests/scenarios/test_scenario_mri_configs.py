@@ -65,3 +65,14 @@ def test_contract_template_allows_the_scenario_pipeline() -> None:
     )
     refused = check_pipeline(contract, louder)
     assert "epsilon 9.0 exceeds dataset hospital_a's limit 8.0" in refused.violations
+
+
+def test_provider_step_keeps_raw_volumes_out_of_the_sealed_folder(tmp_path: Path) -> None:
+    from scenarios.mri.provider import main as provider_main
+
+    out = tmp_path / "provider-hospital_b" / "hospital_b"
+    provider_main(["hospital_b", str(out), "--patients", "2", "--shape", "24", "24", "8"])
+    assert sorted(p.name for p in out.iterdir()) == ["slices.h5"]
+    assert sorted(p.name for p in (out.parent / "raw").iterdir()) == ["BraTS_B_001", "BraTS_B_002"]
+    with pytest.raises(SystemExit, match="unknown hospital 'hospital_z'"):
+        provider_main(["hospital_z", str(out)])
