@@ -1,7 +1,7 @@
 """`sealroom task train|predict|score`: the steps of a run as separate commands.
 
-``train`` is ``sealroom train --local`` with DP-SGD when the pipeline has a privacy
-section; ``predict`` runs an ONNX model (onnxruntime) over a dataset and writes the
+``train`` is ``sealroom train --local`` (DP-SGD when the pipeline has a privacy
+section); ``predict`` runs an ONNX model (onnxruntime) over a dataset and writes the
 outputs as ``.npy`` or ``.csv``; ``score`` turns predictions and labels into metrics
 with the training metrics registry. Files are arrays, never pickles.
 """
@@ -38,56 +38,11 @@ def train(
 
     Example: sealroom task train scenarios/dp-mnist --data mnist=data/mnist --out runs/dp
     """
-    from sealroom.cli.train import TrainBars, local_inputs
-    from sealroom.train.run import DirectorySink, MemorySink, OutputSink, run_pipeline
+    from sealroom.cli.train import report_local, run_local
 
     with refusals():
-        spec, trees, model_tree = local_inputs(pipeline, data, model_dir, epochs)
-        factory = None
-        sink: OutputSink = DirectorySink(out)
-        if spec.privacy is not None:
-            from sealroom.privacy.trainer import DPTrainer
-
-            factory = DPTrainer
-            sink = MemorySink()  # filtered before anything is written
-        with progress(transient=True) as bars:
-            outcome = run_pipeline(
-                spec,
-                trees,
-                model_tree,
-                sink=sink,
-                on_event=TrainBars(bars, quiet=json_out),
-                trainer_factory=factory,
-                max_samples=max_samples,
-            )
-        if isinstance(sink, MemorySink):
-            from sealroom.privacy.release import aggregate_only
-
-            outcome.outputs = aggregate_only(sink.files)
-            for name, blob in outcome.outputs.items():
-                DirectorySink(out).write(name, blob)
-    report = outcome.outputs.get("privacy_report.json")
-    privacy = json.loads(report) if report else None
-    if json_out:
-        emit_json(
-            {
-                "pipeline": spec.name,
-                "out": str(out),
-                "metrics": outcome.metrics,
-                "outputs": sorted(outcome.outputs),
-                "privacy": privacy and {k: v for k, v in privacy.items() if k != "statement"},
-            }
-        )
-        return
-    if privacy:
-        console.print(
-            f"[bold]ε spent {privacy['epsilon_spent']:.3f}[/] (δ {privacy['delta']:g}) — "
-            f"n {privacy['n_train']}, batch size {privacy['batch_size']}, noise multiplier "
-            f"{privacy['noise_multiplier']:.4f}, epochs {privacy['epochs']}, "
-            f"{privacy['steps']} steps, {privacy['accountant']} accountant",
-            highlight=False,
-        )
-    console.print(f"outputs written to [bold]{out}[/]: {', '.join(sorted(outcome.outputs))}")
+        spec, outcome = run_local(pipeline, data, model_dir, epochs, max_samples, out, json_out)
+    report_local(spec, outcome, out, json_out)
 
 
 def _dataset(dataset: Path, data: Path | None, max_samples: int | None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from sealroom.pipeline.schema import Pipeline
 if TYPE_CHECKING:
     from sealroom.data import FileTree
     from sealroom.train.loop import TrainEvent
+    from sealroom.train.run import RunOutcome
 
 DATA_HELP = "Dataset folder as ID=DIR (repeatable); default <scenario>/data/<ID>."
 
@@ -107,18 +109,57 @@ def train_command(
     if not local:
         raise fail("only --local is supported here; use `sealroom run` for a clean room", 2)
     with refusals():
-        from sealroom.train.run import DirectorySink, run_pipeline
+        spec, outcome = run_local(pipeline, data, model_dir, epochs, max_samples, out, json_out)
+    report_local(spec, outcome, out, json_out)
 
-        spec, trees, model_tree = local_inputs(pipeline, data, model_dir, epochs)
-        with progress(transient=True) as bars:
-            outcome = run_pipeline(
-                spec,
-                trees,
-                model_tree,
-                sink=DirectorySink(out),
-                on_event=TrainBars(bars, quiet=json_out),
-                max_samples=max_samples,
-            )
+
+def run_local(
+    pipeline: Path,
+    data: list[str],
+    model_dir: Path | None,
+    epochs: int | None,
+    max_samples: int | None,
+    out: Path,
+    quiet: bool,
+) -> tuple[Pipeline, RunOutcome]:
+    """Train on cleartext folders; DP-SGD when the pipeline asks, then aggregate outputs only.
+
+    A private run writes nothing until its outputs are filtered: no per-example output
+    (confusion matrix, samples) leaves even a local private run.
+    """
+    from sealroom.train.run import DirectorySink, MemorySink, OutputSink, run_pipeline
+
+    spec, trees, model_tree = local_inputs(pipeline, data, model_dir, epochs)
+    factory = None
+    sink: OutputSink = DirectorySink(out)
+    if spec.privacy is not None:
+        from sealroom.privacy.trainer import DPTrainer
+
+        factory = DPTrainer
+        sink = MemorySink()
+    with progress(transient=True) as bars:
+        outcome = run_pipeline(
+            spec,
+            trees,
+            model_tree,
+            sink=sink,
+            on_event=TrainBars(bars, quiet=quiet),
+            trainer_factory=factory,
+            max_samples=max_samples,
+        )
+    if isinstance(sink, MemorySink):
+        from sealroom.privacy.release import aggregate_only
+
+        outcome.outputs = aggregate_only(sink.files)
+        for name, blob in outcome.outputs.items():
+            DirectorySink(out).write(name, blob)
+    return spec, outcome
+
+
+def report_local(spec: Pipeline, outcome: RunOutcome, out: Path, json_out: bool) -> None:
+    """Print a local run's metrics (and ε spent with n, batch, noise, epochs when private)."""
+    report = outcome.outputs.get("privacy_report.json")
+    privacy = json.loads(report) if report else None
     if json_out:
         emit_json(
             {
@@ -127,7 +168,16 @@ def train_command(
                 "metrics": outcome.metrics,
                 "outputs": sorted(outcome.outputs),
                 "onnx_max_abs_diff": outcome.onnx_max_abs_diff,
+                "privacy": privacy and {k: v for k, v in privacy.items() if k != "statement"},
             }
         )
-    else:
-        console.print(f"outputs written to [bold]{out}[/]: {', '.join(sorted(outcome.outputs))}")
+        return
+    if privacy:
+        console.print(
+            f"[bold]ε spent {privacy['epsilon_spent']:.3f}[/] (δ {privacy['delta']:g}) — "
+            f"n {privacy['n_train']}, batch size {privacy['batch_size']}, noise multiplier "
+            f"{privacy['noise_multiplier']:.4f}, epochs {privacy['epochs']}, "
+            f"{privacy['steps']} steps, {privacy['accountant']} accountant",
+            highlight=False,
+        )
+    console.print(f"outputs written to [bold]{out}[/]: {', '.join(sorted(outcome.outputs))}")

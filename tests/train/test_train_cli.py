@@ -104,3 +104,16 @@ def test_unknown_dataset_id_in_data_option(scenario: Path, tmp_path: Path) -> No
     )
     assert result.exit_code == 1
     assert "--data other: the pipeline has no dataset 'other'" in result.output
+
+
+def test_train_local_runs_a_private_pipeline_with_dp_and_aggregates_only(
+    scenario: Path, tmp_path: Path
+) -> None:
+    private = tmp_path / "private"
+    shutil.copytree(scenario, private)
+    shutil.copy(SCENARIO.parent / "dp-mnist" / "privacy.yaml", private / "privacy.yaml")
+    out = tmp_path / "out"
+    report = train(str(private), "--out", str(out), "--epochs", "1", "--max-samples", "400")
+    assert report["privacy"]["epsilon_spent"] <= report["privacy"]["epsilon_target"]
+    assert "confusion_matrix.png" not in report["outputs"]
+    assert (out / "privacy_report.json").is_file()
