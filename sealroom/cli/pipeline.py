@@ -123,6 +123,4 @@ def registries(
         emit_json(names)
         return
     for kind, entries in names.items():
-        console.print(
-            f"[bold]{kind}[/]: {', '.join(entries) or '(not installed)'}", highlight=False
-        )
+        console.print(f"[bold]{kind}[/]: {', '.join(entries)}", highlight=False)
