@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine_info import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,18 +47,6 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 # Tramèr & Boneh (2021), end-to-end CNN on Fashion-MNIST: batch 2048, lr 4, momentum 0.9, C 0.1.
 FASHION_TRAIN = {"batch_size": 2048, "lr": 4.0, "momentum": 0.9, "clip": 0.1}
 DIGITS_TRAIN = {"batch_size": 256, "lr": 2.0, "momentum": 0.9, "clip": 0.1}
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
-    )
 
 
 def onnx_model() -> torch.nn.Module:

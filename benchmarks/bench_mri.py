@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine_info import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,18 +51,6 @@ NON_PRIVATE_TRAIN = {
     "batch_size": 32,
     "epochs": 15,
 }
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
-    )
 
 
 def prepare_cohort(

@@ -11,8 +11,6 @@ Usage: python benchmarks/bench_release.py [--n 50]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import secrets
 import socket
 import statistics
@@ -24,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
+from machine_info import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,21 +51,6 @@ def timed(fn: Callable[[], object], n: int, warmup: int = 3) -> list[float]:
         fn()
         samples.append(time.perf_counter() - start)
     return samples
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}"
-    )
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,20 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_info import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "mnist"
 CONTRACT_ID = "fashion-bench"
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    load = os.getloadavg()[0]
-    python = platform.python_version()
-    return f"{cpu}, {os.cpu_count()} logical CPUs, load average {load:.1f}, Python {python}"
 
 
 def fashion_pipeline(out: Path) -> Path:

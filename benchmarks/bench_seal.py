@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from machine_info import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,21 +42,6 @@ from sealroom.crypto.package import SealedPackage, owner_data_key, seal
 
 CHUNK = 4 << 20
 MB = 1 << 20
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}"
-    )
 
 
 def load() -> str:

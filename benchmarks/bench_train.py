@@ -15,40 +15,24 @@ its default epochs and prints the test accuracy (goal >= 0.95).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine_info import machine
 
 from scenarios.mnist.prepare import prepare
 from scenarios.mnist.save_model import make_model, model_onnx_bytes
 from sealroom.cli.console import progress
-from sealroom.cli.train import _Bars
+from sealroom.cli.train import TrainBars
 from sealroom.data import DirectoryTree, MemoryTree, Splits
 from sealroom.pipeline.compose import compose
 from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline, SplitConfig
 from sealroom.train.run import prepare_splits, run_pipeline
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "mnist"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
-    )
 
 
 def fashion_pipeline(base: Pipeline) -> Pipeline:
@@ -113,7 +97,11 @@ def sealroom_run(
     started = time.perf_counter()
     with progress(transient=True) as bars:
         outcome = run_pipeline(
-            pipeline, trees, model_tree, on_event=_Bars(bars, quiet=True), max_samples=max_samples
+            pipeline,
+            trees,
+            model_tree,
+            on_event=TrainBars(bars, quiet=True),
+            max_samples=max_samples,
         )
     total = time.perf_counter() - started
     assert outcome.result is not None
@@ -178,7 +166,8 @@ def _head(splits: Splits, n: int) -> Splits:
     """A few batches for warming up the allocator and kernels before timing."""
     import numpy as np
 
-    return Splits(splits.train.subset(np.arange(n)), splits.val.subset(np.arange(256)), splits.test)
+    train = splits.train.subset(np.arange(min(n, len(splits.train))))
+    return Splits(train, splits.val.subset(np.arange(min(256, len(splits.val)))), splits.test)
 
 
 def _list(values: list[float]) -> str:
