@@ -14,13 +14,12 @@ parameters. Reuses the MNIST scenario's ONNX export.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from scenarios.mnist.save_model import model_onnx_bytes
+from scenarios.mnist.save_model import export_cli
 
 SCENARIO = Path(__file__).resolve().parents[1] / "dp-mnist"
 
@@ -52,13 +51,7 @@ def make_model(seed: int = 0) -> DPCNN:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=SCENARIO / "model" / "model.onnx")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(model_onnx_bytes(make_model(args.seed)))
-    print(f"wrote {args.out}")
+    export_cli(make_model, SCENARIO / "model" / "model.onnx", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -64,14 +65,19 @@ def make_model(seed: int = 0) -> MnistCNN:
     return MnistCNN()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "model" / "model.onnx")
+def export_cli(make: Callable[[int], nn.Module], default_out: Path, description: str) -> None:
+    """``--out FILE --seed N``: build the model with ``make(seed)`` and write its ONNX bytes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(model_onnx_bytes(make_model(args.seed)))
+    args.out.write_bytes(model_onnx_bytes(make(args.seed)))
     print(f"wrote {args.out}")
+
+
+def main() -> None:
+    export_cli(make_model, HERE / "model" / "model.onnx", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
