@@ -7,12 +7,8 @@ any machine; every claim it issues says ``insecure: true`` and every log line sa
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -33,17 +29,7 @@ MAX_SKEW = timedelta(minutes=2)
 
 def attestation_key(ws: Workspace) -> SigningKey:
     """The workspace's attestation key (created on first use, 0600, race-safe)."""
-    path = ws.keys / KEY_FILE
-    if path.exists():
-        return SigningKey.load(path)
-    ws.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.TemporaryDirectory(dir=ws.keys) as tmp:
-        candidate = Path(tmp) / KEY_FILE
-        SigningKey.generate().save(candidate)
-        os.chmod(candidate, 0o600)
-        with contextlib.suppress(FileExistsError):  # another process created it first
-            os.link(candidate, path)
-    return SigningKey.load(path)
+    return SigningKey.load_or_create(ws.keys / KEY_FILE)
 
 
 class SoftwareAttester:

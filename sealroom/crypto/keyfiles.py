@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -37,3 +40,20 @@ def read_private_key(path: Path, kind: type[PrivateKey]) -> PrivateKey:
     if not isinstance(key, kind):
         raise IdentityError(f"{path}: expected an {kind.__name__.removesuffix('PrivateKey')} key")
     return key
+
+
+def create_once(path: Path, write: Callable[[Path], object]) -> None:
+    """Create the key file ``path`` exactly once, even when processes race for it.
+
+    ``write`` fills a private temporary file that is hard-linked into place: one process
+    wins, the others keep its file, and nobody ever reads a half-written key.
+    """
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        candidate = Path(tmp) / path.name
+        write(candidate)
+        os.chmod(candidate, 0o600)
+        with contextlib.suppress(FileExistsError):  # another process won the race
+            os.link(candidate, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from sealroom.crypto.keyfiles import read_private_key, write_private_key
+from sealroom.crypto.keyfiles import create_once, read_private_key, write_private_key
 from sealroom.errors import SignatureError
 
 
@@ -43,12 +43,9 @@ class SigningKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> SigningKey:
-        """A service key: created on first use, the same key ever after."""
-        if path.exists():
-            return cls.load(path)
-        key = cls.generate()
-        key.save(path)
-        return key
+        """A service key: created on first use (race-safe), the same key ever after."""
+        create_once(path, lambda candidate: cls.generate().save(candidate))
+        return cls.load(path)
 
     def save(self, path: Path) -> None:
         write_private_key(path, self._key)

@@ -11,7 +11,6 @@ before storing the key under its root key, exactly as a local ``keys import`` wo
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sealroom.contract.schema import Contract
 from sealroom.crypto.hpke import open_sealed, seal_to
 from sealroom.crypto.identity import Party, PublicIdentity
-from sealroom.crypto.keyfiles import read_private_key, write_private_key
+from sealroom.crypto.keyfiles import create_once, read_private_key, write_private_key
 from sealroom.crypto.signing import b64, unb64
 from sealroom.errors import SealroomError, WrongKeyError
 from sealroom.kms.models import DIGEST_PATTERN, ReleasePolicy
@@ -132,9 +131,7 @@ def load_grant(path: Path) -> KeyGrant:
 def import_key_of(keys_dir: Path) -> X25519PrivateKey:
     """The service's HPKE import key, created on first use (0600)."""
     path = keys_dir / IMPORT_KEY_FILE
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            write_private_key(path, X25519PrivateKey.generate())
+    create_once(path, lambda candidate: write_private_key(candidate, X25519PrivateKey.generate()))
     key = read_private_key(path, X25519PrivateKey)
     assert isinstance(key, X25519PrivateKey)
     return key

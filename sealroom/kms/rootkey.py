@@ -6,15 +6,13 @@ wrapped key copied onto another record does not unwrap.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from sealroom.crypto.keyfiles import create_once
 from sealroom.errors import SealroomError
 
 ROOT_KEY_FILE = "kms-root.key"
@@ -37,15 +35,7 @@ class RootKey:
     @classmethod
     def load_or_create(cls, keys_dir: Path) -> RootKey:
         path = keys_dir / ROOT_KEY_FILE
-        if not path.exists():
-            keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with tempfile.TemporaryDirectory(dir=keys_dir) as tmp:
-                candidate = Path(tmp) / ROOT_KEY_FILE
-                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(secrets.token_bytes(32))
-                with contextlib.suppress(FileExistsError):  # another process won
-                    os.link(candidate, path)
+        create_once(path, lambda candidate: candidate.write_bytes(secrets.token_bytes(32)))
         return cls(path.read_bytes())
 
     def wrap(self, data_key: bytes, package_digest: str, contract_id: str) -> bytes:
