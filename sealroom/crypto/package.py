@@ -13,8 +13,6 @@ and one file or chunk can be read without decrypting the rest.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
 import hmac
 import os
@@ -44,6 +42,7 @@ from sealroom.crypto.sealing import (
     SealResult,
     seal,
 )
+from sealroom.crypto.signing import unb64
 from sealroom.crypto.stream import TAG_SIZE, ChunkCipher, ChunkError
 from sealroom.errors import SealError, SignatureError, WrongKeyError
 
@@ -67,10 +66,8 @@ class SealedPackage:
     def open(cls, path: Path, owner: PublicIdentity) -> SealedPackage:
         """Check the owner's signature and the ciphertext length; reads no chunk."""
         raw = _read(path / MANIFEST)
-        try:
-            signature = base64.b64decode(_read(path / SIGNATURE).strip(), validate=True)
-        except binascii.Error:
-            raise SignatureError(f"{path / SIGNATURE}: not base64") from None
+        text = _read(path / SIGNATURE).decode("ascii", errors="replace").strip()
+        signature = unb64(text, str(path / SIGNATURE))
         owner.verify(signature, SIGNATURE_DOMAIN + raw)
         manifest = Manifest.from_bytes(raw, str(path / MANIFEST))
         if manifest.owner != owner.name or manifest.owner_fingerprint != owner.fingerprint:

@@ -18,11 +18,18 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str, what: str) -> bytes:
-    """Strict base64 decoding with an error that names the field."""
+    """Strict, canonical base64 decoding with an error that names the field.
+
+    Canonical: the unused low bits of the last character must be zero, so each value has
+    exactly one spelling and no edit of an encoded signature or key goes unnoticed.
+    """
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError(f"{what}: not valid base64") from None
+    if b64(raw) != text:
+        raise SignatureError(f"{what}: not canonical base64")
+    return raw
 
 
 class SigningKey:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
@@ -52,3 +53,14 @@ def test_hpke_tampered_blob_rejected() -> None:
 def test_hpke_short_public_key_refused() -> None:
     with pytest.raises(SealError, match="32 bytes"):
         seal_to("AAAA", b"x", b"i")
+
+
+def test_non_canonical_base64_of_a_valid_key_is_refused() -> None:
+    from sealroom.crypto.signing import unb64
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    key = SigningKey.generate().public_b64  # 32 bytes: the last character has 2 unused bits
+    respelled = key[:-2] + alphabet[alphabet.index(key[-2]) | 1] + key[-1]
+    assert respelled != key and base64.b64decode(respelled) == base64.b64decode(key)
+    with pytest.raises(SignatureError, match="not canonical"):
+        unb64(respelled, "key")
