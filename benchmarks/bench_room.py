@@ -31,29 +31,15 @@ SCENARIO = ROOT / "scenarios" / "mnist"
 CONTRACT_ID = "fashion-bench"
 
 
-def fashion_pipeline(out: Path) -> Path:
-    """The scenario's parts on both Fashion-MNIST files: 70,000 samples, 60,200 to train."""
-    from sealroom.pipeline.compose import compose, dump_pipeline
-    from sealroom.pipeline.schema import DatasetConfig, IdxSource, SplitConfig
+def fashion_pipeline_file(out: Path) -> Path:
+    """bench_train's Fashion-MNIST pipeline (60,200 to train), on the CPU, written to ``out``."""
+    from bench_train import fashion_pipeline
 
-    base = compose(SCENARIO)
-    datasets = [
-        DatasetConfig(
-            id=f"fashion_{part}",
-            source=IdxSource(
-                images=f"{prefix}-images-idx3-ubyte.gz", labels=f"{prefix}-labels-idx1-ubyte.gz"
-            ),
-        )
-        for part, prefix in (("train", "train"), ("test", "t10k"))
-    ]
-    pipeline = base.model_copy(
-        update={
-            "datasets": datasets,
-            "split": SplitConfig(train=0.86, val=0.07, test=0.07, seed=0),
-            "train": base.train.model_copy(update={"epochs": 1, "device": "cpu"}),
-        }
-    )
-    out.write_text(dump_pipeline(pipeline))
+    from sealroom.pipeline.compose import compose, dump_pipeline
+
+    pipeline = fashion_pipeline(compose(SCENARIO))
+    cpu = pipeline.train.model_copy(update={"device": "cpu"})
+    out.write_text(dump_pipeline(pipeline.model_copy(update={"train": cpu})))
     return out
 
 
@@ -77,7 +63,7 @@ def setup(base: Path, fashion: Path) -> tuple[Path, Path]:
     (model_dir / "model.onnx").write_bytes(model_onnx_bytes(make_model(0)))
     data = seal(fashion, provider, ws.packages / "fashion.sealed", format="dataset")
     model = seal(model_dir, consumer, ws.packages / "model.sealed", format="model")
-    pipeline = fashion_pipeline(base / "pipeline.json")
+    pipeline = fashion_pipeline_file(base / "pipeline.json")
     draft = {
         "id": CONTRACT_ID,
         "purpose": "Benchmark: the MNIST CNN on Fashion-MNIST in a clean room.",
