@@ -147,11 +147,15 @@ def _write_identity(directory: Path, identity: PublicIdentity) -> None:
 
 
 def _read_identity(directory: Path) -> PublicIdentity:
-    path = directory / IDENTITY_FILE
+    return _identity_file(directory / IDENTITY_FILE, f"unknown party {directory.name!r}")
+
+
+def _identity_file(path: Path, missing: str) -> PublicIdentity:
+    """Parse an identity document file; ``missing`` is the error when there is none."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise IdentityError(f"unknown party {directory.name!r}") from None
+        raise IdentityError(missing) from None
     except json.JSONDecodeError as exc:
         raise IdentityError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     return parse_identity(data, str(path))
@@ -216,13 +220,7 @@ def has_private_keys(ws: Workspace, name: str) -> bool:
 
 def import_identity(ws: Workspace, path: Path) -> PublicIdentity:
     """Add a public identity exported elsewhere; the same keys twice is a no-op."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise IdentityError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise IdentityError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    identity = parse_identity(data, str(path))
+    identity = _identity_file(path, f"{path}: no such file")
     target = ws.parties / identity.name
     if target.exists():
         existing = _read_identity(target)
