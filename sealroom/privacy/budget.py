@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from sealroom.errors import BudgetExceeded, PrivacyError
 from sealroom.ledger import Ledger
 from sealroom.privacy.budget_store import MIGRATIONS, used
-from sealroom.sqlite_store import SqliteStore, when_unlocked
+from sealroom.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
     from sealroom.contract.schema import Contract, DatasetPrivacy
@@ -68,7 +68,7 @@ class BudgetBook:
 
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.home / BUDGET_DB
-        self._ledger = when_unlocked(lambda: Ledger.open(ws))
+        self._ledger = Ledger.open(ws)
         try:
             self._store = SqliteStore(self.path, MIGRATIONS, PrivacyError, "budget database")
         except BaseException:
