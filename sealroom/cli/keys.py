@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from sealroom.cli.console import console, emit_json, err_console, refusals
+from sealroom.crypto.identity import Party
 from sealroom.kms.models import ReleasePolicy
 
 app = typer.Typer(help="Data keys under release policies (key service).", no_args_is_help=True)
@@ -32,8 +33,8 @@ def _owner_key_and_policy(
     allow_insecure: bool,
     measurements: list[str],
     expires: datetime | None,
-) -> tuple[bytes, ReleasePolicy]:
-    """Open the owner's package key and build the release policy (in the owner's workspace)."""
+) -> tuple[Party, bytes, ReleasePolicy]:
+    """The owner, its package's data key and the release policy (in the owner's workspace)."""
     from sealroom.attest.measure import measure_runtime
     from sealroom.contract.store import load_contract
     from sealroom.crypto.identity import load_party
@@ -60,7 +61,7 @@ def _owner_key_and_policy(
         allow_insecure=allow_insecure,
         expires=expires or contract.expires,
     )
-    return owner_data_key(package, party), policy
+    return party, owner_data_key(package, party), policy
 
 
 def _report_import(policy: ReleasePolicy, owner: str, json_out: bool) -> None:
@@ -99,7 +100,7 @@ def import_(
     from sealroom.workspace import Workspace
 
     with refusals():
-        data_key, policy = _owner_key_and_policy(
+        _, data_key, policy = _owner_key_and_policy(
             package, owner, contract_id, allow_insecure, measurements, expires
         )
         with KeyService(Workspace.find()) as service:
@@ -125,9 +126,7 @@ def grant(
     sealroom keys grant mnist.sealed --as hospital --contract mnist-demo --to kms.pub.json
     --out mnist.grant.json --allow-insecure
     """
-    from sealroom.crypto.identity import load_party
     from sealroom.kms.grant import KeyGrantError, make_grant
-    from sealroom.workspace import Workspace
 
     with refusals():
         if out.exists():
@@ -136,10 +135,10 @@ def grant(
             service_key = json.loads(service.read_text())["import_key"]
         except (OSError, ValueError, KeyError, TypeError):
             raise KeyGrantError(f"{service}: not a `sealroom kms public-key` document") from None
-        data_key, policy = _owner_key_and_policy(
+        party, data_key, policy = _owner_key_and_policy(
             package, owner, contract_id, allow_insecure, measurements, expires
         )
-        made = make_grant(load_party(Workspace.find(), owner), data_key, policy, service_key)
+        made = make_grant(party, data_key, policy, service_key)
         out.write_text(made.model_dump_json(indent=2) + "\n")
     console.print(f"wrote {out}: key of {policy.package_digest} for contract {contract_id}")
 
