@@ -197,7 +197,7 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--samples", type=int, default=60_000)
     s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--mode", default="hooks", choices=["hooks", "functorch", "ghost", "ew"])
+    s.add_argument("--mode", default="hooks", choices=["hooks", "fused", "functorch", "ghost", "ew"])
     s.add_argument("--repeats", type=int, default=3)
     a = sub.add_parser("accuracy")
     a.add_argument("--data", choices=["fashion", "digits"], default="fashion")

@@ -257,7 +257,7 @@ class PrivacyConfig(Strict):
     accountant: Literal["prv", "rdp"] = "prv"
     noise_multiplier: float | None = Field(None, gt=0)
     poisson_sampling: bool = True
-    grad_sample_mode: Literal["hooks", "ghost", "functorch", "ew"] = "hooks"
+    grad_sample_mode: Literal["hooks", "fused", "ghost", "functorch", "ew"] = "hooks"
 
 
 # --------------------------------------------------------------------------- the composed pipeline

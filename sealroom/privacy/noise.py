@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from torch import Tensor
 
 _TWO_PI = 2.0 * math.pi
+_LOW_53_BITS = (1 << 53) - 1
 
 
 class NoiseSource(Protocol):
@@ -52,25 +53,26 @@ class SecureRandom:
         cipher = Cipher(algorithms.ChaCha20(os.urandom(32), os.urandom(16)), mode=None)
         self._stream = cipher.encryptor()
 
-    def _uint64(self, count: int) -> np.ndarray:
-        return np.frombuffer(self._stream.update(bytes(8 * count)), dtype=np.uint64)
+    def _bits53(self, count: int) -> Tensor:
+        """``count`` random 53-bit integers (int64) from the keystream."""
+        words = np.frombuffer(self._stream.update(bytes(8 * count)), dtype=np.int64).copy()
+        return torch.from_numpy(words).bitwise_right_shift_(11).bitwise_and_(_LOW_53_BITS)
 
-    def uniform(self, count: int) -> np.ndarray:
-        """Uniform float64 in (0, 1]: 53 random bits each."""
-        return ((self._uint64(count) >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53
+    def uniform(self, count: int) -> Tensor:
+        """Uniform float64 in (0, 1]: 53 random bits each (never 0, so its log is finite)."""
+        return self._bits53(count).to(torch.float64).add_(1.0).mul_(2.0**-53)
 
-    def standard_normal(self, count: int) -> np.ndarray:
-        """Box–Muller: two uniforms give two independent standard normals."""
+    def standard_normal(self, count: int) -> Tensor:
+        """Box–Muller in float64: two uniforms give two independent standard normals."""
         half = (count + 1) // 2
         u = self.uniform(2 * half)
-        radius = np.sqrt(-2.0 * np.log(u[:half]))
-        angle = _TWO_PI * u[half:]
-        return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:count]
+        radius = u[:half].log_().mul_(-2.0).sqrt_()
+        angle = u[half:].mul_(_TWO_PI)
+        return torch.cat([radius * angle.cos(), radius * angle.sin()])[:count]
 
     def normal(self, count: int, std: float) -> Tensor:
-        draws = self.standard_normal(4 * count).reshape(4, count)
-        values = draws.sum(axis=0) * (0.5 * std)
-        return torch.from_numpy(values.astype(np.float32))
+        draws = self.standard_normal(4 * count).view(4, count)
+        return draws.sum(0).mul_(0.5 * std).to(torch.float32)
 
     def bernoulli_mask(self, count: int, p: float) -> Tensor:
         words = np.frombuffer(self._stream.update(bytes(4 * count)), dtype=np.uint32)

@@ -29,6 +29,7 @@ from sealroom.errors import PrivacyError
 from sealroom.pipeline.schema import Pipeline
 from sealroom.privacy.calibrate import PrivacyPlan, check_delta, epsilon_after, plan_privacy
 from sealroom.privacy.compat import make_private_compatible
+from sealroom.privacy.fused import FusedClipper, FusedDPOptimizer
 from sealroom.privacy.noise import NoiseSource, SecureRandom
 from sealroom.privacy.report import privacy_report
 from sealroom.train.loop import (
@@ -37,6 +38,7 @@ from sealroom.train.loop import (
     EventCallback,
     TensorBatches,
     Trainer,
+    TrainResult,
 )
 
 
@@ -70,6 +72,10 @@ class SourcedDPOptimizer(_NoiseFromSource, DPOptimizer):
 
 class SourcedGhostDPOptimizer(_NoiseFromSource, DPOptimizerFastGradientClipping):
     """Ghost-clipping DPOptimizer whose noise comes from a NoiseSource."""
+
+
+class SourcedFusedDPOptimizer(_NoiseFromSource, FusedDPOptimizer):
+    """Fused-clipping DPOptimizer whose noise comes from a NoiseSource."""
 
 
 class StepAllowance:
@@ -169,6 +175,7 @@ class DPTrainer(Trainer):
         self.trajectory: list[tuple[int, float]] = [(0, 0.0)]
         self.criterion: Any = self.loss_fn
         self.base_model = self.model
+        self.clipper: FusedClipper | None = None
         self._announce()
 
     def _announce(self) -> None:
@@ -194,6 +201,13 @@ class DPTrainer(Trainer):
                 "training will stop there"
             )
 
+    def fit(self) -> TrainResult:
+        try:
+            return super().fit()
+        finally:
+            if self.clipper is not None:
+                self.clipper.close()  # the released model carries no clipping hooks
+
     # ------------------------------------------------------------------ hooks
 
     def make_train_loader(self) -> Iterable[tuple[Tensor, Tensor]]:
@@ -211,20 +225,25 @@ class DPTrainer(Trainer):
         assert self.optimizer is not None
         mode = self.privacy.grad_sample_mode
         ghost = mode == "ghost"
-        extra: dict[str, Any] = {"max_grad_norm": self.plan.max_grad_norm} if ghost else {}
-        self.model = wrap_model(
-            self.base_model, mode, batch_first=True, loss_reduction="mean", **extra
-        )
-        if self.privacy.poisson_sampling:
-            self.model.forbid_grad_accumulation()  # type: ignore[operator]
-        cls = SourcedGhostDPOptimizer if ghost else SourcedDPOptimizer
-        optimizer = cls(
-            self.optimizer,
-            noise_multiplier=self.plan.noise_multiplier,
-            max_grad_norm=self.plan.max_grad_norm,
-            expected_batch_size=max(1, int(self.plan.expected_batch_size)),
-            loss_reduction="mean",
-        )
+        settings: dict[str, Any] = {
+            "noise_multiplier": self.plan.noise_multiplier,
+            "max_grad_norm": self.plan.max_grad_norm,
+            "expected_batch_size": max(1, int(self.plan.expected_batch_size)),
+            "loss_reduction": "mean",
+        }
+        optimizer: SourcedDPOptimizer | SourcedGhostDPOptimizer | SourcedFusedDPOptimizer
+        if mode == "fused":
+            self.clipper = FusedClipper(self.base_model)
+            optimizer = SourcedFusedDPOptimizer(self.optimizer, clipper=self.clipper, **settings)
+        else:
+            extra: dict[str, Any] = {"max_grad_norm": self.plan.max_grad_norm} if ghost else {}
+            self.model = wrap_model(
+                self.base_model, mode, batch_first=True, loss_reduction="mean", **extra
+            )
+            if self.privacy.poisson_sampling:
+                self.model.forbid_grad_accumulation()  # type: ignore[operator]
+            cls = SourcedGhostDPOptimizer if ghost else SourcedDPOptimizer
+            optimizer = cls(self.optimizer, **settings)
         optimizer.noise_source = self.noise
         optimizer.attach_step_hook(
             self.accountant.get_optimizer_hook_fn(sample_rate=self.plan.sample_rate)
@@ -240,6 +259,8 @@ class DPTrainer(Trainer):
             self._noise_only_step(optimizer)
             return torch.zeros((), device=self.device)
         optimizer.zero_grad(set_to_none=True)
+        if self.clipper is not None:
+            self.clipper.begin()
         with warnings.catch_warnings():
             # Opacus' backward hooks on the first layer fire although inputs need no grad.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")

@@ -50,7 +50,7 @@ def _trainer(mode: str, clip: float, noise: object = None) -> DPTrainer:
     return DPTrainer(pipeline, model, splits, noise=noise or ZeroNoise())  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("mode", ["hooks", "functorch", "ghost", "ew"])
+@pytest.mark.parametrize("mode", ["hooks", "fused", "functorch", "ghost", "ew"])
 def test_per_sample_clipping_matches_brute_force(mode: str) -> None:
     clip = 0.05
     trainer = _trainer(mode, clip)
