@@ -9,8 +9,10 @@ what each layer needs:
   ``g_i a_iᵀ``, so its norm is ``‖g_i‖·‖a_i‖`` and the clipped sum is one matrix product
   ``(c ⊙ g)ᵀ a`` — no per-sample tensor at all. On (batch, steps, features) the norm
   comes from the two steps×steps Gram matrices when that is cheaper than the gradient.
-* ``Conv2d``: the per-sample gradient from one batched product of the unfolded input and
-  the output gradient (what Opacus computes too), without the buffer copies.
+* ``Conv2d``: the per-sample gradient from one batched product of the input patches and
+  the output gradient (what Opacus computes too), into buffers reused from step to step.
+* Autograd's own parameter gradients, unclipped sums that DP-SGD throws away, are never
+  computed: the hooked parameters stop requiring grad while the clipper is attached.
 
 After ``backward``, :meth:`FusedClipper.clip_and_sum` turns the per-sample norms into
 clip factors ``min(1, C / (‖g_i‖ + 1e-6))`` — Opacus' formula — and writes each

@@ -179,16 +179,27 @@ def test_no_shadow_model_under_privacy() -> None:
         )
 
 
-def test_empty_poisson_batch_takes_a_noise_only_step() -> None:
-    trainer = _trainer("hooks", 1.0, noise=SeededRandom(0))
+@pytest.mark.parametrize("mode", ["hooks", "fused"])
+def test_empty_poisson_batch_takes_a_noise_only_step(mode: str) -> None:
+    trainer = _trainer(mode, 1.0, noise=SeededRandom(0))
     trainer.setup()
     before = [p.detach().clone() for p in trainer.plain_model().parameters()]
     x, y = trainer.tensors["train"]
     trainer.train_step(x[:0], y[:0])
     assert trainer.accounted_steps() == 1
     after = list(trainer.plain_model().parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(after, before, strict=True))  # all noised
     assert np.isfinite(trainer.spent_epsilon())
+
+
+def test_fused_run_noises_every_parameter_and_releases_a_plain_model() -> None:
+    trainer = _trainer("fused", 1.0, noise=SeededRandom(0))
+    model = trainer.plain_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.fit()
+    assert all(not torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen after training
+    assert not any(m._forward_hooks for m in model.modules())  # no clipping hooks left
 
 
 def test_factory_reports_what_a_failed_run_spent() -> None:
