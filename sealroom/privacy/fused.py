@@ -83,11 +83,9 @@ class FusedClipper:
 
     # ------------------------------------------------------------------ hooks
 
-    def _on_forward(
-        self, layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor
-    ) -> Tensor | None:
+    def _on_forward(self, layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
         if not (torch.is_grad_enabled() and layer.training):
-            return None  # evaluation: nothing to clip
+            return  # evaluation: nothing to clip
         if layer in self._inputs:
             raise PrivacyError(
                 f"DP-SGD (fused): layer {self.names[layer]} runs twice in one forward pass; "
@@ -95,10 +93,10 @@ class FusedClipper:
             )
         self._inputs[layer] = inputs[0].detach()
         if not output.requires_grad:
-            # nothing upstream needs a gradient: a zero leaf puts this output in the graph
-            output = output + torch.zeros((), device=output.device, requires_grad=True)
+            # nothing upstream needs a gradient (the first layer): the output is then a leaf
+            # of the graph, and asking for its gradient keeps everything after it connected
+            output.requires_grad_(True)
         output.register_hook(lambda grad: self._on_backward(layer, grad))
-        return output
 
     def _on_backward(self, layer: nn.Module, grad: Tensor) -> None:
         activations = self._inputs.pop(layer)
