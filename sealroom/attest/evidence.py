@@ -7,15 +7,14 @@ which TEE produced them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sealroom.errors import AttestationError
+from sealroom.crypto.signing import unb64
+from sealroom.errors import AttestationError, SignatureError
 
 REPORT_DATA_SIZE = 64
 
@@ -66,9 +65,9 @@ class Attester(Protocol):
 def raw_public_key(public_key_b64: str) -> bytes:
     """The 32 raw bytes of a base64 X25519 public key; AttestationError if malformed."""
     try:
-        raw = base64.b64decode(public_key_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise AttestationError("ephemeral public key is not valid base64") from None
+        raw = unb64(public_key_b64, "ephemeral public key")
+    except SignatureError as exc:
+        raise AttestationError(str(exc)) from None
     if len(raw) != 32:
         raise AttestationError(f"ephemeral public key has {len(raw)} bytes, expected 32")
     return raw

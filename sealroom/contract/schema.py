@@ -6,13 +6,14 @@ the policy check, the room — reads typed fields and never re-checks dicts.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sealroom.crypto.signing import unb64
+from sealroom.errors import SignatureError
 
 Role = Literal["provider", "consumer", "operator", "service"]
 
@@ -29,9 +30,9 @@ class _Strict(BaseModel):
 
 def _raw_key(value: str) -> str:
     try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not valid base64") from None
+        raw = unb64(value, "key")
+    except SignatureError as exc:
+        raise ValueError(str(exc).removeprefix("key: ")) from None
     if len(raw) != 32:
         raise ValueError(f"expected a 32-byte raw public key, got {len(raw)} bytes")
     return value

@@ -7,7 +7,6 @@ signs exactly ``canonical_bytes(contract)``.
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.contract.canonical import canonical_bytes, contract_digest
 from sealroom.contract.schema import Contract
-from sealroom.crypto.signing import verify_signature
+from sealroom.crypto.signing import unb64, verify_signature
 from sealroom.errors import ContractError, SignatureError
 from sealroom.ledger import Receipt
 from sealroom.ledger.errors import ReceiptInvalid
@@ -64,9 +63,9 @@ class SignedContract(BaseModel):
         if encoded is None:
             raise ContractError(f"contract {self.id}: missing signature from {name!r}")
         try:
-            signature = base64.b64decode(encoded, validate=True)
+            signature = unb64(encoded, f"signature from {name!r}")
             verify_signature(party.signing_key, signature, canonical_bytes(self.contract), name)
-        except (SignatureError, binascii.Error, ValueError):
+        except SignatureError:
             raise ContractError(
                 f"contract {self.id}: signature from {name!r} does not verify "
                 "with the signing key the contract lists for it"

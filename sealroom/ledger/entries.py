@@ -8,7 +8,6 @@ signature offline, and the payload an auditor holds can then be matched to the d
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import rfc8785
 from pydantic import BaseModel, ConfigDict
 
-from sealroom.crypto.signing import verify_signature
+from sealroom.crypto.signing import unb64, verify_signature
 from sealroom.errors import SignatureError
 from sealroom.ledger.errors import ReceiptInvalid
 
@@ -81,11 +80,11 @@ class Receipt(BaseModel):
                 f"receipt for ledger entry {self.seq}: entry hash does not match its fields"
             )
         try:
-            signature = base64.b64decode(self.signature, validate=True)
+            signature = unb64(self.signature, "receipt signature")
             verify_signature(
                 ledger_public_key_b64, signature, signed_message(self.entry_hash), "ledger"
             )
-        except (SignatureError, ValueError):
+        except SignatureError:
             raise ReceiptInvalid(
                 f"receipt for ledger entry {self.seq}: signature does not verify "
                 "with the ledger public key"

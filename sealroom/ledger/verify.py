@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 
-from sealroom.crypto.signing import verify_signature
+from sealroom.crypto.signing import unb64, verify_signature
 from sealroom.errors import SignatureError
 from sealroom.ledger.entries import (
     GENESIS_HASH,
@@ -34,9 +32,9 @@ def check_row(row: Row, public_key_b64: str) -> None:
     if expected != row.entry_hash:
         raise ChainBroken(row.seq, "was edited: its hash does not match its contents")
     try:
-        signature = base64.b64decode(row.signature, validate=True)
+        signature = unb64(row.signature, "ledger signature")
         verify_signature(public_key_b64, signature, signed_message(row.entry_hash), "ledger")
-    except (SignatureError, binascii.Error, ValueError):
+    except SignatureError:
         raise ChainBroken(row.seq, "has a signature that does not verify (ledger key)") from None
 
 

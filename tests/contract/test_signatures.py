@@ -23,6 +23,7 @@ from sealroom.crypto.signing import SigningKey
 from sealroom.errors import ContractError
 from sealroom.ledger import Ledger
 from sealroom.workspace import Workspace
+from tests.crypto.respell import respelled
 
 Draft = Callable[..., Path]
 
@@ -70,6 +71,12 @@ def test_bad_signature_is_named(workspace: Workspace, registered: SignedContract
 
     _edit_signatures(workspace, corrupt)
     with pytest.raises(ContractError, match="signature from 'operator' does not verify"):
+        verify_contract(workspace, "mnist-demo")
+
+
+def test_respelled_signature_is_refused(workspace: Workspace, registered: SignedContract) -> None:
+    _edit_signatures(workspace, lambda s: s.update(hospital=respelled(s["hospital"])))
+    with pytest.raises(ContractError, match="signature from 'hospital' does not verify"):
         verify_contract(workspace, "mnist-demo")
 
 

@@ -14,6 +14,7 @@ from sealroom.ledger.entries import GENESIS_HASH
 from sealroom.ledger.keys import ledger_key_path
 from sealroom.ledger.migrations import MIGRATIONS
 from sealroom.workspace import Workspace
+from tests.crypto.respell import respelled
 
 
 def test_append_returns_receipts_that_chain_and_verify_offline(workspace: Workspace) -> None:
@@ -41,6 +42,9 @@ def test_receipt_fails_with_another_key_or_an_edited_field(workspace: Workspace)
     forged = receipt.model_copy(update={"signature": receipt.signature[:-4] + "AAA="})
     with pytest.raises(ReceiptInvalid):
         forged.verify(public)
+    respelled_signature = receipt.model_copy(update={"signature": respelled(receipt.signature)})
+    with pytest.raises(ReceiptInvalid, match="entry 1: signature"):
+        respelled_signature.verify(public)
     with pytest.raises(ReceiptInvalid, match="payload does not match"):
         receipt.check_payload({"run_id": "r2"})
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sealroom.crypto.signing import SigningKey
 from sealroom.ledger import ChainBroken, Ledger
 from sealroom.ledger.entries import compute_entry_hash, payload_digest, signed_message
+from tests.crypto.respell import respelled
 
 N = 6
 KEY = SigningKey.generate()
@@ -99,6 +100,17 @@ def test_any_edited_byte_is_detected_at_its_entry(
     caught = tampered(pristine, edit)
     # An edited entry_hash also breaks the link from the next entry, but this one fails first.
     assert caught.seq == seq
+
+
+@pytest.mark.parametrize("seq", [1, N])
+def test_a_respelled_signature_is_detected_at_its_entry(pristine: Path, seq: int) -> None:
+    # same signature bytes, another base64 spelling: the stored row was still edited
+    def edit(conn: sqlite3.Connection) -> None:
+        values = list(row(conn, seq))
+        values[-1] = respelled(values[-1])
+        put(conn, seq, tuple(values))
+
+    assert tampered(pristine, edit).seq == seq
 
 
 @TAMPER
