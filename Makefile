@@ -27,7 +27,7 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
 
-# Every figure in docs/results.md; the Fashion-MNIST DP accuracy table (about an hour on
+# Every figure in docs/results.md; the Fashion-MNIST DP accuracy table (about 20 minutes on
 # one core) is separate: $(BIN)/python benchmarks/bench_dp.py accuracy --data fashion
 bench: setup
 	$(BIN)/python benchmarks/bench_seal.py
