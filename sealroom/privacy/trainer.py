@@ -2,7 +2,8 @@
 
 It overrides hooks only (``setup``, ``make_train_loader``, ``train_step``, ``after_step``,
 ``after_epoch``, ``plain_model``, ``extra_outputs``): per-sample gradients from Opacus'
-grad-sample modules (hooks, functorch, expanded weights or ghost clipping), flat clipping to
+grad-sample modules (hooks, functorch, expanded weights or ghost clipping) or sealroom's
+fused clipping (:mod:`sealroom.privacy.fused`), flat clipping to
 ``max_grad_norm``, Gaussian noise from :mod:`sealroom.privacy.noise`, Poisson sampling over
 the in-memory training tensors, and the accountant the pipeline names. The sampler hands
 out at most ``plan.max_steps`` batches, so training stops before the accountant would pass
