@@ -52,7 +52,7 @@ class FusedClipper:
     def __init__(self, model: nn.Module) -> None:
         self.names = _supported_layers(model)
         self.layers = list(self.names)
-        self._inputs: dict[nn.Module, Tensor] = {}
+        self._inputs: dict[nn.Module, tuple[Tensor, int]] = {}  # input, its version
         self._captured: dict[nn.Module, _Captured] = {}
         self._scratch = _Scratch()
         self._batch = 0
@@ -83,23 +83,33 @@ class FusedClipper:
 
     # ------------------------------------------------------------------ hooks
 
-    def _on_forward(self, layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+    def _on_forward(
+        self, layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor
+    ) -> Tensor | None:
         if not (torch.is_grad_enabled() and layer.training):
-            return  # evaluation: nothing to clip
+            return None  # evaluation: nothing to clip
         if layer in self._inputs:
             raise PrivacyError(
                 f"DP-SGD (fused): layer {self.names[layer]} runs twice in one forward pass; "
                 "use grad_sample_mode hooks for models that reuse a layer"
             )
-        self._inputs[layer] = inputs[0].detach()
+        activations = inputs[0].detach()  # shares the version counter with inputs[0]
+        self._inputs[layer] = (activations, activations._version)
         if not output.requires_grad:
-            # nothing upstream needs a gradient (the first layer): the output is then a leaf
-            # of the graph, and asking for its gradient keeps everything after it connected
-            output.requires_grad_(True)
+            # Nothing upstream needs a gradient (the first layer): adding a zero leaf puts
+            # the output in the graph. (Marking the output itself as requiring grad would
+            # make it a leaf, which a following in-place ReLU may not modify.)
+            output = output + torch.zeros((), device=output.device, requires_grad=True)
         output.register_hook(lambda grad: self._on_backward(layer, grad))
+        return output
 
     def _on_backward(self, layer: nn.Module, grad: Tensor) -> None:
-        activations = self._inputs.pop(layer)
+        activations, version = self._inputs.pop(layer)
+        if activations._version != version:
+            raise PrivacyError(
+                f"DP-SGD (fused): the input of layer {self.names[layer]} was modified in place "
+                "after the layer read it; use grad_sample_mode hooks for this model"
+            )
         self._batch = grad.shape[0]
         if isinstance(layer, nn.Conv2d):
             self._captured[layer] = _conv2d(layer, activations, grad.detach(), self._scratch)

@@ -70,6 +70,17 @@ def test_cnn_clipped_sum_matches_brute_force(clip: float) -> None:
         assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
 
 
+def test_in_place_activation_after_the_first_layer_matches_brute_force() -> None:
+    torch.manual_seed(2)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
+    x, y = torch.randn(5, 1, 8, 8), torch.randint(0, 3, (5,))
+    expected = _brute_force(model, x, y, 0.5)
+    for got, want in zip(_fused(model, x, y, 0.5), expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
 @pytest.mark.parametrize("steps", [2, 40])  # Gram-matrix norms, then materialised ones
 def test_sequence_linear_matches_brute_force(steps: int) -> None:
     x, y = torch.randn(5, steps, 4), torch.randint(0, 3, (5,))
@@ -111,6 +122,28 @@ def test_layer_used_twice_is_refused() -> None:
     FusedClipper(model).begin()
     with pytest.raises(PrivacyError, match="runs twice"):
         model(torch.randn(2, 3))
+
+
+class _EditsItsInput(nn.Module):
+    """A Linear whose input is then changed in place: its stored activations go stale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(3, 3), nn.Linear(3, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = torch.tanh(self.first(x))
+        out = self.second(hidden)
+        hidden.mul_(2.0)
+        return out + hidden.sum(1, keepdim=True)
+
+
+def test_input_modified_in_place_is_refused() -> None:
+    model = _EditsItsInput()
+    FusedClipper(model).begin()
+    loss = model(torch.randn(4, 3)).sum()
+    with pytest.raises(PrivacyError, match="input of layer second was modified in place"):
+        loss.backward()
 
 
 def test_layer_without_gradient_is_refused_at_clipping() -> None:
