@@ -240,17 +240,24 @@ class _Scratch:
 
 
 def _supported_layers(model: nn.Module) -> dict[nn.Module, str]:
-    """The layers to hook, with their names; refuses a trainable parameter anywhere else."""
+    """The layers to hook, with their names; refuses a trainable parameter anywhere else.
+
+    Exact types only: a subclass may compute something else in its ``forward``, and the
+    per-sample formulas below hold only for ``nn.Linear`` and ``nn.Conv2d`` themselves.
+    A parameter shared by two layers is refused too: its per-sample gradient is the sum
+    of both layers' shares, which per-layer norms would understate.
+    """
     layers: dict[nn.Module, str] = {}
+    owner: dict[int, str] = {}
     for name, module in model.named_modules():
+        name = name or "model"
         own = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if not own:
             continue
-        if not isinstance(module, _SUPPORTED):
+        if type(module) not in _SUPPORTED:
             raise PrivacyError(
-                f"DP-SGD (fused): layer {name or 'model'} ({type(module).__name__}) has "
-                "trainable parameters but only Linear and Conv2d are supported; use "
-                "grad_sample_mode hooks"
+                f"DP-SGD (fused): layer {name} ({type(module).__name__}) has trainable "
+                "parameters but only Linear and Conv2d are supported; use grad_sample_mode hooks"
             )
         if isinstance(module, nn.Conv2d) and (
             module.groups != 1 or module.padding_mode != "zeros" or isinstance(module.padding, str)
@@ -259,7 +266,14 @@ def _supported_layers(model: nn.Module) -> dict[nn.Module, str]:
                 f"DP-SGD (fused): layer {name} (Conv2d) uses groups, string padding or "
                 "non-zero padding mode; use grad_sample_mode hooks"
             )
-        layers[module] = name or "model"
+        for p in own:
+            if id(p) in owner:
+                raise PrivacyError(
+                    f"DP-SGD (fused): layers {owner[id(p)]} and {name} share a parameter; "
+                    "use grad_sample_mode hooks for tied weights"
+                )
+            owner[id(p)] = name
+        layers[module] = name
     return layers
 
 

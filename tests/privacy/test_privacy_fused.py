@@ -116,6 +116,20 @@ def test_unsupported_layers_are_refused_by_name(model: nn.Module, named: str) ->
     assert named in str(caught.value)
 
 
+def test_tied_weights_and_subclasses_are_refused() -> None:
+    first, second = nn.Linear(3, 3), nn.Linear(3, 3)
+    second.weight = first.weight
+    with pytest.raises(PrivacyError, match="layers 0 and 1 share a parameter"):
+        FusedClipper(nn.Sequential(first, second))
+
+    class Scaled(nn.Linear):
+        def forward(self, x: Tensor) -> Tensor:
+            return 2 * super().forward(x)
+
+    with pytest.raises(PrivacyError, match=r"layer 0 \(Scaled\)"):
+        FusedClipper(nn.Sequential(Scaled(3, 3)))
+
+
 def test_layer_used_twice_is_refused() -> None:
     layer = nn.Linear(3, 3)
     model = nn.Sequential(layer, nn.Tanh(), layer)
