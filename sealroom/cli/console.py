@@ -14,6 +14,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -65,3 +66,33 @@ def progress(transient: bool = False) -> Progress:
         console=err_console,
         transient=transient,
     )
+
+
+class EpochBars:
+    """An epochs bar and a batches bar, created at the first epoch a run reports.
+
+    Shared by ``sealroom run`` (room events) and ``train --local`` (trainer events).
+    """
+
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+        self.epochs: TaskID | None = None
+        self.batches: TaskID | None = None
+
+    def epoch(self, epoch: int, epochs: int, batches: int) -> None:
+        """Epoch ``epoch`` of ``epochs`` starts, with ``batches`` batches."""
+        if self.epochs is None:
+            self.epochs = self.bars.add_task("epochs", total=epochs)
+            self.batches = self.bars.add_task("batches", total=batches)
+        assert self.batches is not None
+        self.bars.update(self.epochs, completed=epoch - 1)
+        self.bars.reset(self.batches, total=batches)
+        self.bars.update(self.batches, description=f"epoch {epoch}/{epochs}")
+
+    def batch(self, epoch: int, batch: int, batches: int) -> None:
+        """Batch ``batch`` of ``batches`` is done; the last one completes the epoch."""
+        if self.batches is None or self.epochs is None:
+            return
+        self.bars.update(self.batches, completed=batch)
+        if batch == batches:
+            self.bars.update(self.epochs, completed=epoch)

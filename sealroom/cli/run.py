@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 
-from sealroom.cli.console import console, emit_json, err_console, progress, refusals
+from sealroom.cli.console import EpochBars, console, emit_json, err_console, progress, refusals
 
 if TYPE_CHECKING:
     from sealroom.room.events import RoomEvent
@@ -20,8 +20,7 @@ class RoomView:
 
     def __init__(self, bars: Progress, quiet: bool = False) -> None:
         self.bars, self.quiet = bars, quiet
-        self.epochs: TaskID | None = None
-        self.batches: TaskID | None = None
+        self.epoch_bars = EpochBars(bars)
 
     def print(self, text: str) -> None:
         (err_console if self.quiet else console).print(text, highlight=False)
@@ -33,17 +32,9 @@ class RoomView:
             style = "yellow" if event.level == "warning" else "dim"
             self.print(f"  [{style}]{event.message}[/]")
         elif event.type == "epoch":
-            if self.epochs is None:
-                self.epochs = self.bars.add_task("epochs", total=event.epochs)
-                self.batches = self.bars.add_task("batches", total=event.batches)
-            assert self.batches is not None
-            self.bars.update(self.epochs, completed=event.epoch - 1)
-            self.bars.reset(self.batches, total=event.batches)
-            self.bars.update(self.batches, description=f"epoch {event.epoch}/{event.epochs}")
-        elif event.type == "batch" and self.batches is not None:
-            self.bars.update(self.batches, completed=event.batch)
-            if event.batch == event.batches and self.epochs is not None:
-                self.bars.update(self.epochs, completed=event.epoch)
+            self.epoch_bars.epoch(event.epoch, event.epochs, event.batches)
+        elif event.type == "batch":
+            self.epoch_bars.batch(event.epoch, event.batch, event.batches)
 
 
 def banner(contract_id: str, pipeline: Path) -> str:

@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 
-from sealroom.cli.console import console, emit_json, err_console, fail, progress, refusals
+from sealroom.cli.console import (
+    EpochBars,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    progress,
+    refusals,
+)
 from sealroom.errors import ConfigError
 from sealroom.pipeline.schema import Pipeline
 
@@ -64,25 +72,16 @@ class TrainBars:
     """Epoch and batch progress bars driven by the trainer's events."""
 
     def __init__(self, bars: Progress, quiet: bool) -> None:
-        self.bars, self.quiet = bars, quiet
-        self.epoch_task: TaskID | None = None
-        self.batch_task: TaskID | None = None
+        self.quiet = quiet
+        self.epoch_bars = EpochBars(bars)
 
     def __call__(self, event: TrainEvent) -> None:
         if event.kind == "log":
             (err_console if self.quiet else console).print(event.message, highlight=False)
         elif event.kind == "epoch":
-            if self.epoch_task is None:
-                self.epoch_task = self.bars.add_task("epochs", total=event.epochs)
-                self.batch_task = self.bars.add_task("batches", total=event.batches)
-            assert self.batch_task is not None
-            self.bars.update(self.epoch_task, completed=event.epoch - 1)
-            self.bars.reset(self.batch_task, total=event.batches)
-            self.bars.update(self.batch_task, description=f"epoch {event.epoch}/{event.epochs}")
-        elif event.kind == "batch" and self.batch_task is not None:
-            self.bars.update(self.batch_task, completed=event.batch)
-            if event.batch == event.batches and self.epoch_task is not None:
-                self.bars.update(self.epoch_task, completed=event.epoch)
+            self.epoch_bars.epoch(event.epoch, event.epochs, event.batches)
+        elif event.kind == "batch":
+            self.epoch_bars.batch(event.epoch, event.batch, event.batches)
 
 
 def train_command(
