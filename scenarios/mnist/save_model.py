@@ -9,13 +9,13 @@ ONNX graph, which it converts with onnx2torch (no Python code from the consumer 
 from __future__ import annotations
 
 import argparse
-import io
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from sealroom.train.export import export_onnx
 
 HERE = Path(__file__).resolve().parent
 INPUT_SHAPE = (1, 28, 28)
@@ -43,21 +43,8 @@ class MnistCNN(nn.Module):
 
 
 def model_onnx_bytes(model: nn.Module) -> bytes:
-    """The model as ONNX with a dynamic batch axis (legacy exporter, opset 17)."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (torch.zeros(1, *INPUT_SHAPE),),
-            buffer,  # type: ignore[arg-type]  # file-like objects work too
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-            opset_version=17,
-        )
-    return buffer.getvalue()
+    """The model as ONNX with a dynamic batch axis, checked with onnxruntime (as the room does)."""
+    return export_onnx(model, INPUT_SHAPE).data
 
 
 def make_model(seed: int = 0) -> MnistCNN:

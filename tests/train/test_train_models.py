@@ -11,21 +11,12 @@ from torch import nn
 
 from sealroom.data import MemoryTree
 from sealroom.pipeline.schema import ModelPart
+from sealroom.train.export import export_onnx
 from sealroom.train.models import ConvertedOnnx, ModelError, build_model
 
 
 def onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model.eval(),
-        (torch.zeros(1, *shape),),
-        buffer,  # type: ignore[arg-type]  # file-like objects work too
-        dynamo=False,
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-    )
-    return buffer.getvalue()
+    return export_onnx(model, shape).data
 
 
 def small_cnn() -> nn.Module:
