@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,6 +18,7 @@ from sealroom.contract.loading import describe_validation
 from sealroom.contract.schema import ID_PATTERN, Contract
 from sealroom.contract.signed import SignedContract
 from sealroom.errors import ContractError
+from sealroom.files import write_atomic
 from sealroom.ledger import Ledger, Receipt
 from sealroom.workspace import Workspace
 
@@ -54,25 +53,16 @@ def contract_lock(ws: Workspace, contract_id: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_contract(ws: Workspace, signed: SignedContract) -> None:
     """Write contract, signatures and (if any) receipt; the contract file is never rewritten."""
     contract_path, sigs_path, receipt_path = _paths(ws, signed.id)
     if not contract_path.exists():
-        _write_atomic(contract_path, signed.contract.model_dump_json(indent=2) + "\n")
-    _write_atomic(sigs_path, json.dumps(signed.signatures, indent=2, sort_keys=True) + "\n")
+        write_atomic(contract_path, (signed.contract.model_dump_json(indent=2) + "\n").encode())
+    write_atomic(
+        sigs_path, (json.dumps(signed.signatures, indent=2, sort_keys=True) + "\n").encode()
+    )
     if signed.receipt is not None:
-        _write_atomic(receipt_path, signed.receipt.model_dump_json(indent=2) + "\n")
+        write_atomic(receipt_path, (signed.receipt.model_dump_json(indent=2) + "\n").encode())
 
 
 def load_contract(ws: Workspace, contract_id: str) -> SignedContract:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from sealroom.crypto.identity import Party
 from sealroom.errors import SealroomError, WorkspaceError
+from sealroom.files import write_atomic
 from sealroom.ledger import Ledger
 from sealroom.room.outputs import open_outputs
 from sealroom.room.receipt import ReceiptError, RunReceipt, load_receipt, run_dir_of
@@ -74,9 +73,6 @@ def _write_all(files: dict[str, bytes], out: Path) -> list[Path]:
         if out.resolve() not in path.resolve().parents:
             raise SealroomError(f"output name {name!r} leaves {out}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
         written.append(path)
     return written

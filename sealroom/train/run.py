@@ -8,8 +8,6 @@ outputs they release (``RunOutcome.kinds`` tells the room what each file is).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from sealroom.data import (
     split_dataset,
 )
 from sealroom.errors import DataError, PrivacyError, TrainingError
+from sealroom.files import write_atomic
 from sealroom.pipeline.compose import pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.train.export import export_onnx, export_safetensors
@@ -89,10 +88,7 @@ class DirectorySink:
             raise TrainingError(f"output name {name!r} leaves the output folder")
         path = self.root.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
 
 
 TrainerFactory = Callable[..., Trainer]
