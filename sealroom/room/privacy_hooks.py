@@ -15,12 +15,10 @@ from sealroom.room.receipt import RoomInfo
 from sealroom.workspace import Workspace
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sealroom.attest.evidence import Attester
     from sealroom.contract.schema import Constraints, Contract
     from sealroom.pipeline.schema import Pipeline
-    from sealroom.train.loop import Trainer
+    from sealroom.privacy.trainer import DPTrainerFactory
 
 
 def reserve(ws: Workspace, run_id: str, contract: Contract, pipeline: Pipeline) -> bool:
@@ -48,29 +46,13 @@ def settle(ws: Workspace, run_id: str, spent_epsilon: float) -> None:
         book.settle(run_id, spent_epsilon)
 
 
-def spent_epsilon(trainer: Trainer | None) -> float:
-    """What the accountant has spent so far (0.0 for a non-private or unstarted run)."""
-    if trainer is None:
-        return 0.0
-    from sealroom.privacy.trainer import DPTrainer
-
-    if not isinstance(trainer, DPTrainer):
-        return 0.0
-    try:
-        return float(trainer.spent_epsilon())
-    except Exception:  # an accountant that never stepped has spent nothing
-        return 0.0
-
-
-def trainer_class(pipeline: Pipeline) -> Callable[..., Trainer]:
-    """The DP trainer for a private pipeline, the plain one otherwise."""
+def dp_trainer_factory(pipeline: Pipeline) -> DPTrainerFactory | None:
+    """For a private pipeline, the DP trainer factory that remembers what the run spent."""
     if pipeline.privacy is None:
-        from sealroom.train.loop import Trainer
+        return None
+    from sealroom.privacy.trainer import DPTrainerFactory
 
-        return Trainer
-    from sealroom.privacy.trainer import DPTrainer
-
-    return DPTrainer
+    return DPTrainerFactory()
 
 
 def guards(ws: Workspace) -> list[ReleaseGuard]:

@@ -41,7 +41,8 @@ from sealroom.workspace import Workspace
 if TYPE_CHECKING:
     from sealroom.attest.evidence import Attester
     from sealroom.data import FileTree
-    from sealroom.train.loop import Trainer, TrainEvent
+    from sealroom.privacy.trainer import DPTrainerFactory
+    from sealroom.train.loop import TrainEvent
 
 log = logging.getLogger("sealroom.room")
 
@@ -76,7 +77,7 @@ class RoomSession:
         self.stage = "start"
         self.started = now_iso()
         self.reserved = False
-        self.trainer: Trainer | None = None
+        self.dp_factory: DPTrainerFactory | None = None  # remembers what a private run spent
         self.released_metrics: set[str] = set()
         self.contract: Contract | None = None
         self.pipeline_digest = ""
@@ -108,13 +109,6 @@ class RoomSession:
                 )
             )
 
-    def _trainer_factory(self, base: Callable[..., Trainer]) -> Callable[..., Trainer]:
-        def make(*args: Any) -> Trainer:
-            self.trainer = base(*args)
-            return self.trainer
-
-        return make
-
     # ------------------------------------------------------------------ the run
 
     def run(self) -> RunReceipt:
@@ -124,7 +118,7 @@ class RoomSession:
             self._fail(failure_reason(exc))
             raise
         finally:
-            self.trainer = None
+            self.dp_factory = None
 
     def _run(self) -> RunReceipt:
         req = self.request
@@ -267,18 +261,19 @@ class RoomSession:
     def _train(self, pipeline: Pipeline, trees: dict[str, FileTree], model_tree: FileTree) -> Any:
         from sealroom.train.run import MemorySink, run_pipeline
 
-        factory = self._trainer_factory(privacy_hooks.trainer_class(pipeline))
+        self.dp_factory = privacy_hooks.dp_trainer_factory(pipeline)
         return run_pipeline(
             pipeline,
             trees,
             model_tree,
             sink=MemorySink(),
             on_event=self._relay,
-            trainer_factory=factory,
+            trainer_factory=self.dp_factory,
         )
 
     def _spent(self) -> float:
-        return privacy_hooks.spent_epsilon(self.trainer)
+        """ε the run spent so far: 0.0 for a plain or unstarted run."""
+        return 0.0 if self.dp_factory is None else self.dp_factory.spent_epsilon()
 
     def _fail(self, reason: str) -> None:
         """Record the failure, return the unspent budget, drop the staging folder."""
