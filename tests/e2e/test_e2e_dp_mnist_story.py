@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import QuietNarrator
 
 from sealroom.errors import SealroomError
 from sealroom.ledger import Ledger
@@ -17,6 +16,7 @@ from sealroom.privacy.budget import BudgetBook
 from sealroom.room.launcher import run_room
 from sealroom.room.story import Story, StoryResult, load_scenario
 from sealroom.workspace import Workspace
+from tests.e2e.stories import QuietNarrator
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PlayedStory
 from typer.testing import CliRunner
 
 from sealroom.cli.main import app
 from sealroom.ledger import Ledger
 from sealroom.room.receipt import ReceiptError, load_receipt
+from tests.e2e.stories import PlayedStory
 
 runner = CliRunner()
 

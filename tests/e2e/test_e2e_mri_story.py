@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import QuietNarrator, scan_for_plaintext
 
 from sealroom.ledger import Ledger
 from sealroom.room.story import Scenario, Story, StoryResult, load_scenario
 from sealroom.workspace import Workspace
+from tests.e2e.stories import QuietNarrator, scan_for_plaintext
 
 HOSPITALS = ("hospital_a", "hospital_b", "hospital_c")
 

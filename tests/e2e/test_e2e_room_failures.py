@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PlayedStory
 from typer.testing import CliRunner
 
 from sealroom.cli.main import app
@@ -18,6 +17,7 @@ from sealroom.errors import RoomError
 from sealroom.ledger import Ledger
 from sealroom.room.events import RoomEvent
 from sealroom.room.launcher import run_room
+from tests.e2e.stories import PlayedStory
 
 
 def _pipeline(story: PlayedStory, tmp_path: Path, **train: object) -> Path:
