@@ -6,7 +6,7 @@ import typer
 
 from sealroom.attest.measure import package_root, runtime_files
 from sealroom.attest.software import INSECURE_LABEL
-from sealroom.cli.console import console, emit_json, err_console
+from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console
 
 app = typer.Typer(
     help="Attestation of clean rooms (software attester: INSECURE).", no_args_is_help=True
@@ -16,7 +16,7 @@ app = typer.Typer(
 @app.command()
 def measure(
     files: bool = typer.Option(False, "--files", help="Also list the measured files."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Print the runtime measurement a software-attested room reports.
 

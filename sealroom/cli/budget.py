@@ -7,7 +7,7 @@ import dataclasses
 import typer
 from rich.table import Table
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Privacy budgets of the datasets in this workspace.", no_args_is_help=True)
@@ -16,7 +16,7 @@ app = typer.Typer(help="Privacy budgets of the datasets in this workspace.", no_
 @app.command()
 def show(
     dataset: str = typer.Argument(None, help="Only this dataset id (default: all)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Show each dataset's ε budget: total, spent, reserved by running runs, remaining.
 

@@ -25,6 +25,9 @@ from sealroom.errors import SealroomError
 console = Console()
 err_console = Console(stderr=True)
 
+# The --json flag every command shares: machine-readable output on stdout.
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _state = {"debug": False}

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.contract import (
     SignedContract,
     import_contract,
@@ -22,8 +22,6 @@ from sealroom.errors import ContractError
 from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Propose, sign and verify contracts between parties.", no_args_is_help=True)
-
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
 
 
 def _summary(signed: SignedContract) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import console, emit_json, err_console, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
 from sealroom.crypto.identity import Party
 from sealroom.kms.models import ReleasePolicy
 
@@ -88,7 +88,7 @@ def import_(
     allow_insecure: bool = AllowInsecure,
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Store the package's data key, releasable only under a contract to matching rooms.
 
@@ -146,7 +146,7 @@ def grant(
 @app.command("import-grant")
 def import_grant(
     grant_file: Path = typer.Argument(..., help="A grant from `sealroom keys grant`."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Store a key granted by its owner from another workspace (owner's signature checked).
 
@@ -164,7 +164,7 @@ def import_grant(
 
 
 @app.command("list")
-def list_(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def list_(json_out: bool = JSON_OPTION) -> None:
     """List imported keys and their release policies (never the keys).
 
     Example: sealroom keys list --json

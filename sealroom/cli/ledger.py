@@ -8,14 +8,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.errors import LedgerError
 from sealroom.ledger import Ledger, Receipt
 from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Inspect and verify the append-only ledger.", no_args_is_help=True)
-
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
 
 
 @app.command()

@@ -18,7 +18,7 @@ from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli import policy as policy_cli
 from sealroom.cli import receipt as receipt_cli
 from sealroom.cli import task as task_cli
-from sealroom.cli.console import console, emit_json, refusals, set_debug
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals, set_debug
 from sealroom.cli.demo import demo_command
 from sealroom.cli.run import run_command
 from sealroom.cli.seal import seal_command, unseal_command
@@ -58,7 +58,7 @@ def init(
     home: Path = typer.Option(
         None, "--home", help="Workspace folder (default $SEALROOM_HOME or ./.sealroom)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Create a workspace.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.crypto.identity import (
     create_party,
     has_private_keys,
@@ -27,7 +27,7 @@ ROLE_HELP = "provider | consumer | operator"
 def create(
     name: str = typer.Argument(..., help="Party name (letters, digits, '-', '_')."),
     role: str = typer.Option(..., "--role", help=ROLE_HELP),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Create a party with an Ed25519 signing key and an X25519 (HPKE) key pair.
 
@@ -49,7 +49,7 @@ def create(
 
 
 @app.command("list")
-def list_(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def list_(json_out: bool = JSON_OPTION) -> None:
     """List the parties this workspace knows (own and imported).
 
     Example: sealroom party list --json
@@ -90,7 +90,7 @@ def export(
 @app.command("import")
 def import_(
     file: Path = typer.Argument(..., help="An identity document from `party export`."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Import a party that lives elsewhere (public keys only).
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from pydantic import BaseModel
 
-from sealroom.cli.console import console, emit_json, fail, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, fail, refusals
 from sealroom.pipeline.schema import PrivacyConfig
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
 def compose(
     directory: Path = typer.Argument(..., help="Folder with model.yaml, dataset*.yaml, loss.yaml…"),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the composed pipeline JSON."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Validate the config parts in DIRECTORY and write one pipeline document; print its digest.
 
@@ -110,7 +110,7 @@ def _privacy(privacy: PrivacyConfig | None) -> str:
 
 @app.command()
 def registries(
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """List the names each registry accepts (optimizers, losses, layers, …).
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 
 app = typer.Typer(
     help="Policy as code (Rego): check pipelines against contracts.", no_args_is_help=True
@@ -17,7 +17,7 @@ app = typer.Typer(
 def check(
     contract_id: str = typer.Option(..., "--contract", help="Contract id in this workspace."),
     pipeline_file: Path = typer.Option(..., "--pipeline", help="Composed pipeline (JSON/YAML)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Evaluate the contract policy (and the contract's own Rego rules) on a pipeline.
 

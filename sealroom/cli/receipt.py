@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 
 app = typer.Typer(help="Run receipts (auditor side).", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def verify(
         None, "--ledger-key", help="Trusted ledger public key (base64)."
     ),
     key_file: Path = typer.Option(None, "--key-file", help="File holding the ledger public key."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Check a run receipt: ledger signature, recorded payload and the sealed outputs' digests.
 

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 import typer
 from rich.progress import Progress
 
-from sealroom.cli.console import EpochBars, console, emit_json, err_console, progress, refusals
+from sealroom.cli.console import (
+    JSON_OPTION,
+    EpochBars,
+    console,
+    emit_json,
+    err_console,
+    progress,
+    refusals,
+)
 
 if TYPE_CHECKING:
     from sealroom.room.events import RoomEvent
@@ -73,7 +81,7 @@ def run_command(
     package_dirs: list[Path] = typer.Option(
         [], "--packages", help="Extra folder holding sealed packages (repeatable)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Run a pipeline in a clean room under a signed contract; outputs go sealed to the consumer.
 

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import typer
 
-from sealroom.cli.console import console, emit_json, progress, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, progress, refusals
 from sealroom.errors import ConfigError, DataError
 
 app = typer.Typer(help="Train, predict and score as separate steps.", no_args_is_help=True)
 
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
 ARRAY_SUFFIXES = (".npy", ".csv")
 
 

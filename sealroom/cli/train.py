@@ -10,6 +10,7 @@ import typer
 from rich.progress import Progress
 
 from sealroom.cli.console import (
+    JSON_OPTION,
     EpochBars,
     console,
     emit_json,
@@ -96,7 +97,7 @@ def train_command(
     max_samples: int = typer.Option(
         None, "--max-samples", min=3, help="Use only the first N samples (a quick check)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Train and evaluate a pipeline on cleartext data, writing outputs to --out.
 
