@@ -21,8 +21,12 @@ class Splits:
     val: ArrayDataset
     test: ArrayDataset
 
+    def parts(self) -> dict[str, ArrayDataset]:
+        """The three splits by name, in train, val, test order."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        return {name: len(part) for name, part in self.parts().items()}
 
 
 def _counts(n: int, cfg: SplitConfig) -> tuple[int, int, int]:

@@ -134,7 +134,7 @@ class Trainer:
         self.metric_ctx = MetricContext(pipeline.eval.task, pipeline.eval.threshold)
         self.tensors = {
             name: (_tensor(part.x, self.device), _tensor(part.y, self.device))
-            for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+            for name, part in splits.parts().items()
         }
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
         self.optimizer: Optimizer | None = None
@@ -235,11 +235,7 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train for ``epochs``; logs sample counts and one line per epoch."""
-        sizes = {
-            "train": len(self.splits.train),
-            "val": len(self.splits.val),
-            "test": len(self.splits.test),
-        }
+        sizes = self.splits.sizes()
         if sizes["train"] == 0:
             raise TrainingError("split: the training split is empty")
         self.log(f"Training samples: {sizes['train']}")

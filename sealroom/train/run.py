@@ -163,7 +163,7 @@ def run_pipeline(
 
     final = trainer.plain_model()
     outputs: dict[str, bytes] = {}
-    check = torch.from_numpy(np.ascontiguousarray(_split(splits, split).x[:8]))
+    check = torch.from_numpy(np.ascontiguousarray(splits.parts()[split].x[:8]))
     exported = export_onnx(final, pipeline.model.input_shape, check_batch=check)
     trainer.log(f"ONNX export checked with onnxruntime: max abs diff {exported.max_abs_diff:.2e}")
     outputs["trained_model.onnx"] = exported.data
@@ -192,11 +192,6 @@ def run_pipeline(
     return RunOutcome(metrics, outputs, list(trainer.lines), result, exported.max_abs_diff)
 
 
-def _split(splits: Splits, split: str) -> ArrayDataset:
-    """One split by name."""
-    return {"train": splits.train, "val": splits.val, "test": splits.test}[split]
-
-
 def _plots(
     pipeline: Pipeline,
     trainer: Trainer,
@@ -212,10 +207,10 @@ def _plots(
         if matrix is None:
             matrix = trainer.evaluate(split, ["confusion_matrix"])["confusion_matrix"]
         if matrix:
-            classes = _split(splits, "train").classes
+            classes = splits.train.classes
             plots["confusion_matrix.png"] = confusion_matrix_png(matrix, classes)
     elif task == "segmentation" and pipeline.eval.samples:
-        data = _split(splits, split)
+        data = splits.parts()[split]
         count = min(pipeline.eval.samples, len(data))
         plots["segmentation_samples.png"] = _overlays(trainer.plain_model(), data, count, pipeline)
     return plots
