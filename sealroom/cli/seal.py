@@ -59,12 +59,14 @@ def _source_size(path: Path) -> int | None:
 
 def _write_key_file(path: Path, data_key: bytes) -> None:
     """The raw data key, base64, in a file created 0600 (never printed)."""
+    from sealroom.crypto.signing import b64
+
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise SealOptionError(f"--key-out {path}: already exists") from None
     with os.fdopen(fd, "w") as handle:
-        handle.write(base64.b64encode(data_key).decode() + "\n")
+        handle.write(b64(data_key) + "\n")
 
 
 def _read_key_file(path: Path) -> bytes:

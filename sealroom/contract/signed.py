@@ -6,7 +6,6 @@ signs exactly ``canonical_bytes(contract)``.
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.contract.canonical import canonical_bytes, contract_digest
 from sealroom.contract.schema import Contract
-from sealroom.crypto.signing import unb64, verify_signature
+from sealroom.crypto.signing import b64, unb64, verify_signature
 from sealroom.errors import ContractError, SignatureError
 from sealroom.ledger import Receipt
 from sealroom.ledger.errors import ReceiptInvalid
@@ -48,7 +47,7 @@ class SignedContract(BaseModel):
         return not self.missing_signers
 
     def with_signature(self, name: str, signature: bytes) -> SignedContract:
-        signatures = {**self.signatures, name: base64.b64encode(signature).decode("ascii")}
+        signatures = {**self.signatures, name: b64(signature)}
         return self.model_copy(update={"signatures": signatures})
 
     def verify_signature_of(self, name: str) -> None:

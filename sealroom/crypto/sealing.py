@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import secrets
@@ -26,6 +25,7 @@ from sealroom.crypto.manifest import (
     key_check,
     owner_key_info,
 )
+from sealroom.crypto.signing import b64
 from sealroom.crypto.stream import PREFIX_SIZE, ChunkCipher
 from sealroom.errors import SealError
 
@@ -176,7 +176,7 @@ def seal(
         raw = manifest.to_bytes()
         (staging / MANIFEST).write_bytes(raw)
         signature = owner.sign(SIGNATURE_DOMAIN + raw)
-        (staging / SIGNATURE).write_text(base64.b64encode(signature).decode() + "\n")
+        (staging / SIGNATURE).write_text(b64(signature) + "\n")
         if wrap_for_owner:
             wrapped = seal_to(
                 owner.identity.encryption_key, data_key, owner_key_info(manifest.package_id)

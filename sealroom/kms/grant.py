@@ -10,7 +10,6 @@ before storing the key under its root key, exactly as a local ``keys import`` wo
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -140,4 +139,4 @@ def import_key_of(keys_dir: Path) -> X25519PrivateKey:
 def service_public_document(keys_dir: Path) -> dict[str, str]:
     """What a provider needs to address grants to this service (``kms public-key``)."""
     public = import_key_of(keys_dir).public_key().public_bytes_raw()
-    return {"service": "sealroom-kms", "import_key": base64.b64encode(public).decode()}
+    return {"service": "sealroom-kms", "import_key": b64(public)}

@@ -4,7 +4,6 @@ the operator. Same protocol as the embedded KeyService; bound to loopback only.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from typing import Any
 
@@ -13,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from sealroom.crypto.signing import b64
 from sealroom.errors import KeyReleaseDenied, SealroomError
 from sealroom.kms.models import ReleaseRequest
 from sealroom.kms.service import KeyService
@@ -41,7 +41,7 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @app.post(f"{API_PREFIX}/nonce")
     def nonce() -> NonceResponse:
-        return NonceResponse(nonce=base64.b64encode(service.request_nonce()).decode("ascii"))
+        return NonceResponse(nonce=b64(service.request_nonce()))
 
     @app.post(f"{API_PREFIX}/release", response_model=None)
     async def release(http_request: Request) -> Any:
@@ -65,7 +65,7 @@ def create_app(ws: Workspace) -> FastAPI:
             return JSONResponse({"denied": str(exc)}, status_code=403)
         except SealroomError as exc:
             return JSONResponse({"error": str(exc)}, status_code=500)
-        return ReleaseResponse(sealed_key=base64.b64encode(sealed).decode("ascii"))
+        return ReleaseResponse(sealed_key=b64(sealed))
 
     app.state.key_service = service
     return app

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sealroom.crypto.signing import SigningKey
+from sealroom.crypto.signing import SigningKey, b64
 from sealroom.errors import LedgerError
 from sealroom.ledger.entries import (
     Entry,
@@ -80,7 +79,7 @@ class Ledger:
         def build(seq: int, prev_hash: str) -> Row:
             timestamp = utc_timestamp()
             entry_hash = compute_entry_hash(seq, kind, timestamp, prev_hash, digest)
-            signature = base64.b64encode(self._key.sign(signed_message(entry_hash))).decode()
+            signature = b64(self._key.sign(signed_message(entry_hash)))
             return Row(seq, kind, text, timestamp, prev_hash, entry_hash, signature)
 
         row = self._repo.append(build)
