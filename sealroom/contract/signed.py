@@ -87,8 +87,7 @@ class SignedContract(BaseModel):
             raise ContractError(
                 f"contract {self.id} is not in force before {_iso(self.contract.not_before)}"
             )
-        if moment >= self.contract.expires:
-            raise ContractError(f"contract {self.id} expired at {_iso(self.contract.expires)}")
+        check_not_expired(self.contract, moment)
 
     def registration_payload(self) -> dict[str, Any]:
         """The ledger payload of ``contract.registered``; recomputable from the contract alone."""
@@ -122,6 +121,12 @@ class SignedContract(BaseModel):
         self.verify_signatures()
         self.check_in_force(now)
         return self.check_receipt(ledger_public_key_b64)
+
+
+def check_not_expired(contract: Contract, now: datetime) -> None:
+    """ContractError once ``now`` reaches the contract's expiry (signing needs no more)."""
+    if now >= contract.expires:
+        raise ContractError(f"contract {contract.id} expired at {_iso(contract.expires)}")
 
 
 def _iso(moment: datetime) -> str:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sealroom.contract.canonical import canonical_bytes
 from sealroom.contract.loading import describe_validation, load_contract_file
 from sealroom.contract.schema import Contract
-from sealroom.contract.signed import REGISTERED, SignedContract
+from sealroom.contract.signed import REGISTERED, SignedContract, check_not_expired
 from sealroom.contract.store import contract_exists, contract_lock, load_contract, save_contract
 from sealroom.crypto.identity import Party, load_identity, load_party
 from sealroom.errors import ContractError, IdentityError
@@ -42,11 +42,6 @@ def _check_signer(contract: Contract, party: Party) -> None:
         )
 
 
-def _check_not_expired(contract: Contract, now: datetime) -> None:
-    if now >= contract.expires:
-        raise ContractError(f"contract {contract.id} expired at {contract.expires.isoformat()}")
-
-
 def register(ws: Workspace, signed: SignedContract) -> SignedContract:
     """Record a fully signed contract in the ledger and attach the receipt (idempotent)."""
     signed.verify_signatures()
@@ -65,7 +60,7 @@ def propose_contract(
     party = load_party(ws, as_name)
     contract = load_contract_file(path, lambda name: _workspace_keys(ws, name), moment)
     _check_signer(contract, party)
-    _check_not_expired(contract, moment)
+    check_not_expired(contract, moment)
     with contract_lock(ws, contract.id):
         if contract_exists(ws, contract.id):
             raise ContractError(f"contract {contract.id} already exists in {ws.contracts}")
@@ -87,7 +82,7 @@ def sign_contract(
     with contract_lock(ws, contract_id):
         signed = load_contract(ws, contract_id)
         _check_signer(signed.contract, party)
-        _check_not_expired(signed.contract, moment)
+        check_not_expired(signed.contract, moment)
         if as_name in signed.signatures:
             raise ContractError(f"{as_name!r} has already signed contract {contract_id}")
         signed = signed.with_signature(as_name, party.sign(canonical_bytes(signed.contract)))
