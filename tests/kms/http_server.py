@@ -22,6 +22,7 @@ from sealroom.kms.server import create_app, guard_settings
 from sealroom.workspace import Workspace
 
 START_TIMEOUT_S = 30.0
+_MAIN = "from sealroom.cli.main import main; main()"  # sealroom.cli.main has no __main__ guard
 
 
 def free_port() -> int:
@@ -78,7 +79,7 @@ def subprocess_server(ws: Workspace, *options: str) -> Iterator[Served]:
         "PYTHONPATH": os.pathsep.join(filter(None, [_root(), os.environ.get("PYTHONPATH")])),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "sealroom.cli.main", "kms", "serve", "--port", str(port), *options],
+        [sys.executable, "-c", _MAIN, "kms", "serve", "--port", str(port), *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
