@@ -7,7 +7,9 @@ cannot bury an audit log):
 
 1. ``Host`` is one of the served loopback names with the served port (DNS rebinding: a
    browser tricked into sending a page's requests here still sends the attacker's host
-   name) — else 421; ``Origin``, when sent, is one of the served origins — else 403;
+   name) — else 421; no proxy header (``X-Forwarded-For``…: nothing proxies a loopback
+   server, and uvicorn would believe it) — else 400; ``Origin``, when sent, is one of the
+   served origins — else 403;
 2. a token bucket per client address and a global one — else 429 with ``Retry-After``;
 3. ``Authorization: Bearer <token>``, compared in constant time, on every path except the
    public ones (a health check) — else 401;
@@ -48,6 +50,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_TRACKED_CLIENTS = 4096  # per-client buckets kept; loopback alone has 2**24 addresses
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+# Nothing sits in front of a loopback server; uvicorn would trust these from 127.0.0.1 and
+# rewrite the client address, letting one client pose as many (rate limits, denial caps).
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
 
 class HttpGuardError(SealroomError):
@@ -207,6 +212,9 @@ class HttpGuard:
             raise _Refusal(400, "host", "request has no Host header")
         if host.lower() not in self.settings.allowed_hosts:
             raise _Refusal(421, "host", f"Host {host[:100]!r} is not served here")
+        proxied = [name for name in PROXY_HEADERS if name in headers]
+        if proxied:
+            raise _Refusal(400, "proxy", f"proxy header {proxied[0]} is not accepted here")
         origin = headers.get("origin")
         if origin is not None and origin.lower() not in self.settings.allowed_origins:
             raise _Refusal(403, "origin", f"Origin {origin[:100]!r} is not allowed")
@@ -311,6 +319,19 @@ def check_loopback(host: str) -> None:
         loopback = host == "localhost"
     if not loopback:
         raise HttpGuardError(f"refusing to serve on {host}: loopback only")
+
+
+def run_server(app: ASGIApp, host: str, port: int) -> None:
+    """Serve ``app`` with uvicorn on a loopback address until interrupted.
+
+    Proxy headers off (the client address is the socket's), no ``Server`` header.
+    """
+    import uvicorn
+
+    check_loopback(host)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False
+    )
 
 
 def new_token() -> str:

@@ -89,6 +89,9 @@ def test_an_authenticated_request_on_a_served_host_goes_through(
         ({"authorization": f"Token {TOKEN}"}, 401, "auth"),
         ({"authorization": "Bearer"}, 401, "auth"),
         ({"content-length": "12abc"}, 400, "body"),
+        ({"x-forwarded-for": "10.0.0.1"}, 400, "proxy"),
+        ({"forwarded": "for=10.0.0.1"}, 400, "proxy"),
+        ({"x-real-ip": "10.0.0.1"}, 400, "proxy"),
     ],
 )
 def test_refusals_are_counted_by_reason(

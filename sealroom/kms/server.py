@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sealroom.crypto.signing import b64
 from sealroom.errors import KeyReleaseDenied, SealroomError
-from sealroom.httpguard import GuardSettings, RateLimit, RefusalCounts, hardened_app
+from sealroom.httpguard import GuardSettings, RateLimit, RefusalCounts, hardened_app, run_server
 from sealroom.kms.models import ReleaseRequest
 from sealroom.kms.repository import NonceLimitReached
 from sealroom.kms.service import KeyService
@@ -167,9 +167,4 @@ def create_app(
 
 
 def serve(ws: Workspace, guard: GuardSettings, host: str = "127.0.0.1", port: int = 8700) -> None:
-    import uvicorn
-
-    from sealroom.httpguard import check_loopback
-
-    check_loopback(host)
-    uvicorn.run(create_app(ws, guard), host=host, port=port, log_level="warning")
+    run_server(create_app(ws, guard), host, port)

@@ -101,6 +101,24 @@ def test_denied_flood_is_ledgered_only_up_to_the_per_client_cap(
     assert _stats(served) == {"denial_cap": DENIALS_PER_MINUTE}
 
 
+def test_forwarded_headers_cannot_multiply_one_client(key_service: Workspace) -> None:
+    """uvicorn, by default, takes X-Forwarded-For from 127.0.0.1 as the client address:
+    one client posing as many would get a rate bucket and a denial cap each."""
+    room = Room(key_service, SoftwareAttester(key_service))
+    denied = room.request(None, nonce=b"x" * 32).model_dump_json().encode()
+    before = _ledger_size(key_service)
+    with threaded_server(key_service, proxy_headers=True) as served, served.client() as http:
+        codes = Counter(
+            http.post(
+                "/v1/release", content=denied, headers={"x-forwarded-for": f"10.0.{i}.1"}
+            ).status_code
+            for i in range(2 * DENIALS_PER_MINUTE)
+        )
+        assert _stats(served) == {"proxy": 2 * DENIALS_PER_MINUTE}
+    assert codes == {400: 2 * DENIALS_PER_MINUTE}
+    assert _ledger_size(key_service) == before
+
+
 def test_unauthenticated_flood_gets_401_and_no_ledger_entries(
     served: Served, key_service: Workspace
 ) -> None:

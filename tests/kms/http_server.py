@@ -46,14 +46,23 @@ class Served:
 
 @contextmanager
 def threaded_server(
-    ws: Workspace, rate: float = 1000.0, guard: GuardSettings | None = None, **app_options: int
+    ws: Workspace,
+    rate: float = 1000.0,
+    guard: GuardSettings | None = None,
+    proxy_headers: bool = False,
+    **app_options: int,
 ) -> Iterator[Served]:
-    """create_app(ws) served by uvicorn in a daemon thread on a free loopback port."""
+    """create_app(ws) served by uvicorn in a daemon thread on a free loopback port
+    (``proxy_headers=True`` is uvicorn's default, which run_server turns off)."""
     port = free_port()
     token = guard.token if guard else new_token()
     guard = guard or guard_settings(port, token, rate)
     app = create_app(ws, guard, **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=proxy_headers
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
