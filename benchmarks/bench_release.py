@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sealroom.attest import SoftwareAttester
 from sealroom.crypto.hpke import generate_ephemeral, open_sealed, seal_to
+from sealroom.httpguard import new_token
 from sealroom.kms import KeyService, KmsClient, ReleasePolicy
 from sealroom.kms.fetch import fetch_data_key
-from sealroom.kms.server import create_app
+from sealroom.kms.server import create_app, guard_settings
 from sealroom.pipeline.compose import pipeline_digest
 from sealroom.workspace import Workspace
 from tests.kms.factories import (
@@ -103,14 +104,16 @@ def main() -> None:
             embedded = timed(release_with(service), args.n)
 
         port = free_port()
+        token = new_token()
+        guard = guard_settings(port, token, rate=1e6)  # measure the protocol, not the limiter
         server = uvicorn.Server(
-            uvicorn.Config(create_app(ws), host="127.0.0.1", port=port, log_level="error")
+            uvicorn.Config(create_app(ws, guard), host="127.0.0.1", port=port, log_level="error")
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:
             time.sleep(0.02)
-        with KmsClient(f"http://127.0.0.1:{port}") as client:
+        with KmsClient(f"http://127.0.0.1:{port}", token=token) as client:
             http = timed(release_with(client), args.n)
         server.should_exit = True
         thread.join(timeout=10)

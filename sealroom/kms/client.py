@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import base64
+import os
+from pathlib import Path
 
 import httpx
 
 from sealroom.errors import KeyReleaseDenied, SealroomError
+from sealroom.httpguard import read_token
 from sealroom.kms.models import ReleaseRequest
+
+TOKEN_ENV = "SEALROOM_KMS_TOKEN"  # noqa: S105 (variable names, not secrets)
+TOKEN_FILE_ENV = "SEALROOM_KMS_TOKEN_FILE"  # noqa: S105
 
 
 class KmsUnavailable(SealroomError):
     """The key service could not be reached or answered something unexpected."""
 
 
-class KmsClient:
-    """``KmsClient("http://127.0.0.1:8700")``; usable wherever a KeyService is."""
+def resolve_token(token: str | None, token_file: Path | None) -> str | None:
+    """The client token: ``token``, else $SEALROOM_KMS_TOKEN, else ``token_file``, else the
+    file named by $SEALROOM_KMS_TOKEN_FILE; None when there is none (every call but the
+    health check is then refused with 401)."""
+    if token:
+        return token
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    if token_file is None and os.environ.get(TOKEN_FILE_ENV):
+        token_file = Path(os.environ[TOKEN_FILE_ENV])
+    return read_token(token_file) if token_file is not None else None
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+
+class KmsClient:
+    """``KmsClient("http://127.0.0.1:8700", token_file=ws.keys / "kms-token")``; usable
+    wherever a KeyService is."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        token: str | None = None,
+        token_file: Path | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url + "/v1", timeout=timeout)
+        secret = resolve_token(token, token_file)
+        headers = {"authorization": f"Bearer {secret}"} if secret else {}
+        self._http = httpx.Client(base_url=self.url + "/v1", timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -32,11 +60,22 @@ class KmsClient:
 
     def _post(self, path: str, content: bytes | None = None) -> httpx.Response:
         try:
-            return self._http.post(
+            response = self._http.post(
                 path, content=content, headers={"content-type": "application/json"}
             )
         except httpx.HTTPError as exc:
             raise KmsUnavailable(f"key service at {self.url} is unreachable: {exc}") from None
+        if response.status_code == 401:
+            raise KmsUnavailable(
+                f"key service at {self.url} refused this client's token (HTTP 401): give "
+                f"KmsClient a token or token file, or set {TOKEN_ENV} or {TOKEN_FILE_ENV}"
+            )
+        if response.status_code == 429:
+            raise KmsUnavailable(
+                f"key service at {self.url} is busy: {_error(response)} "
+                f"(retry after {response.headers.get('retry-after', '?')} s)"
+            )
+        return response
 
     def health(self) -> bool:
         try:
@@ -57,6 +96,14 @@ class KmsClient:
         if response.status_code != 200:
             raise KmsUnavailable(
                 f"key service at {self.url}: release: HTTP {response.status_code}: "
-                f"{response.text[:200]}"
+                f"{_error(response)}"
             )
         return base64.b64decode(response.json()["sealed_key"])
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("error", "") if isinstance(body, dict) else body)[:200]

@@ -42,6 +42,14 @@ class KmsStoreError(SealroomError):
     """The key service database is unreadable or unavailable."""
 
 
+class NonceLimitReached(SealroomError):
+    """The service holds as many unexpired nonces as it allows; retry after one expires."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NonceState(Enum):
     FRESH = "fresh"
     UNKNOWN = "unknown"
@@ -96,11 +104,22 @@ class KmsRepository:
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def add_nonce(self, nonce: bytes, expires_at: float, now: float) -> None:
+    def add_nonce(self, nonce: bytes, expires_at: float, now: float, cap: int) -> None:
+        """Store a fresh nonce unless ``cap`` unexpired ones (used or not) are held.
+
+        Expired nonces are deleted first, so the table never holds more than ``cap`` rows
+        and a flood of nonce requests costs the service nothing once the cap is reached.
+        """
         with self._tx() as conn:
-            # Sweep long-expired nonces so the table stays small; a day of grace keeps
-            # "expired" (rather than "unknown") as the answer to a late replay.
-            conn.execute("DELETE FROM nonces WHERE expires_at < ?", (now - 86_400,))
+            conn.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
+            held, first_expiry = conn.execute(
+                "SELECT COUNT(*), MIN(expires_at) FROM nonces"
+            ).fetchone()
+            if held >= cap:
+                raise NonceLimitReached(
+                    f"too many outstanding nonces ({held} unexpired, the cap is {cap})",
+                    retry_after=max(0.0, first_expiry - now),
+                )
             conn.execute(
                 "INSERT INTO nonces (nonce, expires_at, used_at) VALUES (?, ?, NULL)",
                 (nonce, expires_at),

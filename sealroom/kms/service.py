@@ -43,7 +43,8 @@ from sealroom.workspace import Workspace
 log = logging.getLogger("sealroom.kms")
 
 NONCE_BYTES = 32
-NONCE_TTL_S = 300.0
+NONCE_TTL_S = 60.0  # a room asks for its nonce just before it attests and sends
+MAX_OUTSTANDING_NONCES = 256  # unexpired nonces held at once; more is a flood (429 over HTTP)
 DATA_KEY_BYTES = 32
 
 
@@ -157,10 +158,13 @@ class KeyService:
     # ----------------------------------------------------------------- release
 
     def request_nonce(self) -> bytes:
-        """A fresh single-use nonce the room binds into its evidence."""
+        """A fresh single-use nonce the room binds into its evidence.
+
+        Raises NonceLimitReached when MAX_OUTSTANDING_NONCES unexpired nonces are held.
+        """
         nonce = secrets.token_bytes(NONCE_BYTES)
         now = time.time()
-        self._repo.add_nonce(nonce, now + NONCE_TTL_S, now)
+        self._repo.add_nonce(nonce, now + NONCE_TTL_S, now, MAX_OUTSTANDING_NONCES)
         return nonce
 
     def release(self, request: ReleaseRequest) -> bytes:
@@ -211,11 +215,6 @@ class KeyService:
         self._record("key.denied", {**facts, **extra, "reason": reason})
         return KeyReleaseDenied(f"key release denied for {facts['package_digest']}: {reason}")
 
-    def deny(self, reason: str, facts: dict[str, Any]) -> KeyReleaseDenied:
-        """Record a denial decided outside release() (e.g. a malformed HTTP request)."""
-        self._record("key.denied", {**facts, "reason": reason})
-        return KeyReleaseDenied(f"key release denied: {reason}")
-
     def _record(self, kind: str, payload: dict[str, Any]) -> None:
         self._ledger.append(kind, payload)
 
@@ -237,7 +236,7 @@ class KeyService:
     def _check_nonce(self, nonce: bytes) -> None:
         state = self._repo.consume_nonce(nonce, time.time())
         if state is NonceState.UNKNOWN:
-            raise _Denied("nonce was not issued by this key service")
+            raise _Denied("nonce was not issued by this key service (or expired and was purged)")
         if state is NonceState.USED:
             raise _Denied("nonce was already used (replayed request)")
         if state is NonceState.EXPIRED:

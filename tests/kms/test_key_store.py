@@ -8,7 +8,7 @@ import pytest
 
 from sealroom.attest import measure_runtime
 from sealroom.kms import KeyImportError, KeyService, ReleasePolicy
-from sealroom.kms.repository import MIGRATIONS, KmsRepository, NonceState
+from sealroom.kms.repository import MIGRATIONS, KmsRepository, NonceLimitReached, NonceState
 from sealroom.kms.rootkey import ROOT_KEY_FILE, RootKey, RootKeyError
 from sealroom.ledger import Ledger
 from sealroom.workspace import Workspace
@@ -111,10 +111,10 @@ def test_migrations_are_numbered_and_idempotent(workspace: Workspace) -> None:
 
 def test_a_nonce_is_consumed_once(workspace: Workspace) -> None:
     repo = KmsRepository(workspace.kms_db)
-    repo.add_nonce(b"n" * 32, expires_at=200.0, now=100.0)
+    repo.add_nonce(b"n" * 32, expires_at=200.0, now=100.0, cap=10)
     assert repo.consume_nonce(b"n" * 32, now=150.0) is NonceState.FRESH
     assert repo.consume_nonce(b"n" * 32, now=150.0) is NonceState.USED
-    repo.add_nonce(b"m" * 32, expires_at=200.0, now=100.0)
+    repo.add_nonce(b"m" * 32, expires_at=200.0, now=100.0, cap=10)
     assert repo.consume_nonce(b"m" * 32, now=250.0) is NonceState.EXPIRED
     assert repo.consume_nonce(b"m" * 32, now=250.0) is NonceState.USED
     assert repo.consume_nonce(b"z" * 32, now=150.0) is NonceState.UNKNOWN
@@ -124,7 +124,7 @@ def test_a_nonce_is_consumed_once(workspace: Workspace) -> None:
 def test_concurrent_consumers_share_one_nonce_use(workspace: Workspace) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    KmsRepository(workspace.kms_db).add_nonce(b"c" * 32, expires_at=1e12, now=0.0)
+    KmsRepository(workspace.kms_db).add_nonce(b"c" * 32, expires_at=1e12, now=0.0, cap=10)
 
     def consume(_: int) -> NonceState:
         repo = KmsRepository(workspace.kms_db)  # own connection, as another process would
@@ -137,3 +137,23 @@ def test_concurrent_consumers_share_one_nonce_use(workspace: Workspace) -> None:
         states = list(pool.map(consume, range(8)))
     assert states.count(NonceState.FRESH) == 1
     assert states.count(NonceState.USED) == 7
+
+
+def test_nonces_are_capped_and_expired_ones_purged_on_issue(workspace: Workspace) -> None:
+    repo = KmsRepository(workspace.kms_db)
+    for i in range(3):
+        repo.add_nonce(bytes([i]) * 32, expires_at=160.0 + i, now=100.0, cap=3)
+    with pytest.raises(NonceLimitReached, match="too many outstanding nonces") as refused:
+        repo.add_nonce(b"x" * 32, expires_at=170.0, now=110.0, cap=3)
+    assert refused.value.retry_after == pytest.approx(50.0)
+    assert _nonce_rows(workspace) == 3
+    # At t=161 the first two have expired: both are purged before the new one is stored.
+    repo.add_nonce(b"y" * 32, expires_at=221.0, now=161.0, cap=3)
+    assert _nonce_rows(workspace) == 2
+    assert repo.consume_nonce(b"\x00" * 32, now=161.0) is NonceState.UNKNOWN
+    repo.close()
+
+
+def _nonce_rows(workspace: Workspace) -> int:
+    with sqlite3.connect(workspace.kms_db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
