@@ -52,7 +52,7 @@ _WRITE_DIR_BASE = (
 class _RulesetAttr(ctypes.Structure):
     """struct landlock_ruleset_attr, all three fields (the kernel reads ``size`` bytes)."""
 
-    _fields_ = [  # noqa: RUF012 (ctypes wants a plain list)
+    _fields_ = [
         ("handled_access_fs", ctypes.c_uint64),
         ("handled_access_net", ctypes.c_uint64),
         ("scoped", ctypes.c_uint64),
@@ -189,4 +189,3 @@ def restrict(
         os.close(fs._fd)
         if net is not None:
             os.close(net)
-

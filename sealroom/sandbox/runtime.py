@@ -100,9 +100,7 @@ def _python_paths() -> list[Path]:
 
 def python_runtime_paths() -> tuple[Path, ...]:
     """Read-only paths a confined Python with torch, onnx, opacus and monai needs to run."""
-    return _dedupe(
-        [*_python_paths(), *_existing(SYSTEM_READ_PATHS), *_existing(KERNEL_READ_PATHS)]
-    )
+    return _dedupe([*_python_paths(), *_existing(SYSTEM_READ_PATHS), *_existing(KERNEL_READ_PATHS)])
 
 
 def device_paths() -> tuple[Path, ...]:
