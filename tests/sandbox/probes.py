@@ -16,7 +16,7 @@ PROBE = Path(__file__).with_name("sandbox_probe.py")
 
 
 def run_probe(
-    spec: dict[str, Any], *, cwd: Path | None = None, timeout: float = 60
+    spec: dict[str, Any], *, cwd: Path | None = None, timeout: float = 60, returncode: int = 0
 ) -> dict[str, Any]:
     """Start a child in a private workdir with a scrubbed environment; return its JSON line.
 
@@ -35,8 +35,9 @@ def run_probe(
             text=True,
             timeout=timeout,
         )
-        assert done.returncode == 0, done.stderr[-2000:]
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        assert done.returncode == returncode, done.stderr[-2000:]
+        lines = done.stdout.strip().splitlines()
+        result: dict[str, Any] = json.loads(lines[-1]) if returncode == 0 else {}
         result["workdir"] = str(workdir)
         return result
     finally:

@@ -79,6 +79,16 @@ def _ptrace(arg: str) -> str:
     return "ok"
 
 
+def _x32_socket(arg: str) -> str:
+    """socket() by its x32 number (0x40000000 | 41): a filter that checked only the x86_64
+    number would let it through; libseccomp's bad-arch action kills the process instead."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if libc.syscall(ctypes.c_long(0x40000000 | 41), 2, 2, 0) < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return "ok"
+
+
 def _allocate(arg: str) -> str:
     block = bytearray(int(arg))
     return f"ok:{len(block)}"
@@ -147,6 +157,7 @@ PROBES: dict[str, Callable[[str], str]] = {
     "exec": _exec,
     "ptrace": _ptrace,
     "allocate": _allocate,
+    "x32_socket": _x32_socket,
     "environ": _environ,
     "train": _train,
     "onnx_convert": _onnx_convert,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import signal
 import socket
 from collections.abc import Iterator
 
@@ -71,3 +73,8 @@ def test_no_ptrace_and_no_signals_outside_the_room() -> None:
     assert result["probes"][0] == "PermissionError:1"  # seccomp: ptrace
     if landlock_abi() >= 6:
         assert result["probes"][1] == "PermissionError:1"  # Landlock signal scope
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the x32 syscall numbers are x86_64's")
+def test_socket_through_the_x32_syscall_numbers_kills_the_room() -> None:
+    run_probe({"probes": [["x32_socket", ""]]}, returncode=-signal.SIGSYS)
