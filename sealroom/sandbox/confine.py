@@ -2,8 +2,8 @@
 
 Order matters: every check that can refuse runs first (single thread, Landlock present, paths
 exist, no secret reachable), then rlimits, then Landlock (file system, TCP, IPC scopes), then
-the seccomp filter. A process that gets a report back is confined; one that gets a
-SandboxError is not and must exit without touching any data.
+the capabilities are dropped, then the seccomp filter. A process that gets a report back is
+confined; one that gets a SandboxError must exit without touching any data.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sealroom.errors import SandboxError
 from sealroom.sandbox import landlock_rules, seccomp_filter
+from sealroom.sandbox.privileges import drop_capabilities
 from sealroom.sandbox.runtime import device_paths
 
 
@@ -44,6 +45,7 @@ class SandboxReport:
     network: str  # "landlock-tcp+seccomp", "seccomp" or "none"
     seccomp: bool
     rlimits: dict[str, int] = field(default_factory=dict)
+    capabilities_dropped: int = 0  # how many a root-started room held before confine()
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -53,6 +55,7 @@ class SandboxReport:
             "network": self.network,
             "seccomp": self.seccomp,
             "rlimits": dict(self.rlimits),
+            "capabilities_dropped": self.capabilities_dropped,
             "seconds": round(self.seconds, 4),
         }
 
@@ -132,6 +135,7 @@ def confine(policy: SandboxPolicy) -> SandboxReport:
     limits = _apply_rlimits(policy)
     if abi:
         landlock_rules.restrict(abi, read, write, device_paths())
+    dropped = drop_capabilities()  # after the rlimits: root could otherwise raise them again
     if has_seccomp:
         seccomp_filter.load_filter()
     if abi >= 4:
@@ -145,5 +149,6 @@ def confine(policy: SandboxPolicy) -> SandboxReport:
         network=network,
         seccomp=has_seccomp,
         rlimits=limits,
+        capabilities_dropped=dropped,
         seconds=time.perf_counter() - started,
     )

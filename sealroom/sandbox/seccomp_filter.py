@@ -18,6 +18,10 @@ from collections.abc import Iterable
 
 from sealroom.errors import SandboxError
 
+# Calls that fail with EACCES, as Landlock's own refusals do. execve: Landlock already denies
+# executing any file (no EXECUTE right is granted), this also closes fexecve() of a memfd.
+DENIED_EACCES: tuple[str, ...] = ("socket", "execve", "execveat")
+
 # Calls that fail with EPERM: reading or writing another process's memory, io_uring (its
 # IORING_OP_SOCKET/CONNECT would bypass the socket rule), new namespaces (attack surface for
 # a root room), and the privileged calls a root-run room could otherwise still make.
@@ -90,7 +94,8 @@ def load_filter(extra_denied: Iterable[str] = ()) -> None:
         raise SandboxError(f"sandbox: libseccomp is not available: {exc}") from exc
     filt = seccomp.SyscallFilter(seccomp.ALLOW)
     try:
-        filt.add_rule(seccomp.ERRNO(errno.EACCES), "socket")
+        for name in DENIED_EACCES:
+            filt.add_rule(seccomp.ERRNO(errno.EACCES), name)
         for name in (*DENIED_EPERM, *extra_denied):
             filt.add_rule(seccomp.ERRNO(errno.EPERM), name)
         for flag in _CLONE_NAMESPACE_FLAGS:

@@ -89,6 +89,20 @@ def _x32_socket(arg: str) -> str:
     return "ok"
 
 
+def _raise_limit(arg: str) -> str:
+    import resource
+
+    which = getattr(resource, arg)
+    resource.setrlimit(which, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    return "ok"
+
+
+def _capabilities(arg: str) -> str:
+    with open("/proc/self/status") as fh:
+        caps = [line.split()[1] for line in fh if line.startswith(("CapEff", "CapBnd", "CapPrm"))]
+    return "ok:" + ",".join(caps)
+
+
 def _allocate(arg: str) -> str:
     block = bytearray(int(arg))
     return f"ok:{len(block)}"
@@ -157,6 +171,8 @@ PROBES: dict[str, Callable[[str], str]] = {
     "exec": _exec,
     "ptrace": _ptrace,
     "allocate": _allocate,
+    "raise_limit": _raise_limit,
+    "capabilities": _capabilities,
     "x32_socket": _x32_socket,
     "environ": _environ,
     "train": _train,

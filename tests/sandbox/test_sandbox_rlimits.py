@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sealroom.sandbox import landlock_abi
@@ -38,6 +40,23 @@ def test_file_size_memory_and_open_files_are_capped() -> None:
         f"ok:{64 * MiB}",
         "MemoryError:",
     ]
+
+
+def test_room_cannot_raise_its_limits_again_even_as_root() -> None:
+    result = run_probe(
+        {
+            "max_file_bytes": 4096,
+            "probes": [["raise_limit", "RLIMIT_FSIZE"], ["raise_limit", "RLIMIT_CORE"]],
+        }
+    )
+    assert result["probes"] == ["ValueError:not allowed to raise maximum limit"] * 2
+
+
+def test_every_capability_is_dropped() -> None:
+    result = run_probe({"probes": [["capabilities", ""]]})
+    assert result["probes"] == ["ok:" + ",".join(["0000000000000000"] * 3)]
+    if os.geteuid() == 0:
+        assert result["report"]["capabilities_dropped"] > 0
 
 
 def test_core_dumps_are_off_without_any_limit_in_the_policy() -> None:
