@@ -43,6 +43,9 @@ KERNEL_READ_PATHS: tuple[str, ...] = (
     "/proc/stat",
     "/sys/devices/system/cpu",
     "/sys/fs/cgroup/cpu.max",
+    # Global allocator settings torch and numpy consult for large buffers (no host secrets).
+    "/sys/kernel/mm/transparent_hugepage/enabled",
+    "/proc/sys/vm/overcommit_memory",
 )
 
 # Character devices the room may open read-write (writes to /dev/null are discarded).
