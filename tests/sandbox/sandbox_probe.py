@@ -38,6 +38,23 @@ def _write_bytes(arg: str) -> str:
     return "ok"
 
 
+def _link(arg: str) -> str:
+    source, target = arg.split("|")
+    os.link(source, target)
+    return "ok"
+
+
+def _symlink(arg: str) -> str:
+    source, target = arg.split("|")
+    os.symlink(source, target)
+    return "ok"
+
+
+def _mkfifo(arg: str) -> str:
+    os.mkfifo(arg)
+    return "ok"
+
+
 def _listdir(arg: str) -> str:
     return "ok:" + ",".join(sorted(os.listdir(arg)))
 
@@ -165,6 +182,9 @@ PROBES: dict[str, Callable[[str], str]] = {
     "write": _write,
     "write_bytes": _write_bytes,
     "listdir": _listdir,
+    "link": _link,
+    "symlink": _symlink,
+    "mkfifo": _mkfifo,
     "tcp_connect": _tcp_connect,
     "socket": _socket,
     "signal": _signal,

@@ -70,6 +70,25 @@ def test_confined_child_reads_and_writes_only_what_it_was_given(host: dict[str, 
     assert host["pipeline"].read_text() == "name: p\n"
 
 
+def test_staging_folder_takes_only_regular_files_and_folders(host: dict[str, Path]) -> None:
+    """No hard link of the key into the outputs, no symlinks, no fifos in the staging folder."""
+    staging = host["staging"]
+    result = run_probe(
+        {
+            "write": [str(staging)],
+            "probes": [
+                ["link", f"{host['key']}|{staging / 'key-copy'}"],
+                ["symlink", f"{host['key']}|{staging / 'key-link'}"],
+                ["mkfifo", str(staging / "pipe")],
+                ["write", str(staging / "sub-ok")],
+            ],
+        }
+    )
+    assert result["probes"][0] in ("PermissionError:13", "OSError:18")  # EACCES or EXDEV
+    assert result["probes"][1:] == ["PermissionError:13", "PermissionError:13", "ok"]
+    assert sorted(p.name for p in staging.iterdir()) == ["sub-ok"]
+
+
 def test_executing_programs_is_denied(host: dict[str, Path]) -> None:
     result = run_probe({"probes": [["exec", "/bin/true"], ["exec", "/usr/bin/env"]]})
     assert result["probes"] == ["PermissionError:13", "PermissionError:13"]
