@@ -120,6 +120,26 @@ def _capabilities(arg: str) -> str:
     return "ok:" + ",".join(caps)
 
 
+def _syscall(arg: str) -> str:
+    """A raw syscall by number with integer arguments (``nr:a0:a1``); ok:<result> or errno."""
+    nr, *args = (int(v, 0) for v in arg.split(":"))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    result = libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
+    if result < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return f"ok:{result}"
+
+
+def _start_thread(arg: str) -> str:
+    """Threads still start (glibc falls back from the refused clone3 to clone)."""
+    box: list[int] = []
+    worker = threading.Thread(target=lambda: box.append(len(os.listdir("/proc/self/task"))))
+    worker.start()
+    worker.join()
+    return f"ok:{box[0]}"
+
+
 def _allocate(arg: str) -> str:
     block = bytearray(int(arg))
     return f"ok:{len(block)}"
@@ -191,6 +211,8 @@ PROBES: dict[str, Callable[[str], str]] = {
     "exec": _exec,
     "ptrace": _ptrace,
     "allocate": _allocate,
+    "syscall": _syscall,
+    "start_thread": _start_thread,
     "raise_limit": _raise_limit,
     "capabilities": _capabilities,
     "x32_socket": _x32_socket,

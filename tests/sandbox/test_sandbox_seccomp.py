@@ -78,3 +78,20 @@ def test_no_ptrace_and_no_signals_outside_the_room() -> None:
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the x32 syscall numbers are x86_64's")
 def test_socket_through_the_x32_syscall_numbers_kills_the_room() -> None:
     run_probe({"probes": [["x32_socket", ""]]}, returncode=-signal.SIGSYS)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86_64 syscall numbers")
+def test_namespaces_io_uring_and_memory_peeking_are_refused_threads_still_start() -> None:
+    clone_newuser = 0x10000000
+    result = run_probe(
+        {
+            "probes": [
+                ["syscall", f"272:{clone_newuser}"],  # unshare(CLONE_NEWUSER)
+                ["syscall", "425:8:0"],  # io_uring_setup(8, NULL)
+                ["syscall", f"310:{os.getpid()}:0:0:0:0:0"],  # process_vm_readv(parent)
+                ["syscall", "323:0"],  # userfaultfd
+                ["start_thread", ""],
+            ]
+        }
+    )
+    assert result["probes"] == ["PermissionError:1"] * 4 + ["ok:2"]
