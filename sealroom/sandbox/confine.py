@@ -26,14 +26,14 @@ class SandboxPolicy:
 
     read_paths: tuple[Path, ...]  # read-only: runtime paths, sealed packages, the pipeline file
     write_paths: tuple[Path, ...]  # read-write: the staging folder, the private workdir
-    # Paths that must stay unreachable (the workspace's keys, kms.db...): confine refuses a
-    # policy that grants one of them or a folder above one.
-    secret_paths: tuple[Path, ...] = ()
     max_memory_bytes: int | None = None  # RLIMIT_DATA (see docs/sandbox.md for why not AS)
     max_processes: int | None = None  # RLIMIT_NPROC (per user; not enforced for root)
     max_file_bytes: int | None = None  # RLIMIT_FSIZE: a bigger write fails with EFBIG
     max_open_files: int | None = None  # RLIMIT_NOFILE
     allow_unsandboxed: bool = False  # the operator's explicit flag for a kernel without Landlock
+    # Paths that must stay unreachable (the workspace's keys, kms.db...): confine refuses a
+    # policy that grants one of them or a folder above one.
+    secret_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
