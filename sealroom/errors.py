@@ -79,3 +79,7 @@ class BudgetExceeded(SealroomError):
 
 class RoomError(SealroomError):
     """The clean room stopped a run."""
+
+
+class SandboxError(SealroomError):
+    """The room cannot be confined (no Landlock, a bad path, threads already running)."""
