@@ -58,9 +58,11 @@ _UPSERT_HEAD = (
 class LedgerRepository:
     """Rows in, rows out; hashing and signing live in :mod:`sealroom.ledger.ledger`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
-        self._store = SqliteStore(path, MIGRATIONS, LedgerError, "ledger database")
+        self._store = SqliteStore(
+            path, MIGRATIONS, LedgerError, "ledger database", readonly=readonly
+        )
         self._transaction = self._store.transaction
 
     def close(self) -> None:
