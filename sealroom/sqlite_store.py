@@ -79,6 +79,7 @@ class SqliteStore:
         self._error = error
         self._what = what
         self._lock = threading.Lock()
+        self.migrated_from = len(migrations)  # the schema version found on opening
         if readonly:
             self._conn = self._connect_readonly(migrations)
             return
@@ -97,6 +98,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            self.migrated_from = schema_version(conn)
             migrate(conn, migrations)
         except BaseException:
             conn.close()

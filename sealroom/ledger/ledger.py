@@ -15,6 +15,7 @@ from sealroom.ledger.entries import (
     Receipt,
     canonical_payload,
     compute_entry_hash,
+    head_message,
     payload_digest,
     signed_message,
     utc_timestamp,
@@ -127,11 +128,8 @@ class LedgerView:
         """
         rows, _ = self._repo.snapshot()
         row = _require(rows, pin, self.path)
-        verify_chain(
-            [r for r in rows if r.seq <= pin.seq],
-            Head(pin.seq, pin.entry_hash),
-            self.public_key_b64,
-        )
+        prefix = [r for r in rows if r.seq <= pin.seq]
+        verify_chain(prefix, Head(pin.seq, pin.entry_hash), self.public_key_b64, signed_head=False)
         return _entry(row)
 
     def __len__(self) -> int:
@@ -152,6 +150,11 @@ class Ledger(LedgerView):
     def __init__(self, db_path: Path, key: SigningKey) -> None:
         super().__init__(LedgerRepository(db_path), key.public_b64)
         self._key = key
+        if self._repo.migrated_from in (1, 2):  # written before heads were signed
+            self._repo.sign_head(lambda head: self._sign_head(head.seq, head.entry_hash))
+
+    def _sign_head(self, seq: int, entry_hash: str) -> str:
+        return b64(self._key.sign(head_message(seq, entry_hash)))
 
     @classmethod
     def open(cls, ws: Workspace) -> Ledger:
@@ -167,11 +170,12 @@ class Ledger(LedgerView):
             raise LedgerError(f"ledger payload for {kind!r} is not JSON: {exc}") from None
         digest = payload_digest(text)
 
-        def build(seq: int, prev_hash: str) -> Row:
+        def build(seq: int, prev_hash: str) -> tuple[Row, str]:
             timestamp = utc_timestamp()
             entry_hash = compute_entry_hash(seq, kind, timestamp, prev_hash, digest)
             signature = b64(self._key.sign(signed_message(entry_hash)))
-            return Row(seq, kind, text, timestamp, prev_hash, entry_hash, signature)
+            row = Row(seq, kind, text, timestamp, prev_hash, entry_hash, signature)
+            return row, self._sign_head(seq, entry_hash)
 
         row = self._repo.append(build)
         return Receipt(

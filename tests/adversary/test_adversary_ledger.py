@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from sealroom.cli.main import app
 from sealroom.contract import contract_digest, load_contract
 from sealroom.crypto.identity import create_party
-from sealroom.crypto.signing import SigningKey
+from sealroom.crypto.signing import SigningKey, b64
 from sealroom.ledger import Ledger
+from sealroom.ledger.entries import head_message
+from sealroom.ledger.keys import load_or_create_ledger_key
 from sealroom.room.receipt import COMPLETED, RoomInfo, RunReceipt, RunRecord
 from sealroom.workspace import ENV_VAR, Workspace
 
@@ -84,13 +86,17 @@ def _one_error(stderr: str, needle: str) -> None:
     assert len(lines) == 1 and needle in lines[0], stderr
 
 
-def _roll_back(ws: Workspace, keep: int) -> None:
-    """What an operator with write access does: drop the guard, delete the tail, fix head."""
+def _roll_back(ws: Workspace, keep: int, with_key: bool = True) -> None:
+    """Drop the guard, delete the tail, fix the head; the operator of the embedded default
+    holds the ledger key and re-signs the head, an intruder without it cannot."""
     conn = sqlite3.connect(ws.ledger_db)
     conn.execute("DROP TRIGGER entries_no_delete")
     conn.execute("DELETE FROM entries WHERE seq > ?", (keep,))
     last = conn.execute("SELECT entry_hash FROM entries WHERE seq = ?", (keep,)).fetchone()[0]
-    conn.execute("UPDATE head SET seq = ?, entry_hash = ?", (keep, last))
+    signature = None
+    if with_key:
+        signature = b64(load_or_create_ledger_key(ws.keys).sign(head_message(keep, last)))
+    conn.execute("UPDATE head SET seq = ?, entry_hash = ?, signature = ?", (keep, last, signature))
     conn.commit()
     conn.close()
 
@@ -128,6 +134,18 @@ def test_tail_rollback_is_caught_by_receipt_verify_and_expect_head(
     code, out, err = _invoke("ledger", "verify", "--expect-head", pin)
     assert code == 1 and "verified" not in out
     _one_error(err, "ledger entry 6 is not in the ledger")
+
+
+def test_rollback_without_the_ledger_key_is_caught_by_ledger_verify(
+    workspace: Workspace, ran: RunReceipt
+) -> None:
+    _roll_back(workspace, keep=3, with_key=False)
+    code, out, err = _invoke("ledger", "verify")
+    assert code == 1 and "verified" not in out
+    _one_error(err, "ledger entry 3 is the recorded head, but the head is not signed")
+    code, _, err = _invoke("receipt", "verify", RUN)
+    assert code == 1
+    _one_error(err, "ledger entry 4 is not in the ledger")
 
 
 def test_rollback_then_rewritten_tail_is_caught(workspace: Workspace, ran: RunReceipt) -> None:
