@@ -51,8 +51,8 @@ class RunCheck:
             return None
         return (
             f"run {self.receipt.run_id}: no trusted ledger key (no workspace ledger, "
-            "--ledger-key, --key-file or signed --contract): the receipt is only consistent with "
-            "the key it carries itself, which whoever wrote it chose"
+            "--ledger-key, --key-file or signed --contract): the receipt is only self-consistent "
+            "(it verifies with the key it carries itself, which whoever wrote it chose)"
         )
 
 

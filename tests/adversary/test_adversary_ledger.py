@@ -235,7 +235,7 @@ def test_forged_receipt_is_unverified_without_a_trusted_key(
     assert code == 1 and "verified" not in out
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UNVERIFIED: "), err
-    assert "only consistent with the key it carries itself" in lines[0]
+    assert "the receipt is only self-consistent" in lines[0]
     code, out, err = _invoke("receipt", "verify", str(run_dir), "--json")
     report = json.loads(out)
     assert code == 1 and report["verified"] is False and report["trusted_key"] is False
