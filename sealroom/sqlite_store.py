@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,11 +73,16 @@ class SqliteStore:
         error: type[SealroomError],
         what: str,
         private: bool = False,
+        readonly: bool = False,
     ) -> None:
         self.path = path
         self._error = error
         self._what = what
         self._lock = threading.Lock()
+        self.migrated_from = len(migrations)  # the schema version found on opening
+        if readonly:
+            self._conn = self._connect_readonly(migrations)
+            return
         try:
             self._conn = when_unlocked(lambda: self._connect(migrations))
         except sqlite3.DatabaseError as exc:
@@ -92,10 +98,32 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            self.migrated_from = schema_version(conn)
             migrate(conn, migrations)
         except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _connect_readonly(self, migrations: Migrations) -> sqlite3.Connection:
+        """Open an existing database without writing to it (an auditor's copy): no migration,
+        no journal switch, and no new file when the path is wrong."""
+        if not self.path.is_file():
+            raise self._error(f"no {self._what} at {self.path}")
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            version = schema_version(conn)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(f"cannot open {self._what} {self.path}: {exc}") from None
+        if not 0 < version <= len(migrations):
+            conn.close()
+            raise self._error(
+                f"{self.path}: not a {self._what} this version of sealroom reads "
+                f"(schema version {version})"
+            )
         return conn
 
     def close(self) -> None:

@@ -32,7 +32,9 @@ SEALROOM_HOME=$LAB sealroom pipeline compose "$REPO/scenarios/mnist" --out mnist
 digest() { $PYTHON -c "import json, sys; print(json.load(open(sys.argv[1]))['digest'])" "$1"; }
 sed -e "s/sha256:0\{64\}/$(digest mnist.seal.json)/" -e "s/sha256:1\{64\}/$(digest model.seal.json)/" \
     "$REPO/scenarios/mnist/contract.yaml" > my-contract.yaml
-SEALROOM_HOME=$LAB      sealroom contract propose my-contract.yaml --as lab
+# The contract pins the ledger that registers it and records its runs: the room's.
+SEALROOM_HOME=$ROOM     sealroom ledger public-key --out ledger.pub >/dev/null
+SEALROOM_HOME=$LAB      sealroom contract propose my-contract.yaml --as lab --ledger-key-file ledger.pub
 SEALROOM_HOME=$LAB      sealroom contract export mnist-demo --out mnist-demo.contract.json
 SEALROOM_HOME=$HOSPITAL sealroom contract import mnist-demo.contract.json
 SEALROOM_HOME=$HOSPITAL sealroom contract sign mnist-demo --as hospital
@@ -52,7 +54,6 @@ cp -r mnist.sealed model.sealed "$ROOM/packages/"
 
 # Operator: run the room. Anyone: verify the receipt. Consumer: decrypt the outputs.
 SEALROOM_HOME=$ROOM sealroom run --contract mnist-demo --pipeline mnist.pipeline.json
-SEALROOM_HOME=$ROOM sealroom ledger public-key --out ledger.pub >/dev/null
 cp -r "$ROOM"/runs/run-* .
 sealroom receipt verify run-*/ --key-file ledger.pub
 SEALROOM_HOME=$LAB sealroom output decrypt run-*/ --as lab --out lab-results --ledger-key "$(cat ledger.pub)"

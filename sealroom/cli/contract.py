@@ -40,6 +40,7 @@ def _summary(signed: SignedContract) -> dict[str, Any]:
         "consumer": contract.consumer,
         "not_before": contract.not_before.isoformat(),
         "expires": contract.expires.isoformat(),
+        "ledger_public_key": contract.ledger_public_key,
         "registered": receipt is not None,
         "receipt": receipt.model_dump(mode="json") if receipt else None,
     }
@@ -55,16 +56,26 @@ def _status_line(signed: SignedContract) -> str:
 def propose(
     file: Path = typer.Argument(..., help="Contract draft, JSON or YAML."),
     as_name: str = typer.Option(..., "--as", help="The proposing party (signs the draft)."),
+    ledger_key: str = typer.Option(
+        None, "--ledger-key", help="Pin this ledger (base64 public key) if the draft names none."
+    ),
+    ledger_key_file: Path = typer.Option(
+        None, "--ledger-key-file", help="Pin the ledger whose public key is in this file."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Register a contract draft in the workspace and sign it as its proposer.
 
-    Party keys left out of the draft are taken from the workspace's identities.
+    Party keys left out of the draft are taken from the workspace's identities. The contract
+    pins the ledger that registers it (ledger_public_key): the draft's, else the one given,
+    else this workspace's. Only that ledger will register it.
 
     Example: sealroom contract propose docs/contract-template.yaml --as lab
     """
     with refusals():
-        signed = propose_contract(Workspace.find(), file, as_name)
+        if ledger_key is None and ledger_key_file is not None:
+            ledger_key = _read_key(ledger_key_file)
+        signed = propose_contract(Workspace.find(), file, as_name, ledger_key=ledger_key)
     if json_out:
         emit_json(_summary(signed))
         return
@@ -120,6 +131,8 @@ def show(
     console.print(
         f"outputs to {contract.consumer}: {', '.join(contract.constraints.released_outputs)}"
     )
+    if contract.ledger_public_key is not None:
+        console.print(f"ledger: {contract.ledger_public_key}", highlight=False)
     console.print(_status_line(signed))
 
 

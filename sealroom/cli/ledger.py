@@ -10,25 +10,109 @@ from rich.table import Table
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.errors import LedgerError
-from sealroom.ledger import Ledger, Receipt
+from sealroom.ledger import Ledger, LedgerView, Receipt, parse_pin
 from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Inspect and verify the append-only ledger.", no_args_is_help=True)
 
 
+LEDGER_OPTION = typer.Option(
+    None, "--ledger", help="A copy of ledger.db to read instead of the workspace's (read-only)."
+)
+KEY_OPTION = typer.Option(None, "--key", help="Ledger public key (base64), for --ledger.")
+KEY_FILE_OPTION = typer.Option(None, "--key-file", help="File holding the ledger public key.")
+
+
+def _open(db: Path | None, key: str | None, key_file: Path | None) -> LedgerView:
+    """The workspace's ledger, or a copy checked against the public key given for it."""
+    public = _public_key(key, key_file)
+    if db is None:
+        ledger = Ledger.open(Workspace.find())
+        if public is not None and public != ledger.public_key_b64:
+            ledger.close()
+            raise LedgerError(
+                f"the workspace's ledger {ledger.path} is signed with another key than the one "
+                "given; pass its copy with --ledger"
+            )
+        return ledger
+    if public is None:
+        raise LedgerError(f"{db}: give the ledger public key with --key or --key-file")
+    return LedgerView.open_copy(db, public)
+
+
+def _public_key(key: str | None, key_file: Path | None) -> str | None:
+    if key is not None or key_file is None:
+        return key
+    try:
+        return key_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise LedgerError(f"{key_file}: cannot read ledger public key ({exc.strerror})") from None
+
+
 @app.command()
-def verify(json_out: bool = JSON_OPTION) -> None:
+def verify(
+    expect_head: str = typer.Option(
+        None,
+        "--expect-head",
+        metavar="SEQ:HASH",
+        help="Fail unless the ledger holds this entry (a head pinned earlier with `ledger head`).",
+    ),
+    db: Path = LEDGER_OPTION,
+    key: str = KEY_OPTION,
+    key_file: Path = KEY_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
     """Walk the hash chain; name the first edited, deleted, reordered or inserted entry.
 
-    Example: sealroom ledger verify
+    The chain alone cannot show a tail cut off together with the head pointer, or a ledger
+    replaced by an empty one: pin the head (`sealroom ledger head`) and pass it back with
+    --expect-head, which fails unless that entry is still there (a longer ledger is fine).
+
+    Example: sealroom ledger verify --expect-head "$(cat ledger.head)"
     """
-    with refusals(), Ledger.open(Workspace.find()) as ledger:
-        count = ledger.verify()
-        public = ledger.public_key_b64
+    with refusals():
+        pin = parse_pin(expect_head) if expect_head is not None else None
+        with _open(db, key, key_file) as ledger:
+            head = ledger.verified_head(pin)
+            public = ledger.public_key_b64
+    count = head.seq if head else 0
     if json_out:
-        emit_json({"verified": True, "entries": count, "public_key": public})
+        emit_json(
+            {
+                "verified": True,
+                "entries": count,
+                "head": str(head) if head else None,
+                "expected_head": str(pin) if pin else None,
+                "public_key": public,
+            }
+        )
+        return
+    console.print(f"ledger verified: {count} entries, chain and signatures intact")
+    console.print(f"head: {head if head else '(empty ledger)'}", highlight=False)
+    if pin is not None:
+        console.print(f"pinned entry {pin.seq} is in the ledger", highlight=False)
+
+
+@app.command()
+def head(
+    db: Path = LEDGER_OPTION,
+    key: str = KEY_OPTION,
+    key_file: Path = KEY_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Verify the chain and print its head as SEQ:HASH, for anyone to pin and check later.
+
+    Example: sealroom ledger head > ledger.head
+    """
+    with refusals():
+        with _open(db, key, key_file) as ledger:
+            pin = ledger.verified_head()
+        if pin is None:
+            raise LedgerError("the ledger is empty: there is no head to pin yet")
+    if json_out:
+        emit_json({"head": str(pin), "seq": pin.seq, "entry_hash": pin.entry_hash})
     else:
-        console.print(f"ledger verified: {count} entries, chain and signatures intact")
+        console.print(str(pin), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -38,6 +38,10 @@ def _raw_key(value: str) -> str:
     return value
 
 
+def _optional_raw_key(value: str | None) -> str | None:
+    return None if value is None else _raw_key(value)
+
+
 class PartyRef(_Strict):
     """A party as the contract pins it: its name, role and public keys at signing time."""
 
@@ -126,6 +130,12 @@ class Contract(_Strict):
     policy_rego: str | None = None
     not_before: datetime
     expires: datetime
+    # The ledger that registers this contract and records its runs (Ed25519, base64), pinned
+    # so that anyone holding the contract knows which key a receipt must verify with.
+    # Filled in by `contract propose` from the proposer's ledger when the draft leaves it out.
+    ledger_public_key: str | None = None
+
+    _ledger_key = field_validator("ledger_public_key")(_optional_raw_key)
 
     @field_validator("not_before", "expires")
     @classmethod

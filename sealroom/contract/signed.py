@@ -101,6 +101,7 @@ class SignedContract(BaseModel):
 
     def check_receipt(self, ledger_public_key_b64: str) -> Receipt:
         """Offline: the receipt is the ledger's signed record of registering this contract."""
+        check_ledger_pin(self.contract, ledger_public_key_b64)
         if self.receipt is None:
             raise ContractError(f"contract {self.id} is not registered in the ledger")
         if self.receipt.kind != REGISTERED:
@@ -121,6 +122,17 @@ class SignedContract(BaseModel):
         self.verify_signatures()
         self.check_in_force(now)
         return self.check_receipt(ledger_public_key_b64)
+
+
+def check_ledger_pin(contract: Contract, ledger_public_key_b64: str) -> None:
+    """ContractError when the contract pins a ledger other than the one given."""
+    pinned = contract.ledger_public_key
+    if pinned is not None and pinned != ledger_public_key_b64:
+        raise ContractError(
+            f"contract {contract.id} pins ledger key {pinned[:12]}…, not the ledger in use "
+            f"({ledger_public_key_b64[:12]}…): it is registered and checked only by the ledger "
+            "it names"
+        )
 
 
 def check_not_expired(contract: Contract, now: datetime) -> None:

@@ -10,7 +10,12 @@ from pydantic import ValidationError
 from sealroom.contract.canonical import canonical_bytes
 from sealroom.contract.loading import describe_validation, load_contract_file
 from sealroom.contract.schema import Contract
-from sealroom.contract.signed import REGISTERED, SignedContract, check_not_expired
+from sealroom.contract.signed import (
+    REGISTERED,
+    SignedContract,
+    check_ledger_pin,
+    check_not_expired,
+)
 from sealroom.contract.store import contract_exists, contract_lock, load_contract, save_contract
 from sealroom.crypto.identity import Party, load_identity, load_party
 from sealroom.errors import ContractError, IdentityError
@@ -46,6 +51,7 @@ def register(ws: Workspace, signed: SignedContract) -> SignedContract:
     """Record a fully signed contract in the ledger and attach the receipt (idempotent)."""
     signed.verify_signatures()
     with Ledger.open(ws) as ledger:
+        check_ledger_pin(signed.contract, ledger.public_key_b64)
         payload = signed.registration_payload()
         earlier = ledger.find(REGISTERED, contract_id=signed.id, contract_digest=signed.digest)
         receipt = earlier[0].receipt() if earlier else ledger.append(REGISTERED, payload)
@@ -53,12 +59,21 @@ def register(ws: Workspace, signed: SignedContract) -> SignedContract:
 
 
 def propose_contract(
-    ws: Workspace, path: Path, as_name: str, now: datetime | None = None
+    ws: Workspace,
+    path: Path,
+    as_name: str,
+    now: datetime | None = None,
+    ledger_key: str | None = None,
 ) -> SignedContract:
-    """Validate a draft, store it and sign it as its proposer (a sole party registers it)."""
+    """Validate a draft, store it and sign it as its proposer (a sole party registers it).
+
+    The contract pins the ledger that will register it: the draft's ``ledger_public_key``,
+    else ``ledger_key`` (when another workspace's ledger registers it), else this workspace's.
+    """
     moment = now or datetime.now(UTC)
     party = load_party(ws, as_name)
     contract = load_contract_file(path, lambda name: _workspace_keys(ws, name), moment)
+    contract = _pin_ledger(ws, contract, ledger_key, path)
     _check_signer(contract, party)
     check_not_expired(contract, moment)
     with contract_lock(ws, contract.id):
@@ -71,6 +86,24 @@ def propose_contract(
             signed = register(ws, signed)
         save_contract(ws, signed)
     return signed
+
+
+def _pin_ledger(ws: Workspace, contract: Contract, ledger_key: str | None, path: Path) -> Contract:
+    pinned = contract.ledger_public_key
+    if pinned is not None:
+        if ledger_key is not None and ledger_key != pinned:
+            raise ContractError(
+                f"{path}: ledger_public_key {pinned[:12]}… differs from the ledger key given "
+                f"({ledger_key[:12]}…)"
+            )
+        return contract
+    if ledger_key is None:
+        with Ledger.open(ws) as ledger:
+            ledger_key = ledger.public_key_b64
+    try:
+        return Contract.model_validate({**contract.model_dump(), "ledger_public_key": ledger_key})
+    except ValidationError as exc:
+        raise ContractError(describe_validation("ledger key given", exc)) from None
 
 
 def sign_contract(

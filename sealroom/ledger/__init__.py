@@ -1,7 +1,18 @@
 """Append-only, hash-chained, signed ledger with receipts auditors verify offline."""
 
 from sealroom.ledger.entries import Entry, Receipt
-from sealroom.ledger.errors import ChainBroken, ReceiptInvalid
-from sealroom.ledger.ledger import Ledger
+from sealroom.ledger.errors import ChainBroken, NotInLedger, ReceiptInvalid
+from sealroom.ledger.ledger import Ledger, LedgerView
+from sealroom.ledger.pins import HeadPin, parse_pin
 
-__all__ = ["ChainBroken", "Entry", "Ledger", "Receipt", "ReceiptInvalid"]
+__all__ = [
+    "ChainBroken",
+    "Entry",
+    "HeadPin",
+    "Ledger",
+    "LedgerView",
+    "NotInLedger",
+    "Receipt",
+    "ReceiptInvalid",
+    "parse_pin",
+]

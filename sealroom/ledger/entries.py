@@ -20,6 +20,7 @@ from sealroom.errors import SignatureError
 from sealroom.ledger.errors import ReceiptInvalid
 
 DOMAIN = "sealroom.ledger.entry.v1"
+HEAD_DOMAIN = "sealroom.ledger.head.v1"
 GENESIS_HASH = "0" * 64
 
 
@@ -55,6 +56,12 @@ def compute_entry_hash(
 def signed_message(entry_hash: str) -> bytes:
     """The bytes the ledger key signs for one entry (domain-separated)."""
     return f"{DOMAIN}:{entry_hash}".encode("ascii")
+
+
+def head_message(seq: int, entry_hash: str) -> bytes:
+    """The bytes the ledger key signs for its head pointer (a domain of its own, so an entry's
+    signature never doubles as a head's)."""
+    return f"{HEAD_DOMAIN}:{seq:d}:{entry_hash}".encode("ascii")
 
 
 class Receipt(BaseModel):

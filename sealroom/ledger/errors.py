@@ -16,3 +16,12 @@ class ChainBroken(LedgerError):
 
 class ReceiptInvalid(LedgerError):
     """A receipt does not verify against the ledger's public key or its payload."""
+
+
+class NotInLedger(LedgerError):
+    """The ledger does not hold an entry a receipt or pin speaks for (rolled back, replaced,
+    forked, or simply another ledger)."""
+
+    def __init__(self, seq: int, message: str) -> None:
+        self.seq = seq
+        super().__init__(message)

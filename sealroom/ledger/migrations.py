@@ -33,4 +33,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
            BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END""",
     ),
+    # 3: the head pointer carries the ledger's signature over (seq, entry hash), so that a head
+    # "fixed up" after deleting the tail needs the ledger key (empty on ledgers from before:
+    # the process that migrates them, holding the key, signs the head it finds).
+    ("ALTER TABLE head ADD COLUMN signature TEXT",),
 )

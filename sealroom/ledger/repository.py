@@ -30,6 +30,7 @@ class Row(NamedTuple):
 class Head(NamedTuple):
     seq: int
     entry_hash: str
+    signature: str | None = None  # the ledger's signature over head_message(seq, entry_hash)
 
 
 # Spelled out in full (no string building) so every statement is a constant.
@@ -50,31 +51,48 @@ _SELECT_SEQ = (
     "FROM entries WHERE seq = ?"
 )
 _UPSERT_HEAD = (
-    "INSERT INTO head (id, seq, entry_hash) VALUES (1, ?, ?) "
-    "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash"
+    "INSERT INTO head (id, seq, entry_hash, signature) VALUES (1, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash, "
+    "signature = excluded.signature"
 )
+_SIGN_HEAD = "UPDATE head SET signature = ? WHERE id = 1 AND seq = ? AND entry_hash = ?"
 
 
 class LedgerRepository:
     """Rows in, rows out; hashing and signing live in :mod:`sealroom.ledger.ledger`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
-        self._store = SqliteStore(path, MIGRATIONS, LedgerError, "ledger database")
+        self._store = SqliteStore(
+            path, MIGRATIONS, LedgerError, "ledger database", readonly=readonly
+        )
         self._transaction = self._store.transaction
 
     def close(self) -> None:
         self._store.close()
 
-    def append(self, build: Callable[[int, str], Row]) -> Row:
-        """Insert ``build(next_seq, prev_hash)`` as the next entry, atomically with the head."""
+    @property
+    def migrated_from(self) -> int:
+        """The schema version the database had when this process opened it."""
+        return self._store.migrated_from
+
+    def append(self, build: Callable[[int, str], tuple[Row, str]]) -> Row:
+        """Insert ``build(next_seq, prev_hash)`` (the entry and its head signature) as the next
+        entry, atomically with the head."""
         with self._transaction("IMMEDIATE") as conn:
             head = _read_head(conn)
             seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS_HASH)
-            row = build(seq, prev)
+            row, head_signature = build(seq, prev)
             conn.execute(_INSERT, row)
-            conn.execute(_UPSERT_HEAD, (row.seq, row.entry_hash))
+            conn.execute(_UPSERT_HEAD, (row.seq, row.entry_hash, head_signature))
             return row
+
+    def sign_head(self, sign: Callable[[Head], str]) -> None:
+        """Sign an unsigned head (a ledger written before heads were signed)."""
+        with self._transaction("IMMEDIATE") as conn:
+            head = _read_head(conn)
+            if head is not None and head.signature is None:
+                conn.execute(_SIGN_HEAD, (sign(head), head.seq, head.entry_hash))
 
     def snapshot(self) -> tuple[list[Row], Head | None]:
         """All rows in seq order and the head, read in one consistent transaction."""
@@ -101,5 +119,11 @@ class LedgerRepository:
 
 
 def _read_head(conn: sqlite3.Connection) -> Head | None:
-    found = conn.execute("SELECT seq, entry_hash FROM head WHERE id = 1").fetchone()
-    return Head(int(found[0]), str(found[1])) if found else None
+    # SELECT * so that a read-only copy from before migration 3 (no signature column) reads too.
+    cursor = conn.execute("SELECT * FROM head WHERE id = 1")
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    values = dict(zip([c[0] for c in cursor.description], found, strict=True))
+    signature = values.get("signature")
+    return Head(int(values["seq"]), str(values["entry_hash"]), signature)

@@ -10,6 +10,7 @@ from sealroom.ledger.entries import (
     GENESIS_HASH,
     canonical_payload,
     compute_entry_hash,
+    head_message,
     payload_digest,
     signed_message,
 )
@@ -38,8 +39,14 @@ def check_row(row: Row, public_key_b64: str) -> None:
         raise ChainBroken(row.seq, "has a signature that does not verify (ledger key)") from None
 
 
-def verify_chain(rows: list[Row], head: Head | None, public_key_b64: str) -> int:
-    """Check every entry in seq order; return how many there are or raise ChainBroken."""
+def verify_chain(
+    rows: list[Row], head: Head | None, public_key_b64: str, signed_head: bool = True
+) -> int:
+    """Check every entry in seq order; return how many there are or raise ChainBroken.
+
+    ``signed_head`` False checks a prefix against an entry pinned elsewhere (a receipt) rather
+    than against the ledger's own head pointer.
+    """
     prev_hash = GENESIS_HASH
     expected_seq = 1
     for row in rows:
@@ -60,4 +67,20 @@ def verify_chain(rows: list[Row], head: Head | None, public_key_b64: str) -> int
         raise ChainBroken(head_seq + 1, "was not appended by the ledger (beyond its recorded head)")
     if head is not None and head.entry_hash != prev_hash:
         raise ChainBroken(last, "does not match the ledger's recorded head hash")
+    if head is not None and signed_head:
+        _check_head_signature(head, public_key_b64)
     return last
+
+
+def _check_head_signature(head: Head, public_key_b64: str) -> None:
+    """A head moved back over a deleted tail needs the ledger key to be signed again."""
+    reason = "is the recorded head, but the head is not signed by the ledger key (rolled back?)"
+    if head.signature is None:
+        raise ChainBroken(head.seq, reason)
+    try:
+        signature = unb64(head.signature, "head signature")
+        verify_signature(
+            public_key_b64, signature, head_message(head.seq, head.entry_hash), "ledger"
+        )
+    except SignatureError:
+        raise ChainBroken(head.seq, reason) from None

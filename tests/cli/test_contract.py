@@ -135,4 +135,4 @@ def test_export_import_and_offline_verify(parties: Workspace, tmp_path: Path) ->
     wrong = "A" * 43 + "="
     result = runner.invoke(app, ["contract", "verify", "mnist-demo", "--ledger-key", wrong])
     assert result.exit_code == 1
-    assert "does not verify with the ledger public key" in result.stderr
+    assert "pins ledger key" in result.stderr

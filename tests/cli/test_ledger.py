@@ -32,6 +32,35 @@ def test_verify_reports_entries(workspace: Workspace) -> None:
     assert report["verified"] is True and report["entries"] == 3
 
 
+def test_head_is_printed_pinned_and_checked(workspace: Workspace) -> None:
+    _fill(workspace)
+    result = runner.invoke(app, ["ledger", "head"])
+    assert result.exit_code == 0, result.output
+    pin = result.stdout.strip()
+    assert pin.startswith("3:") and len(pin) == 2 + 64
+    report = json.loads(runner.invoke(app, ["ledger", "head", "--json"]).stdout)
+    assert report["head"] == pin and report["seq"] == 3
+    result = runner.invoke(app, ["ledger", "verify", "--expect-head", pin])
+    assert result.exit_code == 0, result.output
+    assert f"head: {pin}" in result.stdout
+    with Ledger.open(workspace) as ledger:
+        ledger.append("run.started", {"run_id": "r2"})
+    result = runner.invoke(app, ["ledger", "verify", "--expect-head", pin, "--json"])
+    assert result.exit_code == 0, result.output  # a longer ledger still holds the pinned entry
+    assert json.loads(result.stdout)["expected_head"] == pin
+    forked = "3:" + "0" * 64
+    result = runner.invoke(app, ["ledger", "verify", "--expect-head", forked])
+    assert result.exit_code == 1
+    assert "ledger entry 3 in the ledger at" in result.stderr
+    result = runner.invoke(app, ["ledger", "verify", "--expect-head", "3"])
+    assert result.exit_code == 1 and "is not SEQ:HASH" in result.stderr
+
+
+def test_head_of_an_empty_ledger_is_refused(workspace: Workspace) -> None:
+    result = runner.invoke(app, ["ledger", "head"])
+    assert result.exit_code == 1 and "the ledger is empty" in result.stderr
+
+
 def test_verify_names_the_first_bad_entry(workspace: Workspace) -> None:
     _fill(workspace)
     conn = sqlite3.connect(workspace.ledger_db)
@@ -88,7 +117,7 @@ def test_check_receipt_needs_a_key_and_a_receipt(workspace: Workspace, tmp_path:
 
 
 def test_help_shows_an_example() -> None:
-    for command in ("verify", "show", "public-key", "check-receipt"):
+    for command in ("verify", "head", "show", "public-key", "check-receipt"):
         result = runner.invoke(app, ["ledger", command, "--help"])
         assert result.exit_code == 0
         assert "Example: sealroom ledger" in result.output

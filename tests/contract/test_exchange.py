@@ -54,7 +54,9 @@ def test_bundle_round_trip_registers_where_it_completes(
     two: tuple[Workspace, Workspace, Path], tmp_path: Path
 ) -> None:
     lab_ws, hospital_ws, path = two
-    propose_contract(lab_ws, path, "lab")
+    with Ledger.open(hospital_ws) as ledger:  # the workspace that will register it
+        registering = ledger.public_key_b64
+    propose_contract(lab_ws, path, "lab", ledger_key=registering)
     merged = import_contract(hospital_ws, _export(lab_ws, tmp_path / "b1.json"))
     assert merged.signatures.keys() == {"lab"}
     sign_contract(hospital_ws, "mnist-demo", "hospital")
@@ -66,8 +68,22 @@ def test_bundle_round_trip_registers_where_it_completes(
     assert back.receipt == done.receipt and back.complete
     with Ledger.open(hospital_ws) as ledger:
         back.verify(ledger.public_key_b64)  # offline, with the registering ledger's key
-    with pytest.raises(ContractError, match="does not verify with the ledger public key"):
+    with pytest.raises(ContractError, match=r"pins ledger key .*, not the ledger in use"):
         verify_contract(lab_ws, "mnist-demo")
+
+
+def test_a_contract_pinning_another_ledger_is_not_registered(
+    two: tuple[Workspace, Workspace, Path], tmp_path: Path
+) -> None:
+    lab_ws, hospital_ws, path = two
+    propose_contract(lab_ws, path, "lab")  # pins the lab's own ledger
+    import_contract(hospital_ws, _export(lab_ws, tmp_path / "b1.json"))
+    sign_contract(hospital_ws, "mnist-demo", "hospital")
+    with pytest.raises(ContractError, match=r"pins ledger key .*, not the ledger in use"):
+        sign_contract(hospital_ws, "mnist-demo", "operator")
+    assert load_contract(hospital_ws, "mnist-demo").receipt is None
+    with Ledger.open(hospital_ws) as ledger:
+        assert len(ledger) == 0
 
 
 def test_a_different_contract_under_the_same_id_is_refused(

@@ -162,8 +162,13 @@ def test_receipt_checks_offline_with_only_the_public_key(
     signed = load_contract(workspace, "mnist-demo")
     receipt = signed.check_receipt(public)
     assert receipt.seq == 1
-    with pytest.raises(ContractError, match="does not verify"):
+    with pytest.raises(ContractError, match="pins ledger key"):
         signed.check_receipt(SigningKey.generate().public_b64)
+    unpinned = signed.model_copy(
+        update={"contract": signed.contract.model_copy(update={"ledger_public_key": None})}
+    )
+    with pytest.raises(ContractError, match="does not verify"):
+        unpinned.check_receipt(SigningKey.generate().public_b64)
 
 
 def test_receipt_for_an_entry_the_ledger_lost_is_refused(
