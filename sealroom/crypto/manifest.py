@@ -34,16 +34,29 @@ MAX_PATH_DEPTH = 32
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+PARTY_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$"  # as identity.py spells party names
+FORMAT = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
+MAX_NAME_BYTES = 255  # the sealed file or folder's own name, as a file system allows
+
+
+def text_problem(text: str, limit: int) -> str | None:
+    """Why ``text`` cannot be shown on one line or written as a name, or None."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        return f"is {size} bytes long (at most {limit})"
+    bad = next((c for c in text if unicodedata.category(c) in REFUSED_CATEGORIES), None)
+    if bad is not None:
+        return f"holds the control or invisible character U+{ord(bad):04X}"
+    return None
+
+
 def path_problem(path: str) -> str | None:
     """Why ``path`` cannot name a file inside a package, or None when it can."""
     if not path:
         return "is empty"
-    size = len(path.encode("utf-8", "surrogatepass"))
-    if size > MAX_PATH_BYTES:
-        return f"is {size} bytes long (at most {MAX_PATH_BYTES})"
-    bad = next((c for c in path if unicodedata.category(c) in REFUSED_CATEGORIES), None)
-    if bad is not None:
-        return f"holds the control or invisible character U+{ord(bad):04X}"
+    problem = text_problem(path, MAX_PATH_BYTES)
+    if problem:
+        return problem
     if path.startswith("/"):
         return "is absolute"
     if "\\" in path:
@@ -88,11 +101,11 @@ class Manifest(BaseModel):
     cipher: Literal["AES-256-GCM/STREAM"] = "AES-256-GCM/STREAM"
     package_id: Hex = Field(pattern=r"^[0-9a-f]{32}$")
     nonce_prefix: Hex = Field(pattern=rf"^[0-9a-f]{{{2 * PREFIX_SIZE}}}$")
-    owner: str
-    owner_fingerprint: Hex
+    owner: str = Field(pattern=PARTY_NAME)
+    owner_fingerprint: Hex = Field(pattern=r"^[0-9a-f]{32}$")
     name: str
     kind: Literal["file", "directory"]
-    format: str | None = None
+    format: str | None = Field(None, pattern=FORMAT)
     files: list[FileEntry]
     size: int = Field(ge=0)
     plaintext_sha256: Hex = Field(pattern=r"^[0-9a-f]{64}$")
@@ -103,6 +116,9 @@ class Manifest(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
+        problem = text_problem(self.name, MAX_NAME_BYTES)
+        if problem:
+            raise ValueError(f"name {short_path(self.name)} {problem}")
         if self.chunk_size > MAX_CHUNK_SIZE:
             raise ValueError(
                 f"chunk size {self.chunk_size} bytes is over the "

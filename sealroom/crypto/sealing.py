@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -16,7 +17,9 @@ from typing import BinaryIO
 from sealroom.crypto.hpke import seal_to
 from sealroom.crypto.identity import Party
 from sealroom.crypto.manifest import (
+    FORMAT,
     MAX_CHUNK_SIZE,
+    MAX_NAME_BYTES,
     MIN_CHUNK_SIZE,
     SIGNATURE_DOMAIN,
     FileEntry,
@@ -28,6 +31,7 @@ from sealroom.crypto.manifest import (
     owner_key_info,
     path_problem,
     short_path,
+    text_problem,
 )
 from sealroom.crypto.signing import b64
 from sealroom.crypto.stream import PREFIX_SIZE, ChunkCipher
@@ -150,6 +154,11 @@ def seal(
         raise SealError(
             f"chunk size {chunk_size} bytes: choose between 1 KiB and {MAX_CHUNK_SIZE >> 20} MiB"
         )
+    if format is not None and not re.match(FORMAT, format):
+        raise SealError(f"format {format!r}: lower-case letters, digits, '_', '.', '-'")
+    problem = text_problem(source.name, MAX_NAME_BYTES)
+    if problem:
+        raise SealError(f"{source}: name {short_path(source.name)} {problem}; rename it")
     files = _walk(source)
     sizes = [path.stat().st_size for _, path in files]
     total = sum(sizes)

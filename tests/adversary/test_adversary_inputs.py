@@ -124,6 +124,26 @@ def test_signed_manifest_with_a_hostile_path_is_refused(path: str, tmp_path: Pat
     assert "\x00" not in message and "\u202e" not in message
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("name", "data\x1b[2J", "U+001B"),  # a terminal escape shown by `unseal`
+        ("name", "n" * 300, "300 bytes long"),
+        ("format", "idx\nowner: lab", "format: String should match"),
+        ("owner", "hospital\n", "owner: String should match"),
+    ],
+)
+def test_signed_manifest_with_hostile_labels_is_refused(
+    field: str, value: str, expected: str, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_bytes(b"data")
+    result = seal(tmp_path / "f", OWNER, tmp_path / "f.sealed")
+    forge(result.path, lambda data: data.update({field: value}))
+    with pytest.raises(SealError) as info:
+        SealedPackage.open(result.path, OWNER.identity)
+    assert expected in one_line(info)
+
+
 def test_a_file_that_is_also_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     for name in ("a", "b"):
