@@ -109,15 +109,32 @@ def walk(model: onnx.ModelProto) -> Iterator[Visit]:
         visit = stack.pop()
         yield visit
         children: list[Visit] = []
-        for field, value in visit.message.ListFields():
-            if field.type != FieldDescriptor.TYPE_MESSAGE:
-                continue
-            items = list(enumerate(value)) if _repeated(field) else [(None, value)]
-            for index, child in items:
-                depth = visit.depth + isinstance(child, onnx.GraphProto)
-                label = f"{visit.label} / {_segment(field, index, child)}"
-                children.append(Visit(child, label, depth))
+        for field, index, child in _message_fields(visit.message):
+            depth = visit.depth + isinstance(child, onnx.GraphProto)
+            label = f"{visit.label} / {_segment(field, index, child)}"
+            children.append(Visit(child, label, depth))
         stack.extend(reversed(children))
+
+
+def _message_fields(
+    message: Message,
+) -> Iterator[tuple[FieldDescriptor, int | None, Message]]:
+    """The sub-messages of ``message``, by its descriptor.
+
+    Only message-typed fields are read: ListFields() would also copy every tensor's
+    raw_data into a bytes object, once per walk.
+    """
+    for field in message.DESCRIPTOR.fields:
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        value = getattr(message, field.name)  # a field of the schema, not a config string
+        if field.message_type.GetOptions().map_entry:
+            values = value.values()
+            yield from ((field, i, v) for i, v in enumerate(values) if isinstance(v, Message))
+        elif _repeated(field):
+            yield from ((field, i, child) for i, child in enumerate(value))
+        elif message.HasField(field.name):
+            yield field, None, value
 
 
 def _repeated(field: FieldDescriptor) -> bool:
