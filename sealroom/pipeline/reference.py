@@ -161,6 +161,8 @@ def _onnx_rules() -> list[str]:
         "subgraphs, training graphs), model-local functions, operators outside the default",
         f"ONNX domain or the list below, files over {MAX_ONNX_BYTES:,} bytes, more than",
         f"{MAX_NODES:,} nodes and graphs nested more than {MAX_GRAPH_DEPTH} deep.",
+        "`sealroom task predict` runs the same checks but the operator list (onnxruntime",
+        "runs the model there, on the caller's machine).",
         "",
         "Operators: " + ", ".join(f"`{op}`" for op in sorted(ALLOWED_OPS)) + ".",
         "",
