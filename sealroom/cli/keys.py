@@ -152,12 +152,17 @@ def import_grant(
 
     Example: sealroom keys import-grant mnist.grant.json
     """
-    from sealroom.kms.grant import load_grant
+    from sealroom.kms.grant import KeyGrantError, load_grant
     from sealroom.kms.service import KeyService
     from sealroom.workspace import Workspace
 
     with refusals():
-        granted = load_grant(grant_file)
+        try:
+            granted = load_grant(grant_file)
+        except UnicodeDecodeError:
+            raise KeyGrantError(f"{grant_file}: not UTF-8 text; not a grant") from None
+        except OSError as exc:  # a folder, unreadable, ...: load_grant names only a missing file
+            raise KeyGrantError(f"{grant_file}: cannot read ({exc.strerror})") from None
         with KeyService(Workspace.find()) as service:
             service.import_grant(granted)
     _report_import(granted.policy, granted.owner, json_out)

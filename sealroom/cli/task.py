@@ -110,13 +110,21 @@ def predict(
     with refusals():
         import onnxruntime as ort
 
+        from sealroom.train.onnx_check import MAX_ONNX_BYTES, check_onnx
+
         if not model.is_file():
             raise ConfigError(f"{model}: model file not found")
-        ds = _dataset(dataset, data, max_samples)
+        # Bytes, not the path: onnxruntime would resolve external data next to the file.
+        # The model is checked as data first (no external tensors, bounded size).
+        if model.stat().st_size > MAX_ONNX_BYTES:
+            raise ConfigError(f"{model}: larger than {MAX_ONNX_BYTES:,} bytes")
+        onnx_bytes = model.read_bytes()
+        check_onnx(onnx_bytes, str(model), operators=False)
         try:
-            session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ConfigError(f"{model}: not a loadable ONNX model ({exc})") from None
+        ds = _dataset(dataset, data, max_samples)
         name = session.get_inputs()[0].name
         outputs = []
         with progress(transient=True) as bars:

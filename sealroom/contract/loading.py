@@ -24,6 +24,7 @@ from sealroom.errors import ContractError
 KeyResolver = Callable[[str], tuple[str, str] | None]
 """party name -> (signing_key, encryption_key) base64, or None if unknown."""
 
+MAX_CONTRACT_BYTES = 1 << 20  # a contract is a page of YAML; refuse a file that is not
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
@@ -40,14 +41,25 @@ def describe_validation(source: str, error: ValidationError) -> str:
 def read_document(path: Path) -> dict[str, Any]:
     """Parse JSON or YAML (chosen by suffix) into a mapping; ContractError naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONTRACT_BYTES + 1)
     except OSError as exc:
         raise ContractError(f"{path}: cannot read contract file ({exc.strerror})") from None
+    if len(raw) > MAX_CONTRACT_BYTES:
+        raise ContractError(f"{path}: larger than {MAX_CONTRACT_BYTES:,} bytes; not a contract")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
+    except RecursionError:
+        raise ContractError(f"{path}: nested too deeply to be a contract") from None
     except (yaml.YAMLError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         kind = "YAML" if path.suffix.lower() in (".yaml", ".yml") else "JSON"

@@ -48,6 +48,10 @@ from sealroom.errors import SealError, SignatureError, WrongKeyError
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "SealResult", "SealedPackage", "owner_data_key", "seal"]
 
+# A manifest lists every file (about 150 bytes each): 64 MiB is some 400,000 files.
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_SIGNATURE_BYTES = 4096  # an Ed25519 signature in base64 is 88 characters
+
 
 class SealedPackage:
     """A package whose manifest signature has been checked against its owner."""
@@ -60,13 +64,16 @@ class SealedPackage:
     @classmethod
     def read_manifest(cls, path: Path) -> Manifest:
         """The manifest without checking who signed it (to learn the owner's name)."""
-        return Manifest.from_bytes(_read(path / MANIFEST), str(path / MANIFEST))
+        raw = _read(path / MANIFEST, MAX_MANIFEST_BYTES)
+        return Manifest.from_bytes(raw, str(path / MANIFEST))
 
     @classmethod
     def open(cls, path: Path, owner: PublicIdentity) -> SealedPackage:
         """Check the owner's signature and the ciphertext length; reads no chunk."""
-        raw = _read(path / MANIFEST)
-        text = _read(path / SIGNATURE).decode("ascii", errors="replace").strip()
+        raw = _read(path / MANIFEST, MAX_MANIFEST_BYTES)
+        text = (
+            _read(path / SIGNATURE, MAX_SIGNATURE_BYTES).decode("ascii", errors="replace").strip()
+        )
         signature = unb64(text, str(path / SIGNATURE))
         owner.verify(signature, SIGNATURE_DOMAIN + raw)
         manifest = Manifest.from_bytes(raw, str(path / MANIFEST))
@@ -95,8 +102,11 @@ class SealedPackage:
         m = self.manifest
         cipher = self._cipher(key)
         stride = m.chunk_size + TAG_SIZE
-        sealed = bytearray(stride)
-        plain = bytearray(m.chunk_size)
+        # Buffers sized to the data from chunk ``first`` on, never to a chunk size the
+        # owner chose: a 10-byte package with big chunks costs 26 bytes, not 2 chunks.
+        capacity = min(stride, m.size - first * m.chunk_size + TAG_SIZE)
+        sealed = bytearray(capacity)
+        plain = bytearray(capacity - TAG_SIZE)
         with open(self.path / CHUNKS, "rb", buffering=0) as handle:
             handle.seek(first * stride)
             for index in range(first, last + 1):
@@ -210,10 +220,21 @@ def owner_data_key(package: Path, party: Party) -> bytes:
     if not wrapped.exists():
         raise WrongKeyError(f"{package}: no owner key in the package (sealed without one)")
     try:
-        return party.decrypt_key(wrapped.read_bytes(), owner_key_info(manifest.package_id))
+        return party.decrypt_key(
+            _read(wrapped, MAX_SIGNATURE_BYTES), owner_key_info(manifest.package_id)
+        )
     except WrongKeyError:
+        # Name the keys, not just the names: a party re-created under the same name
+        # (or a swapped key file) would otherwise read "sealed to 'x', not to 'x'".
+        sealed_to = f"{manifest.owner!r} (key {manifest.owner_fingerprint})"
+        offered = f"{party.name!r} (key {party.identity.fingerprint})"
+        if manifest.owner_fingerprint == party.identity.fingerprint:
+            raise WrongKeyError(
+                f"{package}: {OWNER_KEY} does not open with {offered}, the key it names "
+                "(damaged or replaced)"
+            ) from None
         raise WrongKeyError(
-            f"{package}: the data key is sealed to {manifest.owner!r}, not to {party.name!r}"
+            f"{package}: the data key is sealed to {sealed_to}, not to {offered}"
         ) from None
 
 
@@ -245,10 +266,21 @@ def _preallocate(handle: BinaryIO, size: int, path: Path) -> None:
         # Any other refusal (a filesystem without fallocate) only costs the speed-up.
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, limit: int) -> bytes:
+    """A package's small file, refused rather than read whole when it is over ``limit``."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            # read(n) allocates n bytes up front: ask for what is there, capped
+            present = os.fstat(handle.fileno()).st_size
+            data = handle.read(min(present, limit) + 1)
     except FileNotFoundError:
         raise SealError(f"{path}: missing (is this a sealed package folder?)") from None
     except IsADirectoryError:
         raise SealError(f"{path}: is a directory") from None
+    except NotADirectoryError:
+        raise SealError(f"{path.parent}: not a sealed package folder") from None
+    except OSError as exc:
+        raise SealError(f"{path}: cannot be read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise SealError(f"{path}: larger than {limit:,} bytes")
+    return data

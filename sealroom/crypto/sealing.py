@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -16,6 +17,10 @@ from typing import BinaryIO
 from sealroom.crypto.hpke import seal_to
 from sealroom.crypto.identity import Party
 from sealroom.crypto.manifest import (
+    FORMAT,
+    MAX_CHUNK_SIZE,
+    MAX_NAME_BYTES,
+    MIN_CHUNK_SIZE,
     SIGNATURE_DOMAIN,
     FileEntry,
     Manifest,
@@ -24,13 +29,15 @@ from sealroom.crypto.manifest import (
     files_root,
     key_check,
     owner_key_info,
+    path_problem,
+    short_path,
+    text_problem,
 )
 from sealroom.crypto.signing import b64
 from sealroom.crypto.stream import PREFIX_SIZE, ChunkCipher
 from sealroom.errors import SealError
 
 DEFAULT_CHUNK_SIZE = 4 << 20
-MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 1 << 10, 1 << 30  # the manifest's bounds
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHUNKS = "chunks.bin"
@@ -60,18 +67,32 @@ def _walk(source: Path) -> list[tuple[str, Path]]:
         if path.is_symlink():
             raise SealError(f"{path}: symbolic links are not sealed")
         if path.is_file():
-            found.append((path.relative_to(source).as_posix(), path))
+            found.append((_package_path(path, source), path))
     if not found:
         raise SealError(f"{source}: the directory holds no files")
     return found
 
 
+def _package_path(path: Path, source: Path) -> str:
+    """The file's path inside the package, refused here if a reader would refuse it."""
+    rel = path.relative_to(source).as_posix()
+    problem = path_problem(rel)
+    if problem:
+        raise SealError(f"{source}: file path {short_path(rel)} {problem}; rename it")
+    return rel
+
+
 class _ChunkWriter:
     """Cuts the plaintext stream into chunks, seals each and appends it to chunks.bin."""
 
-    def __init__(self, cipher: ChunkCipher, out: BinaryIO, chunk_size: int, n_chunks: int):
+    def __init__(
+        self, cipher: ChunkCipher, out: BinaryIO, chunk_size: int, n_chunks: int, total: int
+    ):
         self._cipher, self._out = cipher, out
-        self._buffer = bytearray(chunk_size)
+        # Sized to the data: 10 bytes sealed with 16 MiB chunks need a 10-byte buffer.
+        # Until the buffer is a whole chunk it is never full (total < chunk_size).
+        self._chunk_size = chunk_size
+        self._buffer = bytearray(min(chunk_size, total))
         self._view = memoryview(self._buffer)
         self._fill = 0
         self._index = 0
@@ -84,6 +105,8 @@ class _ChunkWriter:
         remaining = size
         while remaining:
             room = min(len(self._buffer) - self._fill, remaining)
+            if not room:  # more data than stat() reported when the buffer was sized
+                raise SealError(f"{handle.name}: file grew while it was being sealed")
             got = handle.readinto(self._view[self._fill : self._fill + room])  # type: ignore[attr-defined]
             if not got:
                 raise SealError(f"{handle.name}: file shrank while it was being sealed")
@@ -92,7 +115,7 @@ class _ChunkWriter:
             remaining -= got
             if progress:
                 progress(got)
-            if self._fill == len(self._buffer):
+            if self._fill == self._chunk_size:
                 self._emit(final=False)
         return size
 
@@ -128,7 +151,14 @@ def seal(
     if out.exists():
         raise SealError(f"{out}: already exists; choose another --out")
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise SealError(f"chunk size {chunk_size} bytes: choose between 1 KiB and 1 GiB")
+        raise SealError(
+            f"chunk size {chunk_size} bytes: choose between 1 KiB and {MAX_CHUNK_SIZE >> 20} MiB"
+        )
+    if format is not None and not re.match(FORMAT, format):
+        raise SealError(f"format {format!r}: lower-case letters, digits, '_', '.', '-'")
+    problem = text_problem(source.name, MAX_NAME_BYTES)
+    if problem:
+        raise SealError(f"{source}: name {short_path(source.name)} {problem}; rename it")
     files = _walk(source)
     sizes = [path.stat().st_size for _, path in files]
     total = sum(sizes)
@@ -142,7 +172,7 @@ def seal(
         entries: list[FileEntry] = []
         with open(staging / CHUNKS, "wb") as chunks:
             writer = _ChunkWriter(
-                ChunkCipher(data_key, package_id, prefix), chunks, chunk_size, n_chunks
+                ChunkCipher(data_key, package_id, prefix), chunks, chunk_size, n_chunks, total
             )
             offset = 0
             for (rel, path), size in zip(files, sizes, strict=True):

@@ -144,6 +144,31 @@ def _table(title: str, model: type[BaseModel]) -> list[str]:
     ]
 
 
+def _onnx_rules() -> list[str]:
+    """What an ONNX model may contain: the room checks it before converting it."""
+    from sealroom.train.onnx_check import (
+        ALLOWED_OPS,
+        MAX_GRAPH_DEPTH,
+        MAX_NODES,
+        MAX_ONNX_BYTES,
+    )
+
+    return [
+        "## ONNX models",
+        "",
+        "An ONNX model is data: before anything converts it the room refuses any tensor",
+        "stored as external data (initializers, sparse initializers, node attributes,",
+        "subgraphs, training graphs), model-local functions, operators outside the default",
+        f"ONNX domain or the list below, files over {MAX_ONNX_BYTES:,} bytes, more than",
+        f"{MAX_NODES:,} nodes and graphs nested more than {MAX_GRAPH_DEPTH} deep.",
+        "`sealroom task predict` runs the same checks but the operator list (onnxruntime",
+        "runs the model there, on the caller's machine).",
+        "",
+        "Operators: " + ", ".join(f"`{op}`" for op in sorted(ALLOWED_OPS)) + ".",
+        "",
+    ]
+
+
 def render_reference() -> str:
     """The Markdown of docs/pipeline.md."""
     from sealroom.pipeline.compose import PART_SCHEMAS, REQUIRED_PARTS
@@ -170,6 +195,7 @@ def render_reference() -> str:
         "a small graph: e.g. a residual block ends with `{type: add, inputs: [block_in, conv2]}`.",
         "Only `add`, `concat` and `multiply` take several inputs.",
         "",
+        *_onnx_rules(),
         "## Config parts",
         "",
     ]

@@ -16,6 +16,7 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")]
 ExprName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
 # Seeds stay within 32 bits so the canonical JSON (RFC 8785, IEEE doubles) represents them exactly.
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+MAX_NUM_THREADS = 64
 
 
 def _relative_path(value: str) -> str:
@@ -235,7 +236,9 @@ class TrainConfig(Strict):
     device: Literal["cpu", "cuda", "auto"] = "auto"
     checkpoint_every: int | None = Field(None, ge=1)
     log_every: int = Field(50, ge=1)
-    num_threads: int | None = Field(None, ge=1)
+    # Threads are the room host's to give: a consumer's 10**6 would make torch spawn
+    # a pool the machine cannot hold. 64 is more cores than a room is given.
+    num_threads: int | None = Field(None, ge=1, le=MAX_NUM_THREADS)
 
 
 class EvalConfig(Strict):

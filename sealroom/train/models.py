@@ -18,20 +18,16 @@ from safetensors.torch import load as load_safetensors
 from torch import nn
 
 from sealroom.data import FileTree
-from sealroom.errors import TrainingError
 from sealroom.pipeline.schema import ArchitectureModel, DeclarativeModel, ModelPart, OnnxModel
 from sealroom.train.components.architectures import build_architecture
 from sealroom.train.components.layers import build_declarative
+from sealroom.train.onnx_check import ModelError, check_onnx
 
 # The room builds what a consumer's config declares before it reads any data, so a
 # config must not be able to ask for unbounded memory: `linear` with in_features and
 # out_features of 10**6 would be 4 TB of weights. Generous for anything a room trains.
 MAX_PARAMETERS = 1_000_000_000
 MAX_SAMPLE_VALUES = 1 << 27  # one input sample (a 4-channel 256³ volume is 1 << 26)
-
-
-class ModelError(TrainingError):
-    """The model file or its weights cannot be loaded or do not fit the architecture."""
 
 
 class ConvertedOnnx(nn.Module):
@@ -50,17 +46,18 @@ class ConvertedOnnx(nn.Module):
 
 
 def load_onnx(data: bytes, where: str) -> nn.Module:
-    """Check an ONNX graph and convert it to torch modules; errors name ``where``."""
+    """Check an ONNX graph and convert it to torch modules; errors name ``where``.
+
+    ``check_onnx`` runs first: no external data anywhere, allowed operators only, bounded
+    size. onnx's checker and onnx2torch only ever see a model that passed it.
+    """
     from onnx2torch import convert  # heavy import, only when an ONNX model is used
 
+    proto = check_onnx(data, where)
     try:
-        proto = onnx.load_from_string(data)
         onnx.checker.check_model(proto)
     except Exception as exc:  # onnx raises several unrelated types for bad input
         raise ModelError(f"{where}: not a valid ONNX model ({exc})") from None
-    for tensor in proto.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelError(f"{where}: external tensor data is not supported; embed the weights")
     try:
         graph = convert(proto)
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...

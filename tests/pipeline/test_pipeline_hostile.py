@@ -150,3 +150,14 @@ def test_file_paths_stay_inside_the_package(make_scenario, path: str) -> None:
 def test_huge_part_files_are_refused(make_scenario) -> None:
     text = "optimizer: {name: sgd}\n" + "#" * (1 << 20)
     assert "bytes (at most" in refusal(make_scenario(train=text))
+
+
+@pytest.mark.parametrize("threads", [65, 10**6])
+def test_num_threads_is_capped(make_scenario, threads: int) -> None:
+    train = {"optimizer": {"name": "adam"}, "num_threads": threads}
+    message = refusal(make_scenario(train=train))
+    assert "train.yaml" in message and "num_threads" in message and "64" in message
+
+
+def test_num_threads_within_the_cap_is_accepted(make_scenario) -> None:
+    compose(make_scenario(train={"optimizer": {"name": "adam"}, "num_threads": 64}))
