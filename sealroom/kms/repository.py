@@ -135,7 +135,6 @@ class KmsRepository:
             conn.execute("UPDATE nonces SET used_at = ? WHERE nonce = ?", (now, nonce))
             return NonceState.EXPIRED if now >= row[0] else NonceState.FRESH
 
-
     def claim_release(
         self,
         contract_id: str,
@@ -173,8 +172,7 @@ class KmsRepository:
         """Undo a claim whose key never left the service (sealing it failed)."""
         with self._tx() as conn:
             conn.execute(
-                "DELETE FROM releases WHERE contract_id = ? AND package_digest = ? "
-                "AND run_id = ?",
+                "DELETE FROM releases WHERE contract_id = ? AND package_digest = ? AND run_id = ?",
                 (contract_id, package_digest, run_id),
             )
 
