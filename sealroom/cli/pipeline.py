@@ -78,7 +78,7 @@ def sign(
     with refusals():
         path, signature = sign_pipeline_file(Workspace.find(), pipeline, contract, signer, out)
     if json_out:
-        emit_json({"signature": str(path), **signature.model_dump(mode="json")})
+        emit_json({"file": str(path), **signature.model_dump(mode="json")})
     else:
         console.print(
             f"pipeline {signature.pipeline_digest} signed by [bold]{signer}[/] "
