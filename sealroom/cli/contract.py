@@ -120,6 +120,10 @@ def show(
     console.print(
         f"outputs to {contract.consumer}: {', '.join(contract.constraints.released_outputs)}"
     )
+    if contract.constraints.pipeline_digest:
+        console.print(f"pipeline pinned: {contract.constraints.pipeline_digest}", soft_wrap=True)
+    if contract.constraints.max_runs:
+        console.print(f"runs: at most {contract.constraints.max_runs} per package")
     console.print(_status_line(signed))
 
 

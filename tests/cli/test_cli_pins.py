@@ -1,4 +1,5 @@
-"""`pipeline sign`, `compose --sign-as` and `run --pipeline-signature` as a user runs them."""
+"""Pins from the command line: `pipeline sign`, `compose --sign-as`, `run --pipeline-signature`,
+`contract show`."""
 
 from __future__ import annotations
 
@@ -85,3 +86,22 @@ def test_run_names_a_missing_signature_file_without_starting_a_room(
     assert done.exit_code == 1
     _one_error(done.output, f"{missing}: cannot read the pipeline signature")
     assert list(workspace.runs.iterdir()) == []
+
+
+def test_contract_show_states_the_pins(workspace: Workspace, tmp_path: Path) -> None:
+    make_parties(workspace)
+    template = Path(__file__).resolve().parents[2] / "docs" / "contract-template.yaml"
+    draft = yaml.safe_load(template.read_text())
+    digest = "sha256:" + "ab" * 32
+    draft["constraints"].update(pipeline_digest=digest, max_runs=3)
+    path = tmp_path / "pinned.yaml"
+    path.write_text(yaml.safe_dump(draft))
+    done = runner.invoke(app, ["contract", "propose", str(path), "--as", "lab"])
+    assert done.exit_code == 0, done.output
+    shown = runner.invoke(app, ["contract", "show", draft["id"]])
+    assert f"pipeline pinned: {digest}" in shown.output
+    assert "runs: at most 3 per package" in shown.output
+    unpinned = tmp_path / "plain.yaml"
+    unpinned.write_text(template.read_text().replace("id: mnist-demo", "id: plain"))
+    assert runner.invoke(app, ["contract", "propose", str(unpinned), "--as", "lab"]).exit_code == 0
+    assert "pinned" not in runner.invoke(app, ["contract", "show", "plain"]).output
