@@ -37,6 +37,7 @@ from sealroom.workspace import Workspace
 from tests.kms.factories import (
     CONTRACT_ID,
     DATASET_DIGEST,
+    consumer_signature,
     make_parties,
     make_pipeline,
     store_contract,
@@ -78,6 +79,7 @@ def main() -> None:
         )
         pipeline = make_pipeline()
         digest = pipeline_digest(pipeline)
+        signature = consumer_signature(ws, digest)  # the consumer signed the pipeline
 
         def bare_hpke() -> None:
             private_key, public_b64 = generate_ephemeral()
@@ -93,6 +95,7 @@ def main() -> None:
                     package_digest=DATASET_DIGEST,
                     pipeline=pipeline,
                     pipeline_digest=digest,
+                    pipeline_signature=signature,
                 )
                 assert key == data_key
 

@@ -44,7 +44,8 @@ def fashion_pipeline_file(out: Path) -> Path:
 
 
 def setup(base: Path, fashion: Path) -> tuple[Path, Path]:
-    """Workspace with parties, sealed data and model, a signed contract, imported keys."""
+    """Workspace with parties, sealed data and model, a signed contract and pipeline, imported
+    keys."""
     from scenarios.mnist.save_model import make_model, model_onnx_bytes
     from sealroom.attest.measure import measure_runtime
     from sealroom.contract.workflow import propose_contract, sign_contract
@@ -52,6 +53,7 @@ def setup(base: Path, fashion: Path) -> tuple[Path, Path]:
     from sealroom.crypto.package import seal
     from sealroom.kms.models import ReleasePolicy
     from sealroom.kms.service import KeyService
+    from sealroom.pipeline.signing import sign_pipeline_file
     from sealroom.workspace import Workspace
 
     ws = Workspace.create(base / "workspace")
@@ -94,6 +96,7 @@ def setup(base: Path, fashion: Path) -> tuple[Path, Path]:
     propose_contract(ws, base / "contract.json", "lab")
     sign_contract(ws, CONTRACT_ID, "hospital")
     sign_contract(ws, CONTRACT_ID, "operator")
+    sign_pipeline_file(ws, pipeline, CONTRACT_ID, "lab")  # key services release to no other
     with KeyService(ws) as service:
         for sealed, owner in ((data, "hospital"), (model, "lab")):
             policy = ReleasePolicy(

@@ -42,6 +42,10 @@ SEALROOM_HOME=$HOSPITAL sealroom contract export mnist-demo --out mnist-demo.con
 SEALROOM_HOME=$ROOM     sealroom contract import mnist-demo.contract.json
 SEALROOM_HOME=$ROOM     sealroom contract sign mnist-demo --as operator
 
+# Consumer: sign the pipeline for this contract (mnist.pipeline.json.sig, beside it): key
+# services release keys to no pipeline the consumer did not sign, so the operator cannot swap it.
+SEALROOM_HOME=$LAB      sealroom pipeline sign mnist.pipeline.json --as lab --contract mnist-demo
+
 # Keys: each owner grants its key to the room's key service from its own home.
 SEALROOM_HOME=$ROOM     sealroom kms public-key --out kms.pub.json
 SEALROOM_HOME=$HOSPITAL sealroom keys grant mnist.sealed --as hospital --contract mnist-demo \

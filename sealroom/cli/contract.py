@@ -133,6 +133,10 @@ def show(
     )
     if contract.ledger_public_key is not None:
         console.print(f"ledger: {contract.ledger_public_key}", highlight=False)
+    if contract.constraints.pipeline_digest:
+        console.print(f"pipeline pinned: {contract.constraints.pipeline_digest}", soft_wrap=True)
+    if contract.constraints.max_runs:
+        console.print(f"runs: at most {contract.constraints.max_runs} per package")
     console.print(_status_line(signed))
 
 

@@ -1,4 +1,4 @@
-"""`sealroom pipeline`: compose config parts, print the schema, show a pipeline, list registries."""
+"""`sealroom pipeline`: compose, sign, print the schema, show a pipeline, list registries."""
 
 from __future__ import annotations
 
@@ -21,25 +21,71 @@ app = typer.Typer(
 def compose(
     directory: Path = typer.Argument(..., help="Folder with model.yaml, dataset*.yaml, loss.yaml…"),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the composed pipeline JSON."),
+    sign_as: str = typer.Option(
+        None, "--sign-as", help="Also sign it as this consumer (needs --contract)."
+    ),
+    contract: str = typer.Option(None, "--contract", help="Contract id to sign it under."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Validate the config parts in DIRECTORY and write one pipeline document; print its digest.
 
-    Example: sealroom pipeline compose scenarios/mnist/configs --out mnist.pipeline.json
+    Example: sealroom pipeline compose scenarios/mnist --out mnist.pipeline.json
+    --sign-as lab --contract mnist-demo
     """
     from sealroom.pipeline.compose import compose as compose_dir
     from sealroom.pipeline.compose import dump_pipeline, pipeline_digest
+    from sealroom.pipeline.signing import sign_pipeline_file
 
+    if (sign_as is None) != (contract is None):
+        raise fail("--sign-as and --contract go together", code=2)
     with refusals():
         pipeline = compose_dir(directory)
         digest = pipeline_digest(pipeline)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dump_pipeline(pipeline), encoding="utf-8")
+    sig_path: Path | None = None
+    if sign_as is not None:
+        from sealroom.workspace import Workspace
+
+        with refusals():
+            sig_path, _ = sign_pipeline_file(Workspace.find(), out, contract, sign_as)
     if json_out:
-        emit_json({"name": pipeline.name, "digest": digest, "out": str(out)})
+        signed = {"signature": str(sig_path)} if sig_path else {}
+        emit_json({"name": pipeline.name, "digest": digest, "out": str(out), **signed})
     else:
         console.print(f"composed [bold]{pipeline.name}[/] -> {out}", highlight=False)
         console.print(digest, highlight=False, soft_wrap=True)
+        if sig_path is not None:
+            console.print(f"signed by {sign_as} for contract {contract} -> {sig_path}")
+
+
+@app.command()
+def sign(
+    pipeline: Path = typer.Argument(..., help="A composed pipeline (or a parts folder)."),
+    signer: str = typer.Option(..., "--as", help="The contract's consumer, who signs."),
+    contract: str = typer.Option(..., "--contract", help="Contract id the run will be under."),
+    out: Path = typer.Option(None, "--out", "-o", help="Signature file (default: PIPELINE.sig)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Sign a pipeline as the contract's consumer: key services release keys only to a
+    pipeline its consumer signed for that contract, so an operator cannot substitute one.
+
+    Example: sealroom pipeline sign mnist.pipeline.json --as lab --contract mnist-demo
+    """
+    from sealroom.pipeline.signing import sign_pipeline_file
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        path, signature = sign_pipeline_file(Workspace.find(), pipeline, contract, signer, out)
+    if json_out:
+        emit_json({"file": str(path), **signature.model_dump(mode="json")})
+    else:
+        console.print(
+            f"pipeline {signature.pipeline_digest} signed by [bold]{signer}[/] "
+            f"for contract {contract} -> {path}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -81,6 +81,11 @@ def run_command(
     package_dirs: list[Path] = typer.Option(
         [], "--packages", help="Extra folder holding sealed packages (repeatable)."
     ),
+    pipeline_signature: Path = typer.Option(
+        None,
+        "--pipeline-signature",
+        help="The consumer's signature on the pipeline (default: the pipeline path + .sig).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run a pipeline in a clean room under a signed contract; outputs go sealed to the consumer.
@@ -101,6 +106,7 @@ def run_command(
                 timeout_s=timeout,
                 on_event=RoomView(bars, quiet=json_out),
                 package_dirs=package_dirs,
+                pipeline_signature=pipeline_signature,
             )
     run_dir = ws.runs / receipt.run_id
     if json_out:

@@ -8,18 +8,14 @@ import rfc8785
 
 from sealroom.contract.schema import Contract
 
-# Fields added after contracts were first signed: left out of the signed bytes while unset,
-# so a contract signed before they existed keeps its bytes, digest and signatures.
-OMITTED_WHEN_UNSET = frozenset({"ledger_public_key"})
-
 
 def canonical_bytes(contract: Contract) -> bytes:
-    """RFC 8785 canonical JSON of the contract; the same on every machine."""
-    data = contract.model_dump(mode="json")
-    for name in OMITTED_WHEN_UNSET:
-        if data.get(name) is None:
-            data.pop(name, None)
-    return rfc8785.dumps(data)
+    """RFC 8785 canonical JSON of the contract; the same on every machine.
+
+    Fields added after contracts were first signed are left out while unset (see
+    ``schema._Strict._added_fields``), so older contracts keep their bytes and signatures.
+    """
+    return rfc8785.dumps(contract.model_dump(mode="json"))
 
 
 def contract_digest(contract: Contract) -> str:

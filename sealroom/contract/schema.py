@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sealroom.crypto.signing import unb64
 from sealroom.errors import SignatureError
@@ -26,6 +34,21 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields added after contracts were first signed. Every dump leaves them out while they
+    # hold their default, so the canonical bytes (and so the signatures and digests) of a
+    # contract that does not use them are what they were before the field existed.
+    _added_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self._added_fields:
+                default = type(self).model_fields[name].get_default(call_default_factory=True)
+                if name in data and getattr(self, name) == default:
+                    del data[name]
+        return data
 
 
 def _raw_key(value: str) -> str:
@@ -97,6 +120,12 @@ class Constraints(_Strict):
     released_outputs: list[str] = Field(min_length=1)
     require_privacy: bool = False
     max_runtime_s: int = Field(default=3600, gt=0)
+    # Pins (optional): the one pipeline that may run (its `sealroom pipeline compose` digest)
+    # and how many runs may open each package, counted by the key service.
+    pipeline_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
+    max_runs: int | None = Field(default=None, gt=0)
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"pipeline_digest", "max_runs"})
 
 
 class RoomPolicy(_Strict):
@@ -117,6 +146,8 @@ class RoomPolicy(_Strict):
 
 class Contract(_Strict):
     """A clean-room contract. Its RFC 8785 canonical JSON is what every party signs."""
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"ledger_public_key"})
 
     id: str = Field(pattern=ID_PATTERN)
     version: Literal[1] = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sealroom.attest.evidence import Attester, make_report_data
+from sealroom.contract.pipeline_signature import PipelineSignature
 from sealroom.crypto.hpke import generate_ephemeral, open_sealed
 from sealroom.kms.models import ReleaseRequest, release_info
 from sealroom.kms.service import KeyServiceAPI
@@ -17,6 +18,8 @@ def fetch_data_key(
     package_digest: str,
     pipeline: Pipeline,
     pipeline_digest: str,
+    pipeline_signature: PipelineSignature | None = None,
+    run_id: str | None = None,
 ) -> bytes:
     """Nonce, fresh ephemeral key, evidence binding both, release, open: the plain data key.
 
@@ -34,6 +37,8 @@ def fetch_data_key(
             pipeline_digest=pipeline_digest,
             package_digest=package_digest,
             pipeline=pipeline.model_dump(mode="json"),
+            pipeline_signature=pipeline_signature,
+            run_id=run_id,
         )
     )
     return open_sealed(private_key, sealed, release_info(package_digest))

@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sealroom.attest.evidence import Evidence
+from sealroom.contract.pipeline_signature import PipelineSignature
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 HARDWARE_TEE_TYPES = ["sev-snp", "tdx"]
 INSECURE_TEE_TYPE = "software"
 
@@ -55,7 +57,10 @@ class ReleaseRequest(BaseModel):
     """What a room sends to get one package's data key.
 
     ``pipeline`` is the whole pipeline document so the service can recompute its digest and
-    evaluate the contract policy on it itself rather than trust the room's word.
+    evaluate the contract policy on it itself rather than trust the room's word;
+    ``pipeline_signature`` is the consumer's signature on it, so that the operator cannot
+    substitute a pipeline. ``run_id`` names the run the key is for (a contract's
+    ``max_runs`` counts distinct runs); a request without one counts as a run of its own.
     """
 
     model_config = ConfigDict(
@@ -69,6 +74,8 @@ class ReleaseRequest(BaseModel):
     pipeline_digest: str
     package_digest: str
     pipeline: dict[str, Any] | None = None
+    pipeline_signature: PipelineSignature | None = None
+    run_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
 
 
 class KeyRecord(BaseModel):

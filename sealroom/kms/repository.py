@@ -1,4 +1,4 @@
-"""The key service's SQLite repository: wrapped keys, release policies and nonces.
+"""The key service's SQLite repository: wrapped keys, release policies, nonces and releases.
 
 Same shape as the ledger's: WAL mode, numbered migrations recorded in ``PRAGMA
 user_version``, writes under ``BEGIN IMMEDIATE`` so a nonce is consumed exactly once even
@@ -35,6 +35,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: expired nonces are swept by expiry.
     ("CREATE INDEX nonces_expiry ON nonces(expires_at)",),
+    # 3: one row per key released to a run: a contract's max_runs counts distinct runs.
+    (
+        """CREATE TABLE releases (
+            contract_id TEXT NOT NULL,
+            package_digest TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            released_at REAL NOT NULL,
+            PRIMARY KEY (contract_id, package_digest, run_id)
+        )""",
+    ),
 )
 
 
@@ -55,6 +65,12 @@ class NonceState(Enum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED = "used"
+
+
+class ReleaseClaim(Enum):
+    CLAIMED = "claimed"
+    RUN_REPEATED = "run repeated"
+    LIMIT_REACHED = "limit reached"
 
 
 class KmsRepository:
@@ -137,6 +153,56 @@ class KmsRepository:
                 return NonceState.USED
             conn.execute("UPDATE nonces SET used_at = ? WHERE nonce = ?", (now, nonce))
             return NonceState.EXPIRED if now >= row[0] else NonceState.FRESH
+
+    def claim_release(
+        self,
+        contract_id: str,
+        package_digest: str,
+        run_id: str,
+        max_runs: int | None,
+        now: float,
+    ) -> ReleaseClaim:
+        """Record that ``run_id`` receives this package's key, unless it already did or
+        ``max_runs`` runs already have; counted and written in one transaction, so
+        concurrent releases cannot both take the last run."""
+        with self._tx() as conn:
+            seen = conn.execute(
+                "SELECT 1 FROM releases WHERE contract_id = ? AND package_digest = ? "
+                "AND run_id = ?",
+                (contract_id, package_digest, run_id),
+            ).fetchone()
+            if seen is not None:
+                return ReleaseClaim.RUN_REPEATED
+            if max_runs is not None:
+                (runs,) = conn.execute(
+                    "SELECT COUNT(*) FROM releases WHERE contract_id = ? AND package_digest = ?",
+                    (contract_id, package_digest),
+                ).fetchone()
+                if runs >= max_runs:
+                    return ReleaseClaim.LIMIT_REACHED
+            conn.execute(
+                "INSERT INTO releases (contract_id, package_digest, run_id, released_at) "
+                "VALUES (?, ?, ?, ?)",
+                (contract_id, package_digest, run_id, now),
+            )
+            return ReleaseClaim.CLAIMED
+
+    def drop_release(self, contract_id: str, package_digest: str, run_id: str) -> None:
+        """Undo a claim whose key never left the service (sealing it failed)."""
+        with self._tx() as conn:
+            conn.execute(
+                "DELETE FROM releases WHERE contract_id = ? AND package_digest = ? AND run_id = ?",
+                (contract_id, package_digest, run_id),
+            )
+
+    def release_runs(self, contract_id: str, package_digest: str) -> int:
+        """How many distinct runs received this package's key under this contract."""
+        with self._tx("DEFERRED") as conn:
+            (runs,) = conn.execute(
+                "SELECT COUNT(*) FROM releases WHERE contract_id = ? AND package_digest = ?",
+                (contract_id, package_digest),
+            ).fetchone()
+        return int(runs)
 
 
 def _record(row: tuple[str, str, str, str, bytes, str]) -> KeyRecord:

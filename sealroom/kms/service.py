@@ -4,10 +4,12 @@ Release protocol (every step fails closed; every outcome is a ledger entry):
 
 1. the room asks for a nonce (single use, short-lived);
 2. it attests with report_data = SHA-512(nonce || its ephemeral X25519 public key);
-3. it sends evidence, nonce, ephemeral key, contract id, package digest and the pipeline;
+3. it sends evidence, nonce, ephemeral key, contract id, package digest, the pipeline, the
+   consumer's signature on the pipeline and its run id;
 4. the service consumes the nonce, verifies the evidence and its binding, the key record,
-   the contract (signatures, registration, in force), the pipeline (digest and contract
-   policy) and the release policy (Rego), then HPKE-seals the data key to the ephemeral key.
+   the contract (signatures, registration, in force), the pipeline (digest, the contract's
+   pin, the consumer's signature, contract policy) and the release policy (Rego), counts the
+   run against the contract's ``max_runs``, then HPKE-seals the data key to the ephemeral key.
 
 A denial raises KeyReleaseDenied with the reason and never touches the data key.
 """
@@ -25,6 +27,10 @@ from typing import Any, Protocol
 from sealroom.attest.evidence import Claims, make_report_data
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.attest.verifiers import verify_evidence
+from sealroom.contract.pipeline_signature import (
+    PipelineSignatureError,
+    verify_pipeline_signature,
+)
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import load_contract, verify_contract
 from sealroom.crypto.hpke import seal_to
@@ -32,7 +38,7 @@ from sealroom.errors import ConfigError, KeyReleaseDenied, SealroomError
 from sealroom.kms.grant import KeyGrant, import_key_of, open_grant
 from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
 from sealroom.kms.release_policy import check_release
-from sealroom.kms.repository import KmsRepository, NonceState
+from sealroom.kms.repository import KmsRepository, NonceState, ReleaseClaim
 from sealroom.kms.rootkey import RootKey
 from sealroom.ledger import Ledger
 from sealroom.pipeline.compose import pipeline_digest, validate_part
@@ -175,15 +181,25 @@ class KeyService:
             "pipeline_digest": request.pipeline_digest,
             "tee_type": request.evidence.tee_type,
             "nonce_sha256": hashlib.sha256(request.nonce).hexdigest(),
+            "run_id": request.run_id,
+            "pipeline_signer": (
+                request.pipeline_signature.signer if request.pipeline_signature else None
+            ),
         }
         try:
-            claims, record = self._check(request)
-            data_key = self._root.unwrap(
-                record.wrapped_key, record.package_digest, record.contract_id
-            )
-            sealed = seal_to(
-                request.ephemeral_public_key, data_key, release_info(request.package_digest)
-            )
+            claims, record, contract = self._check(request)
+            run = self._claim_run(request, contract, claims)
+            try:
+                data_key = self._root.unwrap(
+                    record.wrapped_key, record.package_digest, record.contract_id
+                )
+                sealed = seal_to(
+                    request.ephemeral_public_key, data_key, release_info(request.package_digest)
+                )
+            except BaseException:
+                # The key never left: the run it was claimed for does not count.
+                self._repo.drop_release(request.contract_id, request.package_digest, run)
+                raise
         except _Denied as denied:
             raise self._denial(facts, denied.reason, denied.facts) from None
         except SealroomError as exc:  # anything unexpected in a check still fails closed
@@ -218,7 +234,7 @@ class KeyService:
     def _record(self, kind: str, payload: dict[str, Any]) -> None:
         self._ledger.append(kind, payload)
 
-    def _check(self, request: ReleaseRequest) -> tuple[Claims, KeyRecord]:
+    def _check(self, request: ReleaseRequest) -> tuple[Claims, KeyRecord, Contract]:
         self._check_nonce(request.nonce)
         claims = self._check_evidence(request)
         record = self._check_record(request)
@@ -231,7 +247,44 @@ class KeyService:
         violations = check_release(record.policy, contract, claims, request.contract_id)
         if violations:
             raise _Denied("; ".join(violations), measurement=claims.measurement)
-        return claims, record
+        return claims, record, contract
+
+    def _claim_run(self, request: ReleaseRequest, contract: Contract, claims: Claims) -> str:
+        """Count this release against the contract's max_runs; the run id it was counted as.
+
+        Checked last, after every other check passed, so that a refused request never uses
+        up a run. A request without a run id counts as a run of its own.
+        """
+        run = request.run_id or f"unnamed-{secrets.token_hex(8)}"
+        limit = contract.constraints.max_runs
+        state = self._repo.claim_release(
+            contract.id, request.package_digest, run, limit, time.time()
+        )
+        if state is ReleaseClaim.RUN_REPEATED:
+            raise _Denied(
+                f"run {run} already received this package's key (a run receives each key once)",
+                measurement=claims.measurement,
+            )
+        if state is ReleaseClaim.LIMIT_REACHED:
+            plural = "s" if limit != 1 else ""
+            raise _Denied(
+                f"contract {contract.id} allows {limit} run{plural} (max_runs) and "
+                f"{limit} already received this package's key",
+                measurement=claims.measurement,
+            )
+        return run
+
+    def _check_pins(self, request: ReleaseRequest, contract: Contract, digest: str) -> None:
+        """The pipeline is the one the contract pins (if any) and its consumer signed."""
+        pinned = contract.constraints.pipeline_digest
+        if pinned is not None and digest != pinned:
+            raise _Denied(
+                f"contract {contract.id} pins pipeline {pinned}; this pipeline is {digest}"
+            )
+        try:
+            verify_pipeline_signature(request.pipeline_signature, contract, digest)
+        except PipelineSignatureError as exc:
+            raise _Denied(str(exc)) from None
 
     def _check_nonce(self, nonce: bytes) -> None:
         state = self._repo.consume_nonce(nonce, time.time())
@@ -294,6 +347,7 @@ class KeyService:
                 f"pipeline digest mismatch: the request names {request.pipeline_digest} "
                 f"but the pipeline sent hashes to {digest}"
             )
+        self._check_pins(request, contract, digest)
         packages = {
             d.id: d.package_digest
             for d in contract.datasets

@@ -2,6 +2,7 @@
 #
 # input.contract   the contract (JSON, as signed)
 # input.pipeline   the composed pipeline document
+# input.pipeline_digest   its digest (what `sealroom pipeline compose` prints)
 # input.now_ns, input.not_before_ns, input.expires_ns   times in Unix nanoseconds
 # input.packages   optional {dataset id: package digest} of the packages the room will open
 #
@@ -37,6 +38,17 @@ deny contains msg if {
 	msg := sprintf(
 		"dataset %s: package digest %s is not the digest contract %s names (%s)",
 		[id, digest, input.contract.id, contract_datasets[id].package_digest],
+	)
+}
+
+# A contract may pin the one pipeline it allows (constraints.pipeline_digest).
+deny contains msg if {
+	pinned := constraints.pipeline_digest
+	pinned != null
+	input.pipeline_digest != pinned
+	msg := sprintf(
+		"pipeline digest %s is not the one contract %s pins (%s)",
+		[input.pipeline_digest, input.contract.id, pinned],
 	)
 }
 

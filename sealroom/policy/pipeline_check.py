@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from sealroom.contract.schema import Contract
+from sealroom.pipeline.compose import pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.engine import evaluate_denials, rego_package, shipped_policy
 
@@ -37,6 +38,7 @@ def contract_input(
     return {
         "contract": contract.model_dump(mode="json"),
         "pipeline": pipeline.model_dump(mode="json"),
+        "pipeline_digest": pipeline_digest(pipeline),
         "packages": packages or {},
         "now_ns": unix_ns(now or datetime.now(UTC)),
         "not_before_ns": unix_ns(contract.not_before),

@@ -22,6 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from sealroom.contract.pipeline_signature import (
+    PipelineSignature,
+    load_pipeline_signature,
+    signature_path,
+)
 from sealroom.contract.store import load_contract
 from sealroom.errors import RoomError
 from sealroom.ledger import Ledger
@@ -71,12 +76,16 @@ def run_room(
     on_event: OnEvent | None = None,
     package_dirs: Sequence[Path] = (),
     run_id: str | None = None,
+    pipeline_signature: Path | None = None,
 ) -> RunReceipt:
     """Run ``pipeline_path`` under ``contract_id`` in a fresh room process.
 
-    Returns the verified-on-write receipt, or raises RoomError after the failure is recorded.
+    ``pipeline_signature`` is the consumer's ``.sig`` file (default: beside the pipeline);
+    without one the key service refuses every key. Returns the verified-on-write receipt,
+    or raises RoomError after the failure is recorded.
     """
     limit = time_limit(ws, contract_id, timeout_s)
+    signature = read_signature(pipeline_path, pipeline_signature)
     run_id = run_id or new_run_id()
     staging = ws.runs / f"{STAGING_PREFIX}{run_id}"
     final = ws.runs / run_id
@@ -88,6 +97,7 @@ def run_room(
         "staging": str(staging),
         "final": str(final),
         "package_dirs": [str(Path(p).resolve()) for p in package_dirs],
+        "pipeline_signature": signature.model_dump(mode="json") if signature else None,
     }
     events: queue.Queue[str] = queue.Queue()
     errors: deque[str] = deque(maxlen=20)
@@ -153,6 +163,18 @@ def run_room(
         if outcome.stage:
             reason = f"{reason} (stage: {outcome.stage})"
     raise RoomError(f"run {run_id} failed: {reason}")
+
+
+def read_signature(pipeline_path: Path, given: Path | None) -> PipelineSignature | None:
+    """The signature file named, or the one beside the pipeline if there is one.
+
+    A missing default is not an error here: the key service refuses the release and the
+    ledger records why.
+    """
+    if given is not None:
+        return load_pipeline_signature(given)
+    default = signature_path(Path(pipeline_path))
+    return load_pipeline_signature(default) if default.exists() else None
 
 
 def _wait(proc: subprocess.Popen[str]) -> int:

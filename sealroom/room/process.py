@@ -57,6 +57,7 @@ def main() -> int:
     logging.getLogger("sealroom").setLevel(logging.INFO)
     logging.getLogger("sealroom").propagate = False
 
+    from sealroom.contract.pipeline_signature import PipelineSignature
     from sealroom.room.session import RoomRequest, RoomSession, failure_reason
 
     stage = "start"
@@ -70,6 +71,11 @@ def main() -> int:
             staging=Path(raw["staging"]),
             final=Path(raw["final"]),
             package_dirs=[Path(p) for p in raw.get("package_dirs", [])],
+            pipeline_signature=(
+                PipelineSignature.model_validate(raw["pipeline_signature"])
+                if raw.get("pipeline_signature")
+                else None
+            ),
         )
         session = RoomSession(request, emit)
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sealroom.attest.software import INSECURE_LABEL, SoftwareAttester
+from sealroom.contract.pipeline_signature import PipelineSignature
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import verify_contract
 from sealroom.errors import PolicyDenied, SealroomError
@@ -60,6 +61,8 @@ class RoomRequest:
     staging: Path
     final: Path
     package_dirs: list[Path] = field(default_factory=list)
+    # The consumer's signature on the pipeline, passed on to the key service with each request.
+    pipeline_signature: PipelineSignature | None = None
 
 
 def now_iso() -> str:
@@ -245,6 +248,8 @@ class RoomSession:
                     package_digest=package_digest,
                     pipeline=pipeline,
                     pipeline_digest=digest,
+                    pipeline_signature=self.request.pipeline_signature,
+                    run_id=self.request.run_id,
                 )
                 files[package_digest] = decrypt_in_memory(package, key)
                 del key

@@ -201,6 +201,7 @@ class Story:
 
         n.step("4. Every party signs the contract; the ledger registers it")
         contract_id = self._contract(sealed, model)
+        self._sign_pipeline(pipeline_file, contract_id)
 
         n.step("5. Owners import their data keys into the key service")
         self._import_keys(contract_id, [*sealed.values(), *([model] if model else [])])
@@ -230,6 +231,15 @@ class Story:
         path.write_text(dump_pipeline(pipeline), encoding="utf-8")
         self.narrator.note(f"pipeline {pipeline.name} composed: {path}")
         return path
+
+    def _sign_pipeline(self, pipeline_file: Path, contract_id: str) -> None:
+        """The consumer signs the pipeline for this contract: key services release to no other."""
+        from sealroom.pipeline.signing import sign_pipeline_file
+
+        assert self.ws is not None
+        consumer = self.scenario.consumer
+        path, _ = sign_pipeline_file(self.ws, pipeline_file, contract_id, consumer)
+        self.narrator.note(f"pipeline signed by {consumer} for contract {contract_id}: {path.name}")
 
     def _contract(self, sealed: dict[str, _Sealed], model: _Sealed | None) -> str:
         from sealroom.contract.loading import read_document

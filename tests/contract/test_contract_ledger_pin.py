@@ -23,7 +23,7 @@ def test_an_unset_key_leaves_the_signed_bytes_as_they_were(draft: Draft) -> None
     contract = load_contract_file(draft(), lambda name: ("A" * 43 + "=", "A" * 43 + "="))
     assert contract.ledger_public_key is None
     before = contract.model_dump(mode="json")
-    del before["ledger_public_key"]
+    assert "ledger_public_key" not in before
     assert canonical_bytes(contract) == rfc8785.dumps(before)
     assert b"ledger_public_key" not in canonical_bytes(contract)
     key = SigningKey.generate().public_b64

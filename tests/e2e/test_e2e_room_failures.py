@@ -15,16 +15,19 @@ from sealroom.contract.store import load_contract
 from sealroom.contract.workflow import propose_contract, sign_contract
 from sealroom.errors import RoomError
 from sealroom.ledger import Ledger
+from sealroom.pipeline.signing import sign_pipeline_file
 from sealroom.room.events import RoomEvent
 from sealroom.room.launcher import run_room
 from tests.e2e.stories import PlayedStory
 
 
 def _pipeline(story: PlayedStory, tmp_path: Path, **train: object) -> Path:
+    """The story's pipeline with ``train`` changed, signed by the consumer as a new pipeline."""
     document = json.loads((story.base / "consumer-lab" / "pipeline.json").read_text())
     document["train"].update(train)
     path = tmp_path / "pipeline.json"
     path.write_text(json.dumps(document))
+    sign_pipeline_file(story.ws, path, "mnist-demo", "lab")
     return path
 
 

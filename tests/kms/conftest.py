@@ -19,6 +19,7 @@ from sealroom.workspace import Workspace
 from tests.kms.factories import (
     CONTRACT_ID,
     DATASET_DIGEST,
+    consumer_signature,
     make_parties,
     make_pipeline,
     store_contract,
@@ -35,7 +36,8 @@ class Room:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def request(self, service: Any, **overrides: Any) -> ReleaseRequest:
-        """A valid release request for the dataset key, with fields overridden."""
+        """A valid release request for the dataset key (the pipeline signed by the contract's
+        consumer, when the contract is stored), with fields overridden."""
         nonce = overrides.pop("nonce", None) or service.request_nonce()
         self.private_key, public_b64 = generate_ephemeral()
         pipeline = overrides.pop("pipeline_model", None) or make_pipeline()
@@ -48,6 +50,7 @@ class Room:
             "pipeline_digest": pipeline_digest(pipeline),
             "package_digest": DATASET_DIGEST,
             "pipeline": pipeline.model_dump(mode="json"),
+            "pipeline_signature": consumer_signature(self.ws, pipeline_digest(pipeline)),
         }
         fields.update(overrides)
         return ReleaseRequest(**fields)

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sealroom.contract.canonical import canonical_bytes
+from sealroom.contract.pipeline_signature import PipelineSignature, sign_pipeline
 from sealroom.contract.schema import Contract
 from sealroom.contract.signed import SignedContract
-from sealroom.contract.store import save_contract
+from sealroom.contract.store import contract_exists, load_contract, save_contract
 from sealroom.contract.workflow import register
-from sealroom.crypto.identity import Party, create_party
+from sealroom.crypto.identity import Party, create_party, load_party
 from sealroom.pipeline.schema import Pipeline
 from sealroom.workspace import Workspace
 
@@ -114,6 +115,17 @@ def store_contract(
         signed = register(ws, signed)
     save_contract(ws, signed)
     return signed
+
+
+def consumer_signature(
+    ws: Workspace, digest: str, contract_id: str = CONTRACT_ID, signer: str = "lab"
+) -> PipelineSignature | None:
+    """``signer``'s signature on pipeline ``digest`` under the stored contract (None if the
+    contract is not stored yet)."""
+    if not contract_exists(ws, contract_id):
+        return None
+    contract = load_contract(ws, contract_id).contract
+    return sign_pipeline(contract, digest, load_party(ws, signer))
 
 
 def pipeline_data(**overrides: Any) -> dict[str, Any]:

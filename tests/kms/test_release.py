@@ -14,7 +14,13 @@ from sealroom.ledger import Ledger
 from sealroom.pipeline.compose import pipeline_digest
 from sealroom.workspace import Workspace
 from tests.kms.conftest import Room
-from tests.kms.factories import CONTRACT_ID, DATASET_DIGEST, MODEL_DIGEST, make_pipeline
+from tests.kms.factories import (
+    CONTRACT_ID,
+    DATASET_DIGEST,
+    MODEL_DIGEST,
+    consumer_signature,
+    make_pipeline,
+)
 
 
 def test_an_attested_room_gets_the_key(imported: KeyService, room: Room, data_key: bytes) -> None:
@@ -37,18 +43,25 @@ def test_release_is_a_ledger_entry_without_the_key(
 
 
 def test_fetch_data_key_runs_the_room_side(
-    imported: KeyService, room: Room, data_key: bytes
+    workspace: Workspace, imported: KeyService, room: Room, data_key: bytes
 ) -> None:
     pipeline = make_pipeline()
+    digest = pipeline_digest(pipeline)
     key = fetch_data_key(
         imported,
         room.attester,
         contract_id=CONTRACT_ID,
         package_digest=DATASET_DIGEST,
         pipeline=pipeline,
-        pipeline_digest=pipeline_digest(pipeline),
+        pipeline_digest=digest,
+        pipeline_signature=consumer_signature(workspace, digest),
+        run_id="run-1",
     )
     assert key == data_key
+    with Ledger.open(workspace) as ledger:
+        [entry] = ledger.entries("key.released")
+    assert entry.payload["run_id"] == "run-1"
+    assert entry.payload["pipeline_signer"] == "lab"
 
 
 def test_the_model_key_is_released_under_the_same_contract(
