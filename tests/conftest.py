@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own empty workspace."""
+"""Shared fixtures: every test gets its own empty workspace and a party passphrase."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from sealroom.crypto.passphrase import ENV_VAR as PASSPHRASE_ENV
 from sealroom.workspace import ENV_VAR, Workspace
+
+TEST_PASSPHRASE = "test passphrase, not a secret"
+
+
+@pytest.fixture(autouse=True)
+def party_passphrase(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Party keys are encrypted at rest: every test (and every CLI it runs) gets this one."""
+    monkeypatch.setenv(PASSPHRASE_ENV, TEST_PASSPHRASE)
+    return TEST_PASSPHRASE
 
 
 @pytest.fixture

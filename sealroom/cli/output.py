@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, PASSPHRASE_FILE_OPTION, console, emit_json, refusals
 
 app = typer.Typer(help="Outputs of clean-room runs (consumer side).", no_args_is_help=True)
 
@@ -19,6 +19,7 @@ def decrypt(
     ledger_key: str = typer.Option(
         None, "--ledger-key", help="Trusted ledger public key (default: this workspace's ledger)."
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Verify the run receipt and sealed files, then decrypt the outputs into --out.

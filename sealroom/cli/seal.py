@@ -17,7 +17,14 @@ from typing import Any
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, progress, refusals
+from sealroom.cli.console import (
+    JSON_OPTION,
+    PASSPHRASE_FILE_OPTION,
+    console,
+    emit_json,
+    progress,
+    refusals,
+)
 from sealroom.errors import SealError
 
 FORMATS = "idx | hdf5 | image_folder | paired_masks | table | nifti | onnx | safetensors | …"
@@ -106,6 +113,7 @@ def seal_command(
         help="Also write the raw data key here (0600; needed with "
         "--no-owner-key, or nobody could ever open the package).",
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Seal a file or folder: AES-256-GCM chunks (STREAM) and a manifest signed by the owner.
@@ -201,6 +209,7 @@ def unseal_command(
     key: Path | None = typer.Option(
         None, "--key", help="Raw data key file from `seal --key-out` instead of --as."
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Verify a package (owner's signature, every chunk) and write its files to a new folder.
