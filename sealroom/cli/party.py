@@ -70,7 +70,7 @@ def create(
     if no_passphrase:
         err_console.print(f"[bold yellow]warning: {UNENCRYPTED_BANNER} {name}[/]")
     if json_out:
-        emit_json({**party.identity.document(), "keys": key_protection(ws, name)})
+        emit_json(party.identity.document())
     else:
         console.print(
             f"created {party.identity.role} [bold]{name}[/] (fingerprint "

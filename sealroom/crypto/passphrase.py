@@ -66,6 +66,12 @@ def passphrase_in_effect(value: bytes) -> Iterator[None]:
         _process["value"] = earlier
 
 
+def forget_passphrases() -> None:
+    """Drop the process's source and typed passphrases (tests run many commands in one)."""
+    _process["value"] = None
+    _typed.clear()
+
+
 def existing_passphrase(party: str) -> bytes:
     """The passphrase that should open ``party``'s private keys."""
     given = _given()
