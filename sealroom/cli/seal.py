@@ -218,8 +218,8 @@ def unseal_command(
 
     Example: sealroom unseal mnist.sealed --as hospital --out mnist/
     """
-    from sealroom.crypto.identity import load_identity, load_party
     from sealroom.crypto.package import SealedPackage, owner_data_key
+    from sealroom.crypto.rotation import identity_with_fingerprint, party_for
     from sealroom.errors import IdentityError
     from sealroom.workspace import Workspace
 
@@ -231,7 +231,8 @@ def unseal_command(
         ws = Workspace.find()
         manifest = SealedPackage.read_manifest(package)
         try:
-            owner = load_identity(ws, manifest.owner)
+            # The owner's key when it sealed (a rotation archives, and keeps, the old one).
+            owner = identity_with_fingerprint(ws, manifest.owner, manifest.owner_fingerprint)
         except IdentityError:
             raise IdentityError(
                 f"{package}: sealed by {manifest.owner!r}, unknown here; "
@@ -239,7 +240,9 @@ def unseal_command(
             ) from None
         sealed = SealedPackage.open(package, owner)
         data_key = (
-            _read_key_file(key) if key else owner_data_key(package, load_party(ws, as_ or ""))
+            _read_key_file(key)
+            if key
+            else owner_data_key(package, party_for(ws, as_ or "", manifest.owner_fingerprint))
         )
         with progress(transient=True) as bar:
             task = bar.add_task(f"unsealing {package.name}", total=sealed.manifest.size)

@@ -54,6 +54,10 @@ PREVIOUS_DIR = "previous"
 STATEMENT_FILE = "rotation.json"
 
 
+class NoSuchKeys(IdentityError):
+    """A party has no private keys (current or archived) with the fingerprint asked for."""
+
+
 class RotationStatement(BaseModel):
     """Party ``party`` replaced its old keys by its new ones at ``rotated_at``."""
 
@@ -162,12 +166,12 @@ def load_party_with_keys(ws: Workspace, name: str, fingerprint: str) -> Party:
         return load_party(ws, name)
     archived = party_dir(ws, name) / PREVIOUS_DIR / fingerprint
     if not (archived / IDENTITY_FILE).exists():
-        raise IdentityError(
+        raise NoSuchKeys(
             f"party {name!r} has no keys with fingerprint {fingerprint} here "
             f"(current: {current.fingerprint})"
         )
     if not (archived / SIGNING_FILE).exists():
-        raise IdentityError(
+        raise NoSuchKeys(
             f"party {name!r}: the private keys with fingerprint {fingerprint} were dropped "
             "at rotation"
         )
@@ -223,3 +227,22 @@ def accept_rotation(ws: Workspace, path: Path) -> PublicIdentity:
     (kept / STATEMENT_FILE).write_text(statement.model_dump_json(indent=2) + "\n")
     write_atomic(directory / IDENTITY_FILE, (json.dumps(new.document(), indent=2) + "\n").encode())
     return new
+
+
+def identity_with_fingerprint(ws: Workspace, name: str, fingerprint: str) -> PublicIdentity:
+    """``name``'s identity with ``fingerprint`` (current or archived), else its current one,
+    so that checks against old packages and runs name the right key or fail as before."""
+    current = load_identity(ws, name)
+    archived = party_dir(ws, name) / PREVIOUS_DIR / fingerprint
+    if current.fingerprint != fingerprint and (archived / IDENTITY_FILE).exists():
+        return read_identity(archived)
+    return current
+
+
+def party_for(ws: Workspace, name: str, fingerprint: str) -> Party:
+    """``name`` with the private keys matching ``fingerprint`` when it still has them,
+    else with its current keys (the caller's own check then says what does not match)."""
+    try:
+        return load_party_with_keys(ws, name, fingerprint)
+    except NoSuchKeys:
+        return load_party(ws, name)
