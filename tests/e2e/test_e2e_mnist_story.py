@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from sealroom.cli.main import app
 from sealroom.ledger import Ledger
 from sealroom.room.receipt import ReceiptError, load_receipt
-from sealroom.room.story import DEMO_PASSPHRASE
 from tests.e2e.stories import PlayedStory
 
 runner = CliRunner()
@@ -50,7 +49,6 @@ def test_cli_receipt_verify_and_output_decrypt(
     mnist_story: PlayedStory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEALROOM_HOME", str(mnist_story.ws.home))
-    monkeypatch.setenv("SEALROOM_PASSPHRASE", DEMO_PASSPHRASE.decode())  # the demo's parties
     run_id = mnist_story.result.receipt.run_id
     done = runner.invoke(app, ["receipt", "verify", run_id, "--json"])
     assert done.exit_code == 0, done.output
