@@ -18,6 +18,7 @@ from sealroom.contract import (
     sign_contract,
     verify_contract,
 )
+from sealroom.contract.revocation import check_stored_revocations
 from sealroom.errors import ContractError
 from sealroom.workspace import Workspace
 
@@ -151,6 +152,7 @@ def verify(
         else:
             signed = load_contract(ws, contract_id)
             signed.verify(ledger_key)
+            check_stored_revocations(ws, signed.contract)
     assert signed.receipt is not None  # both checks refuse unregistered contracts
     if json_out:
         emit_json({**_summary(signed), "verified": True})

@@ -24,6 +24,7 @@ from sealroom.crypto.identity import (
     load_identity,
     protect_party,
 )
+from sealroom.crypto.passphrase import PassphraseError
 from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Parties: providers, consumers and operators.", no_args_is_help=True)
@@ -60,6 +61,8 @@ def create(
     Example: sealroom party create hospital --role provider --passphrase-file hospital.pass
     """
     with refusals():
+        if no_passphrase and passphrase_file is not None:
+            raise PassphraseError("give either --no-passphrase or --passphrase-file, not both")
         ws = Workspace.find()
         party = create_party(
             ws,

@@ -174,7 +174,16 @@ def check_not_revoked(ws: Workspace, contract: Contract, ledger: Ledger) -> None
 
     Both are read so that deleting the file beside the contract revives nothing.
     """
-    known = stored_revocations(ws, contract) + ledger_revocations(ledger, contract)
+    _refuse(contract, stored_revocations(ws, contract) + ledger_revocations(ledger, contract))
+
+
+def check_stored_revocations(ws: Workspace, contract: Contract) -> None:
+    """ContractRevoked if the workspace holds a revocation of ``contract`` (no ledger needed:
+    offline verification, and signing a contract still being proposed)."""
+    _refuse(contract, stored_revocations(ws, contract))
+
+
+def _refuse(contract: Contract, known: list[Revocation]) -> None:
     if known:
         first = min(known, key=lambda r: r.revoked_at)
         because = f" ({first.reason})" if first.reason else ""

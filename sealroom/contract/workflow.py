@@ -11,9 +11,9 @@ from sealroom.contract.canonical import canonical_bytes
 from sealroom.contract.loading import describe_validation, load_contract_file
 from sealroom.contract.revocation import (
     REVOKED,
-    ContractRevoked,
     Revocation,
     RevocationError,
+    check_stored_revocations,
     make_revocation,
     parse_revocation,
     store_revocation,
@@ -96,7 +96,7 @@ def sign_contract(
         check_not_expired(signed.contract, moment)
         if as_name in signed.signatures:
             raise ContractError(f"{as_name!r} has already signed contract {contract_id}")
-        _refuse_if_revoked(ws, signed.contract)
+        check_stored_revocations(ws, signed.contract)
         signed = signed.with_signature(as_name, party.sign(canonical_bytes(signed.contract)))
         signed.verify_signature_of(as_name)
         if signed.complete:
@@ -137,15 +137,6 @@ def import_contract(ws: Workspace, path: Path) -> SignedContract:
             merged = register(ws, merged)
         save_contract(ws, merged)
     return merged
-
-
-def _refuse_if_revoked(ws: Workspace, contract: Contract) -> None:
-    known = stored_revocations(ws, contract)
-    if known:
-        first = min(known, key=lambda r: r.revoked_at)
-        raise ContractRevoked(
-            f"contract {contract.id} was revoked by {first.party} at {first.when}"
-        )
 
 
 def revoke_contract(

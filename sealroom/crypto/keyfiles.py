@@ -51,6 +51,7 @@ _HEADER = struct.Struct(">4sBBB16s12s")
 # Derived keys by (passphrase digest, header): loading the same file twice in one process
 # costs one scrypt. The process holds the opened private keys anyway.
 _derived: dict[tuple[bytes, bytes], bytes] = {}
+_CACHE_LIMIT = 256
 
 
 def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
@@ -140,6 +141,8 @@ def _decrypt(path: Path, data: bytes, passphrase: bytes) -> bytes:
 def _derive(passphrase: bytes, header: bytes) -> bytes:
     cache_key = (hashlib.sha256(passphrase).digest(), header)
     if cache_key not in _derived:
+        if len(_derived) >= _CACHE_LIMIT:  # wrong guesses must not grow a long-lived process
+            _derived.clear()
         _magic, log2_n, r, p, salt, _nonce = _HEADER.unpack(header)
         kdf = Scrypt(salt=salt, length=32, n=2**log2_n, r=r, p=p)
         _derived[cache_key] = kdf.derive(passphrase)

@@ -178,3 +178,16 @@ def test_imported_parties_cannot_revoke_without_private_keys(
     import_identity(workspace, doc)
     with pytest.raises(ContractError, match="not one of its parties"):
         revoke_contract(workspace, registered, "auditor")
+
+
+def test_offline_verify_with_a_ledger_key_also_refuses_a_revoked_contract(
+    workspace: Workspace, registered: str
+) -> None:
+    with Ledger.open(workspace) as ledger:
+        key = ledger.public_key_b64
+    ok = runner.invoke(app, ["contract", "verify", registered, "--ledger-key", key])
+    assert ok.exit_code == 0, ok.output
+    revoke_contract(workspace, registered, "operator")
+    result = runner.invoke(app, ["contract", "verify", registered, "--ledger-key", key])
+    assert result.exit_code == 1
+    assert f"contract {registered} was revoked by operator" in result.output

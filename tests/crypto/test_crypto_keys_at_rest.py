@@ -232,3 +232,24 @@ def test_a_demo_passphrase_scope_overrides_and_restores(workspace: Workspace) ->
         assert load_party(workspace, "lab").name == "lab"
     with pytest.raises(WrongPassphrase):
         load_party(workspace, "lab")
+
+
+def test_no_passphrase_and_a_passphrase_file_together_are_refused(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    given = tmp_path / "p.pass"
+    given.write_text("x\n")
+    args = ["party", "create", "lab", "--role", "consumer", "--no-passphrase"]
+    result = runner.invoke(app, [*args, "--passphrase-file", str(given)])
+    assert result.exit_code == 1 and "not both" in result.output
+    assert not (workspace.parties / "lab").exists()
+
+
+def test_a_missing_passphrase_file_is_one_line(workspace: Workspace, tmp_path: Path) -> None:
+    missing = tmp_path / "none.pass"
+    result = runner.invoke(
+        app, ["party", "create", "lab", "--role", "consumer", "--passphrase-file", str(missing)]
+    )
+    assert result.exit_code == 1
+    assert f"{missing}: cannot read passphrase file" in result.output
+    assert len(result.output.strip().splitlines()) == 1
