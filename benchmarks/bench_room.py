@@ -140,7 +140,10 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="bench-room-") as tmp:
         base = Path(tmp)
-        home, pipeline = setup(base, args.fashion)
+        from sealroom.crypto.passphrase import passphrase_in_effect
+
+        with passphrase_in_effect(b"bench passphrase (throwaway workspace)"):
+            home, pipeline = setup(base, args.fashion)
         env = {**os.environ, "SEALROOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
         cli = [str(Path(sys.executable).parent / "sealroom")]
         local_argv = [

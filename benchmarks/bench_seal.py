@@ -77,8 +77,8 @@ class Workdir:
 
     def owner(self) -> Party:
         if not self.owner_dir.exists():
-            Party.generate("bench", "provider").save(self.owner_dir)
-        return Party.load(self.owner_dir)
+            Party.generate("bench", "provider").save(self.owner_dir, b"bench passphrase")
+        return Party.load(self.owner_dir, b"bench passphrase")
 
     def seal(self) -> None:
         shutil.rmtree(self.package, ignore_errors=True)

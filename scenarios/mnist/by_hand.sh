@@ -11,6 +11,9 @@ export HOSPITAL=$WORK/hospital LAB=$WORK/lab ROOM=$WORK/room
 for h in $HOSPITAL $LAB $ROOM; do sealroom init --home "$h" >/dev/null; done
 
 # Identities: each party creates its own, publishes the public half, imports the others'.
+# Private keys are encrypted at rest; this walk gives every party one passphrase through the
+# environment (in real life each party keeps its own, e.g. with --passphrase-file).
+export SEALROOM_PASSPHRASE=${SEALROOM_PASSPHRASE:-by-hand walk passphrase, not a secret}
 SEALROOM_HOME=$HOSPITAL sealroom party create hospital --role provider
 SEALROOM_HOME=$LAB      sealroom party create lab --role consumer
 SEALROOM_HOME=$ROOM     sealroom party create operator --role operator

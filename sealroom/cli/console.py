@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -27,6 +28,24 @@ err_console = Console(stderr=True)
 
 # The --json flag every command shares: machine-readable output on stdout.
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _use_passphrase_file(value: Path | None) -> Path | None:
+    from sealroom.crypto.passphrase import use_passphrase_file
+
+    with refusals():
+        use_passphrase_file(value)
+    return value
+
+
+# Every command that opens a party's private keys: where the passphrase comes from.
+PASSPHRASE_FILE_OPTION = typer.Option(
+    None,
+    "--passphrase-file",
+    help="File whose first line is the party's passphrase (else $SEALROOM_PASSPHRASE, "
+    "else a prompt in a terminal).",
+    callback=_use_passphrase_file,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

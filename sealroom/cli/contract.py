@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, PASSPHRASE_FILE_OPTION, console, emit_json, refusals
 from sealroom.contract import (
     SignedContract,
     import_contract,
@@ -18,6 +18,7 @@ from sealroom.contract import (
     sign_contract,
     verify_contract,
 )
+from sealroom.contract.revocation import check_stored_revocations
 from sealroom.errors import ContractError
 from sealroom.workspace import Workspace
 
@@ -62,6 +63,7 @@ def propose(
     ledger_key_file: Path = typer.Option(
         None, "--ledger-key-file", help="Pin the ledger whose public key is in this file."
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Register a contract draft in the workspace and sign it as its proposer.
@@ -86,6 +88,7 @@ def propose(
 def sign(
     contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
     as_name: str = typer.Option(..., "--as", help="The signing party."),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Sign a proposed contract; the last signature registers it in the ledger.
@@ -166,6 +169,7 @@ def verify(
         else:
             signed = load_contract(ws, contract_id)
             signed.verify(ledger_key)
+            check_stored_revocations(ws, signed.contract)
     assert signed.receipt is not None  # both checks refuse unregistered contracts
     if json_out:
         emit_json({**_summary(signed), "verified": True})
@@ -232,3 +236,63 @@ def list_(json_out: bool = JSON_OPTION) -> None:
         return
     for signed in contracts:
         console.print(f"{signed.id}: {_status_line(signed)}")
+
+
+@app.command()
+def revoke(
+    contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
+    as_name: str = typer.Option(..., "--as", help="The revoking party (any party of it)."),
+    reason: str = typer.Option(None, "--reason", help="Why (recorded, max 500 characters)."),
+    out: Path = typer.Option(
+        None, "--out", help="Also write the signed revocation here, for other workspaces."
+    ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Withdraw your consent: no key service releases a key under the contract any more.
+
+    The revocation is signed with your key, kept beside the contract and in the ledger
+    (`contract.revoked`). Send the --out file to every key service that holds keys for
+    the contract (`contract import-revocation`).
+
+    Example: sealroom contract revoke mnist-demo --as hospital --out mnist-demo.revoked.json
+    """
+    from sealroom.contract.workflow import revoke_contract
+
+    with refusals():
+        if out is not None and out.exists():
+            raise ContractError(f"--out {out}: already exists")
+        revocation = revoke_contract(Workspace.find(), contract_id, as_name, reason)
+        if out is not None:
+            out.write_text(revocation.model_dump_json(indent=2) + "\n")
+    if json_out:
+        emit_json(revocation.model_dump(mode="json"))
+        return
+    console.print(
+        f"contract [bold]{contract_id}[/] revoked by {revocation.party} at {revocation.when}"
+        + (f"; revocation written to {out}" if out else ""),
+        highlight=False,
+    )
+
+
+@app.command("import-revocation")
+def import_revocation(
+    file: Path = typer.Argument(..., help="A revocation from `contract revoke --out`."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Accept a revocation made in another workspace (checked against the contract's keys).
+
+    Example: sealroom contract import-revocation mnist-demo.revoked.json
+    """
+    from sealroom.contract.workflow import import_revocation as accept
+
+    with refusals():
+        revocation = accept(Workspace.find(), file)
+    if json_out:
+        emit_json(revocation.model_dump(mode="json"))
+        return
+    console.print(
+        f"contract [bold]{revocation.contract_id}[/]: revocation by {revocation.party} at "
+        f"{revocation.when} imported; no key is released under it here any more",
+        highlight=False,
+    )

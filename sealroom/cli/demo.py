@@ -104,4 +104,12 @@ def demo_command(
         f"  verify: SEALROOM_HOME={result.home} sealroom receipt verify {record.run_id}",
         highlight=False,
     )
+    from sealroom.room.story import DEMO_PASSPHRASE
+
+    console.print(
+        f"  the demo parties' keys are encrypted under the published demo passphrase: "
+        f"SEALROOM_PASSPHRASE='{DEMO_PASSPHRASE.decode()}'",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"  ({seconds:.0f} s)", highlight=False)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
+from sealroom.cli.console import (
+    JSON_OPTION,
+    PASSPHRASE_FILE_OPTION,
+    console,
+    emit_json,
+    err_console,
+    refusals,
+)
 from sealroom.crypto.identity import Party
 from sealroom.kms.models import ReleasePolicy
 
@@ -88,6 +95,7 @@ def import_(
     allow_insecure: bool = AllowInsecure,
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Store the package's data key, releasable only under a contract to matching rooms.
@@ -118,6 +126,7 @@ def grant(
     allow_insecure: bool = AllowInsecure,
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
 ) -> None:
     """Seal the package's data key to a key service elsewhere, with a signed release policy.
 

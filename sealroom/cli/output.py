@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
+from sealroom.cli.console import JSON_OPTION, PASSPHRASE_FILE_OPTION, console, emit_json, refusals
+from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Outputs of clean-room runs (consumer side).", no_args_is_help=True)
 
@@ -19,6 +20,7 @@ def decrypt(
     ledger_key: str = typer.Option(
         None, "--ledger-key", help="Trusted ledger public key (default: this workspace's ledger)."
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Verify the run receipt and sealed files, then decrypt the outputs into --out.
@@ -26,12 +28,16 @@ def decrypt(
     Example: sealroom output decrypt run-20261123T090000-a1b2c3 --as lab --out results/
     """
     from sealroom.crypto.identity import load_party
+    from sealroom.crypto.rotation import party_for
     from sealroom.room.consumer import decrypt_run
     from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
         party = load_party(ws, as_name)
+        sealed_to = _sealed_to(ws, run)
+        if sealed_to and sealed_to != party.identity.fingerprint:
+            party = party_for(ws, as_name, sealed_to)  # a run from before a rotation
         receipt, written = decrypt_run(ws, run, party, out, ledger_key)
     if json_out:
         emit_json({"run_id": receipt.run_id, "out": str(out), "files": [str(p) for p in written]})
@@ -43,3 +49,15 @@ def decrypt(
     )
     for path in written:
         console.print(f"  {path}", highlight=False)
+
+
+def _sealed_to(ws: Workspace, run: str) -> str | None:
+    """The consumer key fingerprint a run's outputs are sealed to; None if unreadable (then
+    decrypt_run reports what is wrong)."""
+    from sealroom.errors import SealroomError
+    from sealroom.room.receipt import load_receipt, run_dir_of
+
+    try:
+        return load_receipt(run_dir_of(ws, run)).record.consumer_fingerprint
+    except SealroomError:
+        return None

@@ -17,7 +17,14 @@ from typing import Any
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, progress, refusals
+from sealroom.cli.console import (
+    JSON_OPTION,
+    PASSPHRASE_FILE_OPTION,
+    console,
+    emit_json,
+    progress,
+    refusals,
+)
 from sealroom.errors import SealError
 
 FORMATS = "idx | hdf5 | image_folder | paired_masks | table | nifti | onnx | safetensors | …"
@@ -106,6 +113,7 @@ def seal_command(
         help="Also write the raw data key here (0600; needed with "
         "--no-owner-key, or nobody could ever open the package).",
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Seal a file or folder: AES-256-GCM chunks (STREAM) and a manifest signed by the owner.
@@ -201,6 +209,7 @@ def unseal_command(
     key: Path | None = typer.Option(
         None, "--key", help="Raw data key file from `seal --key-out` instead of --as."
     ),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Verify a package (owner's signature, every chunk) and write its files to a new folder.
@@ -209,8 +218,8 @@ def unseal_command(
 
     Example: sealroom unseal mnist.sealed --as hospital --out mnist/
     """
-    from sealroom.crypto.identity import load_identity, load_party
     from sealroom.crypto.package import SealedPackage, owner_data_key
+    from sealroom.crypto.rotation import identity_with_fingerprint, party_for
     from sealroom.errors import IdentityError
     from sealroom.workspace import Workspace
 
@@ -222,7 +231,8 @@ def unseal_command(
         ws = Workspace.find()
         manifest = SealedPackage.read_manifest(package)
         try:
-            owner = load_identity(ws, manifest.owner)
+            # The owner's key when it sealed (a rotation archives, and keeps, the old one).
+            owner = identity_with_fingerprint(ws, manifest.owner, manifest.owner_fingerprint)
         except IdentityError:
             raise IdentityError(
                 f"{package}: sealed by {manifest.owner!r}, unknown here; "
@@ -230,7 +240,9 @@ def unseal_command(
             ) from None
         sealed = SealedPackage.open(package, owner)
         data_key = (
-            _read_key_file(key) if key else owner_data_key(package, load_party(ws, as_ or ""))
+            _read_key_file(key)
+            if key
+            else owner_data_key(package, party_for(ws, as_ or "", manifest.owner_fingerprint))
         )
         with progress(transient=True) as bar:
             task = bar.add_task(f"unsealing {package.name}", total=sealed.manifest.size)

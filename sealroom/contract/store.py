@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from sealroom.contract.loading import describe_validation
+from sealroom.contract.revocation import FILE_SUFFIX as REVOCATIONS_SUFFIX
+from sealroom.contract.revocation import check_not_revoked
 from sealroom.contract.schema import ID_PATTERN, Contract
 from sealroom.contract.signed import SignedContract
 from sealroom.errors import ContractError
@@ -101,13 +103,14 @@ def list_contracts(ws: Workspace) -> list[SignedContract]:
     ids = sorted(
         p.name[: -len(".json")]
         for p in ws.contracts.glob("*.json")
-        if not p.name.endswith((".signatures.json", ".receipt.json"))
+        if not p.name.endswith((".signatures.json", ".receipt.json", REVOCATIONS_SUFFIX))
     )
     return [load_contract(ws, contract_id) for contract_id in ids if _ID.match(contract_id)]
 
 
 def verify_contract(ws: Workspace, contract_id: str, now: datetime | None = None) -> SignedContract:
-    """Signatures complete and valid, in force at ``now``, registered in this ledger.
+    """Signatures complete and valid, in force at ``now``, registered in this ledger, and
+    not revoked by any of its parties.
 
     The receipt is checked offline against the ledger's public key and must name an entry
     the ledger holds. This is the check the key service and the room run before anything else.
@@ -120,4 +123,5 @@ def verify_contract(ws: Workspace, contract_id: str, now: datetime | None = None
                 f"contract {contract_id}: its receipt names ledger entry {receipt.seq}, "
                 "which this ledger does not hold"
             )
+        check_not_revoked(ws, signed.contract, ledger)
     return signed

@@ -9,6 +9,16 @@ from pydantic import ValidationError
 
 from sealroom.contract.canonical import canonical_bytes
 from sealroom.contract.loading import describe_validation, load_contract_file
+from sealroom.contract.revocation import (
+    REVOKED,
+    Revocation,
+    RevocationError,
+    check_stored_revocations,
+    make_revocation,
+    parse_revocation,
+    store_revocation,
+    stored_revocations,
+)
 from sealroom.contract.schema import Contract
 from sealroom.contract.signed import (
     REGISTERED,
@@ -18,6 +28,7 @@ from sealroom.contract.signed import (
 )
 from sealroom.contract.store import contract_exists, contract_lock, load_contract, save_contract
 from sealroom.crypto.identity import Party, load_identity, load_party
+from sealroom.crypto.rotation import fingerprint_of, load_party_with_keys
 from sealroom.errors import ContractError, IdentityError
 from sealroom.ledger import Ledger
 from sealroom.workspace import Workspace
@@ -118,6 +129,7 @@ def sign_contract(
         check_not_expired(signed.contract, moment)
         if as_name in signed.signatures:
             raise ContractError(f"{as_name!r} has already signed contract {contract_id}")
+        check_stored_revocations(ws, signed.contract)
         signed = signed.with_signature(as_name, party.sign(canonical_bytes(signed.contract)))
         signed.verify_signature_of(as_name)
         if signed.complete:
@@ -158,3 +170,64 @@ def import_contract(ws: Workspace, path: Path) -> SignedContract:
             merged = register(ws, merged)
         save_contract(ws, merged)
     return merged
+
+
+def revoke_contract(
+    ws: Workspace,
+    contract_id: str,
+    as_name: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> Revocation:
+    """Withdraw ``as_name``'s consent: sign a revocation with the key the contract pins for
+    it (current or archived by a rotation), keep it beside the contract and in the ledger.
+
+    Revoking twice returns the first revocation unchanged.
+    """
+    with contract_lock(ws, contract_id):
+        contract = load_contract(ws, contract_id).contract
+        try:
+            listed = contract.party(as_name)
+        except KeyError:
+            raise ContractError(
+                f"contract {contract_id}: {as_name!r} is not one of its parties"
+            ) from None
+        for earlier in stored_revocations(ws, contract):
+            if earlier.party == as_name:
+                return earlier
+        party = load_party_with_keys(
+            ws, as_name, fingerprint_of(listed.signing_key, listed.encryption_key)
+        )
+        revocation = make_revocation(
+            contract, as_name, party.sign, reason, now or datetime.now(UTC)
+        )
+        revocation.verify_for(contract, f"revocation of {contract_id} by {as_name}")
+        _record(ws, contract, revocation)
+    return revocation
+
+
+def import_revocation(ws: Workspace, path: Path) -> Revocation:
+    """Accept a revocation made in another workspace (``contract revoke --out``).
+
+    The contract must be known here, and the revocation signed by one of its parties with
+    the key the contract pins for it; anything else is refused.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RevocationError(f"{path}: cannot read revocation ({exc.strerror})") from None
+    revocation = parse_revocation(data, str(path))
+    with contract_lock(ws, revocation.contract_id):
+        contract = load_contract(ws, revocation.contract_id).contract
+        revocation.verify_for(contract, str(path))
+        _record(ws, contract, revocation)
+    return revocation
+
+
+def _record(ws: Workspace, contract: Contract, revocation: Revocation) -> None:
+    """Store the revocation and log it once (the ledger entry is the document itself)."""
+    store_revocation(ws, contract, revocation)
+    payload = revocation.model_dump(mode="json")
+    with Ledger.open(ws) as ledger:
+        if not ledger.find(REVOKED, **payload):
+            ledger.append(REVOKED, payload)

@@ -1,14 +1,17 @@
 """Parties: a name, a role, an Ed25519 signing key and an X25519 (HPKE) key pair.
 
-A party created here keeps its private keys in ``parties/<name>/`` (0600 PEM files);
-a party imported from elsewhere is only its public identity document. Everything
-a party signs or receives is bound to these keys, never to the name alone.
+A party created here keeps its private keys in ``parties/<name>/`` (0600 files, encrypted
+under the party's passphrase, see :mod:`sealroom.crypto.keyfiles`; plain PEM only when
+created with ``--no-passphrase``, marked by an ``UNENCRYPTED`` file, or by an older
+sealroom); a party imported from elsewhere is only its public identity document.
+Everything a party signs or receives is bound to these keys, never to the name alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sealroom.crypto.hpke import open_sealed
-from sealroom.crypto.keyfiles import read_private_key, write_private_key
+from sealroom.crypto.keyfiles import is_encrypted, read_private_key, write_private_key
+from sealroom.crypto.passphrase import WrongPassphrase, existing_passphrase, new_passphrase
 from sealroom.crypto.signing import b64, unb64, verify_signature
 from sealroom.errors import IdentityError, SealroomError
 from sealroom.workspace import Workspace
@@ -31,6 +35,10 @@ PARTY_ROLES = ("provider", "consumer", "operator")
 IDENTITY_FILE = "identity.json"
 SIGNING_FILE = "signing.pem"
 ENCRYPTION_FILE = "encryption.pem"
+UNENCRYPTED_MARKER = "UNENCRYPTED"  # the owner chose --no-passphrase
+
+log = logging.getLogger("sealroom.identity")
+_warned: set[Path] = set()
 
 
 class PublicIdentity(BaseModel):
@@ -107,13 +115,18 @@ class Party:
         """Open an HPKE-wrapped key addressed to this party."""
         return open_sealed(self._encryption, wrapped, info)
 
-    def save(self, directory: Path) -> None:
-        """Write identity and private keys into a new folder, atomically."""
+    def save(self, directory: Path, passphrase: bytes | None) -> None:
+        """Write identity and private keys into a new folder, atomically; the keys are
+        encrypted under ``passphrase``, or stored plain (and marked so) when it is None."""
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self.name}.", dir=directory.parent))
         try:
-            write_private_key(staging / SIGNING_FILE, self._signing)
-            write_private_key(staging / ENCRYPTION_FILE, self._encryption)
+            write_private_key(staging / SIGNING_FILE, self._signing, passphrase)
+            write_private_key(staging / ENCRYPTION_FILE, self._encryption, passphrase)
+            if passphrase is None:
+                (staging / UNENCRYPTED_MARKER).write_text(
+                    "these private keys are stored without a passphrase (--no-passphrase)\n"
+                )
             _write_identity(staging, self.identity)
             os.rename(staging, directory)
         except BaseException:
@@ -121,14 +134,25 @@ class Party:
             raise
 
     @classmethod
-    def load(cls, directory: Path) -> Party:
+    def load(cls, directory: Path, passphrase: bytes | None = None) -> Party:
+        """The party in ``directory``; encrypted keys open with ``passphrase`` or, when it is
+        None, the one :func:`existing_passphrase` finds (asked for only if needed)."""
         identity = _read_identity(directory)
+        name = identity.name
         if not (directory / SIGNING_FILE).exists():
-            raise IdentityError(
-                f"party {identity.name!r} was imported: its private keys live elsewhere"
-            )
-        signing = read_private_key(directory / SIGNING_FILE, Ed25519PrivateKey)
-        encryption = read_private_key(directory / ENCRYPTION_FILE, X25519PrivateKey)
+            raise IdentityError(f"party {name!r} was imported: its private keys live elsewhere")
+        _warn_if_legacy(directory, name)
+
+        def given() -> bytes:
+            return passphrase if passphrase is not None else existing_passphrase(name)
+
+        try:
+            signing = read_private_key(directory / SIGNING_FILE, Ed25519PrivateKey, given)
+            encryption = read_private_key(directory / ENCRYPTION_FILE, X25519PrivateKey, given)
+        except WrongPassphrase:
+            raise WrongPassphrase(
+                f"party {name!r}: wrong passphrase for its private keys in {directory}"
+            ) from None
         assert isinstance(signing, Ed25519PrivateKey)
         assert isinstance(encryption, X25519PrivateKey)
         if (
@@ -178,25 +202,79 @@ def parse_identity(data: object, where: str) -> PublicIdentity:
     return identity
 
 
-def create_party(ws: Workspace, name: str, role: Role) -> Party:
-    """Generate a party's keys and store them in the workspace; refuses an existing name."""
+def create_party(
+    ws: Workspace,
+    name: str,
+    role: Role,
+    *,
+    passphrase: bytes | None = None,
+    unencrypted: bool = False,
+) -> Party:
+    """Generate a party's keys and store them in the workspace; refuses an existing name.
+
+    The keys are encrypted under ``passphrase`` (default: :func:`new_passphrase`'s sources);
+    only ``unencrypted=True`` stores them plain.
+    """
     if role not in PARTY_ROLES:
         raise IdentityError(f"role {role!r}: choose one of {', '.join(PARTY_ROLES)}")
     party = Party.generate(name, role)
     if (ws.parties / name).exists():
         raise IdentityError(f"party {name!r} already exists in {ws.home}")
-    party.save(ws.parties / name)
+    secret = None
+    if not unencrypted:
+        secret = passphrase if passphrase is not None else new_passphrase(name)
+    party.save(ws.parties / name, secret)
     return party
 
 
-def load_party(ws: Workspace, name: str) -> Party:
-    """A party of this workspace with its private keys."""
-    return Party.load(_party_dir(ws, name))
+def load_party(ws: Workspace, name: str, passphrase: bytes | None = None) -> Party:
+    """A party of this workspace with its private keys (see :meth:`Party.load`)."""
+    return Party.load(_party_dir(ws, name), passphrase)
+
+
+def key_protection(ws: Workspace, name: str) -> str:
+    """How a party's private keys are stored: encrypted, unencrypted, legacy or imported."""
+    directory = _party_dir(ws, name)
+    if not (directory / SIGNING_FILE).exists():
+        return "imported"
+    return _protection(directory)
+
+
+def _protection(directory: Path) -> str:
+    if is_encrypted(directory / SIGNING_FILE) and is_encrypted(directory / ENCRYPTION_FILE):
+        return "encrypted"
+    if (directory / UNENCRYPTED_MARKER).exists():
+        return "unencrypted"
+    return "legacy"
+
+
+def _warn_if_legacy(directory: Path, name: str) -> None:
+    """Older workspaces stored keys plain: they still load, with a warning once a process."""
+    if directory in _warned or _protection(directory) != "legacy":
+        return
+    _warned.add(directory)
+    log.warning(
+        "warning: party %s: private keys in %s are stored UNENCRYPTED (made by an older "
+        "sealroom); `sealroom party protect %s` encrypts them",
+        name,
+        directory,
+        name,
+    )
 
 
 def load_identity(ws: Workspace, name: str) -> PublicIdentity:
     """A party's public identity, created here or imported."""
     return _read_identity(_party_dir(ws, name))
+
+
+def read_identity(directory: Path) -> PublicIdentity:
+    """The identity document in a party folder (current or archived by a rotation)."""
+    return _read_identity(directory)
+
+
+def party_dir(ws: Workspace, name: str) -> Path:
+    """The folder of a known party; refuses names that are not one."""
+    return _party_dir(ws, name)
 
 
 def _party_dir(ws: Workspace, name: str) -> Path:
@@ -234,3 +312,26 @@ def import_identity(ws: Workspace, path: Path) -> PublicIdentity:
     _write_identity(staging, identity)
     os.rename(staging, target)
     return identity
+
+
+def protect_party(ws: Workspace, name: str, passphrase: bytes | None = None) -> None:
+    """Encrypt the keys of a party stored unencrypted (older sealroom or --no-passphrase)."""
+    directory = _party_dir(ws, name)
+    protection = key_protection(ws, name)
+    if protection == "imported":
+        raise IdentityError(f"party {name!r} was imported: its private keys live elsewhere")
+    if protection == "encrypted":
+        raise IdentityError(f"party {name!r}: its private keys are already encrypted")
+    party = Party.load(directory)
+    secret = passphrase if passphrase is not None else new_passphrase(name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=directory))
+    try:
+        write_private_key(staging / SIGNING_FILE, party._signing, secret)
+        write_private_key(staging / ENCRYPTION_FILE, party._encryption, secret)
+        # Each rename replaces one plain file by its encrypted twin; a crash between the two
+        # leaves one of each, which loads (the plain one with a warning) and can be redone.
+        os.replace(staging / SIGNING_FILE, directory / SIGNING_FILE)
+        os.replace(staging / ENCRYPTION_FILE, directory / ENCRYPTION_FILE)
+        (directory / UNENCRYPTED_MARKER).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

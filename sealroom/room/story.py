@@ -28,6 +28,9 @@ from sealroom.workspace import Workspace
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO_ROOT / "scenarios"
 STORY_FILE = "story.yaml"
+# The demo's parties live in a throwaway workspace: their keys are still encrypted at rest,
+# under this fixed, published passphrase, so `sealroom demo` runs without a prompt.
+DEMO_PASSPHRASE = b"sealroom demo passphrase (throwaway workspace)"
 
 
 def _module_step(value: list[str]) -> list[str]:
@@ -167,6 +170,13 @@ class Story:
         return _Sealed(owner, result.digest, result.data_key, out)
 
     def play(self) -> StoryResult:
+        """Tell the story in a throwaway workspace whose parties share a demo passphrase."""
+        from sealroom.crypto.passphrase import passphrase_in_effect
+
+        with passphrase_in_effect(DEMO_PASSPHRASE):
+            return self._play()
+
+    def _play(self) -> StoryResult:
         sc, n = self.scenario, self.narrator
         from sealroom.crypto.identity import create_party
 
@@ -176,7 +186,7 @@ class Story:
         roles += [(sc.consumer, "consumer"), (sc.operator, "operator")]
         for name, role in dict(roles).items():
             create_party(ws, name, role)  # type: ignore[arg-type]
-            n.note(f"{role} {name} created (signing and encryption keys, 0600)")
+            n.note(f"{role} {name} created (signing and encryption keys, encrypted, 0600)")
 
         if sc.world:
             n.step("   Stand-in raw data that the providers already hold")

@@ -32,7 +32,7 @@ def test_create_list_export_import(
     result = runner.invoke(app, ["party", "import", str(out)])
     assert result.exit_code == 0, result.output
     listed = json.loads(runner.invoke(app, ["party", "list", "--json"]).stdout)
-    assert listed == [{**created, "private_keys": False}]
+    assert listed == [{**created, "private_keys": False, "keys": "imported"}]
 
 
 def test_bad_role_and_duplicate_exit_1_with_one_line(workspace: Workspace) -> None:

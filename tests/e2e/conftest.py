@@ -7,9 +7,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from sealroom.room.story import Story, load_scenario
+from sealroom.crypto.passphrase import ENV_VAR as PASSPHRASE_ENV
+from sealroom.crypto.passphrase import forget_passphrases
+from sealroom.room.story import DEMO_PASSPHRASE, Story, load_scenario
 from sealroom.workspace import Workspace
 from tests.e2e.stories import PlayedStory, QuietNarrator, plaintext_markers
+
+
+@pytest.fixture(autouse=True)
+def party_passphrase(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The stories' parties are encrypted under the demo passphrase: tests that act as them
+    afterwards (sign, decrypt) give the same one."""
+    monkeypatch.setenv(PASSPHRASE_ENV, DEMO_PASSPHRASE.decode())
+    forget_passphrases()
+    yield DEMO_PASSPHRASE.decode()
+    forget_passphrases()
 
 
 @pytest.fixture(scope="session")
