@@ -73,6 +73,9 @@ class DatasetRef(_Strict):
     provider: str
     package_digest: str = Field(pattern=DIGEST_PATTERN)
     privacy: DatasetPrivacy | None = None
+    # The provider's own key service (``kms serve``) that holds this dataset's key; None: the
+    # operator's embedded one, which gives no protection from the operator.
+    key_service: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 
 
 class ModelRef(_Strict):
@@ -93,6 +96,16 @@ class Constraints(_Strict):
     released_outputs: list[str] = Field(min_length=1)
     require_privacy: bool = False
     max_runtime_s: int = Field(default=3600, gt=0)
+    # Metrics whose values the public run record may carry; every other released metric
+    # reaches only the consumer, sealed (the record carries the digest of metrics.json).
+    public_metrics: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _public_within_released(self) -> Constraints:
+        extra = sorted(set(self.public_metrics) - set(self.metrics))
+        if extra:
+            raise ValueError(f"public_metrics {extra[0]!r} is not one of the contract's metrics")
+        return self
 
 
 class RoomPolicy(_Strict):
