@@ -12,6 +12,7 @@ from the room.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import secrets
@@ -39,6 +40,11 @@ from sealroom.room.receipt import ReceiptError, RunReceipt, load_receipt
 from sealroom.workspace import Workspace
 
 OnEvent = Callable[[RoomEvent], None]
+# The desk attests and releases in this process now: without a handler Python's last-resort
+# handler would print each INSECURE warning on the operator's terminal, which states the
+# label once in its banner (and every receipt says insecure).
+for _name in ("sealroom.attest", "sealroom.kms"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 STAGING_PREFIX = ".staging-"
 Line = bytes | None | ChannelError  # what the reader thread queues: a line, the end, a refusal
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from sealroom.contract.schema import Contract, DatasetRef
+import pytest
+from pydantic import ValidationError
+
+from sealroom.contract.schema import Constraints, Contract, DatasetRef
 from sealroom.errors import DataError, KeyReleaseDenied, PolicyDenied, PrivacyError
 from sealroom.pipeline.compose import compose
 from sealroom.pipeline.schema import PrivacyConfig
@@ -79,3 +82,28 @@ def test_private_run_on_data_without_budgets_reserves_nothing() -> None:
     private = pipeline.model_copy(update={"privacy": PrivacyConfig(epsilon=1.0, delta=1e-5)})
     assert budget_needed(contract, pipeline) is False
     assert budget_needed(contract, private) is False
+
+
+def _constraints(**extra: object) -> dict[str, object]:
+    return {
+        "model_formats": ["onnx"],
+        "optimizers": ["sgd"],
+        "losses": ["cross_entropy"],
+        "metrics": ["accuracy", "confusion_matrix"],
+        "max_epochs": 1,
+        "released_outputs": ["model", "metrics"],
+        **extra,
+    }
+
+
+def test_public_metrics_must_be_metrics_the_contract_releases() -> None:
+    assert Constraints.model_validate(_constraints(public_metrics=["accuracy"])).public_metrics
+    with pytest.raises(ValidationError, match="public_metrics 'f1' is not one of"):
+        Constraints.model_validate(_constraints(public_metrics=["accuracy", "f1"]))
+
+
+def test_a_dataset_key_service_is_an_http_url() -> None:
+    assert _dataset("https://kms.hospital.example:8700").key_service
+    for bad in ("file:///etc/passwd", "127.0.0.1:8700", "http://a b"):
+        with pytest.raises(ValidationError, match="key_service"):
+            _dataset(bad)
