@@ -99,6 +99,9 @@ class Constraints(_Strict):
     # Metrics whose values the public run record may carry; every other released metric
     # reaches only the consumer, sealed (the record carries the digest of metrics.json).
     public_metrics: list[str] = Field(default_factory=list)
+    # A failed run's exception text, sealed to the consumer (never to the operator or the
+    # ledger); refused together with privacy terms, since a message may quote a record.
+    failure_details: bool = False
 
     @model_validator(mode="after")
     def _public_within_released(self) -> Constraints:
@@ -172,6 +175,13 @@ class Contract(_Strict):
                 raise ValueError(
                     f"dataset {dataset.id!r} has no privacy terms but require_privacy is set"
                 )
+        if self.constraints.failure_details and (
+            self.constraints.require_privacy or any(d.privacy for d in self.datasets)
+        ):
+            raise ValueError(
+                "constraints.failure_details cannot be set on a contract with privacy terms "
+                "(an error message may quote a record)"
+            )
         if self.model is not None:
             need(self.model.owner, "model owner")
         if self.expires <= self.not_before:

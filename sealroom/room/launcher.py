@@ -32,6 +32,7 @@ from sealroom.contract.store import load_contract
 from sealroom.errors import RoomError, SealroomError
 from sealroom.ledger import Ledger
 from sealroom.room.channel import ChannelError, Response, RoomRequest, read_line
+from sealroom.room.details import NOTE_FILE
 from sealroom.room.events import RoomEvent
 from sealroom.room.failures import one_line
 from sealroom.room.operator import OperatorDesk
@@ -138,12 +139,24 @@ def run_room(
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        _keep_details_or_drop(signed, staging, final, reason)
         try:
             desk.finish(reason)
         finally:
             desk.close()
     raise RoomError(f"run {run_id} failed: {reason}")
+
+
+def _keep_details_or_drop(
+    signed: SignedContract, staging: Path, final: Path, reason: str | None
+) -> None:
+    """A failed run's staging folder goes, unless the contract allows failure details and
+    the room left them (sealed to the consumer): then it becomes the run folder, unopened."""
+    allowed = signed.contract.constraints.failure_details
+    if reason is not None and allowed and (staging / NOTE_FILE).is_file() and not final.exists():
+        staging.rename(final)
+        return
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _registered(ws: Workspace, signed: SignedContract) -> str | None:

@@ -28,6 +28,7 @@ from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.privacy.release import released_metrics
 from sealroom.room import privacy_hooks
 from sealroom.room.channel import ChannelAttester, ChannelKeyService, RoomChannel, RoomRequest
+from sealroom.room.details import seal_details
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.failures import failure_reason
 from sealroom.room.outputs import seal_outputs
@@ -116,7 +117,7 @@ class RoomSession:
             return self._run()
         except BaseException as exc:
             self.reason = failure_reason(exc, self.stage, self.keys_released)
-            self._fail(self.reason)
+            self._fail(self.reason, exc)
             raise
         finally:
             self.dp_factory = None
@@ -284,9 +285,20 @@ class RoomSession:
         """ε the run spent so far: 0.0 for a plain or unstarted run."""
         return 0.0 if self.dp_factory is None else self.dp_factory.spent_epsilon()
 
-    def _fail(self, reason: str) -> None:
-        """Record the failure, return the unspent budget, drop the staging folder."""
+    def _fail(self, reason: str, exc: BaseException) -> None:
+        """Record the failure, return the unspent budget, drop the staging folder (or keep
+        only the failure details sealed to the consumer, where the contract allows them)."""
         shutil.rmtree(self.request.staging, ignore_errors=True)
+        contract = self.contract
+        try:
+            if contract is not None and contract.constraints.failure_details:
+                consumer = owner_identity(contract, contract.consumer)
+                req = self.request
+                seal_details(req.staging, req.run_id, self.stage, reason, exc, consumer)
+        finally:
+            self._settle_and_record(reason)
+
+    def _settle_and_record(self, reason: str) -> None:
         try:
             if self.reserved:
                 self.channel.settle(self._spent())

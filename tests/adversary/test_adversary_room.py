@@ -75,7 +75,9 @@ def gather_model(scale: float = 997.0) -> bytes:
     return model.SerializeToString()
 
 
-def _contract_with_model(story: PlayedStory, tmp_path: Path, contract_id: str) -> None:
+def _contract_with_model(
+    story: PlayedStory, tmp_path: Path, contract_id: str, **constraints: object
+) -> None:
     """mnist-demo again, with the consumer's hostile model; both keys imported for it."""
     ws = story.ws
     model_dir = tmp_path / "hostile-model"
@@ -86,6 +88,7 @@ def _contract_with_model(story: PlayedStory, tmp_path: Path, contract_id: str) -
     draft = load_contract(ws, "mnist-demo").contract.model_dump(mode="json")
     data_digest = draft["datasets"][0]["package_digest"]
     draft.update(id=contract_id, model={"owner": "lab", "package_digest": model.digest})
+    draft["constraints"].update(constraints)
     path = tmp_path / "contract.json"
     path.write_text(json.dumps(draft))
     propose_contract(ws, path, "lab")
@@ -136,6 +139,36 @@ def test_a_data_dependent_model_error_reaches_nobody_but_its_category(
     assert "out of bounds" not in everything and "index " not in everything.lower()
     assert not re.search(r"\d", payload["reason"])
     assert mnist_story.leaks() == []
+
+
+def test_failure_details_go_only_sealed_to_the_consumer(
+    mnist_story: PlayedStory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A contract without privacy terms may allow failure details: the message then reaches
+    the consumer sealed, and still nobody else."""
+    _contract_with_model(mnist_story, tmp_path, "mnist-details", failure_details=True)
+    monkeypatch.setenv("SEALROOM_HOME", str(mnist_story.ws.home))
+    with pytest.raises(RoomError, match=f"failed: {ANSWER}") as info:
+        launcher.run_room(mnist_story.ws, "mnist-details", _pipeline(mnist_story))
+    assert "out of bounds" not in str(info.value)
+    with Ledger.open(mnist_story.ws) as ledger:
+        payload = ledger.entries("run.failed")[-1].payload
+    assert payload["reason"] == ANSWER
+    run_dir = mnist_story.ws.runs / str(payload["run_id"])
+    assert not (run_dir / "receipt.json").exists()
+    assert b"out of bounds" not in b"".join(p.read_bytes() for p in run_dir.rglob("*.*"))
+    out = tmp_path / "details"
+    done = runner.invoke(
+        app, ["output", "decrypt", str(payload["run_id"]), "--as", "lab", "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    assert "out of bounds" not in done.output
+    text = (out / "error.txt").read_text()
+    assert text.startswith("stage train: IndexError: index ") and "out of bounds" in text
+    done = runner.invoke(
+        app, ["output", "decrypt", str(payload["run_id"]), "--as", "hospital", "--out", str(out)]
+    )
+    assert done.exit_code == 1 and "sealed to another party" in done.output
 
 
 def _fake_room(monkeypatch: pytest.MonkeyPatch, script: str) -> None:

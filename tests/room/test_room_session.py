@@ -107,3 +107,22 @@ def test_a_dataset_key_service_is_an_http_url() -> None:
     for bad in ("file:///etc/passwd", "127.0.0.1:8700", "http://a b"):
         with pytest.raises(ValidationError, match="key_service"):
             _dataset(bad)
+
+
+def test_failure_details_are_refused_with_privacy_terms() -> None:
+    document = Contract.model_validate(
+        {
+            "id": "c1",
+            "purpose": "p",
+            "parties": [
+                {"name": "lab", "role": "consumer", "signing_key": KEY, "encryption_key": KEY}
+            ],
+            "consumer": "lab",
+            "constraints": _constraints(failure_details=True),
+            "not_before": "2026-01-01T00:00:00Z",
+            "expires": "2027-01-01T00:00:00Z",
+        }
+    ).model_dump(mode="json")
+    document["constraints"]["require_privacy"] = True
+    with pytest.raises(ValidationError, match="failure_details cannot be set"):
+        Contract.model_validate(document)
