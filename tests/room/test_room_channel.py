@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 
 import pytest
 
@@ -166,3 +167,23 @@ def test_the_rooms_client_raises_the_operators_refusal_by_type() -> None:
     assert [json.loads(line)["id"] for line in sent] == [1, 2]
     with pytest.raises(ChannelError, match="closed the channel"):
         channel.nonce(DIGEST)
+
+
+def test_a_dataset_naming_its_key_service_is_routed_there(workspace: Workspace) -> None:
+    """The operator forwards that dataset's calls to the provider's own service (here a
+    loopback port nobody listens on) instead of opening its embedded key service."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    signed = _contract()
+    dataset = signed.contract.datasets[0].model_copy(
+        update={"key_service": f"http://127.0.0.1:{port}"}
+    )
+    contract = signed.contract.model_copy(update={"datasets": [dataset]})
+    desk = OperatorDesk(workspace, "run-1", SignedContract(contract=contract))
+    try:
+        error = _refused(desk, _call("nonce", package_digest=DIGEST))
+    finally:
+        desk.close()
+    assert f"key service at http://127.0.0.1:{port} is unreachable" in error
+    assert not workspace.kms_db.exists()  # the embedded service was never opened
