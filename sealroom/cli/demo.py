@@ -83,14 +83,14 @@ def demo_command(
                 "run_id": record.run_id,
                 "run_dir": str(result.run_dir),
                 "outputs": str(result.outputs),
-                "metrics": record.metrics,
+                "metrics": dict(iter_metrics(result.outputs)),
                 "insecure": record.insecure,
                 "seconds": round(seconds, 1),
             }
         )
         return
     console.rule("[bold green]Done[/]", align="left")
-    for metric, value in iter_metrics(result.receipt):
+    for metric, value in iter_metrics(result.outputs):  # the consumer's decrypted view
         console.print(f"  {metric:<10} {value:.4f}", highlight=False)
     spent = (record.privacy or {}).get("epsilon_spent")
     if isinstance(spent, int | float):

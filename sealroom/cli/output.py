@@ -25,16 +25,33 @@ def decrypt(
 ) -> None:
     """Verify the run receipt and sealed files, then decrypt the outputs into --out.
 
+    A failed run whose contract allows failure details has no receipt, only the details
+    sealed to the consumer: they are decrypted into --out/error.txt.
+
     Example: sealroom output decrypt run-20261123T090000-a1b2c3 --as lab --out results/
     """
     from sealroom.crypto.identity import load_party
     from sealroom.crypto.rotation import party_for
     from sealroom.room.consumer import decrypt_run
+    from sealroom.room.details import ERROR_FILE, load_note, open_details
+    from sealroom.room.receipt import RECEIPT_FILE, run_dir_of
     from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
         party = load_party(ws, as_name)
+        run_dir = run_dir_of(ws, run)
+        note = None if (run_dir / RECEIPT_FILE).exists() else load_note(run_dir)
+        if note is not None:
+            text = open_details(run_dir, note, party)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / ERROR_FILE).write_text(text, encoding="utf-8")
+            console.print(
+                f"run [bold]{note.run_id}[/] failed ({note.reason}); no receipt. "
+                f"Failure details decrypted to [bold]{out / ERROR_FILE}[/]",
+                highlight=False,
+            )
+            return
         sealed_to = _sealed_to(ws, run)
         if sealed_to and sealed_to != party.identity.fingerprint:
             party = party_for(ws, as_name, sealed_to)  # a run from before a rotation

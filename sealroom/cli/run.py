@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 
 class RoomView:
-    """Turns the room's events into stage lines, log lines and epoch/batch bars."""
+    """Turns the room's events into stage lines, log lines and epoch/batch bars.
+
+    The room sends fixed log text only (no metric values); released metrics reach the
+    consumer sealed, and this terminal shows the contract's public metrics at the end.
+    """
 
     def __init__(self, bars: Progress, quiet: bool = False) -> None:
         self.bars, self.quiet = bars, quiet
@@ -57,9 +61,14 @@ def banner(contract_id: str, pipeline: Path) -> str:
 def summary(receipt: RunReceipt, run_dir: Path) -> list[str]:
     record = receipt.record
     lines = [f"run [bold]{record.run_id}[/] completed; outputs sealed to {record.consumer}"]
-    for name, value in sorted(record.metrics.items()):
-        if isinstance(value, float):
-            lines.append(f"  {name}: {value:.4f}")
+    for name, value in sorted(record.metrics.items()):  # the contract's public metrics only
+        if isinstance(value, int | float):
+            lines.append(f"  {name} (public): {value:.4f}")
+    if record.metrics_sha256:
+        lines.append(
+            f"  metrics sealed to {record.consumer} (sha256 {record.metrics_sha256[:16]}…)"
+        )
+    lines.append(f"  key custody: {record.key_custody}")
     if record.insecure:
         lines.append("[yellow]  receipt says insecure: true (software attestation)[/]")
     lines.append(f"  outputs and receipt: {run_dir}")

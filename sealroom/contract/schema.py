@@ -100,6 +100,11 @@ class DatasetRef(_Strict):
     provider: str
     package_digest: str = Field(pattern=DIGEST_PATTERN)
     privacy: DatasetPrivacy | None = None
+    # The provider's own key service (``kms serve``) that holds this dataset's key; None: the
+    # operator's embedded one, which gives no protection from the operator.
+    key_service: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"key_service"})
 
 
 class ModelRef(_Strict):
@@ -124,8 +129,23 @@ class Constraints(_Strict):
     # and how many runs may open each package, counted by the key service.
     pipeline_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
     max_runs: int | None = Field(default=None, gt=0)
+    # Metrics whose values the public run record may carry; every other released metric
+    # reaches only the consumer, sealed (the record carries the digest of metrics.json).
+    public_metrics: list[str] = Field(default_factory=list)
+    # A failed run's exception text, sealed to the consumer (never to the operator or the
+    # ledger); refused together with privacy terms, since a message may quote a record.
+    failure_details: bool = False
 
-    _added_fields: ClassVar[frozenset[str]] = frozenset({"pipeline_digest", "max_runs"})
+    _added_fields: ClassVar[frozenset[str]] = frozenset(
+        {"pipeline_digest", "max_runs", "public_metrics", "failure_details"}
+    )
+
+    @model_validator(mode="after")
+    def _public_within_released(self) -> Constraints:
+        extra = sorted(set(self.public_metrics) - set(self.metrics))
+        if extra:
+            raise ValueError(f"public_metrics {extra[0]!r} is not one of the contract's metrics")
+        return self
 
 
 class RoomPolicy(_Strict):
@@ -200,6 +220,13 @@ class Contract(_Strict):
                 raise ValueError(
                     f"dataset {dataset.id!r} has no privacy terms but require_privacy is set"
                 )
+        if self.constraints.failure_details and (
+            self.constraints.require_privacy or any(d.privacy for d in self.datasets)
+        ):
+            raise ValueError(
+                "constraints.failure_details cannot be set on a contract with privacy terms "
+                "(an error message may quote a record)"
+            )
         if self.model is not None:
             need(self.model.owner, "model owner")
         if self.expires <= self.not_before:

@@ -1,8 +1,8 @@
-"""The one channel out of the room: JSON lines of progress and log, never data.
+"""What the room shows the operator: JSON lines of progress and fixed log text, never data.
 
-The room process writes one ``RoomEvent`` per line on its stdout; the operator parses
-them and drives its terminal. Only stage names, log lines, counters and, at the end, the
-run id or the failure reason travel this way.
+The room process writes one ``RoomEvent`` per line on its stdout (beside its channel calls,
+see channel.py); the operator parses them and drives its terminal. Only stage names, fixed
+log lines, counters and, at the end, the run id or the failure category travel this way.
 """
 
 from __future__ import annotations
@@ -61,5 +61,9 @@ class EventWriter:
         self.stream = stream
 
     def __call__(self, event: RoomEvent) -> None:
-        self.stream.write(event.to_line())
+        self.write_line(event.to_line())
+
+    def write_line(self, line: str) -> None:
+        """One whole line (events and channel calls share the stream, a line at a time)."""
+        self.stream.write(line)
         self.stream.flush()

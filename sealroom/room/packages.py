@@ -36,18 +36,14 @@ def manifest_digest(path: Path) -> str | None:
         return None
 
 
-def locate_packages(digests: Sequence[str], folders: Sequence[Path]) -> dict[str, Path]:
-    """Package folder for every digest; RoomError naming the first one not found."""
+def find_packages(digests: Sequence[str], folders: Sequence[Path]) -> dict[str, Path]:
+    """Package folder for each digest found in ``folders`` (the first of each; others absent)."""
     wanted = set(digests)
     where: dict[str, Path] = {}
     for path in _candidates(folders):
         digest = manifest_digest(path)
         if digest in wanted and digest not in where:
-            where[digest] = path
-    missing = sorted(wanted - set(where))
-    if missing:
-        places = ", ".join(str(f) for f in folders)
-        raise RoomError(f"no sealed package with digest {missing[0]} in {places}")
+            where[digest] = path.resolve()
     return where
 
 

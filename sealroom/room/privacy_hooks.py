@@ -1,28 +1,28 @@
-"""The room's seams to the privacy package and the key service, in one place.
+"""The room's seams to the privacy package, in one place.
 
 ``sealroom.privacy``'s DP trainer is imported lazily: it pulls in Opacus, and a
-non-private run should not pay for it.
+non-private run should not pay for it. The budget book itself lives with the operator
+(see operator.py); the room only decides whether to ask it for a reservation.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from sealroom.errors import PrivacyError
-from sealroom.kms.service import KeyService, ReleaseGuard
-from sealroom.room.receipt import RoomInfo
-from sealroom.workspace import Workspace
 
 if TYPE_CHECKING:
-    from sealroom.attest.evidence import Attester
     from sealroom.contract.schema import Constraints, Contract
     from sealroom.pipeline.schema import Pipeline
     from sealroom.privacy.trainer import DPTrainerFactory
 
 
-def reserve(ws: Workspace, run_id: str, contract: Contract, pipeline: Pipeline) -> bool:
-    """Reserve the pipeline's (ε, δ) on every private dataset; False if nothing to reserve."""
+def budget_needed(contract: Contract, pipeline: Pipeline) -> bool:
+    """Whether the run must reserve the pipeline's (ε, δ) before it asks for keys.
+
+    PrivacyError for a contract with budgets and a pipeline without privacy; a private
+    run on data without budgets is DP-SGD with nothing to charge.
+    """
     budgets = any(d.privacy is not None for d in contract.datasets)
     if pipeline.privacy is None:
         if budgets:
@@ -30,20 +30,7 @@ def reserve(ws: Workspace, run_id: str, contract: Contract, pipeline: Pipeline) 
                 f"contract {contract.id} sets privacy budgets but the pipeline has no privacy"
             )
         return False
-    if not budgets:  # a private run on data without budgets: DP-SGD, nothing to charge
-        return False
-    from sealroom.privacy.budget import BudgetBook
-
-    with BudgetBook(ws) as book:
-        book.reserve(run_id, contract, pipeline.privacy.epsilon, pipeline.privacy.delta)
-    return True
-
-
-def settle(ws: Workspace, run_id: str, spent_epsilon: float) -> None:
-    from sealroom.privacy.budget import BudgetBook
-
-    with BudgetBook(ws) as book:
-        book.settle(run_id, spent_epsilon)
+    return budgets
 
 
 def dp_trainer_factory(pipeline: Pipeline) -> DPTrainerFactory | None:
@@ -53,27 +40,6 @@ def dp_trainer_factory(pipeline: Pipeline) -> DPTrainerFactory | None:
     from sealroom.privacy.trainer import DPTrainerFactory
 
     return DPTrainerFactory()
-
-
-def guards(ws: Workspace) -> list[ReleaseGuard]:
-    """Release guards of the embedded key service: no key for a private run without budget."""
-    from sealroom.privacy.budget import reservation_guard
-
-    return [reservation_guard(ws)]
-
-
-def key_service(ws: Workspace) -> AbstractContextManager[KeyService]:
-    return KeyService(ws, guards=guards(ws))
-
-
-def room_info(ws: Workspace, attester: Attester) -> RoomInfo:
-    """What the receipt says about the room: its own evidence, verified like the KMS does."""
-    from sealroom.attest.verifiers import verify_evidence
-
-    claims = verify_evidence(attester.attest(bytes(64)), ws)
-    return RoomInfo(
-        tee_type=claims.tee_type, measurement=claims.measurement, insecure=claims.insecure
-    )
 
 
 def filter_outputs(

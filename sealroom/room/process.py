@@ -1,39 +1,39 @@
 """The room process: ``python -m sealroom.room.process`` (started by the operator's launcher).
 
-It reads one JSON request on stdin, runs it (session.py) and reports only through JSON
-lines on its stdout (events.py); anything else a library prints goes to stderr. It holds
-the only copies of data keys and plaintext, all in memory, and exits 0 on success or 1
-after recording the failure. Core dumps are off so that a crash leaves no memory image.
+It reads one RoomRequest line on stdin, then talks to the operator over its pipes only
+(channel.py: calls out on stdout beside the events, answers in on stdin); anything a library
+prints goes to stderr, which the operator discards unread. It holds its per-run key, the
+data keys released to it and the plaintext, all in memory, and no long-term secret; it
+exits 0 on success or 1 after recording the failure (a fixed category, never a message
+that could quote data). Core dumps are off so that a crash leaves no memory image.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
 import signal
 import sys
-from pathlib import Path
 from types import FrameType
 
 from sealroom.room.events import EventWriter, RoomEvent
 
-_QUIET = ("sealroom.attest", "sealroom.kms")
+NO_SANDBOX = "none"
+LIBRARY_WARNING = "a library in the room logged a warning (its text stays in the room)"
 
 
 class _Relay(logging.Handler):
-    """sealroom's log records become log events (messages only; no arguments are data)."""
+    """sealroom's warnings become one fixed log line: a message may quote data."""
 
     def __init__(self, emit: EventWriter) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.WARNING)
         self.emit_event = emit
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_QUIET):  # the room states the INSECURE label once itself
-            return
-        level = "warning" if record.levelno >= logging.WARNING else "info"
-        self.emit_event(RoomEvent(type="log", message=record.getMessage(), level=level))
+        if record.name.startswith(("sealroom.attest", "sealroom.kms")):
+            return  # the room states the INSECURE label once itself
+        self.emit_event(RoomEvent(type="log", message=LIBRARY_WARNING, level="warning"))
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -41,11 +41,21 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _private_stdout() -> EventWriter:
-    """Keep fd 1 for events only; point everything else that writes to stdout at stderr."""
+    """Keep fd 1 for events and calls; point everything else written to stdout at stderr."""
     events = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return EventWriter(events)
+
+
+def enter_sandbox(request: object) -> str:
+    """THE place where the room confines itself, after reading its request and before it
+    opens any package: ``sealroom.sandbox.confine(SandboxPolicy(read_paths=[packages,
+    pipeline], write_paths=[staging], ...))`` goes here and its report's kind is returned.
+
+    Until that package exists the room runs unconfined and every receipt says so.
+    """
+    return NO_SANDBOX
 
 
 def main() -> int:
@@ -57,35 +67,25 @@ def main() -> int:
     logging.getLogger("sealroom").setLevel(logging.INFO)
     logging.getLogger("sealroom").propagate = False
 
-    from sealroom.contract.pipeline_signature import PipelineSignature
-    from sealroom.room.session import RoomRequest, RoomSession, failure_reason
+    from sealroom.room.channel import RoomChannel, RoomRequest, read_line
+    from sealroom.room.failures import failure_reason
+    from sealroom.room.session import RoomSession
 
-    stage = "start"
+    session: RoomSession | None = None
     try:
-        raw = json.loads(sys.stdin.readline())
-        request = RoomRequest(
-            home=Path(raw["home"]),
-            contract_id=raw["contract_id"],
-            pipeline_path=Path(raw["pipeline"]),
-            run_id=raw["run_id"],
-            staging=Path(raw["staging"]),
-            final=Path(raw["final"]),
-            package_dirs=[Path(p) for p in raw.get("package_dirs", [])],
-            pipeline_signature=(
-                PipelineSignature.model_validate(raw["pipeline_signature"])
-                if raw.get("pipeline_signature")
-                else None
-            ),
-        )
-        session = RoomSession(request, emit)
-        try:
-            receipt = session.run()
-        finally:
-            stage = session.stage
+        request = RoomRequest.model_validate_json(read_line(sys.stdin.buffer) or b"")
+        sandbox = enter_sandbox(request)
+        channel = RoomChannel(emit.write_line, sys.stdin.buffer)
+        session = RoomSession(request, emit, channel, sandbox=sandbox)
+        receipt = session.run()
     except BaseException as exc:  # every failure ends the run the same way
-        emit(RoomEvent(type="failed", stage=stage, message=failure_reason(exc)))
+        if session is not None and session.reason:
+            stage, reason = session.stage, session.reason
+        else:
+            stage, reason = "start", failure_reason(exc, "start", keys_released=False)
+        emit(RoomEvent(type="failed", stage=stage, message=reason))
         return 1
-    emit(RoomEvent(type="done", run_id=receipt.run_id, message=str(request.final)))
+    emit(RoomEvent(type="done", run_id=receipt.run_id))
     return 0
 
 

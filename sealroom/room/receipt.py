@@ -1,9 +1,11 @@
-"""Run receipts: the ledger's signed word on what a run read, ran and released.
+"""Run receipts: the room's and the ledger's signed word on what a run read, ran and released.
 
-``runs/<run id>/receipt.json`` holds the ``run.completed`` payload (a RunRecord), the
-ledger's receipt for it and the ledger public key that signed it. An auditor checks it
-offline: the ledger signature over the entry hash, then the payload against the digest
-the entry recorded, then (when the sealed outputs are at hand) each file against its digest.
+``runs/<run id>/receipt.json`` holds the ``run.completed`` payload (a RunRecord, signed by
+the room's per-run key, which its attestation evidence binds), the ledger's receipt for it
+(the countersignature) and the ledger public key that signed it. An auditor checks it
+offline: the ledger signature over the entry hash, the payload against the digest the
+entry recorded, the room signature and its binding in the evidence, then (when the sealed
+outputs are at hand) each file against its digest.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sealroom.errors import SealroomError
+from sealroom.attest.evidence import Evidence
+from sealroom.errors import AttestationError, SealroomError
 from sealroom.ledger import Receipt
 from sealroom.ledger.errors import ReceiptInvalid
 from sealroom.room.outputs import SealedOutput, check_sealed
+from sealroom.room.runkey import check_room_signature
 from sealroom.workspace import Workspace
 
 RECEIPT_FILE = "receipt.json"
 COMPLETED = "run.completed"
 FAILED = "run.failed"
 STARTED = "run.started"
+ROOM_KINDS = (STARTED, FAILED, COMPLETED)  # the only ledger entries a room may ask for
+
+EMBEDDED_CUSTODY = "embedded: keys in the operator's workspace; no protection from the operator"
+EXTERNAL_CUSTODY = "external key service(s): "
 
 
 class ReceiptError(SealroomError):
@@ -40,7 +48,11 @@ class RoomInfo(BaseModel):
 
 
 class RunRecord(BaseModel):
-    """The ``run.completed`` ledger payload."""
+    """The ``run.completed`` ledger payload, signed by the room's per-run key.
+
+    ``metrics`` holds only the contract's public metrics; every released metric is in the
+    sealed ``metrics.json``, whose plaintext digest is ``metrics_sha256``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,9 +70,26 @@ class RunRecord(BaseModel):
     outputs: list[SealedOutput]
     outputs_key_sha256: str
     metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics_sha256: str | None = None
     privacy: dict[str, Any] | None = None
+    key_custody: str
+    sandbox: str
     started: str
     ended: str
+    room_key: str  # base64 Ed25519 public key, generated in the room for this run only
+    room_evidence: Evidence
+    room_signature: str = ""  # by room_key over the canonical record without this field
+
+    def check_room_signature(self) -> None:
+        """ReceiptError unless the room key signed this record and its evidence binds the key."""
+        try:
+            claims = check_room_signature(
+                self.model_dump(mode="json"), self.run_id, self.room_key, self.room_evidence
+            )
+        except AttestationError as exc:
+            raise ReceiptError(f"run {self.run_id}: {exc}") from None
+        if claims.measurement != self.room.measurement or claims.insecure != self.insecure:
+            raise ReceiptError(f"run {self.run_id}: the room facts differ from its evidence")
 
 
 class RunReceipt(BaseModel):
@@ -77,7 +106,8 @@ class RunReceipt(BaseModel):
         return self.record.run_id
 
     def verify(self, ledger_public_key: str | None = None) -> None:
-        """ReceiptError unless the ledger signed this entry and it records exactly this run."""
+        """ReceiptError unless the ledger signed this entry, it records exactly this run and
+        the room's per-run key (bound into its evidence) signed the record."""
         key = ledger_public_key or self.ledger_public_key
         if key != self.ledger_public_key:
             raise ReceiptError(
@@ -90,6 +120,7 @@ class RunReceipt(BaseModel):
             self.receipt.check_payload(self.record.model_dump(mode="json"))
         except ReceiptInvalid as exc:
             raise ReceiptError(f"run {self.run_id}: {exc}") from None
+        self.record.check_room_signature()
 
     def verify_outputs(self, run_dir: Path) -> None:
         """Also check the sealed files on disk against the digests the ledger recorded."""

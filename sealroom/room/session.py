@@ -3,41 +3,47 @@
 Order (DESIGN.md step 5): contract → policy → privacy budget → attest → keys and in-memory
 decryption → train and evaluate → release filter → seal to the consumer → settle the budget
 → signed receipt. Plaintext (data keys, decrypted files, the trained model) lives only in
-this object's memory and is dropped, with the staging folder, whatever happens.
+this object's memory and is dropped, with the staging folder, whatever happens. Everything
+that needs a long-term secret (key release, ledger entries, software attestation, the
+budget book) is a call to the operator over the channel; the room opens no workspace file
+but the sealed packages and the pipeline it was given, and writes only its staging folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sealroom.attest.software import INSECURE_LABEL, SoftwareAttester
-from sealroom.contract.pipeline_signature import PipelineSignature
+from sealroom.attest.software import INSECURE_LABEL
 from sealroom.contract.schema import Contract
-from sealroom.contract.store import verify_contract
-from sealroom.errors import PolicyDenied, SealroomError
-from sealroom.ledger import Ledger
+from sealroom.errors import PolicyDenied, RoomError
 from sealroom.pipeline.compose import load_pipeline, pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.pipeline_check import check_pipeline
-from sealroom.privacy.release import release_line, released_metrics
+from sealroom.privacy.release import released_metrics
 from sealroom.room import privacy_hooks
+from sealroom.room.channel import ChannelAttester, ChannelKeyService, RoomChannel, RoomRequest
+from sealroom.room.details import seal_details
 from sealroom.room.events import STAGES, RoomEvent
+from sealroom.room.failures import failure_reason
 from sealroom.room.outputs import seal_outputs
-from sealroom.room.packages import (
-    decrypt_in_memory,
-    locate_packages,
-    open_verified,
-    owner_identity,
+from sealroom.room.packages import decrypt_in_memory, open_verified, owner_identity
+from sealroom.room.receipt import (
+    COMPLETED,
+    EMBEDDED_CUSTODY,
+    EXTERNAL_CUSTODY,
+    FAILED,
+    STARTED,
+    RoomInfo,
+    RunReceipt,
+    RunRecord,
 )
-from sealroom.room.receipt import COMPLETED, FAILED, STARTED, RunReceipt, RunRecord
-from sealroom.workspace import Workspace
+from sealroom.room.runkey import RunKey, evidence_claims, room_report_data
 
 if TYPE_CHECKING:
     from sealroom.attest.evidence import Attester
@@ -50,21 +56,6 @@ log = logging.getLogger("sealroom.room")
 Emit = Callable[[RoomEvent], None]
 
 
-@dataclass
-class RoomRequest:
-    """What the operator asks of the room (no secrets: everything here is public)."""
-
-    home: Path
-    contract_id: str
-    pipeline_path: Path
-    run_id: str
-    staging: Path
-    final: Path
-    package_dirs: list[Path] = field(default_factory=list)
-    # The consumer's signature on the pipeline, passed on to the key service with each request.
-    pipeline_signature: PipelineSignature | None = None
-
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -72,18 +63,28 @@ def now_iso() -> str:
 class RoomSession:
     """Runs one request; ``run()`` returns the receipt or raises after recording the failure."""
 
-    def __init__(self, request: RoomRequest, emit: Emit, attester: Attester | None = None) -> None:
+    def __init__(
+        self,
+        request: RoomRequest,
+        emit: Emit,
+        channel: RoomChannel,
+        attester: Attester | None = None,
+        sandbox: str = "none",
+    ) -> None:
         self.request = request
-        self.ws = Workspace.find(request.home)
         self.emit = emit
-        self.attester = attester
+        self.channel = channel
+        self.attester = attester or ChannelAttester(channel)
+        self.sandbox = sandbox
         self.stage = "start"
         self.started = now_iso()
         self.reserved = False
+        self.keys_released = False  # from the first released key on, failures say no message
+        self.reason = ""
         self.dp_factory: DPTrainerFactory | None = None  # remembers what a private run spent
-        self.released_metrics: set[str] = set()
         self.contract: Contract | None = None
         self.pipeline_digest = ""
+        self.run_key = RunKey()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -92,16 +93,13 @@ class RoomSession:
         self.emit(RoomEvent(type="stage", stage=stage, message=STAGES[stage]))
 
     def say(self, message: str, level: str = "info") -> None:
+        """A log line for the operator: fixed text and public facts only, never a value."""
         self.emit(RoomEvent(type="log", message=message, level=level))
 
     def _relay(self, event: TrainEvent) -> None:
-        if event.kind == "log":
-            # The operator sees only statistics the contract releases (they are in the
-            # public receipt anyway); a per-step accuracy on private batches is not one.
-            line = release_line(event.message, self.released_metrics)
-            if line is not None:
-                self.say(line)
-        elif event.kind in ("epoch", "batch"):
+        # Training's own log lines stay in the room: they carry statistics of private
+        # batches. The operator sees counters only.
+        if event.kind in ("epoch", "batch"):
             self.emit(
                 RoomEvent(
                     type=event.kind,
@@ -118,7 +116,8 @@ class RoomSession:
         try:
             return self._run()
         except BaseException as exc:
-            self._fail(failure_reason(exc))
+            self.reason = failure_reason(exc, self.stage, self.keys_released)
+            self._fail(self.reason, exc)
             raise
         finally:
             self.dp_factory = None
@@ -126,12 +125,13 @@ class RoomSession:
     def _run(self) -> RunReceipt:
         req = self.request
         self.enter("contract")
-        signed = verify_contract(self.ws, req.contract_id)
+        signed = req.contract
+        signed.verify(req.ledger_public_key)  # signatures, in force, registration receipt
         contract = self.contract = signed.contract
         self.say(f"contract {contract.id} verified: {len(signed.signatures)} signatures, in force")
 
         self.enter("policy")
-        pipeline = load_pipeline(req.pipeline_path)
+        pipeline = load_pipeline(req.pipeline)
         digest = self.pipeline_digest = pipeline_digest(pipeline)
         packages = {d.id: d.package_digest for d in contract.datasets}
         decision = check_pipeline(contract, pipeline, packages=packages)
@@ -141,28 +141,30 @@ class RoomSession:
                 + "; ".join(decision.violations)
             )
         self.say(f"pipeline {pipeline.name} ({digest[:19]}…) is allowed by the contract")
-        with Ledger.open(self.ws) as ledger:
-            ledger.append(
-                STARTED,
-                {"run_id": req.run_id, "contract_id": contract.id, "pipeline_digest": digest},
-            )
+        self.channel.record(
+            STARTED, {"run_id": req.run_id, "contract_id": contract.id, "pipeline_digest": digest}
+        )
 
         private = pipeline.privacy is not None
-        self.released_metrics = released_metrics(contract.constraints, private)
         if private or any(d.privacy is not None for d in contract.datasets):
             self.enter("budget")
-            self.reserved = privacy_hooks.reserve(self.ws, req.run_id, contract, pipeline)
-            if self.reserved:
+            if privacy_hooks.budget_needed(contract, pipeline):
+                assert pipeline.privacy is not None
+                self.channel.reserve(pipeline.privacy.epsilon, pipeline.privacy.delta)
+                self.reserved = True
                 self.say("privacy budget reserved")
 
         self.enter("attest")
-        attester = self.attester or SoftwareAttester(self.ws)
-        info = privacy_hooks.room_info(self.ws, attester)
+        evidence = self.attester.attest(room_report_data(req.run_id, self.run_key.public_b64))
+        claims = evidence_claims(evidence)
+        info = RoomInfo(
+            tee_type=claims.tee_type, measurement=claims.measurement, insecure=claims.insecure
+        )
         if info.insecure:
             self.say(INSECURE_LABEL, level="warning")
 
         self.enter("keys")
-        trees, model_tree = self._open_packages(contract, pipeline, digest, attester)
+        trees, model_tree = self._open_packages(contract, pipeline, digest)
 
         self.enter("train")
         outcome = self._train(pipeline, trees, model_tree)
@@ -177,26 +179,28 @@ class RoomSession:
         sealed, key_sha = seal_outputs(
             released, kinds, consumer.encryption_key, req.run_id, req.staging
         )
-        metrics = _released_metrics(released)
+        public = set(contract.constraints.public_metrics) & released_metrics(
+            contract.constraints, private
+        )
+        metrics = {k: v for k, v in _released_metrics(released).items() if k in public}
+        metrics_doc = released.get("metrics.json")
+        metrics_sha = hashlib.sha256(metrics_doc).hexdigest() if metrics_doc is not None else None
         privacy_facts = _privacy_facts(released)
-        del released
+        del released, metrics_doc
         self.say(f"{len(sealed)} outputs sealed to {consumer.name}")
 
         self.enter("receipt")
         if self.reserved:
-            privacy_hooks.settle(self.ws, req.run_id, self._spent())
+            self.channel.settle(self._spent())
             self.reserved = False
-        record = RunRecord(
+        used = [d for d in contract.datasets if d.id in {p.id for p in pipeline.datasets}]
+        fields: dict[str, Any] = dict(
             run_id=req.run_id,
             contract_id=contract.id,
             contract_digest=signed.digest,
             pipeline=pipeline.name,
             pipeline_digest=digest,
-            datasets={
-                d.id: d.package_digest
-                for d in contract.datasets
-                if d.id in {p.id for p in pipeline.datasets}
-            },
+            datasets={d.id: d.package_digest for d in used},
             model_digest=contract.model.package_digest if contract.model else None,
             room=info,
             insecure=info.insecure,
@@ -205,21 +209,26 @@ class RoomSession:
             outputs=sealed,
             outputs_key_sha256=key_sha,
             metrics=metrics,
+            metrics_sha256=metrics_sha,
             privacy=privacy_facts,
+            key_custody=key_custody(used),
+            sandbox=self.sandbox,
             started=self.started,
             ended=now_iso(),
+            room_key=self.run_key.public_b64,
+            room_evidence=evidence,
         )
-        with Ledger.open(self.ws) as ledger:
-            receipt = ledger.append(COMPLETED, record.model_dump(mode="json"))
-            run_receipt = RunReceipt(
-                record=record, receipt=receipt, ledger_public_key=ledger.public_key_b64
-            )
+        record = sign_record(RunRecord(**fields), self.run_key)
+        result = self.channel.record(COMPLETED, record.model_dump(mode="json"))
+        run_receipt = RunReceipt(
+            record=record, receipt=result.receipt, ledger_public_key=result.ledger_public_key
+        )
+        run_receipt.verify(req.ledger_public_key)
         run_receipt.save(req.staging)
-        req.staging.rename(req.final)
         return run_receipt
 
     def _open_packages(
-        self, contract: Contract, pipeline: Pipeline, digest: str, attester: Attester
+        self, contract: Contract, pipeline: Pipeline, digest: str
     ) -> tuple[dict[str, FileTree], FileTree]:
         from sealroom.data import MemoryTree
         from sealroom.kms.fetch import fetch_data_key
@@ -231,32 +240,30 @@ class RoomSession:
         needed = [d.package_digest for d in contract.datasets if d.id in wanted]
         if contract.model is not None:
             needed.append(contract.model.package_digest)
-        folders = [*self.request.package_dirs, self.ws.packages]
-        paths = locate_packages(needed, folders)
         files: dict[str, dict[str, bytes]] = {}
-        with privacy_hooks.key_service(self.ws) as service:
-            for package_digest in dict.fromkeys(needed):  # one release per package digest
-                package = open_verified(
-                    paths[package_digest],
-                    owner_identity(contract, owners[package_digest]),
-                    package_digest,
+        for package_digest in dict.fromkeys(needed):  # one release per package digest
+            path = self.request.packages.get(package_digest)
+            if path is None:
+                raise RoomError(
+                    f"no sealed package with digest {package_digest} was given to the room"
                 )
-                key = fetch_data_key(
-                    service,
-                    attester,
-                    contract_id=contract.id,
-                    package_digest=package_digest,
-                    pipeline=pipeline,
-                    pipeline_digest=digest,
-                    pipeline_signature=self.request.pipeline_signature,
-                    run_id=self.request.run_id,
-                )
-                files[package_digest] = decrypt_in_memory(package, key)
-                del key
-                self.say(
-                    f"key released for {package_digest[:19]}…; "
-                    f"{len(files[package_digest])} files decrypted in memory"
-                )
+            package = open_verified(
+                path, owner_identity(contract, owners[package_digest]), package_digest
+            )
+            key = fetch_data_key(
+                ChannelKeyService(self.channel, package_digest),
+                self.attester,
+                contract_id=contract.id,
+                package_digest=package_digest,
+                pipeline=pipeline,
+                pipeline_digest=digest,
+                pipeline_signature=self.request.pipeline_signature,
+                run_id=self.request.run_id,
+            )
+            self.keys_released = True
+            files[package_digest] = decrypt_in_memory(package, key)
+            del key
+            self.say(f"key released for {package_digest[:19]}…; decrypted in memory")
         trees: dict[str, FileTree] = {
             d.id: MemoryTree(files[d.package_digest]) for d in contract.datasets if d.id in wanted
         }
@@ -280,26 +287,50 @@ class RoomSession:
         """ε the run spent so far: 0.0 for a plain or unstarted run."""
         return 0.0 if self.dp_factory is None else self.dp_factory.spent_epsilon()
 
-    def _fail(self, reason: str) -> None:
-        """Record the failure, return the unspent budget, drop the staging folder."""
+    def _fail(self, reason: str, exc: BaseException) -> None:
+        """Record the failure, return the unspent budget, drop the staging folder (or keep
+        only the failure details sealed to the consumer, where the contract allows them)."""
         shutil.rmtree(self.request.staging, ignore_errors=True)
+        contract = self.contract
+        try:
+            if contract is not None and contract.constraints.failure_details:
+                consumer = owner_identity(contract, contract.consumer)
+                req = self.request
+                seal_details(req.staging, req.run_id, self.stage, reason, exc, consumer)
+        finally:
+            self._settle_and_record(reason)
+
+    def _settle_and_record(self, reason: str) -> None:
         try:
             if self.reserved:
-                privacy_hooks.settle(self.ws, self.request.run_id, self._spent())
+                self.channel.settle(self._spent())
                 self.reserved = False
         finally:
-            with Ledger.open(self.ws) as ledger:
-                ledger.append(
-                    FAILED,
-                    {
-                        "run_id": self.request.run_id,
-                        "contract_id": self.request.contract_id,
-                        "pipeline_digest": self.pipeline_digest,
-                        "stage": self.stage,
-                        "reason": reason,
-                        "recorded_by": "room",
-                    },
-                )
+            self.channel.record(
+                FAILED,
+                {
+                    "run_id": self.request.run_id,
+                    "contract_id": self.request.contract.id,
+                    "pipeline_digest": self.pipeline_digest,
+                    "stage": self.stage,
+                    "reason": reason,
+                },
+            )
+
+
+def sign_record(record: RunRecord, key: RunKey) -> RunRecord:
+    """The record with the room's signature over everything else in it."""
+    signature = key.sign_record(record.model_dump(mode="json"))
+    return record.model_copy(update={"room_signature": signature})
+
+
+def key_custody(datasets: list[Any]) -> str:
+    """Who holds the data keys, said plainly: the embedded default protects nothing from
+    the operator, whose workspace holds the root key."""
+    urls = [d.key_service for d in datasets]
+    if not urls or any(u is None for u in urls):
+        return EMBEDDED_CUSTODY
+    return EXTERNAL_CUSTODY + ", ".join(sorted(set(urls)))
 
 
 def _released_metrics(released: dict[str, bytes]) -> dict[str, Any]:
@@ -317,13 +348,3 @@ def _privacy_facts(released: dict[str, bytes]) -> dict[str, Any] | None:
     report = json.loads(data)
     keys = ("epsilon_spent", "epsilon_target", "delta", "noise_multiplier", "steps", "accountant")
     return {k: report[k] for k in keys if k in report}
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One line for the ledger and the operator; foreign errors are cut short (no data dumps)."""
-    if isinstance(exc, KeyboardInterrupt | SystemExit):
-        return f"room stopped by a signal ({exc})"
-    if isinstance(exc, SealroomError):
-        return str(exc)
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

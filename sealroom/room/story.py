@@ -8,6 +8,7 @@ process (they are the provider's and consumer's tooling, never code the room run
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -302,7 +303,13 @@ class Story:
                 package.data_key = b""
 
 
-def iter_metrics(receipt: RunReceipt) -> Iterator[tuple[str, float]]:
-    for name, value in sorted(receipt.record.metrics.items()):
+def iter_metrics(outputs: Path) -> Iterator[tuple[str, float]]:
+    """The released metrics as the consumer reads them, from the decrypted metrics.json
+    (the public receipt carries only the contract's public metrics)."""
+    path = outputs / "metrics.json"
+    if not path.exists():
+        return
+    metrics = json.loads(path.read_bytes()).get("metrics", {})
+    for name, value in sorted(metrics.items() if isinstance(metrics, dict) else []):
         if isinstance(value, int | float):
             yield name, float(value)
