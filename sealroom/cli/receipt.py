@@ -95,6 +95,9 @@ def verify(
         + (" [yellow]insecure: true[/]" if record.insecure else ""),
         highlight=False,
     )
+    console.print(
+        f"  sandbox: {record.sandbox}; key custody: {record.key_custody}", highlight=False
+    )
     console.print(f"  {record.started} → {record.ended}", highlight=False)
     for output in record.outputs:
         console.print(f"  {output.name} ({output.kind}, {output.size} bytes)", highlight=False)

@@ -95,6 +95,11 @@ def run_command(
         "--pipeline-signature",
         help="The consumer's signature on the pipeline (default: the pipeline path + .sig).",
     ),
+    allow_unsandboxed: bool = typer.Option(
+        False,
+        "--allow-unsandboxed",
+        help="Run even where the kernel has no Landlock (the receipt then says sandbox: none).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run a pipeline in a clean room under a signed contract; outputs go sealed to the consumer.
@@ -116,6 +121,7 @@ def run_command(
                 on_event=RoomView(bars, quiet=json_out),
                 package_dirs=package_dirs,
                 pipeline_signature=pipeline_signature,
+                allow_unsandboxed=allow_unsandboxed,
             )
     run_dir = ws.runs / receipt.run_id
     if json_out:

@@ -114,6 +114,15 @@ class ModelRef(_Strict):
     package_digest: str = Field(pattern=DIGEST_PATTERN)
 
 
+class RoomLimits(_Strict):
+    """Kernel limits (rlimits) on the room process, enforced by its sandbox."""
+
+    memory_mb: int = Field(default=16384, ge=256)  # RLIMIT_DATA: heap and anonymous maps
+    file_mb: int = Field(default=4096, ge=1)  # RLIMIT_FSIZE: the largest file it may write
+    open_files: int = Field(default=1024, ge=64)
+    processes: int | None = Field(default=None, ge=1)  # RLIMIT_NPROC (per user; not for root)
+
+
 class Constraints(_Strict):
     """What a pipeline run under this contract may use and release."""
 
@@ -135,9 +144,10 @@ class Constraints(_Strict):
     # A failed run's exception text, sealed to the consumer (never to the operator or the
     # ledger); refused together with privacy terms, since a message may quote a record.
     failure_details: bool = False
+    room_limits: RoomLimits = Field(default_factory=RoomLimits)
 
     _added_fields: ClassVar[frozenset[str]] = frozenset(
-        {"pipeline_digest", "max_runs", "public_metrics", "failure_details"}
+        {"pipeline_digest", "max_runs", "public_metrics", "failure_details", "room_limits"}
     )
 
     @model_validator(mode="after")

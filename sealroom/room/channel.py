@@ -66,6 +66,10 @@ class RoomRequest(_Message):
     # The consumer's signature on the pipeline (read by the operator from the .sig file),
     # passed on to the key service with each release request.
     pipeline_signature: PipelineSignature | None = None
+    # The operator's explicit choice to run where the kernel has no Landlock.
+    allow_unsandboxed: bool = False
+    # Workspace paths the sandbox must never grant (the key service's, the ledger's, parties').
+    secret_paths: list[Path] = Field(default_factory=list)
 
 
 class AttestCall(_Message):

@@ -19,7 +19,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from sealroom.room.failures import one_line
 from sealroom.room.operator import OperatorDesk
 from sealroom.room.packages import find_packages
 from sealroom.room.receipt import ReceiptError, RunReceipt, load_receipt
+from sealroom.sandbox import private_workdir, scrubbed_environment
 from sealroom.workspace import Workspace
 
 OnEvent = Callable[[RoomEvent], None]
@@ -91,20 +91,8 @@ def _room_command() -> list[str]:
 def room_environment(workdir: Path) -> dict[str, str]:
     """The room's whole environment: nothing of the operator's but the thread count."""
     root = str(Path(__file__).resolve().parents[2])  # run the same sealroom as the operator
-    return {
-        "PYTHONPATH": root,
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-        "LANG": "C.UTF-8",
-        "TMPDIR": str(workdir / "tmp"),
-        "MPLCONFIGDIR": str(workdir / "tmp"),  # matplotlib's cache, else it warns per run
-    }
-
-
-def private_workdir() -> Path:
-    """A fresh empty 0700 folder: the room's working directory and temp root."""
-    workdir = Path(tempfile.mkdtemp(prefix="sealroom-room-"))
-    (workdir / "tmp").mkdir(mode=0o700)
-    return workdir
+    keep = {"PYTHONPATH": root, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return scrubbed_environment(workdir, keep=keep)
 
 
 def run_room(
@@ -117,12 +105,14 @@ def run_room(
     package_dirs: Sequence[Path] = (),
     run_id: str | None = None,
     pipeline_signature: Path | None = None,
+    allow_unsandboxed: bool = False,
 ) -> RunReceipt:
     """Run ``pipeline_path`` under ``contract_id`` in a fresh room process.
 
     ``pipeline_signature`` is the consumer's ``.sig`` file (default: beside the pipeline);
-    without one the key service refuses every key. Returns the verified receipt, or raises
-    RoomError after the failure is recorded.
+    without one the key service refuses every key. ``allow_unsandboxed`` lets the room run
+    where the kernel has no Landlock (its receipt then says ``sandbox: none``). Returns the
+    verified receipt, or raises RoomError after the failure is recorded.
     """
     limit = time_limit(ws, contract_id, timeout_s)
     signature = read_signature(pipeline_path, pipeline_signature)
@@ -137,7 +127,10 @@ def run_room(
         reason = _registered(ws, signed)
         if reason is None:
             request = _request(ws, signed, run_id, pipeline_path, staging, package_dirs)
-            request = request.model_copy(update={"pipeline_signature": signature})
+            request = request.model_copy(
+                update={"pipeline_signature": signature, "allow_unsandboxed": allow_unsandboxed}
+            )
+            staging.mkdir(mode=0o700)  # the one folder the sandboxed room may write
             reason = _serve(desk, request, workdir, limit, on_event)
         if reason is None:
             try:
@@ -217,6 +210,8 @@ def _request(
         pipeline=Path(pipeline_path).resolve(),
         staging=staging,
         packages=find_packages(digests, folders),
+        # Never granted to the room, whatever else it is given (checked by the sandbox).
+        secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts],
     )
 
 

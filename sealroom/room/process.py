@@ -15,11 +15,15 @@ import os
 import resource
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sealroom.room.events import EventWriter, RoomEvent
 
-NO_SANDBOX = "none"
+if TYPE_CHECKING:
+    from sealroom.room.channel import RoomRequest
+
 LIBRARY_WARNING = "a library in the room logged a warning (its text stays in the room)"
 
 
@@ -48,14 +52,40 @@ def _private_stdout() -> EventWriter:
     return EventWriter(events)
 
 
-def enter_sandbox(request: object) -> str:
-    """THE place where the room confines itself, after reading its request and before it
-    opens any package: ``sealroom.sandbox.confine(SandboxPolicy(read_paths=[packages,
-    pipeline], write_paths=[staging], ...))`` goes here and its report's kind is returned.
+def enter_sandbox(request: RoomRequest) -> str:
+    """Confine the room (sealroom.sandbox) after reading its request and before it imports
+    torch (threads) or opens any package; returns the kind its receipt records.
 
-    Until that package exists the room runs unconfined and every receipt says so.
+    It may read the Python runtime, its pipeline and its packages; write only its staging
+    folder and its private working directory; open no socket; and stays within the
+    contract's room limits (memory: see ``limit_memory``). Irreversible.
     """
-    return NO_SANDBOX
+    from sealroom.sandbox import (
+        SandboxPolicy,
+        confine,
+        device_paths,
+        python_runtime_paths,
+    )
+
+    limits = request.contract.contract.constraints.room_limits
+    policy = SandboxPolicy(
+        read_paths=(*python_runtime_paths(), request.pipeline, *request.packages.values()),
+        write_paths=(request.staging, Path.cwd(), *device_paths()),
+        max_file_bytes=limits.file_mb << 20,
+        max_open_files=limits.open_files,
+        max_processes=limits.processes,
+        allow_unsandboxed=request.allow_unsandboxed,
+        secret_paths=tuple(request.secret_paths),
+    )
+    return confine(policy).kind
+
+
+def limit_memory(request: RoomRequest, sandbox: str) -> None:
+    """The contract's memory limit, on top of what the imported runtime already reserved."""
+    from sealroom.sandbox import limit_memory_growth
+
+    if sandbox != "none":
+        limit_memory_growth(request.contract.contract.constraints.room_limits.memory_mb << 20)
 
 
 def main() -> int:
@@ -69,12 +99,16 @@ def main() -> int:
 
     from sealroom.room.channel import RoomChannel, RoomRequest, read_line
     from sealroom.room.failures import failure_reason
-    from sealroom.room.session import RoomSession
 
-    session: RoomSession | None = None
+    session = None
     try:
         request = RoomRequest.model_validate_json(read_line(sys.stdin.buffer) or b"")
         sandbox = enter_sandbox(request)
+        # Only now the heavy modules (torch starts threads, which Landlock would not bind).
+        from sealroom.room.session import RoomSession
+
+        limit_memory(request, sandbox)
+
         channel = RoomChannel(emit.write_line, sys.stdin.buffer)
         session = RoomSession(request, emit, channel, sandbox=sandbox)
         receipt = session.run()

@@ -6,7 +6,7 @@ the room calls :func:`confine` with a :class:`SandboxPolicy` built from
 See docs/sandbox.md.
 """
 
-from sealroom.sandbox.confine import SandboxPolicy, SandboxReport, confine
+from sealroom.sandbox.confine import SandboxPolicy, SandboxReport, confine, limit_memory_growth
 from sealroom.sandbox.landlock_rules import landlock_abi
 from sealroom.sandbox.runtime import (
     device_paths,
@@ -21,6 +21,7 @@ __all__ = [
     "confine",
     "device_paths",
     "landlock_abi",
+    "limit_memory_growth",
     "private_workdir",
     "python_runtime_paths",
     "scrubbed_environment",

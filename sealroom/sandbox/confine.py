@@ -108,6 +108,28 @@ def _apply_rlimits(policy: SandboxPolicy) -> dict[str, int]:
     return limits
 
 
+def data_segment_bytes() -> int:
+    """This process's VmData (private writable memory, reserved or touched) in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    raise SandboxError("sandbox: /proc/self/status has no VmData line")
+
+
+def limit_memory_growth(extra_bytes: int) -> int:
+    """Cap RLIMIT_DATA at the current data segment plus ``extra_bytes``; returns the limit.
+
+    Called once the room's libraries are imported: some reserve address space they never
+    touch (rego-cpp's allocator maps 256 GiB read-write), so an absolute RLIMIT_DATA would
+    refuse the runtime itself; the contract's memory limit bounds what the room adds on top.
+    Lowering is always allowed; with capabilities dropped it cannot be raised again.
+    """
+    limits: dict[str, int] = {}
+    _set_limit(limits, "data", resource.RLIMIT_DATA, data_segment_bytes() + extra_bytes)
+    return limits["data"]
+
+
 def confine(policy: SandboxPolicy) -> SandboxReport:
     """Confine this process: call it in the room after reading the request, before any import
     that starts threads (torch does) and before touching data. Irreversible.
