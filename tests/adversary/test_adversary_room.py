@@ -79,13 +79,17 @@ def gather_model(scale: float = 997.0) -> bytes:
 
 
 def _contract_with_model(
-    story: PlayedStory, tmp_path: Path, contract_id: str, **constraints: object
+    story: PlayedStory,
+    tmp_path: Path,
+    contract_id: str,
+    model_bytes: bytes | None = None,
+    **constraints: object,
 ) -> None:
     """mnist-demo again, with the consumer's hostile model; both keys imported for it."""
     ws = story.ws
     model_dir = tmp_path / "hostile-model"
     model_dir.mkdir()
-    (model_dir / "model.onnx").write_bytes(gather_model())
+    (model_dir / "model.onnx").write_bytes(model_bytes or gather_model())
     out = ws.packages / f"{contract_id}-model.sealed"
     model = seal(model_dir, load_party(ws, "lab"), out, format="model")
     draft = load_contract(ws, "mnist-demo").contract.model_dump(mode="json")
@@ -353,3 +357,114 @@ def test_a_forged_run_record_is_refused_by_the_operator(mnist_story: PlayedStory
         assert ledger.find("run.completed", run_id="run-forged") == []
     honest_one = sign_record(base, key)
     assert record(honest_one.model_dump(mode="json")).ok
+
+
+BYPASS_HOOK = """
+import importlib.abc, importlib.util, os, sys
+
+
+class _BypassModelChecks(importlib.abc.MetaPathFinder):
+    # The room's model validation, switched off on purpose: only the sandbox is left.
+    def find_spec(self, name, path, target=None):
+        if name != "sealroom.train.models":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            import onnx
+
+            module.check_onnx = lambda data, where, **kw: onnx.load_from_string(data)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _BypassModelChecks())
+if os.environ.get("SEALROOM_TEST_NO_LANDLOCK"):
+    import sealroom.sandbox.landlock_rules as rules
+
+    rules.landlock_abi = lambda: 0  # the control: a kernel without Landlock
+"""
+
+
+def key_stealing_model(size: int) -> bytes:
+    """The MNIST CNN's shape (x [N,1,28,28] -> y [N,10]) with a Constant whose bytes are
+    external data at ``keys/kms-root.key``: its product with zeros is added to the output, so
+    the converter must read it and it stays in the trained model."""
+    stolen = TensorProto(name="stolen", data_type=TensorProto.FLOAT, dims=[1, size // 4])
+    stolen.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "keys/kms-root.key"), ("offset", "0"), ("length", str(size))):
+        entry = stolen.external_data.add()
+        entry.key, entry.value = key, value
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Constant", [], ["stolen"], name="leak", value=stolen),
+        helper.make_node("MatMul", ["stolen", "zero"], ["nothing"]),
+        helper.make_node("Flatten", ["x"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1),
+        helper.make_node("Add", ["logits", "nothing"], ["y"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.zeros((size // 4, 10), np.float32), "zero"),
+        numpy_helper.from_array((rng.normal(size=(10, 784)) * 0.01).astype(np.float32), "w"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "steal",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "control-no-landlock"])
+def test_a_room_without_model_checks_is_stopped_by_the_sandbox(
+    mnist_story: PlayedStory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandboxed: bool
+) -> None:
+    """The issue's critical attack with the model validation bypassed on purpose: the room
+    runs in a folder where ``keys/`` is the workspace's key folder. The sandbox stops the
+    read; the control (Landlock switched off, --allow-unsandboxed) shows the key leaking."""
+    ws = mnist_story.ws
+    secret = (ws.keys / "kms-root.key").read_bytes()
+    contract_id = f"mnist-steal-{'sbx' if sandboxed else 'ctl'}"
+    _contract_with_model(mnist_story, tmp_path, contract_id, key_stealing_model(len(secret)))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(BYPASS_HOOK)
+    environment, workdir = launcher.room_environment, launcher.private_workdir
+
+    def hooked(folder: Path) -> dict[str, str]:
+        env = environment(folder)
+        env["PYTHONPATH"] = f"{hook}:{env['PYTHONPATH']}"
+        if not sandboxed:
+            env["SEALROOM_TEST_NO_LANDLOCK"] = "1"
+        return env
+
+    def beside_the_keys() -> Path:
+        folder = workdir()
+        (folder / "keys").symlink_to(ws.keys)  # as if run from the workspace folder
+        return folder
+
+    monkeypatch.setattr(launcher, "room_environment", hooked)
+    monkeypatch.setattr(launcher, "private_workdir", beside_the_keys)
+    pipeline = _pipeline(mnist_story, contract_id, tmp_path)
+    if sandboxed:
+        # onnx's C++ reader is refused the file: the model cannot be built, the run fails.
+        with pytest.raises(RoomError, match=r"failed: training failed: ModelError \(stage: train"):
+            launcher.run_room(ws, contract_id, pipeline)
+        with Ledger.open(ws) as ledger:
+            failed = ledger.entries("run.failed")[-1].payload
+        assert not (ws.runs / str(failed["run_id"])).exists()
+        return
+    receipt = launcher.run_room(ws, contract_id, pipeline, allow_unsandboxed=True)
+    assert receipt.record.sandbox == "none"
+    out = tmp_path / "out"
+    decrypt_run(ws, receipt.run_id, load_party(ws, "lab"), out)
+    leaked = b"".join(p.read_bytes() for p in out.rglob("trained_model.*"))
+    assert secret in leaked  # without the sandbox the root key rides out in the model
