@@ -7,6 +7,7 @@ any machine; every claim it issues says ``insecure: true`` and every log line sa
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from sealroom.attest.evidence import Claims, Evidence
 from sealroom.attest.measure import measure_runtime
-from sealroom.crypto.signing import SigningKey, verify_signature
+from sealroom.crypto.signing import SigningKey, unb64, verify_signature
 from sealroom.errors import AttestationError, SignatureError
 from sealroom.workspace import Workspace
 
@@ -27,9 +28,41 @@ MAX_AGE = timedelta(minutes=10)
 MAX_SKEW = timedelta(minutes=2)
 
 
+TRUSTED_FILE = "trusted-attesters.json"
+
+
 def attestation_key(ws: Workspace) -> SigningKey:
     """The workspace's attestation key (created on first use, 0600, race-safe)."""
     return SigningKey.load_or_create(ws.keys / KEY_FILE)
+
+
+def trusted_attesters(ws: Workspace) -> set[str]:
+    """Other hosts' software attestation public keys this workspace accepts evidence from.
+
+    A provider that runs its own key service trusts the room host's key explicitly
+    (``sealroom attest trust``); this is still INSECURE: that host can sign anything.
+    """
+    path = ws.keys / TRUSTED_FILE
+    if not path.exists():
+        return set()
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AttestationError(f"{path}: unreadable list of trusted attesters ({exc})") from None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise AttestationError(f"{path}: must be a JSON list of base64 public keys")
+    return set(keys)
+
+
+def trust_attester(ws: Workspace, public_key_b64: str) -> None:
+    """Accept software evidence signed by ``public_key_b64`` from now on (atomic write)."""
+    from sealroom.files import write_atomic
+
+    raw = unb64(public_key_b64, "attestation public key")
+    if len(raw) != 32:
+        raise AttestationError(f"attestation public key has {len(raw)} bytes, expected 32")
+    keys = sorted(trusted_attesters(ws) | {public_key_b64})
+    write_atomic(ws.keys / TRUSTED_FILE, (json.dumps(keys, indent=2) + "\n").encode("utf-8"))
 
 
 class SoftwareAttester:
@@ -65,13 +98,15 @@ class SoftwareVerifier:
     tee_type = TEE_TYPE
 
     def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
-        trusted = attestation_key(ws).public_b64
-        if evidence.signer != trusted:
+        trusted = {attestation_key(ws).public_b64, *trusted_attesters(ws)}
+        if evidence.signer not in trusted:
             raise AttestationError(
-                "software evidence is signed by a key that is not this workspace's attestation key"
+                "software evidence is signed by a key that is neither this workspace's "
+                "attestation key nor one it trusts (sealroom attest trust)"
             )
+        signer = evidence.signer
         try:
-            verify_signature(trusted, evidence.signature, evidence.payload, "software attester")
+            verify_signature(signer, evidence.signature, evidence.payload, "software attester")
         except SignatureError:
             raise AttestationError("software evidence signature does not verify") from None
         try:

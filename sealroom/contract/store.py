@@ -113,10 +113,18 @@ def verify_contract(ws: Workspace, contract_id: str, now: datetime | None = None
     not revoked by any of its parties.
 
     The receipt is checked offline against the ledger's public key and must name an entry
-    the ledger holds. This is the check the key service and the room run before anything else.
+    the ledger holds. A contract that pins another ledger (a provider's own key service,
+    apart from the room's workspace) is registered there: its receipt must verify with the
+    key every party signed for, and revocations are checked here too. This is the check the
+    key service and the room run before anything else.
     """
     signed = load_contract(ws, contract_id)
     with Ledger.open(ws) as ledger:
+        pinned = signed.contract.ledger_public_key
+        if pinned is not None and pinned != ledger.public_key_b64:
+            signed.verify(pinned, now)
+            check_not_revoked(ws, signed.contract, ledger)
+            return signed
         receipt = signed.verify(ledger.public_key_b64, now)
         if not ledger.contains(receipt):
             raise ContractError(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from sealroom.attest.evidence import Claims, Evidence
 from sealroom.cli.main import app
 from sealroom.contract import contract_digest, load_contract
 from sealroom.crypto.identity import create_party
@@ -24,6 +26,8 @@ from sealroom.ledger import Ledger
 from sealroom.ledger.entries import head_message
 from sealroom.ledger.keys import load_or_create_ledger_key
 from sealroom.room.receipt import COMPLETED, RoomInfo, RunReceipt, RunRecord
+from sealroom.room.runkey import RunKey, room_report_data
+from sealroom.room.session import sign_record
 from sealroom.workspace import ENV_VAR, Workspace
 
 runner = CliRunner()
@@ -31,9 +35,27 @@ DIGEST = "sha256:" + "ab" * 32
 RUN = "run-20261125T000000-adv001"
 
 
+def _software_evidence(report_data: bytes) -> Evidence:
+    """Software evidence as SoftwareAttester makes it, signed by a throwaway host key."""
+    host = SigningKey.generate()
+    claims = Claims(
+        tee_type="software",
+        measurement="00" * 32,
+        insecure=True,
+        report_data=report_data,
+        issued_at=datetime.now(UTC),
+    )
+    payload = claims.model_dump_json().encode("utf-8")
+    return Evidence(
+        tee_type="software", payload=payload, signature=host.sign(payload), signer=host.public_b64
+    )
+
+
 def _record(contract_id: str = "c1", digest: str = DIGEST) -> RunRecord:
-    # Mirrors tests/room/test_room_receipt.py: a run.completed payload without a room run.
-    return RunRecord(
+    # Mirrors tests/room/test_room_receipt.py: a room-signed run.completed payload without a
+    # room run.
+    key = RunKey()
+    record = RunRecord(
         run_id=RUN,
         contract_id=contract_id,
         contract_digest=digest,
@@ -48,9 +70,15 @@ def _record(contract_id: str = "c1", digest: str = DIGEST) -> RunRecord:
         outputs=[],
         outputs_key_sha256="00" * 32,
         metrics={"accuracy": 0.5},
+        metrics_sha256="11" * 32,
+        key_custody="embedded: test",
+        sandbox="none",
         started="2026-11-25T00:00:00Z",
         ended="2026-11-25T00:01:00Z",
+        room_key=key.public_b64,
+        room_evidence=_software_evidence(room_report_data(RUN, key.public_b64)),
     )
+    return sign_record(record, key)
 
 
 def _record_run(ledger: Ledger, run_dir: Path, record: RunRecord) -> RunReceipt:
@@ -220,7 +248,7 @@ def _forge(tmp_path: Path, record: RunRecord | None = None) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     forger = Ledger(tmp_path / "forger.db", SigningKey.generate())
     with forger:
-        record = (record or _record()).model_copy(update={"insecure": False})
+        record = record or _record()  # room-signed by the forger's own fresh run key
         run_dir = tmp_path / "forged" / RUN
         _record_run(forger, run_dir, record)
     return run_dir

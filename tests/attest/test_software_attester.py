@@ -15,8 +15,9 @@ from sealroom.attest import (
     measure_runtime,
     verify_evidence,
 )
-from sealroom.attest.software import attestation_key
+from sealroom.attest.software import attestation_key, trust_attester
 from sealroom.crypto.hpke import generate_ephemeral
+from sealroom.crypto.signing import SigningKey
 from sealroom.errors import AttestationError
 from sealroom.workspace import Workspace
 
@@ -57,8 +58,22 @@ def test_tampered_claims_do_not_verify(workspace: Workspace) -> None:
 def test_evidence_from_another_workspace_is_refused(workspace: Workspace, tmp_path: object) -> None:
     other = Workspace.create(workspace.home.parent / "other")
     evidence = SoftwareAttester(other).attest(REPORT)
-    with pytest.raises(AttestationError, match="not this workspace's attestation key"):
+    with pytest.raises(AttestationError, match="neither this workspace's attestation key"):
         verify_evidence(evidence, workspace)
+
+
+def test_evidence_from_a_trusted_host_is_accepted_and_still_insecure(
+    workspace: Workspace,
+) -> None:
+    """A provider's own key service trusts the room host's attestation key explicitly."""
+    other = Workspace.create(workspace.home.parent / "room-host")
+    evidence = SoftwareAttester(other).attest(REPORT)
+    trust_attester(workspace, attestation_key(other).public_b64)
+    claims = verify_evidence(evidence, workspace)
+    assert claims.insecure and claims.report_data == REPORT
+    forged = evidence.model_copy(update={"signer": SigningKey.generate().public_b64})
+    with pytest.raises(AttestationError, match="neither this workspace's attestation key"):
+        verify_evidence(forged, workspace)
 
 
 def test_stale_evidence_is_refused(workspace: Workspace) -> None:

@@ -68,7 +68,13 @@ def test_bundle_round_trip_registers_where_it_completes(
     assert back.receipt == done.receipt and back.complete
     with Ledger.open(hospital_ws) as ledger:
         back.verify(ledger.public_key_b64)  # offline, with the registering ledger's key
-    with pytest.raises(ContractError, match=r"pins ledger key .*, not the ledger in use"):
+    # Another workspace (e.g. a provider's own key service) accepts it on the receipt the
+    # pinned ledger signed; a receipt that ledger did not sign is refused.
+    assert verify_contract(lab_ws, "mnist-demo").receipt == done.receipt
+    forged = back.receipt.model_copy(update={"signature": done.receipt.signature[::-1]})
+    assert forged is not None
+    (lab_ws.contracts / "mnist-demo.receipt.json").write_text(forged.model_dump_json())
+    with pytest.raises(ContractError):
         verify_contract(lab_ws, "mnist-demo")
 
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The MNIST story by hand, with the provider keeping its data key in a key service it runs
+# itself (`sealroom kms serve` in its own home): the operator's workspace never holds it.
+# Usage (from the repository root, with the venv's sealroom on PATH):
+#   scenarios/mnist/own_key_service.sh WORKDIR
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mkdir -p "${1:?usage: by_hand.sh WORKDIR}" && cd "$1" && pwd)
+PYTHON=${PYTHON:-python}
+cd "$WORK"
+export HOSPITAL=$WORK/hospital LAB=$WORK/lab ROOM=$WORK/room
+for h in $HOSPITAL $LAB $ROOM; do sealroom init --home "$h" >/dev/null; done
+
+# Identities: each party creates its own, publishes the public half, imports the others'.
+# Private keys are encrypted at rest; this walk gives every party one passphrase through the
+# environment (in real life each party keeps its own, e.g. with --passphrase-file).
+export SEALROOM_PASSPHRASE=${SEALROOM_PASSPHRASE:-by-hand walk passphrase, not a secret}
+SEALROOM_HOME=$HOSPITAL sealroom party create hospital --role provider
+SEALROOM_HOME=$LAB      sealroom party create lab --role consumer
+SEALROOM_HOME=$ROOM     sealroom party create operator --role operator
+SEALROOM_HOME=$HOSPITAL sealroom party export hospital --out hospital.identity.json
+SEALROOM_HOME=$LAB      sealroom party export lab --out lab.identity.json
+SEALROOM_HOME=$ROOM     sealroom party export operator --out operator.identity.json
+for h in $HOSPITAL $LAB $ROOM; do
+  for p in hospital lab operator; do SEALROOM_HOME=$h sealroom party import $p.identity.json >/dev/null; done
+done
+
+# Provider: prepare and seal the data. Consumer: save and seal the model, compose the pipeline.
+(cd "$REPO" && $PYTHON -m scenarios.mnist.prepare "$WORK/hospital-data/mnist")
+SEALROOM_HOME=$HOSPITAL sealroom seal hospital-data/mnist --owner hospital --out mnist.sealed --json > mnist.seal.json
+(cd "$REPO" && $PYTHON -m scenarios.mnist.save_model --out "$WORK/lab-model/model.onnx")
+SEALROOM_HOME=$LAB sealroom seal lab-model --owner lab --out model.sealed --json > model.seal.json
+SEALROOM_HOME=$LAB sealroom pipeline compose "$REPO/scenarios/mnist" --out mnist.pipeline.json
+
+# Contract: the digests go into a copy of the template; the bundle travels; all sign.
+digest() { $PYTHON -c "import json, sys; print(json.load(open(sys.argv[1]))['digest'])" "$1"; }
+sed -e "s/sha256:0\{64\}/$(digest mnist.seal.json)/" -e "s/sha256:1\{64\}/$(digest model.seal.json)/" \
+    "$REPO/scenarios/mnist/contract.yaml" > my-contract.yaml
+# The dataset names the hospital's own key service: the room's operator forwards its calls.
+PORT=${KMS_PORT:-$($PYTHON -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
+sed -i "s|    provider: hospital|    provider: hospital\n    key_service: http://127.0.0.1:$PORT|" my-contract.yaml
+# The contract pins the ledger that registers it and records its runs: the room's.
+SEALROOM_HOME=$ROOM     sealroom ledger public-key --out ledger.pub >/dev/null
+SEALROOM_HOME=$LAB      sealroom contract propose my-contract.yaml --as lab --ledger-key-file ledger.pub
+SEALROOM_HOME=$LAB      sealroom contract export mnist-demo --out mnist-demo.contract.json
+SEALROOM_HOME=$HOSPITAL sealroom contract import mnist-demo.contract.json
+SEALROOM_HOME=$HOSPITAL sealroom contract sign mnist-demo --as hospital
+SEALROOM_HOME=$HOSPITAL sealroom contract export mnist-demo --out mnist-demo.contract.json
+SEALROOM_HOME=$ROOM     sealroom contract import mnist-demo.contract.json
+SEALROOM_HOME=$ROOM     sealroom contract sign mnist-demo --as operator
+
+# Consumer: sign the pipeline for this contract (mnist.pipeline.json.sig, beside it): key
+# services release keys to no pipeline the consumer did not sign, so the operator cannot swap it.
+SEALROOM_HOME=$LAB      sealroom pipeline sign mnist.pipeline.json --as lab --contract mnist-demo
+
+# The hospital keeps its key at home: it takes the registered contract back, trusts the room
+# host's (INSECURE, software) attestation key, imports its data key into its own key service
+# and serves it on loopback; the operator gets only the client token (not a key).
+SEALROOM_HOME=$ROOM     sealroom contract export mnist-demo --out mnist-demo.registered.json
+SEALROOM_HOME=$HOSPITAL sealroom contract import mnist-demo.registered.json
+SEALROOM_HOME=$ROOM     sealroom attest public-key --out room-attester.pub
+SEALROOM_HOME=$HOSPITAL sealroom attest trust room-attester.pub
+SEALROOM_HOME=$HOSPITAL sealroom keys import mnist.sealed --as hospital --contract mnist-demo --allow-insecure
+SEALROOM_HOME=$HOSPITAL sealroom kms serve --port "$PORT" --token-file hospital-kms.token &
+KMS_PID=$!
+trap 'kill $KMS_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  [ -s hospital-kms.token ] && $PYTHON -c "import httpx, sys; httpx.get(sys.argv[1]).raise_for_status()" \
+      "http://127.0.0.1:$PORT/v1/health" 2>/dev/null && break
+  sleep 0.2
+done
+export SEALROOM_KMS_TOKEN_FILE=$WORK/hospital-kms.token
+
+# The lab grants its model key to the room's key service, as in by_hand.sh.
+SEALROOM_HOME=$ROOM     sealroom kms public-key --out kms.pub.json
+SEALROOM_HOME=$LAB      sealroom keys grant model.sealed --as lab --contract mnist-demo \
+    --to kms.pub.json --out model.grant.json --allow-insecure
+SEALROOM_HOME=$ROOM     sealroom keys import-grant model.grant.json
+cp -r mnist.sealed model.sealed "$ROOM/packages/"
+
+# Operator: run the room. Anyone: verify the receipt. Consumer: decrypt the outputs.
+SEALROOM_HOME=$ROOM sealroom run --contract mnist-demo --pipeline mnist.pipeline.json
+# The hospital's own ledger recorded the release of its key to the room.
+SEALROOM_HOME=$HOSPITAL sealroom ledger show --kind key.released --json > hospital-releases.json
+cp -r "$ROOM"/runs/run-* .
+sealroom receipt verify run-*/ --key-file ledger.pub
+SEALROOM_HOME=$LAB sealroom output decrypt run-*/ --as lab --out lab-results --ledger-key "$(cat ledger.pub)"
