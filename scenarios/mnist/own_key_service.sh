@@ -4,38 +4,7 @@
 # Usage (from the repository root, with the venv's sealroom on PATH):
 #   scenarios/mnist/own_key_service.sh WORKDIR
 set -euo pipefail
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mkdir -p "${1:?usage: by_hand.sh WORKDIR}" && cd "$1" && pwd)
-PYTHON=${PYTHON:-python}
-cd "$WORK"
-export HOSPITAL=$WORK/hospital LAB=$WORK/lab ROOM=$WORK/room
-for h in $HOSPITAL $LAB $ROOM; do sealroom init --home "$h" >/dev/null; done
-
-# Identities: each party creates its own, publishes the public half, imports the others'.
-# Private keys are encrypted at rest; this walk gives every party one passphrase through the
-# environment (in real life each party keeps its own, e.g. with --passphrase-file).
-export SEALROOM_PASSPHRASE=${SEALROOM_PASSPHRASE:-by-hand walk passphrase, not a secret}
-SEALROOM_HOME=$HOSPITAL sealroom party create hospital --role provider
-SEALROOM_HOME=$LAB      sealroom party create lab --role consumer
-SEALROOM_HOME=$ROOM     sealroom party create operator --role operator
-SEALROOM_HOME=$HOSPITAL sealroom party export hospital --out hospital.identity.json
-SEALROOM_HOME=$LAB      sealroom party export lab --out lab.identity.json
-SEALROOM_HOME=$ROOM     sealroom party export operator --out operator.identity.json
-for h in $HOSPITAL $LAB $ROOM; do
-  for p in hospital lab operator; do SEALROOM_HOME=$h sealroom party import $p.identity.json >/dev/null; done
-done
-
-# Provider: prepare and seal the data. Consumer: save and seal the model, compose the pipeline.
-(cd "$REPO" && $PYTHON -m scenarios.mnist.prepare "$WORK/hospital-data/mnist")
-SEALROOM_HOME=$HOSPITAL sealroom seal hospital-data/mnist --owner hospital --out mnist.sealed --json > mnist.seal.json
-(cd "$REPO" && $PYTHON -m scenarios.mnist.save_model --out "$WORK/lab-model/model.onnx")
-SEALROOM_HOME=$LAB sealroom seal lab-model --owner lab --out model.sealed --json > model.seal.json
-SEALROOM_HOME=$LAB sealroom pipeline compose "$REPO/scenarios/mnist" --out mnist.pipeline.json
-
-# Contract: the digests go into a copy of the template; the bundle travels; all sign.
-digest() { $PYTHON -c "import json, sys; print(json.load(open(sys.argv[1]))['digest'])" "$1"; }
-sed -e "s/sha256:0\{64\}/$(digest mnist.seal.json)/" -e "s/sha256:1\{64\}/$(digest model.seal.json)/" \
-    "$REPO/scenarios/mnist/contract.yaml" > my-contract.yaml
+source "$(dirname "$0")/walk_start.sh" "$@"
 # The dataset names the hospital's own key service: the room's operator forwards its calls.
 PORT=${KMS_PORT:-$($PYTHON -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
 sed -i "s|    provider: hospital|    provider: hospital\n    key_service: http://127.0.0.1:$PORT|" my-contract.yaml

@@ -14,14 +14,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_three_homes_exchange_only_public_artefacts(tmp_path: Path) -> None:
+def _walk(script: str, work: Path) -> None:
+    """Run one of the scenario's walk scripts with this venv's sealroom on PATH."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env["PYTHON"] = sys.executable
     env.pop("SEALROOM_HOME", None)
     result = subprocess.run(
-        [str(REPO / "scenarios/mnist/by_hand.sh"), str(tmp_path)],
+        [str(REPO / "scenarios/mnist" / script), str(work)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -29,6 +29,11 @@ def test_three_homes_exchange_only_public_artefacts(tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_three_homes_exchange_only_public_artefacts(tmp_path: Path) -> None:
+    _walk("by_hand.sh", tmp_path)
     metrics = json.loads((tmp_path / "lab-results" / "metrics.json").read_text())
     assert metrics["metrics"]["accuracy"] >= 0.95
     # Private keys stayed at home: each party's key files exist in its own home only.
@@ -42,19 +47,7 @@ def test_three_homes_exchange_only_public_artefacts(tmp_path: Path) -> None:
 def test_provider_keeps_its_key_in_its_own_key_service(tmp_path: Path) -> None:
     """scenarios/mnist/own_key_service.sh: the hospital serves its key from its own home;
     the room's workspace never holds it, and the hospital's ledger records the release."""
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    env["PYTHON"] = sys.executable
-    env.pop("SEALROOM_HOME", None)
-    result = subprocess.run(
-        [str(REPO / "scenarios/mnist/own_key_service.sh"), str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    _walk("own_key_service.sh", tmp_path)
     metrics = json.loads((tmp_path / "lab-results" / "metrics.json").read_text())
     assert metrics["metrics"]["accuracy"] >= 0.95
     releases = json.loads((tmp_path / "hospital-releases.json").read_text())
