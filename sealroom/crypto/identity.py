@@ -292,10 +292,6 @@ def list_identities(ws: Workspace) -> list[PublicIdentity]:
     ]
 
 
-def has_private_keys(ws: Workspace, name: str) -> bool:
-    return (_party_dir(ws, name) / SIGNING_FILE).exists()
-
-
 def import_identity(ws: Workspace, path: Path) -> PublicIdentity:
     """Add a public identity exported elsewhere; the same keys twice is a no-op."""
     identity = _identity_file(path, f"{path}: no such file")

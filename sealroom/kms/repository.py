@@ -195,15 +195,6 @@ class KmsRepository:
                 (contract_id, package_digest, run_id),
             )
 
-    def release_runs(self, contract_id: str, package_digest: str) -> int:
-        """How many distinct runs received this package's key under this contract."""
-        with self._tx("DEFERRED") as conn:
-            (runs,) = conn.execute(
-                "SELECT COUNT(*) FROM releases WHERE contract_id = ? AND package_digest = ?",
-                (contract_id, package_digest),
-            ).fetchone()
-        return int(runs)
-
 
 def _record(row: tuple[str, str, str, str, bytes, str]) -> KeyRecord:
     return KeyRecord(
