@@ -142,18 +142,16 @@ class LineTooLong(ChannelError):
 def read_line(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> bytes | None:
     """The next line (without its newline), None at end of stream; LineTooLong past ``limit``.
 
-    Never holds more than ``limit`` bytes of one line: an over-long line is drained in
-    bounded pieces and refused.
+    Never holds more than ``limit`` bytes of one line, and refuses an over-long one at once
+    rather than reading on to its end: a peer that never ends the line must not hold the
+    reader (the conversation is over either way; the operator kills the room).
     """
     line = stream.readline(limit + 1)
     if not line:
         return None
     if line.endswith(b"\n") or len(line) <= limit:
         return line.rstrip(b"\n")
-    while True:
-        rest = stream.readline(1 << 16)
-        if not rest or rest.endswith(b"\n"):
-            raise LineTooLong(f"room channel: a line is longer than {limit} bytes")
+    raise LineTooLong(f"room channel: a line is longer than {limit} bytes")
 
 
 def parse_room_line(line: bytes) -> Request | RoomEvent | None:

@@ -253,6 +253,7 @@ def _run(pipeline: Path, *extra: str) -> str:
     return " ".join(done.output.split())
 
 
+@pytest.mark.slow  # two real room processes; the key service's refusal is tested fast above
 def test_sealroom_run_with_a_substituted_pipeline_file_gets_no_key(
     workspace: Workspace, tmp_path: Path
 ) -> None:

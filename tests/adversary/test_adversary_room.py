@@ -311,7 +311,11 @@ def test_a_forged_run_record_is_refused_by_the_operator(mnist_story: PlayedStory
     assert record(honest_one.model_dump(mode="json")).ok
 
 
-@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "control-no-landlock"])
+@pytest.mark.parametrize(
+    "sandboxed",
+    [True, pytest.param(False, marks=pytest.mark.slow)],  # the control: `make test-all`
+    ids=["sandboxed", "control-no-landlock"],
+)
 def test_a_room_without_model_checks_is_stopped_by_the_sandbox(
     mnist_story: PlayedStory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandboxed: bool
 ) -> None:
