@@ -170,6 +170,9 @@ def _write_identity(directory: Path, identity: PublicIdentity) -> None:
     (directory / IDENTITY_FILE).write_text(json.dumps(identity.document(), indent=2) + "\n")
 
 
+MAX_IDENTITY_BYTES = 64 * 1024  # two public keys and a name: a few hundred bytes
+
+
 def _read_identity(directory: Path) -> PublicIdentity:
     return _identity_file(directory / IDENTITY_FILE, f"unknown party {directory.name!r}")
 
@@ -177,9 +180,17 @@ def _read_identity(directory: Path) -> PublicIdentity:
 def _identity_file(path: Path, missing: str) -> PublicIdentity:
     """Parse an identity document file; ``missing`` is the error when there is none."""
     try:
-        data = json.loads(path.read_text())
+        if path.stat().st_size > MAX_IDENTITY_BYTES:
+            raise IdentityError(
+                f"{path}: larger than an identity document ({MAX_IDENTITY_BYTES} B)"
+            )
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IdentityError(missing) from None
+    except IsADirectoryError:
+        raise IdentityError(f"{path}: a folder, not an identity document") from None
+    except UnicodeDecodeError as exc:
+        raise IdentityError(f"{path}: not UTF-8 text (byte at offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise IdentityError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     return parse_identity(data, str(path))

@@ -242,6 +242,17 @@ def test_keys_import_grant_on_binary_or_folder_is_one_line(
     assert "Is a directory" in cli("keys", "import-grant", str(tmp_path))
 
 
+def test_party_import_on_binary_folder_or_huge_file_is_one_line(
+    parties: Workspace, tmp_path: Path
+) -> None:
+    (tmp_path / "id.json").write_bytes(b"\xff\xfe binary")
+    assert "id.json: not UTF-8 text" in cli("party", "import", str(tmp_path / "id.json"))
+    assert "a folder, not an identity document" in cli("party", "import", str(tmp_path))
+    with open(tmp_path / "big.json", "wb") as handle:
+        handle.truncate(1 << 20)  # sparse
+    assert "larger than an identity document" in cli("party", "import", str(tmp_path / "big.json"))
+
+
 def test_oversized_manifest_is_refused_before_it_is_read(tmp_path: Path) -> None:
     (tmp_path / "p.sealed").mkdir()
     with open(tmp_path / "p.sealed" / MANIFEST, "wb") as handle:
