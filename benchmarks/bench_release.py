@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sealroom.attest import SoftwareAttester
 from sealroom.crypto.hpke import generate_ephemeral, open_sealed, seal_to
+from sealroom.crypto.passphrase import passphrase_in_effect
 from sealroom.httpguard import new_token
 from sealroom.kms import KeyService, KmsClient, ReleasePolicy
 from sealroom.kms.fetch import fetch_data_key
@@ -68,7 +69,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.create(Path(tmp) / "ws")
-        store_contract(ws, make_parties(ws))
+        with passphrase_in_effect(b"bench passphrase (throwaway workspace)"):
+            store_contract(ws, make_parties(ws))
         data_key = secrets.token_bytes(32)
         attester = SoftwareAttester(ws)
         policy = ReleasePolicy(
@@ -79,7 +81,8 @@ def main() -> None:
         )
         pipeline = make_pipeline()
         digest = pipeline_digest(pipeline)
-        signature = consumer_signature(ws, digest)  # the consumer signed the pipeline
+        with passphrase_in_effect(b"bench passphrase (throwaway workspace)"):
+            signature = consumer_signature(ws, digest)  # the consumer signed the pipeline
 
         def bare_hpke() -> None:
             private_key, public_b64 = generate_ephemeral()
