@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sealroom.errors import SandboxError
 from sealroom.sandbox import landlock_rules, seccomp_filter
-from sealroom.sandbox.privileges import drop_capabilities
+from sealroom.sandbox.privileges import drop_capabilities, status_field
 from sealroom.sandbox.runtime import device_paths
 
 
@@ -110,11 +110,10 @@ def _apply_rlimits(policy: SandboxPolicy) -> dict[str, int]:
 
 def data_segment_bytes() -> int:
     """This process's VmData (private writable memory, reserved or touched) in bytes."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmData:"):
-                return int(line.split()[1]) * 1024
-    raise SandboxError("sandbox: /proc/self/status has no VmData line")
+    kib = status_field("VmData")
+    if kib is None:
+        raise SandboxError("sandbox: /proc/self/status has no VmData line")
+    return int(kib) * 1024
 
 
 def limit_memory_growth(extra_bytes: int) -> int:

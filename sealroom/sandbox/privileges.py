@@ -33,12 +33,18 @@ class _CapData(ctypes.Structure):
     ]
 
 
-def _status_field(name: str) -> int:
-    with open("/proc/self/status") as fh:
+def status_field(name: str) -> str | None:
+    """The first word of ``name:`` in /proc/self/status (e.g. CapBnd, VmData), or None."""
+    with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
             if line.startswith(name + ":"):
-                return int(line.split()[1], 16)
-    return 0
+                return line.split()[1]
+    return None
+
+
+def _status_hex(name: str) -> int:
+    value = status_field(name)
+    return int(value, 16) if value is not None else 0
 
 
 def _fail(what: str) -> SandboxError:
@@ -48,8 +54,8 @@ def _fail(what: str) -> SandboxError:
 
 def drop_capabilities() -> int:
     """Empty every capability set of this process; returns how many it held (effective)."""
-    held = _status_field("CapEff")
-    bounding = _status_field("CapBnd")
+    held = _status_hex("CapEff")
+    bounding = _status_hex("CapBnd")
     if not held and not bounding:
         return 0
     libc = ctypes.CDLL(None, use_errno=True)
