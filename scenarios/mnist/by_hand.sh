@@ -3,20 +3,8 @@
 # Usage (from the repository root, with the venv's sealroom on PATH):
 #   scenarios/mnist/by_hand.sh WORKDIR
 set -euo pipefail
+unset HOSPITAL_KEY_SERVICE  # the room's key service holds every key in this walk
 source "$(dirname "$0")/walk_start.sh" "$@"
-# The contract pins the ledger that registers it and records its runs: the room's.
-SEALROOM_HOME=$ROOM     sealroom ledger public-key --out ledger.pub >/dev/null
-SEALROOM_HOME=$LAB      sealroom contract propose my-contract.yaml --as lab --ledger-key-file ledger.pub
-SEALROOM_HOME=$LAB      sealroom contract export mnist-demo --out mnist-demo.contract.json
-SEALROOM_HOME=$HOSPITAL sealroom contract import mnist-demo.contract.json
-SEALROOM_HOME=$HOSPITAL sealroom contract sign mnist-demo --as hospital
-SEALROOM_HOME=$HOSPITAL sealroom contract export mnist-demo --out mnist-demo.contract.json
-SEALROOM_HOME=$ROOM     sealroom contract import mnist-demo.contract.json
-SEALROOM_HOME=$ROOM     sealroom contract sign mnist-demo --as operator
-
-# Consumer: sign the pipeline for this contract (mnist.pipeline.json.sig, beside it): key
-# services release keys to no pipeline the consumer did not sign, so the operator cannot swap it.
-SEALROOM_HOME=$LAB      sealroom pipeline sign mnist.pipeline.json --as lab --contract mnist-demo
 
 # Keys: each owner grants its key to the room's key service from its own home.
 SEALROOM_HOME=$ROOM     sealroom kms public-key --out kms.pub.json

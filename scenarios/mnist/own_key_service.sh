@@ -4,23 +4,10 @@
 # Usage (from the repository root, with the venv's sealroom on PATH):
 #   scenarios/mnist/own_key_service.sh WORKDIR
 set -euo pipefail
-source "$(dirname "$0")/walk_start.sh" "$@"
 # The dataset names the hospital's own key service: the room's operator forwards its calls.
-PORT=${KMS_PORT:-$($PYTHON -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
-sed -i "s|    provider: hospital|    provider: hospital\n    key_service: http://127.0.0.1:$PORT|" my-contract.yaml
-# The contract pins the ledger that registers it and records its runs: the room's.
-SEALROOM_HOME=$ROOM     sealroom ledger public-key --out ledger.pub >/dev/null
-SEALROOM_HOME=$LAB      sealroom contract propose my-contract.yaml --as lab --ledger-key-file ledger.pub
-SEALROOM_HOME=$LAB      sealroom contract export mnist-demo --out mnist-demo.contract.json
-SEALROOM_HOME=$HOSPITAL sealroom contract import mnist-demo.contract.json
-SEALROOM_HOME=$HOSPITAL sealroom contract sign mnist-demo --as hospital
-SEALROOM_HOME=$HOSPITAL sealroom contract export mnist-demo --out mnist-demo.contract.json
-SEALROOM_HOME=$ROOM     sealroom contract import mnist-demo.contract.json
-SEALROOM_HOME=$ROOM     sealroom contract sign mnist-demo --as operator
-
-# Consumer: sign the pipeline for this contract (mnist.pipeline.json.sig, beside it): key
-# services release keys to no pipeline the consumer did not sign, so the operator cannot swap it.
-SEALROOM_HOME=$LAB      sealroom pipeline sign mnist.pipeline.json --as lab --contract mnist-demo
+PORT=${KMS_PORT:-$(${PYTHON:-python} -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
+export HOSPITAL_KEY_SERVICE=http://127.0.0.1:$PORT
+source "$(dirname "$0")/walk_start.sh" "$@"
 
 # The hospital keeps its key at home: it takes the registered contract back, trusts the room
 # host's (INSECURE, software) attestation key, imports its data key into its own key service

@@ -1,6 +1,9 @@
 # Sourced by by_hand.sh and own_key_service.sh: the start both walks share. Three homes
 # (hospital, lab, room), identities exchanged, data and model sealed, the pipeline composed,
-# and my-contract.yaml written from the template with the two package digests.
+# my-contract.yaml written from the template with the two package digests (and, when
+# $HOSPITAL_KEY_SERVICE is set, the hospital's own key service for its dataset), the
+# contract signed by all three and registered in the room's ledger, the pipeline signed by
+# the lab.
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=$(mkdir -p "${1:?usage: $0 WORKDIR}" && cd "$1" && pwd)
 PYTHON=${PYTHON:-python}
@@ -33,3 +36,19 @@ SEALROOM_HOME=$LAB sealroom pipeline compose "$REPO/scenarios/mnist" --out mnist
 digest() { $PYTHON -c "import json, sys; print(json.load(open(sys.argv[1]))['digest'])" "$1"; }
 sed -e "s/sha256:0\{64\}/$(digest mnist.seal.json)/" -e "s/sha256:1\{64\}/$(digest model.seal.json)/" \
     "$REPO/scenarios/mnist/contract.yaml" > my-contract.yaml
+if [ -n "${HOSPITAL_KEY_SERVICE:-}" ]; then
+  sed -i "s|    provider: hospital|    provider: hospital\n    key_service: $HOSPITAL_KEY_SERVICE|" my-contract.yaml
+fi
+# The contract pins the ledger that registers it and records its runs: the room's.
+SEALROOM_HOME=$ROOM     sealroom ledger public-key --out ledger.pub >/dev/null
+SEALROOM_HOME=$LAB      sealroom contract propose my-contract.yaml --as lab --ledger-key-file ledger.pub
+SEALROOM_HOME=$LAB      sealroom contract export mnist-demo --out mnist-demo.contract.json
+SEALROOM_HOME=$HOSPITAL sealroom contract import mnist-demo.contract.json
+SEALROOM_HOME=$HOSPITAL sealroom contract sign mnist-demo --as hospital
+SEALROOM_HOME=$HOSPITAL sealroom contract export mnist-demo --out mnist-demo.contract.json
+SEALROOM_HOME=$ROOM     sealroom contract import mnist-demo.contract.json
+SEALROOM_HOME=$ROOM     sealroom contract sign mnist-demo --as operator
+
+# Consumer: sign the pipeline for this contract (mnist.pipeline.json.sig, beside it): key
+# services release keys to no pipeline the consumer did not sign, so the operator cannot swap it.
+SEALROOM_HOME=$LAB      sealroom pipeline sign mnist.pipeline.json --as lab --contract mnist-demo
