@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from opacus.accountants import create_accountant
 from opacus.grad_sample.utils import wrap_model
-from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
-from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+from opacus.optimizers import DPOptimizer
 from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from torch import Tensor, nn
 
@@ -30,9 +29,15 @@ from sealroom.errors import PrivacyError
 from sealroom.pipeline.schema import Pipeline
 from sealroom.privacy.calibrate import PrivacyPlan, check_delta, epsilon_after, plan_privacy
 from sealroom.privacy.compat import make_private_compatible
-from sealroom.privacy.fused import FusedClipper, FusedDPOptimizer
+from sealroom.privacy.fused import FusedClipper
 from sealroom.privacy.noise import NoiseSource, SecureRandom
+from sealroom.privacy.optimizers import (
+    SourcedDPOptimizer,
+    SourcedFusedDPOptimizer,
+    SourcedGhostDPOptimizer,
+)
 from sealroom.privacy.report import privacy_report
+from sealroom.privacy.sampling import LimitedBatches, PoissonBatches, StepAllowance
 from sealroom.train.loop import (
     CheckpointSink,
     EpochRecord,
@@ -41,105 +46,6 @@ from sealroom.train.loop import (
     Trainer,
     TrainResult,
 )
-
-
-class _NoiseFromSource:
-    """Replaces Opacus' ``add_noise``: one draw for all parameters from a NoiseSource."""
-
-    noise_source: NoiseSource
-    params: list[nn.Parameter]
-    noise_multiplier: float
-    max_grad_norm: float
-
-    def add_noise(self) -> None:
-        sums = [p.summed_grad for p in self.params]  # type: ignore[attr-defined]
-        for summed in sums:
-            _check_processed_flag(summed)
-        flat = self.noise_source.normal(
-            sum(s.numel() for s in sums), self.noise_multiplier * self.max_grad_norm
-        )
-        offset = 0
-        for p, summed in zip(self.params, sums, strict=True):
-            count = summed.numel()
-            noise = flat[offset : offset + count].view_as(summed).to(summed.device, summed.dtype)
-            offset += count
-            p.grad = (summed + noise).view_as(p)
-            _mark_as_processed(summed)
-
-
-class SourcedDPOptimizer(_NoiseFromSource, DPOptimizer):
-    """DPOptimizer whose noise comes from a NoiseSource."""
-
-
-class SourcedGhostDPOptimizer(_NoiseFromSource, DPOptimizerFastGradientClipping):
-    """Ghost-clipping DPOptimizer whose noise comes from a NoiseSource."""
-
-
-class SourcedFusedDPOptimizer(_NoiseFromSource, FusedDPOptimizer):
-    """Fused-clipping DPOptimizer whose noise comes from a NoiseSource."""
-
-
-class StepAllowance:
-    """How many more DP steps the reserved ε allows; the sampler asks before each batch."""
-
-    def __init__(self, steps: int) -> None:
-        self.left = steps
-        self.exhausted = False
-
-    def take(self) -> bool:
-        if self.left <= 0:
-            self.exhausted = True
-            return False
-        self.left -= 1
-        return True
-
-
-class PoissonBatches:
-    """Each record joins each batch independently with probability ``sample_rate``.
-
-    Batches are gathered from in-memory tensors with one index_select (no per-sample
-    Python); their size varies, and an empty batch still takes a (noise-only) step.
-    """
-
-    def __init__(
-        self,
-        x: Tensor,
-        y: Tensor,
-        sample_rate: float,
-        steps_per_epoch: int,
-        source: NoiseSource,
-        allowance: StepAllowance,
-    ) -> None:
-        self.x, self.y, self.sample_rate = x, y, sample_rate
-        self.steps_per_epoch, self.source, self.allowance = steps_per_epoch, source, allowance
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.x)
-        for _ in range(self.steps_per_epoch):
-            if not self.allowance.take():
-                return
-            mask = self.source.bernoulli_mask(n, self.sample_rate)
-            idx = mask.nonzero().squeeze(1).to(self.x.device)
-            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
-
-
-class _LimitedBatches:
-    """Shuffled fixed-size batches (``poisson_sampling: false``) under the same step allowance."""
-
-    def __init__(self, batches: TensorBatches, allowance: StepAllowance) -> None:
-        self.batches, self.allowance = batches, allowance
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for batch in self.batches:
-            if not self.allowance.take():
-                return
-            yield batch
 
 
 class DPTrainer(Trainer):
@@ -219,7 +125,7 @@ class DPTrainer(Trainer):
                 x, y, self.plan.sample_rate, steps_per_epoch, self.noise, self.allowance
             )
         shuffled = TensorBatches(x, y, self.cfg.batch_size, shuffle=True, generator=self.generator)
-        return _LimitedBatches(shuffled, self.allowance)
+        return LimitedBatches(shuffled, self.allowance)
 
     def setup(self) -> None:
         super().setup()  # base optimizer, the sampler above, scheduler on the base optimizer
