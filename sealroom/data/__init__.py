@@ -13,6 +13,8 @@ from sealroom.data.loaders import LOADERS, load_dataset
 from sealroom.data.split import Splits, split_dataset
 from sealroom.data.transforms import TRANSFORMS
 
+from sealroom.data import scatter  # noqa: E402, F401, I001  (registers the `scattering` transform)
+
 __all__ = [
     "LOADERS",
     "TRANSFORMS",
