@@ -175,9 +175,7 @@ def tune(model: str, splits: Splits, log: list[str]) -> tuple[dict[str, float], 
     """Grid search at ε 3 on a 54k/6k split of the training images; every try is returned."""
     order = np.random.default_rng(0).permutation(len(splits.train))
     cut = len(order) - len(order) // 10
-    inner = Splits(
-        splits.train.subset(order[:cut]), splits.train.subset(order[cut:]), splits.test
-    )
+    inner = Splits(splits.train.subset(order[:cut]), splits.train.subset(order[cut:]), splits.test)
     grid = GRIDS[model]
     tried = []
     for values in itertools.product(*grid.values()):
@@ -234,8 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if any(m.startswith("scatter") for m in models):
         data["scatter"], seconds = scatter_features(images, args.feature_cache)
         result["scatter_seconds"] = seconds
-        print(f"scattering features of {sum(map(len, images.values()))} images: {seconds:.1f} s"
-              + (" (from the cache)" if seconds == 0.0 else ""), flush=True)
+        print(
+            f"scattering features of {sum(map(len, images.values()))} images: {seconds:.1f} s"
+            + (" (from the cache)" if seconds == 0.0 else ""),
+            flush=True,
+        )
     tuning_log: list[str] = []
     for model in models:
         parts = data["cnn" if model == "cnn" else "scatter"]
@@ -244,10 +245,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings = DEFAULTS[model]
         if args.tune:
             settings, tried = tune(model, splits, tuning_log)
-            result["tuning"][model] = {"configurations": len(tried), "chosen": settings,
-                                       "tried": tried}
-            print(f"tuning {model}: {len(tried)} configurations tried at ε 3 on 54k/6k; "
-                  f"chosen {settings}", flush=True)
+            result["tuning"][model] = {
+                "configurations": len(tried),
+                "chosen": settings,
+                "tried": tried,
+            }
+            print(
+                f"tuning {model}: {len(tried)} configurations tried at ε 3 on 54k/6k; "
+                f"chosen {settings}",
+                flush=True,
+            )
         if args.epochs:
             settings = settings | {"epochs": args.epochs}
         for epsilon in epsilons:
@@ -263,8 +270,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     if result["rows"]:
         print(markdown(result["rows"]))
-    print("Published (Tramèr & Boneh 2021, ε 3, δ 1e-5, evaluation not charged): end-to-end "
-          "CNN 86.0 %, ScatterNet + CNN 89.0 %, ScatterNet + linear 89.7 %")
+    print(
+        "Published (Tramèr & Boneh 2021, ε 3, δ 1e-5, evaluation not charged): end-to-end "
+        "CNN 86.0 %, ScatterNet + CNN 89.0 %, ScatterNet + linear 89.7 %"
+    )
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result

@@ -85,7 +85,9 @@ def prepare_privacy(run: ChargedRun) -> Pipeline:
     target = privacy.epsilon
 
     def eps(sigma: float) -> float:
-        return composed_epsilon(sigma, plan.sample_rate, plan.steps, privacy.delta, privacy.accountant)
+        return composed_epsilon(
+            sigma, plan.sample_rate, plan.steps, privacy.delta, privacy.accountant
+        )
 
     while eps(high) > target:
         low, high = high, high * 2

@@ -5,6 +5,7 @@ Public entry points: :func:`load_dataset`, :func:`split_dataset`, :func:`join_da
 :class:`DirectoryTree`, :class:`MemoryTree`.
 """
 
+from sealroom.data import scatter  # noqa: F401  (registers the `scattering` transform)
 from sealroom.data.assemble import load_splits
 from sealroom.data.dataset import ArrayDataset
 from sealroom.data.files import DirectoryTree, FileTree, MemoryTree, SubTree
@@ -12,8 +13,6 @@ from sealroom.data.join import join_datasets
 from sealroom.data.loaders import LOADERS, load_dataset
 from sealroom.data.split import Splits, split_dataset
 from sealroom.data.transforms import TRANSFORMS
-
-from sealroom.data import scatter  # noqa: E402, F401, I001  (registers the `scattering` transform)
 
 __all__ = [
     "LOADERS",

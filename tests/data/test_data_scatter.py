@@ -19,7 +19,7 @@ def _images(n: int, seed: int = 0, size: int = 28) -> ArrayDataset:
 
 
 def _scatter(ds: ArrayDataset, **params: object) -> ArrayDataset:
-    return apply_transforms(ds, [Component(name="scattering", params=params)], where="t")  # type: ignore[arg-type]
+    return apply_transforms(ds, [Component(name="scattering", params=params)], where="t")
 
 
 def test_scattering_is_registered_and_reached_by_name() -> None:
