@@ -67,7 +67,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
 # The tuning grids (at ε 3, on 54k/6k): small on purpose, every point is counted.
 GRIDS: dict[str, dict[str, list[float]]] = {
     "cnn": {"batch_size": [1024, 2048], "lr": [2.0, 4.0]},
-    "scatter-linear": {"lr": [2.0, 4.0, 8.0], "epochs": [20, 40]},
+    "scatter-linear": {"lr": [4.0, 8.0, 16.0]},
     "scatter-cnn": {"lr": [2.0, 4.0], "epochs": [30, 60]},
 }
 
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--tune", action="store_true", help="grid search at ε 3 on 54k/6k")
     parser.add_argument("--epochs", type=int, help="override the epochs of every model")
+    parser.add_argument("--lr", type=float, help="override the learning rate of every model")
     parser.add_argument("--feature-cache", type=Path, help=".npz of the scattering features")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
@@ -257,6 +258,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         if args.epochs:
             settings = settings | {"epochs": args.epochs}
+        if args.lr:
+            settings = settings | {"lr": args.lr}
         for epsilon in epsilons:
             row = train_once(model, settings, epsilon, splits, release=True)
             result["rows"].append(row)
