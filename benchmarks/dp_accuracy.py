@@ -58,10 +58,11 @@ SCENARIOS = {"cnn": ROOT / "scenarios" / "dp-mnist", "scatter": ROOT / "scenario
 MODELS = ("cnn", "scatter-linear", "scatter-cnn")
 PUBLISHED = {"cnn": 0.860, "scatter-cnn": 0.890, "scatter-linear": 0.897}  # T&B 2021, ε 3
 
-# Defaults: T&B's Fashion-MNIST settings (momentum 0.9, C 0.1); --tune replaces them.
+# Defaults: T&B's Fashion-MNIST settings (momentum 0.9, C 0.1), except the linear head's
+# learning rate: 16, what --tune chose among 4, 8, 16 (val 89.05 / 89.48 / 89.90 % at ε 3).
 DEFAULTS: dict[str, dict[str, float]] = {
     "cnn": {"batch_size": 2048, "lr": 4.0, "momentum": 0.9, "clip": 0.1, "epochs": 40},
-    "scatter-linear": {"batch_size": 8192, "lr": 4.0, "momentum": 0.9, "clip": 0.1, "epochs": 40},
+    "scatter-linear": {"batch_size": 8192, "lr": 16.0, "momentum": 0.9, "clip": 0.1, "epochs": 40},
     "scatter-cnn": {"batch_size": 8192, "lr": 4.0, "momentum": 0.9, "clip": 0.1, "epochs": 40},
 }
 # The tuning grids (at ε 3, on 54k/6k): small on purpose, every point is counted.
