@@ -51,6 +51,7 @@ from sealroom.data.scatter import group_normalize, scatter_images  # noqa: E402
 from sealroom.pipeline.compose import compose  # noqa: E402
 from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline  # noqa: E402
 from sealroom.privacy.trainer import DPTrainer  # noqa: E402
+from sealroom.train.loop import TrainEvent  # noqa: E402
 from sealroom.train.models import build_model  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -131,6 +132,12 @@ def model_and_pipeline(
     return net, pipeline
 
 
+def _progress(event: TrainEvent) -> None:
+    """The trainer's log lines (under privacy: counts, ε and timings only) on stderr."""
+    if event.kind == "log":
+        print(f"    {event.message}", file=sys.stderr, flush=True)
+
+
 def exact_accuracy(net: torch.nn.Module, data: ArrayDataset) -> float:
     """Plain accuracy of ``net`` on ``data``: for tuning on public data and as a reference."""
     net.eval()
@@ -150,7 +157,7 @@ def train_once(
     charged = ChargedRun(pipeline, n_train=len(splits.train), release=release)
     torch.manual_seed(0)
     started = time.perf_counter()
-    trainer = DPTrainer(prepare_privacy(charged), net, splits)
+    trainer = DPTrainer(prepare_privacy(charged), net, splits, on_event=_progress)
     trainer.fit()
     row: dict[str, Any] = {
         "model": model,
