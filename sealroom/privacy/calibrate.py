@@ -19,6 +19,7 @@ How training is charged follows how batches are drawn:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -86,13 +87,19 @@ class PrivacyPlan:
 
 def epsilon_of(history: History, delta: float, accountant: str) -> float:
     """ε of a composed history of (sub)sampled Gaussian mechanisms under the named accountant."""
-    entries = [(float(s), float(q), int(k)) for s, q, k in history if k > 0]
-    if not entries:
-        return 0.0
+    entries = tuple((float(s), float(q), int(k)) for s, q, k in history if k > 0)
+    return _epsilon_of(entries, float(delta), accountant) if entries else 0.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _epsilon_of(
+    entries: tuple[tuple[float, float, int], ...], delta: float, accountant: str
+) -> float:
+    # Cached: a run asks for the same history at each epoch, evaluation and report.
     from opacus.accountants import create_accountant
 
     acc = create_accountant(mechanism=accountant)
-    acc.history = entries
+    acc.history = list(entries)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # RDP's "optimal order is the largest alpha" notice
         return float(acc.get_epsilon(delta=delta))

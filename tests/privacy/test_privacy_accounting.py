@@ -64,16 +64,16 @@ def _fit(privacy: dict[str, object], epochs: int, seed: int = 2) -> DPTrainer:
 
 
 def test_shuffled_run_is_charged_per_epoch_stated_and_stopped_at_an_epoch_boundary() -> None:
-    trainer = _fit(
-        {"poisson_sampling": False, "epsilon": 1.5, "noise_multiplier": 4.0}, epochs=6
-    )
+    trainer = _fit({"poisson_sampling": False, "epsilon": 1.5, "noise_multiplier": 4.0}, epochs=6)
     plan = trainer.plan
     assert plan.sampling == "shuffle" and plan.steps_per_epoch == 6  # 90 records, batch 16
     assert 0 < plan.max_steps < plan.steps and plan.max_steps % plan.steps_per_epoch == 0
     steps = trainer.accounted_steps()
     assert steps == plan.max_steps
     epochs_run = steps // plan.steps_per_epoch
-    assert trainer.spent_epsilon() == pytest.approx(epsilon_after(4.0, 1.0, epochs_run, 1e-3, "rdp"))
+    assert trainer.spent_epsilon() == pytest.approx(
+        epsilon_after(4.0, 1.0, epochs_run, 1e-3, "rdp")
+    )
     # one more epoch and the planned evaluation would pass the target
     assert epsilon_after(4.0, 1.0, epochs_run + 1, 1e-3, "rdp", [(10.0, 1.0, 1)]) > 1.5
     assert any("no amplification" in line for line in trainer.lines)
