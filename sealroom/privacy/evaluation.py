@@ -15,11 +15,12 @@ contribution to the group has L2 norm at most ``norm`` in those units:
   incorrect) for accuracy, else the record count; ``norm`` 1;
 * ``loss``: the sum of per-record losses clipped to [0, ``eval_clip``] (bound ``eval_clip``);
 * segmentation ``dice`` / ``jaccard``: (sum of per-record scores in [0, 1], records scored),
-  ``norm`` √2; regression ``mse`` / ``mae``: sums of per-record errors clipped to
-  [0, ``eval_clip``]; both with the record count.
+  ``norm`` √2; ``hausdorff`` / ``hausdorff95`` the same with the per-record distance
+  clipped to [0, ``eval_clip``] pixels and divided by it; regression ``mse`` / ``mae``:
+  sums of per-record errors clipped to [0, ``eval_clip``], with the record count.
 
-Denominators are noisy counts, never the true number of records. Metrics that are not such
-sums (r2, Hausdorff distances) are refused under privacy.
+Denominators are noisy counts, never the true number of records. A metric that is not such
+a sum (r2: moments of unbounded targets) is refused under privacy.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from sealroom.train.metrics import binary_masks, class_predictions
 CONFUSION_METRICS = {"precision", "recall", "f1", "macro_f1", "confusion_matrix"}
 PRIVATE_METRICS = {
     "classification": {"loss", "accuracy", *CONFUSION_METRICS},
-    "segmentation": {"loss", "dice", "jaccard", "iou"},
+    "segmentation": {"loss", "dice", "jaccard", "iou", "hausdorff", "hausdorff95"},
     "regression": {"loss", "mse", "rmse", "mae"},
 }
 
@@ -109,7 +110,7 @@ def statistic_groups(task: str, names: Sequence[str], clip: float) -> dict[str, 
     if "loss" in wanted:
         groups["loss"] = StatisticGroup(clip, 1.0)
     if task == "segmentation":
-        for name in sorted(wanted & {"dice", "jaccard", "iou"}):
+        for name in sorted(wanted & (PER_RECORD_SCORES | {"iou"})):
             groups[_score_name(name)] = StatisticGroup(1.0, math.sqrt(2.0))
     if task == "regression":
         if wanted & {"mse", "rmse"}:
@@ -128,13 +129,32 @@ def sensitivity(groups: dict[str, StatisticGroup]) -> float:
     return math.sqrt(sum(g.norm**2 for g in groups.values()))
 
 
-def _per_record_scores(output: Tensor, target: Tensor, name: str, threshold: float) -> Tensor:
-    """Per-record mean over channels of a MONAI score; NaN where no channel is defined."""
-    from monai.metrics import compute_dice, compute_iou
+PER_RECORD_SCORES = {"dice", "jaccard", "hausdorff", "hausdorff95"}
+
+
+def _per_record_scores(
+    output: Tensor, target: Tensor, name: str, threshold: float, clip: float
+) -> Tensor:
+    """Per-record mean over channels of a MONAI score, in [0, 1] (distances: clipped and
+    divided by ``clip``); NaN where no channel is defined."""
+    import warnings
+
+    from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou
 
     pred, true = binary_masks(output.detach().float().cpu(), target.cpu(), threshold)
-    score = compute_dice if name == "dice" else compute_iou
-    values = score(pred, true, include_background=True).double()
+    if name in ("dice", "jaccard"):
+        score = compute_dice if name == "dice" else compute_iou
+        values = score(pred, true, include_background=True).double()
+    else:
+        both = (pred.flatten(2).sum(-1) > 0) & (true.flatten(2).sum(-1) > 0)
+        with warnings.catch_warnings():  # MONAI warns on each empty mask, undefined here
+            warnings.simplefilter("ignore")
+            percentile = 95.0 if name == "hausdorff95" else None
+            values = compute_hausdorff_distance(
+                pred, true, include_background=True, percentile=percentile
+            ).double()
+        values = torch.where(both & torch.isfinite(values), values, torch.nan)
+        values = values.clamp(0.0, clip) / clip
     return values.nanmean(dim=1) if values.dim() > 1 else values
 
 
@@ -198,9 +218,9 @@ def _accumulate(
             "loss",
             per_record_loss(output, y).double().clamp(0.0, clip).nan_to_num(clip).sum()[None],
         )
-    for name in ("dice", "jaccard"):
+    for name in sorted(PER_RECORD_SCORES):
         if name in groups:
-            scores = _per_record_scores(output, y, name, threshold)
+            scores = _per_record_scores(output, y, name, threshold, clip)
             valid = torch.isfinite(scores)
             add(name, torch.stack([scores[valid].clamp(0, 1).sum(), valid.sum().double()]))
     if "squared_error" in groups or "absolute_error" in groups:
@@ -223,7 +243,9 @@ def add_noise(
     return noisy
 
 
-def metrics_from(noisy: dict[str, Tensor], names: Sequence[str], task: str) -> dict[str, Any]:
+def metrics_from(
+    noisy: dict[str, Tensor], names: Sequence[str], task: str, clip: float = 1.0
+) -> dict[str, Any]:
     """The named metrics, computed from noisy sums only (post-processing)."""
     if "confusion" in noisy:
         cells = noisy["confusion"]
@@ -252,6 +274,9 @@ def metrics_from(noisy: dict[str, Tensor], names: Sequence[str], task: str) -> d
         elif name in ("dice", "jaccard", "iou"):
             total, scored = (float(v) for v in noisy[_score_name(name)])
             out[name] = _unit(total / max(scored, 1.0))
+        elif name in ("hausdorff", "hausdorff95"):
+            total, scored = (float(v) for v in noisy[name])
+            out[name] = clip * _unit(total / max(scored, 1.0))
         elif name in ("mse", "rmse"):
             mse = max(float(noisy["squared_error"].sum()), 0.0) / denominator
             out[name] = math.sqrt(mse) if name == "rmse" else mse
@@ -296,6 +321,6 @@ def release_evaluation(
     sums = sufficient_statistics(model, batches, per_record_loss, groups, task, threshold, clip)
     noisy = add_noise(sums, groups, noise_multiplier * delta, noise)
     del sums
-    metrics = metrics_from(noisy, names, task)
+    metrics = metrics_from(noisy, names, task, clip)
     release = EvaluationRelease(split, list(names), noise_multiplier, delta, groups)
     return metrics, release

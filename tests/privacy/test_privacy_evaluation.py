@@ -151,8 +151,16 @@ def test_the_noise_has_the_stated_standard_deviation() -> None:
     assert loss.std().item() == pytest.approx(4.0 * 10 * math.sqrt(2), rel=0.1)
 
 
-def _normalised_change(task: str, names: list[str], loss: LossConfig | None, model: nn.Module,
-                       x: Tensor, y: Tensor, extra_x: Tensor, extra_y: Tensor) -> tuple[float, float]:  # fmt: skip
+def _normalised_change(
+    task: str,
+    names: list[str],
+    loss: LossConfig | None,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    extra_x: Tensor,
+    extra_y: Tensor,
+) -> tuple[float, float]:
     """L2 change of the normalised statistics when one (extreme) record is added, and Δ."""
     groups = statistic_groups(task, names, clip=2.0)
     per_record = None if loss is None else CompositeLoss(loss, reduction="none")
@@ -172,7 +180,7 @@ def test_one_extreme_record_moves_the_statistics_by_at_most_the_sensitivity() ->
     model, x, y = _fixed_model_and_data(200)
     outlier = torch.full((1, 5), -1e6)  # a huge loss: clipped at 2.0
     change, delta = _normalised_change(
-        "classification", NAMES + ["confusion_matrix"], CE, model, x, y, outlier, torch.tensor([2])
+        "classification", [*NAMES, "confusion_matrix"], CE, model, x, y, outlier, torch.tensor([2])
     )
     assert 1.0 < change <= delta + 1e-9
     reg = nn.Linear(3, 1)
@@ -193,22 +201,23 @@ def test_one_extreme_record_moves_the_statistics_by_at_most_the_sensitivity() ->
     ys = (torch.rand(20, 1, 8, 8) > 0.5).float()
     change, delta = _normalised_change(
         "segmentation",
-        ["dice", "jaccard"],
-        None,
+        ["loss", "dice", "jaccard", "hausdorff"],
+        MSE,
         seg,
         xs,
         ys,
-        torch.randn(1, 1, 8, 8),
+        torch.full((1, 1, 8, 8), -1e6),
         torch.ones(1, 1, 8, 8),
     )
-    assert 0.0 < change <= delta + 1e-9
+    assert 1.0 < change <= delta + 1e-9
 
 
 def test_metrics_that_are_not_bounded_sums_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"metrics\[1\]: 'r2' is not released under privacy"):
         check_private_metrics("regression", ["mse", "r2"])
-    with pytest.raises(ConfigError, match="'hausdorff95' is not released"):
-        check_private_metrics("segmentation", ["dice", "hausdorff95"])
+    with pytest.raises(ConfigError, match="'r2' is not released"):
+        check_private_metrics("segmentation", ["dice", "r2"])
+    check_private_metrics("segmentation", ["dice", "jaccard", "hausdorff", "hausdorff95"])
     check_private_metrics("classification", ["loss", "accuracy", "confusion_matrix"])
 
 
