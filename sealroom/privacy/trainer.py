@@ -232,12 +232,15 @@ class DPTrainer(Trainer):
             raise TrainingError(f"epoch {epoch}: the model's weights are not finite (diverged)")
         return None, None
 
+    def can_evaluate(self) -> bool:
+        return len(self.releases) < self.plan.eval_releases
+
     def evaluate(self, split: str, names: list[str] | None = None) -> dict[str, Any]:
         """Metrics on ``split`` released through the Gaussian mechanism and charged to ε.
 
         Refused beyond the evaluation releases the plan reserved (``eval_releases``).
         """
-        if len(self.releases) >= self.plan.eval_releases:
+        if not self.can_evaluate():
             raise PrivacyError(
                 f"evaluation of {split!r}: the plan reserved {self.plan.eval_releases} "
                 "evaluation release(s), all spent; raise privacy.eval_releases"

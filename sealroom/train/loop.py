@@ -254,6 +254,10 @@ class Trainer:
         x, y = self.tensors[split]
         return TensorBatches(x, y, max(EVAL_BATCH, self.cfg.batch_size))
 
+    def can_evaluate(self) -> bool:
+        """Whether ``evaluate`` may release metrics now (a DP trainer: releases left)."""
+        return True
+
     def evaluate(self, split: str, names: list[str] | None = None) -> dict[str, Any]:
         """Metrics on ``split`` (default: the pipeline's eval metrics)."""
         metric_names = names if names is not None else list(self.pipeline.eval.metrics)

@@ -155,7 +155,7 @@ def run_pipeline(
     result = trainer.fit()
 
     split = "test" if len(splits.test) else "val" if len(splits.val) else "train"
-    metrics = trainer.evaluate(split)
+    metrics = trainer.evaluate(split) if trainer.can_evaluate() else {}
     name = {"test": "Test", "val": "Validation", "train": "Training"}[split]
     for key, value in metrics.items():
         if isinstance(value, float):

@@ -235,3 +235,17 @@ def test_a_private_run_releases_only_noisy_metrics_and_a_noisy_confusion_matrix(
     assert len(report["evaluation"]["releases"]) == 1  # the plot reused the release
     assert report["epsilon_spent"] <= 3.0
     assert any(line.startswith("DP evaluation: test metrics released") for line in outcome.log)
+
+
+def test_a_run_that_plans_no_evaluation_releases_no_metrics() -> None:
+    pipeline = private_pipeline({"accountant": "rdp", "eval_releases": 0})
+    outcome = run_pipeline(
+        pipeline,
+        {"blobs": idx_tree()},
+        MemoryTree({}),
+        trainer_factory=lambda *a: DPTrainer(*a, noise=SeededRandom(0)),
+    )
+    assert json.loads(outcome.outputs["metrics.json"])["metrics"] == {}
+    report = json.loads(outcome.outputs["privacy_report.json"])
+    assert report["evaluation"]["releases"] == []
+    assert report["epsilon_spent"] == report["epsilon_training"]
