@@ -30,6 +30,7 @@ from sealroom.pipeline.schema import Pipeline
 from sealroom.privacy.calibrate import PrivacyPlan, check_delta, epsilon_after, plan_privacy
 from sealroom.privacy.compat import make_private_compatible
 from sealroom.privacy.fused import FusedClipper
+from sealroom.privacy.independence import check_record_independence
 from sealroom.privacy.noise import NoiseSource, SecureRandom
 from sealroom.privacy.optimizers import (
     SourcedDPOptimizer,
@@ -69,6 +70,7 @@ class DPTrainer(Trainer):
         self.privacy = pipeline.privacy
         check_delta(self.privacy.delta, len(splits.train))
         model, fixes = make_private_compatible(model)
+        check_record_independence(model, pipeline.model.input_shape, where="model")
         super().__init__(pipeline, model, splits, device, on_event, checkpoint_sink)
         self.layer_fixes = fixes
         for message in fixes:
