@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import onnx
+from onnx import numpy_helper
 
 
 class _Symbol:
@@ -28,6 +29,7 @@ class _Symbol:
 BATCH = _Symbol("BATCH")  # the number of records in the batch
 TAINT = _Symbol("TAINT")  # a number computed from the batch size
 BATCH_SYMBOL = "sealroom_batch"  # the graph inputs' first dim, for shape inference
+MAX_KNOWN = 4096  # values followed for tensors up to this size
 FULL = 2**31 - 1  # a Slice end at least this large keeps the whole axis
 
 
@@ -115,7 +117,8 @@ class Node:
         state = self.state(i)
         entries = state.entries if isinstance(state, Known) else None
         if entries is None or (not partial and any(e is None for e in entries)):
-            raise Refused(f"{what} is computed at run time; the check needs it constant")
+            source = " from the batch size" if state is not None and state.by_batch else ""
+            raise Refused(f"{what} is computed at run time{source}; the check needs it constant")
         return entries
 
     def axes(self, i: int, name: str) -> list[int] | None:
@@ -177,6 +180,8 @@ def evaluate_known(node: Node) -> list[State]:
             else tuple(d if d is BATCH or isinstance(d, int) else None for d in dims)
         )
         return node.out(Known(entries, by_batch=entries is None and by_batch))
+    if op == "ConstantOfShape" and isinstance(first, Known) and first.entries is not None:
+        return node.out(Known(_filled(first.entries, node.attrs.get("value"))))
     if op == "Where" and len(inputs) == 3 and all(isinstance(s, Known) for s in inputs):
         return node.out(Known(_where(*(s.entries for s in inputs if isinstance(s, Known)))))
     if op in ("Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten") and isinstance(
@@ -262,3 +267,16 @@ def _where(
         else:
             out.append(TAINT if c is TAINT else None)
     return tuple(out)
+
+
+def _filled(dims: tuple[Any, ...], value: Any) -> tuple[Any, ...] | None:
+    """ConstantOfShape's values when small: ``value``'s one entry (0 by default)."""
+    if not all(isinstance(d, int) and d >= 0 for d in dims):
+        return None
+    count = 1
+    for d in dims:
+        count *= d
+    if count > MAX_KNOWN:
+        return None
+    fill = numpy_helper.to_array(value).reshape(-1).tolist()[0] if value is not None else 0.0
+    return (fill,) * count

@@ -22,6 +22,7 @@ from sealroom.train.onnx_record_rules import apply_rule
 from sealroom.train.onnx_record_state import (
     BATCH,
     BATCH_SYMBOL,
+    MAX_KNOWN,
     RECORDS,
     Known,
     Node,
@@ -29,8 +30,6 @@ from sealroom.train.onnx_record_state import (
     State,
     evaluate_known,
 )
-
-MAX_CONST_VALUES = 4096  # small tensors (shapes, axes, scales) keep their values
 
 
 def record_mixing(model: onnx.ModelProto) -> list[str]:
@@ -131,7 +130,7 @@ def _values(tensor: onnx.TensorProto) -> tuple[object, ...] | None:
     count = 1
     for dim in tensor.dims:
         count *= dim
-    if count > MAX_CONST_VALUES:
+    if count > MAX_KNOWN:
         return None
     try:
         return tuple(numpy_helper.to_array(tensor).reshape(-1).tolist())
@@ -157,7 +156,7 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[object, ...] | N
     copy.CopyFrom(model)
     initializers = {t.name for t in copy.graph.initializer}
     for tensor in copy.graph.initializer:
-        if len(tensor.raw_data) > 8 * MAX_CONST_VALUES:
+        if len(tensor.raw_data) > 8 * MAX_KNOWN:
             tensor.ClearField("raw_data")  # dims are all shape inference needs of a weight
     for value in copy.graph.input:
         dims = value.type.tensor_type.shape.dim
