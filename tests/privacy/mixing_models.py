@@ -1,15 +1,9 @@
-"""Models that mix the records of a batch (issue 13), as a consumer would write them.
-
-Also a story step: ``python -m tests.privacy.mixing_models --out DIR/model.onnx`` writes
-the issue's graph with the MNIST CNN's interface (x [N,1,28,28] -> y [N,10]).
-"""
+"""Models that mix the records of a batch (issue 13), as a consumer would write them."""
 
 from __future__ import annotations
 
-import argparse
 import io
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -95,17 +89,3 @@ def exported(
         do_constant_folding=not training,
     )
     return onnx.load_from_string(buffer.getvalue())
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model = issue_graph(input_dims=(1, 28, 28), hidden=32, classes=10)
-    args.out.write_bytes(model.SerializeToString())
-    print(f"mixing model written: {args.out}")
-
-
-if __name__ == "__main__":
-    main()
