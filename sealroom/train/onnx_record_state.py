@@ -278,5 +278,9 @@ def _filled(dims: tuple[Any, ...], value: Any) -> tuple[Any, ...] | None:
         count *= d
     if count > MAX_KNOWN:
         return None
-    fill = numpy_helper.to_array(value).reshape(-1).tolist()[0] if value is not None else 0.0
+    if value is None:
+        return (0.0,) * count
+    if value.data_location != onnx.TensorProto.DEFAULT or len(value.external_data) > 0:
+        return None  # never read a file an attribute names
+    fill = numpy_helper.to_array(value).reshape(-1).tolist()[0]
     return (fill,) * count

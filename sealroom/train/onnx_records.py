@@ -17,7 +17,7 @@ from __future__ import annotations
 import onnx
 from onnx import numpy_helper
 
-from sealroom.train.onnx_check import DEFAULT_DOMAINS, short
+from sealroom.train.onnx_check import DEFAULT_DOMAINS, is_external, short
 from sealroom.train.onnx_record_rules import apply_rule
 from sealroom.train.onnx_record_state import (
     BATCH,
@@ -126,7 +126,10 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 
 def _values(tensor: onnx.TensorProto) -> tuple[object, ...] | None:
-    """A small tensor's values, flattened; None for big ones (weights are never needed)."""
+    """A small tensor's values, flattened; None for big ones (weights are never needed).
+    Never reads external data (onnx would open the file it names)."""
+    if is_external(tensor):
+        return None
     count = 1
     for dim in tensor.dims:
         count *= dim

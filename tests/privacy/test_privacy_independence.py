@@ -383,3 +383,21 @@ def test_a_declarative_model_with_softmax_over_the_batch_is_refused() -> None:
     with pytest.raises(PrivacyError, match=r"^model: changing record"):
         run_pipeline(pipeline, {"blobs": idx_tree()}, MemoryTree({}), trainer_factory=factory)
     assert factory.spent_epsilon() == 0.0
+
+
+def test_the_static_check_never_reads_external_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shape arguments are read from the model; one stored outside it is never opened."""
+    import onnx.external_data_helper as external
+
+    opened: list[str] = []
+    monkeypatch.setattr(
+        external, "load_external_data_for_tensor", lambda *a, **k: opened.append("opened")
+    )
+    shape = helper.make_tensor("s", 7, [2], vals=[1, -1])
+    shape.data_location = 1  # EXTERNAL
+    entry = shape.external_data.add()
+    entry.key, entry.value = "location", "keys/kms-root.key"
+    model = graph_of([_node("Reshape", ["x", "s"])])
+    model.graph.initializer.append(shape)
+    [finding] = check_onnx_independence(model)
+    assert "computed at run time" in finding and opened == []
