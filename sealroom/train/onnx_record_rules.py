@@ -101,7 +101,7 @@ def reduce(node: Node) -> list[State]:
         if int(node.attrs.get("noop_with_empty_axes", 0)):
             return node.out()
         raise Refused("reduces over every axis, the batch axis (0) too")
-    if 0 in {normalise(a, node.rank(0)) for a in axes}:
+    if 0 in {node.norm(a) for a in axes}:
         raise Refused("reduces over the batch axis (0): every record's output depends on all")
     return node.out()
 
@@ -126,7 +126,7 @@ def _softmax_default(node: Node) -> int:
 def cumsum(node: Node) -> list[State]:
     node.others_per_record(0, 1)
     [axis] = node.values(1, "the axis")
-    if normalise(int(axis), node.rank(0)) == 0:
+    if node.norm(int(axis)) == 0:
         raise Refused("accumulates along the batch axis (0)")
     return node.out()
 
@@ -155,7 +155,7 @@ def squeeze(node: Node) -> list[State]:
         raise Refused(
             "squeezes every size-1 axis: the batch axis too when a batch holds one record"
         )
-    if 0 in {normalise(a, node.rank(0)) for a in axes}:
+    if 0 in {node.norm(a) for a in axes}:
         raise Refused("squeezes the batch axis (0)")
     return node.out()
 
@@ -204,7 +204,7 @@ def slice_(node: Node) -> list[State]:
     axes = list(axes) if axes is not None else list(range(len(starts)))
     steps = list(steps) if steps is not None else [1] * len(starts)
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=False):
-        if normalise(int(axis), node.rank(0) if int(axis) < 0 else 0) != 0:
+        if node.norm(int(axis)) != 0:
             continue
         if None in (start, end, step) or not (start == 0 and end >= FULL and step == 1):
             raise Refused("slices the batch axis (0): keeps some records, drops others")

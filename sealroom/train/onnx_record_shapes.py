@@ -107,7 +107,7 @@ def pad(node: Node) -> list[State]:
     half = len(pads) // 2
     axes = list(range(half))
     if node.version >= 18 and node.state(3) is not None:
-        axes = [normalise(int(a), node.rank(0)) for a in node.values(3, "axes")]
+        axes = [node.norm(int(a)) for a in node.values(3, "axes")]
     for k, axis in enumerate(axes):
         if axis == 0 and (int(pads[k]) != 0 or int(pads[k + half]) != 0):
             raise Refused("pads the batch axis (0): adds or drops records")
@@ -120,7 +120,7 @@ def resize(node: Node) -> list[State]:
     if node.version >= 11:
         node.require_per_record(1)
     axes = node.attrs.get("axes")
-    if axes is not None and 0 not in {normalise(int(a), node.rank(0)) for a in axes}:
+    if axes is not None and 0 not in {node.norm(int(a)) for a in axes}:
         node.others_per_record(0, 3)
         return node.out()
     scales_slot, sizes_slot = (1, None) if node.version < 11 else (2, 3)

@@ -111,6 +111,10 @@ class Node:
             raise Refused(f"the rank of input {i} is unknown, so the batch axis cannot be followed")
         return len(dims)
 
+    def norm(self, axis: int, data: int = 0) -> int:
+        """``axis`` of input ``data`` as a non-negative index (the rank only when needed)."""
+        return axis if axis >= 0 else axis + self.rank(data)
+
     def values(self, i: int, what: str, partial: bool = False) -> tuple[Any, ...]:
         """A constant argument (axes, shape, pads): fail closed when unknown. ``partial``
         lets single entries be unknown (a shape's per-record dims)."""
