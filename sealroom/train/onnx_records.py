@@ -156,11 +156,17 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[object, ...] | N
     """Each tensor's dims (int, BATCH, or None when unknown) from onnx shape inference,
     run on a copy whose graph inputs have a symbolic first axis and no large weights."""
     copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    initializers = {t.name for t in copy.graph.initializer}
-    for tensor in copy.graph.initializer:
-        if len(tensor.raw_data) > 8 * MAX_KNOWN:
-            tensor.ClearField("raw_data")  # dims are all shape inference needs of a weight
+    copy.ir_version = model.ir_version
+    copy.opset_import.extend(model.opset_import)
+    graph = model.graph
+    copy.graph.node.extend(graph.node)
+    copy.graph.input.extend(graph.input)
+    copy.graph.output.extend(graph.output)
+    copy.graph.value_info.extend(graph.value_info)
+    for tensor in graph.initializer:  # weights without their bytes: dims are all it needs
+        small = _values(tensor) is not None  # shape arguments keep their values
+        copy.graph.initializer.append(tensor if small else _stub(tensor))
+    initializers = {t.name for t in graph.initializer}
     for value in copy.graph.input:
         dims = value.type.tensor_type.shape.dim
         if value.name not in initializers and len(dims) > 0:
@@ -171,8 +177,8 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[object, ...] | N
     except Exception:  # inference is a help, not a requirement: rules refuse without ranks
         inferred = copy
     shapes: dict[str, tuple[object, ...] | None] = {}
-    graph = inferred.graph
-    for value in [*graph.input, *graph.value_info, *graph.output]:
+    found = inferred.graph
+    for value in [*found.input, *found.value_info, *found.output]:
         tensor_type = value.type.tensor_type
         if not tensor_type.HasField("shape"):
             shapes[value.name] = None
@@ -181,6 +187,13 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[object, ...] | N
     for tensor in model.graph.initializer:
         shapes[tensor.name] = tuple(int(d) for d in tensor.dims)
     return shapes
+
+
+def _stub(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    """Name, type and dims of a weight, without its bytes."""
+    stub = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type)
+    stub.dims.extend(tensor.dims)
+    return stub
 
 
 def _dim(dim: onnx.TensorShapeProto.Dimension) -> object:

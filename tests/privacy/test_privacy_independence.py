@@ -265,6 +265,13 @@ def test_per_record_models_pass_both_checks(case: str) -> None:
     check_record_independence(module, shape, where="model")
 
 
+def test_a_resnet_exported_for_inference_passes_the_static_check() -> None:
+    """BatchNormalization with training_mode=0 uses stored statistics: per record."""
+    torchvision = pytest.importorskip("torchvision")
+    model = exported(torchvision.models.resnet18(num_classes=10), (3, 32, 32))
+    assert check_onnx_independence(model) == []
+
+
 def test_noop_reduction_and_per_record_reductions_pass() -> None:
     keep = graph_of([_node("ReduceSum", ["x"], noop_with_empty_axes=1)], opset=13)
     rows = graph_of([_node("ReduceMean", ["x"], axes=[-1], keepdims=1)], outputs=("N", 1))
