@@ -43,6 +43,7 @@ from sealroom.privacy.calibrate import (
 from sealroom.privacy.compat import make_private_compatible
 from sealroom.privacy.evaluation import EvaluationRelease, check_private_metrics, release_evaluation
 from sealroom.privacy.fused import FusedClipper
+from sealroom.privacy.independence import check_record_independence
 from sealroom.privacy.noise import NoiseSource, SecureRandom
 from sealroom.privacy.optimizers import (
     SourcedDPOptimizer,
@@ -89,6 +90,7 @@ class DPTrainer(Trainer):
         for i, dataset in enumerate(pipeline.datasets):
             check_record_local(dataset.transforms, where=f"datasets[{i}].transforms")
         model, fixes = make_private_compatible(model)
+        check_record_independence(model, pipeline.model.input_shape, where="model")
         super().__init__(pipeline, model, splits, device, on_event, checkpoint_sink)
         self.layer_fixes = fixes
         for message in fixes:

@@ -241,7 +241,8 @@ class RoomSession:
         if contract.model is not None:
             needed.append(contract.model.package_digest)
         files: dict[str, dict[str, bytes]] = {}
-        for package_digest in dict.fromkeys(needed):  # one release per package digest
+
+        def release(package_digest: str) -> None:
             path = self.request.packages.get(package_digest)
             if path is None:
                 raise RoomError(
@@ -264,6 +265,20 @@ class RoomSession:
             files[package_digest] = decrypt_in_memory(package, key)
             del key
             self.say(f"key released for {package_digest[:19]}…; decrypted in memory")
+
+        # The model first: a private run checks it keeps records apart (issue 13) before
+        # any dataset key is asked for, so a model that mixes the batch gets no data key.
+        if contract.model is not None:
+            release(contract.model.package_digest)
+        if pipeline.privacy is not None:
+            from sealroom.privacy.independence import check_pipeline_model
+
+            model_files = files.get(contract.model.package_digest, {}) if contract.model else {}
+            check_pipeline_model(pipeline, MemoryTree(model_files))
+            self.say("model checked: each record's output depends on that record alone")
+        for package_digest in dict.fromkeys(needed):  # one release per package digest
+            if package_digest not in files:
+                release(package_digest)
         trees: dict[str, FileTree] = {
             d.id: MemoryTree(files[d.package_digest]) for d in contract.datasets if d.id in wanted
         }
