@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sealroom.attest.evidence import REPORT_DATA_SIZE, Evidence
 from sealroom.contract.pipeline_signature import PipelineSignature
 from sealroom.contract.signed import SignedContract
+from sealroom.data.declaration import SignedDeclaration
 from sealroom.errors import (
     BudgetExceeded,
     KeyReleaseDenied,
@@ -66,6 +67,9 @@ class RoomRequest(_Message):
     # The consumer's signature on the pipeline (read by the operator from the .sig file),
     # passed on to the key service with each release request.
     pipeline_signature: PipelineSignature | None = None
+    # The providers' signed dataset declarations (read by the operator from the workspace
+    # or --declaration files); the room uses those the contract pins, verified.
+    declarations: list[SignedDeclaration] = Field(default_factory=list, max_length=64)
     # The operator's explicit choice to run where the kernel has no Landlock.
     allow_unsandboxed: bool = False
     # Workspace paths the sandbox must never grant (the key service's, the ledger's, parties').
