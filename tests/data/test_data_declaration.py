@@ -1,4 +1,4 @@
-"""Provider-declared splits: the declaration's schema, signature and pin, and the splits it makes."""
+"""Provider-declared splits: the schema, signature and pin, and the splits a declaration makes."""
 
 from __future__ import annotations
 
