@@ -40,7 +40,7 @@ def declare(
     Example: sealroom dataset declare declaration.yaml --as hospital --out mnist.decl.json
     """
     from sealroom.crypto.identity import load_party
-    from sealroom.data.declaration import (
+    from sealroom.pipeline.declaration import (
         read_declaration_draft,
         save_declaration,
         sign_declaration,
@@ -80,7 +80,7 @@ def show(
     """
     from sealroom.contract.store import load_contract
     from sealroom.crypto.identity import load_identity
-    from sealroom.data.declaration import (
+    from sealroom.pipeline.declaration import (
         DeclarationError,
         check_signature,
         load_signed_declaration,

@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sealroom.attest.evidence import REPORT_DATA_SIZE, Evidence
 from sealroom.contract.pipeline_signature import PipelineSignature
 from sealroom.contract.signed import SignedContract
-from sealroom.data.declaration import SignedDeclaration
 from sealroom.errors import (
     BudgetExceeded,
     KeyReleaseDenied,
@@ -38,6 +37,7 @@ from sealroom.errors import (
 )
 from sealroom.kms.models import DIGEST_PATTERN, ReleaseRequest
 from sealroom.ledger import Receipt
+from sealroom.pipeline.declaration import SignedDeclaration
 from sealroom.room.events import RoomEvent
 
 MAX_LINE_BYTES = 1 << 20  # a release request carries the pipeline document; nothing is bigger

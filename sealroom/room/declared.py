@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealroom.contract.schema import Contract
-from sealroom.data.declaration import (
+from sealroom.pipeline.declaration import (
     DatasetDeclaration,
     DeclarationError,
     SignedDeclaration,

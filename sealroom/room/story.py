@@ -261,7 +261,7 @@ class Story:
         """Each provider with a declaration signs it (into the workspace's declarations
         folder, where ``sealroom run`` finds it); its digest by dataset id."""
         from sealroom.crypto.identity import load_party
-        from sealroom.data.declaration import (
+        from sealroom.pipeline.declaration import (
             read_declaration_draft,
             save_declaration,
             sign_declaration,
