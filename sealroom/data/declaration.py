@@ -81,6 +81,12 @@ def _declared_dataset(
     for name, part in (("val", declaration.val), ("test", declaration.test)):
         if isinstance(part, SourcePart):
             held = load_dataset(cfg.model_copy(update={"source": part.source}), tree)
+            train = parts["train"]
+            if held.sample_shape != train.sample_shape or held.y.shape[1:] != train.y.shape[1:]:
+                raise DataError(
+                    f"dataset {cfg.id}: the declared {name} file's samples "
+                    f"{held.sample_shape} do not match the training samples {train.sample_shape}"
+                )
             parts[name] = held.subset(np.arange(len(held)), name=f"{cfg.id}/{name}")
     splits = Splits(**parts)
     for name, part in (("val", declaration.val), ("test", declaration.test)):
