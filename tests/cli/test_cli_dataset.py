@@ -89,3 +89,25 @@ def test_a_malformed_draft_is_refused_naming_the_field(
     assert result.exit_code == 1
     assert "nothing to train on" in result.output
     assert not declarations_dir(workspace.home).exists()
+
+
+def test_show_against_a_contract_checks_its_pin_and_provider(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    from tests.kms.factories import CONTRACT_ID, contract_data, make_parties, store_contract
+
+    parties = make_parties(workspace)
+    out = tmp_path / "mnist.decl.json"
+    mnist = draft(tmp_path, dataset="mnist")
+    runner.invoke(app, ["dataset", "declare", str(mnist), "--as", "hospital", "--out", str(out)])
+    digest = load_signed_declaration(out).digest
+    ref = {**contract_data()["datasets"][0], "declaration_digest": digest}
+    store_contract(workspace, parties, datasets=[ref])
+    result = runner.invoke(app, ["dataset", "show", str(out), "--contract", CONTRACT_ID])
+    assert result.exit_code == 0, result.output
+    assert f"signed by hospital and pinned by contract {CONTRACT_ID}" in result.output
+    lab_signed = tmp_path / "lab.decl.json"
+    runner.invoke(app, ["dataset", "declare", str(mnist), "--as", "lab", "--out", str(lab_signed)])
+    result = runner.invoke(app, ["dataset", "show", str(lab_signed), "--contract", CONTRACT_ID])
+    assert result.exit_code == 1
+    assert "not by the dataset's provider 'hospital'" in result.output
