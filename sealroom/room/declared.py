@@ -36,10 +36,10 @@ def declared_splits(
     verified: dict[str, DatasetDeclaration] = {}
     for ref in used:
         if ref.declaration_digest is None:
+            why = "has privacy terms" if contract.private else "pins declarations for others"
             raise DeclarationError(
-                f"dataset {ref.id}: contract {contract.id} has privacy terms but pins no "
-                "dataset declaration for it (the provider signs one with `sealroom dataset "
-                "declare`)"
+                f"dataset {ref.id}: contract {contract.id} {why} but pins no dataset "
+                "declaration for it (the provider signs one with `sealroom dataset declare`)"
             )
         signed = by_digest.get(ref.declaration_digest)
         if signed is None:

@@ -48,3 +48,18 @@ def test_the_rooms_channel_starts_no_thread_before_the_sandbox() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert done.stdout.strip() == "1"
+
+
+def test_a_contract_without_privacy_that_pins_a_declaration_is_split_by_it() -> None:
+    from sealroom.room.declared import declared_splits
+    from tests.kms.factories import contract_data, make_pipeline
+
+    hospital = Party.generate("hospital", "provider")
+    body = {"dataset": "mnist", "train": {"source": SOURCE}, "test": {"fraction": 0.1}}
+    signed = sign_declaration(parse_declaration({**body, "min_size": 5}, "d"), hospital)
+    data = contract_data({"hospital": hospital.identity})
+    ref = {**data["datasets"][0], "privacy": None, "declaration_digest": signed.digest}
+    limits = {**data["constraints"], "require_privacy": False}
+    contract = make_contract({"hospital": hospital.identity}, datasets=[ref], constraints=limits)
+    pipeline = make_pipeline(privacy=None)
+    assert declared_splits(contract, pipeline, [signed]) == {"mnist": signed.declaration}
