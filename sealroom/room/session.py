@@ -28,6 +28,7 @@ from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.privacy.release import released_metrics
 from sealroom.room import privacy_hooks
 from sealroom.room.channel import ChannelAttester, ChannelKeyService, RoomChannel, RoomRequest
+from sealroom.room.declared import declared_splits
 from sealroom.room.details import seal_details
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.failures import failure_reason
@@ -48,6 +49,7 @@ from sealroom.room.runkey import RunKey, evidence_claims, room_report_data
 if TYPE_CHECKING:
     from sealroom.attest.evidence import Attester
     from sealroom.data import FileTree
+    from sealroom.data.declaration import DatasetDeclaration
     from sealroom.privacy.trainer import DPTrainerFactory
     from sealroom.train.loop import TrainEvent
 
@@ -141,6 +143,12 @@ class RoomSession:
                 + "; ".join(decision.violations)
             )
         self.say(f"pipeline {pipeline.name} ({digest[:19]}…) is allowed by the contract")
+        declarations = declared_splits(contract, pipeline, req.declarations)
+        if declarations is not None:
+            self.say(
+                f"splits as {len(declarations)} provider declaration(s) pinned by the contract "
+                "say; the pipeline's split section is not used"
+            )
         self.channel.record(
             STARTED, {"run_id": req.run_id, "contract_id": contract.id, "pipeline_digest": digest}
         )
@@ -167,7 +175,7 @@ class RoomSession:
         trees, model_tree = self._open_packages(contract, pipeline, digest)
 
         self.enter("train")
-        outcome = self._train(pipeline, trees, model_tree)
+        outcome = self._train(pipeline, trees, model_tree, declarations)
         del trees, model_tree
 
         self.enter("release")
@@ -285,9 +293,19 @@ class RoomSession:
         model_files = files.get(contract.model.package_digest, {}) if contract.model else {}
         return trees, MemoryTree(model_files)
 
-    def _train(self, pipeline: Pipeline, trees: dict[str, FileTree], model_tree: FileTree) -> Any:
+    def _train(
+        self,
+        pipeline: Pipeline,
+        trees: dict[str, FileTree],
+        model_tree: FileTree,
+        declarations: dict[str, DatasetDeclaration] | None = None,
+    ) -> Any:
+        from sealroom.data.declaration import load_declared_splits
         from sealroom.train.run import MemorySink, run_pipeline
 
+        splits = None
+        if declarations is not None:
+            splits = load_declared_splits(declarations, pipeline.datasets, pipeline.join, trees)
         self.dp_factory = privacy_hooks.dp_trainer_factory(pipeline)
         return run_pipeline(
             pipeline,
@@ -296,6 +314,7 @@ class RoomSession:
             sink=MemorySink(),
             on_event=self._relay,
             trainer_factory=self.dp_factory,
+            splits=splits,
         )
 
     def _spent(self) -> float:

@@ -135,17 +135,20 @@ def run_pipeline(
     trainer_factory: TrainerFactory | None = None,
     device: str | None = None,
     max_samples: int | None = None,
+    splits: Splits | None = None,
 ) -> RunOutcome:
     """Train and evaluate ``pipeline``; every output is also written to ``sink`` as it appears.
 
     A pipeline with ``privacy`` must be given the DP trainer as ``trainer_factory``: the
     plain trainer refuses it, so no non-private model is ever made from private data.
+    ``splits`` (the providers' declared splits, in the room) replaces the pipeline's split.
     """
     if pipeline.privacy is not None and trainer_factory is None:
         raise PrivacyError("pipeline sets privacy but no differentially private trainer was given")
     if pipeline.train.num_threads:
         torch.set_num_threads(pipeline.train.num_threads)
-    splits = prepare_splits(pipeline, dataset_trees, max_samples)
+    if splits is None:
+        splits = prepare_splits(pipeline, dataset_trees, max_samples)
     torch.manual_seed(pipeline.train.seed)  # initial weights of declarative/architecture models
     model = build_model(pipeline.model, model_tree)
     out = sink if sink is not None else MemorySink()

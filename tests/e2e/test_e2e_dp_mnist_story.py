@@ -70,3 +70,24 @@ def test_dp_story_budget_admits_one_more_run_then_refuses(
         [budget] = book.summary("mnist")
     assert budget.spent <= 8.0 and budget.reserved == 0.0
     assert len(budget.runs) == 2  # the refused run never held a reservation
+
+
+@pytest.mark.slow
+def test_dp_story_without_the_pinned_declaration_gets_no_key(
+    dp_story: tuple[Path, StoryResult],
+) -> None:
+    base, result = dp_story
+    ws = Workspace.find(result.home)
+    folder = ws.home / "declarations"
+    hidden = base / "declarations-elsewhere"
+    folder.rename(hidden)
+    try:
+        with Ledger.open(ws) as ledger:
+            keys_before = len(ledger.find("key.released"))
+        with pytest.raises(SealroomError, match="was not given to the room"):
+            run_room(ws, "dp-mnist-demo", base / "consumer-lab" / "pipeline.json")
+        with Ledger.open(ws) as ledger:
+            assert len(ledger.find("key.released")) == keys_before
+            assert ledger.find("run.failed")[-1].payload["stage"] == "policy"
+    finally:
+        hidden.rename(folder)
