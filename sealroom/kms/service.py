@@ -8,8 +8,10 @@ Release protocol (every step fails closed; every outcome is a ledger entry):
    consumer's signature on the pipeline and its run id;
 4. the service consumes the nonce, verifies the evidence and its binding, the key record,
    the contract (signatures, registration, in force), the pipeline (digest, the contract's
-   pin, the consumer's signature, contract policy) and the release policy (Rego), counts the
-   run against the contract's ``max_runs``, then HPKE-seals the data key to the ephemeral key.
+   pin, the consumer's signature, contract policy), its guards (the run's privacy budget
+   reservation, :mod:`sealroom.privacy.budget_guard`) and the release policy (Rego), counts
+   the run against the contract's ``max_runs``, then HPKE-seals the data key to the
+   ephemeral key; a guard that keeps state (the budget) is told before the key is returned.
 
 A denial raises KeyReleaseDenied with the reason and never touches the data key.
 """

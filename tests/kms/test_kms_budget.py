@@ -229,3 +229,23 @@ def served_empty(workspace: Workspace, parties: dict[str, Party]) -> Iterator[Se
     store_contract(workspace, parties)
     with threaded_server(workspace) as served:
         yield served
+
+
+def test_budget_show_reads_a_key_services_book(
+    provider: tuple[Served, SignedContract], operator_ws: Workspace
+) -> None:
+    from typer.testing import CliRunner
+
+    from sealroom.cli.main import app
+
+    served, _ = provider
+    with KmsClient(served.url) as client:
+        client.reserve("run-a", CONTRACT_ID, 2.0, 1e-5)
+    runner = CliRunner()
+    env = {"SEALROOM_HOME": str(operator_ws.home)}
+    shown = runner.invoke(app, ["budget", "show", "--key-service", served.url, "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    [budget] = json.loads(shown.stdout)
+    assert budget["reserved"] == 2.0 and budget["runs"][0]["run_id"] == "run-a"
+    local = runner.invoke(app, ["budget", "show"], env=env)
+    assert "no privacy budget has been used yet" in local.output  # not kept here
