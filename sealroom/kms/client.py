@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
 from sealroom.errors import BudgetExceeded, KeyReleaseDenied, PrivacyError, SealroomError
 from sealroom.httpguard import read_token
 from sealroom.kms.models import BudgetReserve, BudgetSettle, ReleaseRequest
+
+_Call = TypeVar("_Call", BudgetReserve, BudgetSettle)
 
 TOKEN_ENV = "SEALROOM_KMS_TOKEN"  # noqa: S105 (variable names, not secrets)
 TOKEN_FILE_ENV = "SEALROOM_KMS_TOKEN_FILE"  # noqa: S105
@@ -106,14 +109,18 @@ class KmsClient:
     def reserve(self, run_id: str, contract_id: str, epsilon: float, delta: float) -> list[str]:
         """Reserve (ε, δ) for ``run_id`` in the key service's own budget book; the datasets
         reserved on. BudgetExceeded or PrivacyError when the key service refuses."""
-        call = BudgetReserve(run_id=run_id, contract_id=contract_id, epsilon=epsilon, delta=delta)
+        call = _budget_call(
+            BudgetReserve, run_id=run_id, contract_id=contract_id, epsilon=epsilon, delta=delta
+        )
         body = self._budget("/budget/reserve", call.model_dump_json().encode("utf-8"))
         return [str(d) for d in body["datasets"]]
 
     def settle(self, run_id: str, contract_id: str, spent_epsilon: float) -> float:
         """Settle ``run_id``'s reservation; the ε the key service charged (all it reserved
         once a key was released to the run)."""
-        call = BudgetSettle(run_id=run_id, contract_id=contract_id, spent_epsilon=spent_epsilon)
+        call = _budget_call(
+            BudgetSettle, run_id=run_id, contract_id=contract_id, spent_epsilon=spent_epsilon
+        )
         body = self._budget("/budget/settle", call.model_dump_json().encode("utf-8"))
         return float(body["charged_epsilon"])
 
@@ -148,6 +155,16 @@ class KmsClient:
         if not isinstance(body, dict):
             raise KmsUnavailable(f"key service at {self.url}: {path.strip('/')}: not an object")
         return body
+
+
+def _budget_call(model: type[_Call], **fields: Any) -> _Call:
+    """The request body, or PrivacyError naming the bad field (NaN, negative ε, odd run id)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PrivacyError(f"budget request: {where}: {first['msg']}") from None
 
 
 def _error(response: httpx.Response) -> str:

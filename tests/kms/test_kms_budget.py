@@ -153,6 +153,8 @@ def test_the_key_service_settles_no_refund_once_its_key_was_released(
         client.reserve("run-b", CONTRACT_ID, 1.0, 1e-5)
         with pytest.raises(PrivacyError, match="reserved only 1"):
             client.settle("run-b", CONTRACT_ID, 2.5)
+        with pytest.raises(PrivacyError, match="spent_epsilon"):
+            client.settle("run-b", CONTRACT_ID, float("nan"))
         assert client.settle("run-b", CONTRACT_ID, 0.0) == 0.0  # no key left: all returned
         [budget] = client.budgets("mnist")
     assert budget["spent"] == 3.0 and budget["reserved"] == 0.0 and budget["remaining"] == 6.0
