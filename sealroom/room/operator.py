@@ -4,8 +4,9 @@ One ``OperatorDesk`` per run answers the room's calls (see channel.py) with the 
 key service (or the contract's own ``key_service`` per dataset), the ledger, the software
 attestation key and the privacy budget: its own book for datasets whose key the embedded
 service holds; for a dataset with its own ``key_service``, that key service's book (reserve
-and settle forwarded, each mirrored as a ``budget.mirrored`` ledger entry). The room is untrusted: every call is checked
-(the run id, the contract, which ledger entries and how often) before anything is signed.
+and settle forwarded, each mirrored as a ``budget.mirrored`` ledger entry). The room is
+untrusted: every call is checked (the run id, the contract, which ledger entries and how
+often) before anything is signed.
 """
 
 from __future__ import annotations
