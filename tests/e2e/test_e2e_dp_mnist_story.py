@@ -52,7 +52,11 @@ def test_dp_story_releases_a_private_model_and_charges_the_budget(
         kinds = [e.kind for e in ledger.entries() if e.kind.startswith("budget.")]
         reserved = ledger.find("budget.reserved")[0].seq
         first_key = min(e.seq for e in ledger.entries("key.released"))
-    assert kinds[:2] == ["budget.reserved", "budget.charged"]
+        consumed = ledger.entries("budget.consumed")
+        [reservation] = ledger.entries("budget.reserved")[:1]
+    # The first key released to the run consumed its reservation (issue 13: bound to the run).
+    assert kinds[:3] == ["budget.reserved", "budget.consumed", "budget.charged"]
+    assert consumed[0].payload["run_id"] == reservation.payload["run_id"]
     assert reserved < first_key  # budget reserved before any key left the key service
 
 
