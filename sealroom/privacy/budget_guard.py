@@ -59,7 +59,14 @@ class BudgetGate:
     def consume(
         self, contract: Contract, pipeline: Pipeline, request: ReleaseRequest | None
     ) -> str | None:
-        return self._decide(contract, pipeline, request, consume=True)
+        """Consume the reservation as a private dataset's key leaves. The model's key is
+        released first (the room checks the model before it asks for any data), so its
+        release checks the reservation but does not use it up: a model refused then
+        has seen no private record and its run's reservation can still be returned."""
+        kept = set(self.scope(contract))
+        private = {d.package_digest for d in contract.datasets if d.id in kept}
+        data_key = request is not None and request.package_digest in private
+        return self._decide(contract, pipeline, request, consume=data_key)
 
     def _decide(
         self,

@@ -46,5 +46,10 @@ def test_a_model_that_mixes_records_gets_no_dataset_key(
         [failed] = ledger.entries("run.failed")
     assert released == [contract.model.package_digest]  # the model's key only
     assert dataset not in released
+    # The model's key checks the reservation but does not use it up: no record was seen,
+    # so the whole reservation goes back.
+    with Ledger.open(ws) as ledger:
+        assert not ledger.entries("budget.consumed") and not ledger.entries("budget.charged")
+        assert ledger.entries("budget.released")
     assert failed.payload["stage"] == "keys"
     assert "PrivacyError" in str(failed.payload["reason"])
