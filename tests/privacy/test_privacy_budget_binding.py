@@ -50,8 +50,25 @@ class Clock:
         return self.now
 
 
-def _request(run_id: str | None) -> Any:
-    return SimpleNamespace(run_id=run_id)
+DATASET = make_contract().datasets[0].package_digest
+
+
+def _request(run_id: str | None, package_digest: str = DATASET) -> Any:
+    return SimpleNamespace(run_id=run_id, package_digest=package_digest)
+
+
+def test_the_models_key_checks_the_reservation_but_only_a_data_key_consumes_it(
+    workspace: Workspace,
+) -> None:
+    contract = _contract()
+    model = "sha256:" + "ab" * 32
+    gate = BudgetGate(workspace)
+    with BudgetBook(workspace) as book:
+        book.reserve("run-a", contract, 3.0, 1e-5)
+    assert gate.consume(contract, PIPELINE, _request("run-a", model)) is None
+    with BudgetBook(workspace) as book:
+        # no refund after a release is allowed here, yet the whole reservation comes back
+        assert book.settle("run-a", 0.0, refund_after_release=False) == 0.0
 
 
 def test_one_open_reservation_admits_no_other_run(workspace: Workspace) -> None:
