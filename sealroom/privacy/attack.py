@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 import torch
@@ -241,9 +242,13 @@ def membership_comparison(
     if pipeline.privacy is None:
         raise PrivacyError("membership comparison: the pipeline has no privacy section")
     if grad_sample_mode is not None:
-        privacy = PrivacyConfig.model_validate(
-            {**pipeline.privacy.model_dump(), "grad_sample_mode": grad_sample_mode}
-        )
+        modes = get_args(PrivacyConfig.model_fields["grad_sample_mode"].annotation)
+        if grad_sample_mode not in modes:
+            raise PrivacyError(
+                f"membership comparison: grad_sample_mode {grad_sample_mode!r} is not one of "
+                f"{', '.join(modes)}"
+            )
+        privacy = pipeline.privacy.model_copy(update={"grad_sample_mode": grad_sample_mode})
         pipeline = pipeline.model_copy(update={"privacy": privacy})
     assert pipeline.privacy is not None
     splits = prepare_splits(pipeline, public_trees, max_samples)
