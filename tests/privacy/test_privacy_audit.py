@@ -14,6 +14,8 @@ from sealroom.data import ArrayDataset, MemoryTree
 from sealroom.errors import PrivacyError
 from sealroom.pipeline.schema import Pipeline
 from sealroom.privacy.audit import (
+    CanaryRun,
+    CanarySet,
     audit_scores,
     audit_scores_best,
     draw_inclusion,
@@ -24,7 +26,7 @@ from sealroom.privacy.audit import (
     run_canary_audit,
     with_canaries,
 )
-from sealroom.privacy.noise import SeededRandom
+from sealroom.privacy.noise import NoiseSource, SeededRandom
 from sealroom.train.models import build_model
 from tests.train.tiny import blob_images
 
@@ -181,33 +183,63 @@ def _mlp_pipeline(privacy: dict[str, object] | None, epochs: int) -> Pipeline:
     return Pipeline.model_validate(doc)
 
 
-def _tiny_audit(privacy: dict[str, object] | None, epochs: int) -> tuple[float, float | None]:
+def _tiny_data() -> tuple[ArrayDataset, CanarySet]:
+    """150 easy blob images to train on; 200 canaries: bright noise images, random labels."""
     images, labels = blob_images(150, seed=0)
     train = ArrayDataset(images[:, None].astype(np.float32) / 255, labels.astype(np.int64))
-    rng = np.random.default_rng(5)  # out-of-distribution pool: bright noise images
+    rng = np.random.default_rng(5)
     pool = ArrayDataset(
         3 * rng.random((200, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 200).astype(np.int64)
     )
-    canaries = mislabeled_canaries(pool, 200, 3, seed=1)
+    return train, mislabeled_canaries(pool, 200, 3, seed=1)
+
+
+def _tiny_audit(
+    privacy: dict[str, object] | None, epochs: int, noise: NoiseSource | None = None
+) -> CanaryRun:
+    train, canaries = _tiny_data()
     pipeline = _mlp_pipeline(privacy, epochs)
     torch.manual_seed(0)
     model = build_model(pipeline.model, MemoryTree({}))
-    run = run_canary_audit(
-        pipeline, model, train, canaries, ks=[(20, 20)], delta=1e-3, noise=SeededRandom(0)
+    return run_canary_audit(
+        pipeline, model, train, canaries, ks=[(20, 20)], delta=1e-3, noise=noise or SeededRandom(0)
     )
-    return run.audit.epsilon_lower_bound, run.epsilon
 
 
 def test_a_non_private_run_that_memorises_canaries_is_caught() -> None:
-    bound, epsilon = _tiny_audit(None, 40)
-    assert epsilon is None
-    assert bound > 0.8  # 37 of 40 guesses right: ε > 1.2 at 95 %; the cap for 40 of 40 is 2.55
+    run = _tiny_audit(None, 40)
+    assert run.epsilon is None
+    assert (
+        run.audit.epsilon_lower_bound > 0.8
+    )  # 37 of 40 guesses right: ε > 1.2 at 95 %; the cap for 40 of 40 is 2.55
 
 
 @pytest.mark.parametrize("mode", ["fused", "hooks"])
 def test_a_dp_run_bound_stays_below_its_epsilon(mode: str) -> None:
     # rdp: the PRV calibration would take seconds more
     privacy = {"epsilon": 1.0, "delta": 1e-3, "grad_sample_mode": mode, "accountant": "rdp"}
-    bound, epsilon = _tiny_audit(privacy, 40)
-    assert epsilon is not None and epsilon <= 1.0
-    assert bound <= epsilon
+    run = _tiny_audit(privacy, 40)
+    assert run.epsilon is not None and run.epsilon <= 1.0
+    assert run.audit.epsilon_lower_bound <= run.epsilon
+
+
+class _NoNoise:
+    """A broken noise source: Poisson sampling as usual, Gaussian noise of zero."""
+
+    description = "broken: no noise"
+
+    def __init__(self) -> None:
+        self._sampling = SeededRandom(0)
+
+    def normal(self, count: int, std: float) -> torch.Tensor:
+        return torch.zeros(count)
+
+    def bernoulli_mask(self, count: int, p: float) -> torch.Tensor:
+        return self._sampling.bernoulli_mask(count, p)
+
+
+def test_the_audit_catches_a_dp_run_without_noise() -> None:
+    privacy = {"epsilon": 0.5, "delta": 1e-3, "grad_sample_mode": "fused", "accountant": "rdp"}
+    run = _tiny_audit(privacy, 40, noise=_NoNoise())
+    assert run.epsilon is not None and run.epsilon <= 0.5  # what the accountant claims
+    assert run.audit.epsilon_lower_bound > run.epsilon + 0.3  # what the run leaks
