@@ -1,7 +1,8 @@
 """Empirical privacy audits of DP-SGD on Fashion-MNIST: a one-run canary audit and the MIA.
 
 canary: the one-run audit of Steinke, Nasr & Jagielski (2023). ``--canaries`` records
-from a held-out part of the training file (never otherwise trained on) get a wrong label;
+from a held-out part of the training file (never otherwise trained on) get a wrong label
+(``--kind mislabeled``), or are uniform-noise images with random labels (``--kind noise``);
 each joins the training set with probability 1/2 (the auditor's seeded draw). One run per
 ``--modes`` entry (DPTrainer, Poisson sampling, calibrated to ``--epsilon`` at δ 1e-5) plus
 the same model trained without DP (the baseline that shows the audit can see a leak).
@@ -44,7 +45,12 @@ from sealroom.data.loaders import load_dataset  # noqa: E402
 from sealroom.pipeline.compose import compose  # noqa: E402
 from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline  # noqa: E402
 from sealroom.privacy.attack import AttackResult, loss_threshold_attack  # noqa: E402
-from sealroom.privacy.audit import CanaryRun, mislabeled_canaries, run_canary_audit  # noqa: E402
+from sealroom.privacy.audit import (  # noqa: E402
+    CanaryRun,
+    mislabeled_canaries,
+    noise_canaries,
+    run_canary_audit,
+)
 from sealroom.privacy.trainer import DPTrainer  # noqa: E402
 from sealroom.train.loop import Trainer  # noqa: E402
 from sealroom.train.models import build_model  # noqa: E402
@@ -125,7 +131,10 @@ def canary(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"--train {args.train} + --pool {args.pool} exceed {len(full)} records")
     train = full.subset(np.arange(args.train))
     pool = full.subset(np.arange(len(full) - args.pool, len(full)))  # held out of training
-    canaries = mislabeled_canaries(pool, args.canaries, 10, seed=args.seed)
+    if args.kind == "mislabeled":
+        canaries = mislabeled_canaries(pool, args.canaries, 10, seed=args.seed)
+    else:
+        canaries = noise_canaries(args.canaries, train.sample_shape, 10, seed=args.seed)
     m = len(canaries)
     ks = [(round(a * m), round(b * m)) for a, b in GUESS_FRACTIONS]
     rows = []
@@ -139,6 +148,7 @@ def canary(args: argparse.Namespace) -> dict[str, Any]:
         a = run.audit
         row = {
             "mode": mode or "non-private",
+            "canary_kind": args.kind,
             "epsilon": run.epsilon,
             "epsilon_lower_bound": a.epsilon_lower_bound,
             "confidence": a.confidence,
@@ -154,7 +164,7 @@ def canary(args: argparse.Namespace) -> dict[str, Any]:
         }
         rows.append(row)
         print(f"  {row['mode']}: {a.correct}/{a.guesses} correct, {run.seconds:.0f} s", flush=True)
-    print()
+    print(f"\n{args.kind} canaries; guess choices (k+, k-), Bonferroni: {ks}\n")
     print(
         "| mode | ε (accountant, δ 1e-5) | ε lower bound (one-run audit, 95 %) | canaries m "
         "(IN) | guesses (k+ / k-) | correct | epochs | train records |"
@@ -241,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     c = sub.add_parser("canary", help="one-run canary audit (Steinke, Nasr & Jagielski 2023)")
     c.add_argument("--train", type=int, default=10_000, help="training records (from the start)")
     c.add_argument("--canaries", type=int, default=1000)
+    c.add_argument(
+        "--kind",
+        choices=["mislabeled", "noise"],
+        default="mislabeled",
+        help="held-out records with a wrong label, or uniform-noise images with random labels",
+    )
     c.add_argument("--pool", type=int, default=10_000, help="held-out tail of train for canaries")
     c.add_argument("--epochs", type=int, default=5)
     c.add_argument("--plain-epochs", type=int, default=10)

@@ -218,6 +218,21 @@ def mislabeled_canaries(pool: ArrayDataset, m: int, num_classes: int, seed: int)
     return CanarySet(np.ascontiguousarray(pool.x[pick]), labels, included)
 
 
+def noise_canaries(m: int, sample_shape: tuple[int, ...], num_classes: int, seed: int) -> CanarySet:
+    """``m`` uniform-noise inputs in [0, 1) with uniform random labels: out of distribution.
+
+    No real record looks like them, so nothing but their own presence in training fits
+    their labels: a stronger signal than mislabeled real records.
+    """
+    if m < 1 or num_classes < 2:
+        raise PrivacyError("one-run audit: noise canaries need m >= 1 and at least 2 classes")
+    rng = np.random.default_rng(seed)
+    x = rng.random((m, *sample_shape), dtype=np.float32)
+    y = rng.integers(0, num_classes, size=m).astype(np.int64)
+    included = draw_inclusion(m, int(rng.integers(0, 2**63 - 1)))
+    return CanarySet(x, y, included)
+
+
 def with_canaries(train: ArrayDataset, canaries: CanarySet) -> ArrayDataset:
     """The training set plus the canaries drawn IN (order is irrelevant under Poisson sampling)."""
     inside = canaries.members()

@@ -22,6 +22,7 @@ from sealroom.privacy.audit import (
     epsilon_lower_bound,
     guesses,
     mislabeled_canaries,
+    noise_canaries,
     p_value,
     run_canary_audit,
     with_canaries,
@@ -148,6 +149,16 @@ def test_mislabeled_canaries_never_keep_their_label() -> None:
     assert len(with_canaries(train, canaries)) == 10 + int(canaries.included.sum())
     with pytest.raises(PrivacyError, match="pool holds 300"):
         mislabeled_canaries(pool, 301, 3, seed=0)
+
+
+def test_noise_canaries_are_seeded_out_of_distribution_records() -> None:
+    canaries = noise_canaries(500, (1, 8, 8), 10, seed=3)
+    again = noise_canaries(500, (1, 8, 8), 10, seed=3)
+    assert (canaries.x == again.x).all() and (canaries.included == again.included).all()
+    assert canaries.x.shape == (500, 1, 8, 8) and canaries.x.dtype == np.float32
+    assert canaries.x.min() >= 0 and canaries.x.max() < 1
+    assert set(canaries.y.tolist()) == set(range(10))
+    assert 150 < canaries.included.sum() < 350
 
 
 # --------------------------------------------------------------------------- two real runs
