@@ -6,9 +6,9 @@ set independently with probability 1/2, from a seeded generator it keeps (the in
 vector ``S``). After one run it scores every canary, guesses IN for the ``k+`` highest
 scores and OUT for the ``k-`` lowest (abstaining on the rest) and counts the ``v``
 correct guesses out of ``r = k+ + k-``. If training is (ε, δ)-DP, the number of correct
-guesses is dominated by Binomial(r, e^ε / (1 + e^ε)) up to a δ term (their Theorem 5.2);
-:func:`p_value` is their Algorithm (the p-value of ``v`` correct guesses under that
-null) and :func:`epsilon_lower_bound` the largest ε whose p-value is below ``1 − confidence``.
+guesses is dominated by Binomial(r, e^ε / (1 + e^ε)) up to a δ term (their main
+theorem); :func:`p_value` is the p-value procedure they give for it (the probability of
+``v`` or more correct guesses under that null) and :func:`epsilon_lower_bound` the largest ε whose p-value is below ``1 − confidence``.
 
 What it bounds: with the stated confidence, training is NOT (ε', δ)-DP for any
 ε' < the bound. It is a lower bound; a bound far below the accountant's ε is expected
@@ -44,7 +44,7 @@ def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
     """P[≥ v of r guesses correct] for an (ε, δ)-DP run with m canaries (Steinke et al. 2023).
 
     ``β = P[Binomial(r, q) ≥ v]`` with ``q = e^ε / (1 + e^ε)``, plus ``2 m δ · α`` where
-    ``α = max_{1≤i≤v} P[v − i ≤ Binomial(r, q) < v] / i`` (their Algorithm for δ > 0).
+    ``α = max_{1≤i≤v} P[v − i ≤ Binomial(r, q) < v] / i`` (their procedure for δ > 0).
     """
     _check_counts(m, r, v)
     if epsilon < 0 or not math.isfinite(epsilon):
