@@ -8,7 +8,8 @@ scores and OUT for the ``k-`` lowest (abstaining on the rest) and counts the ``v
 correct guesses out of ``r = k+ + k-``. If training is (ε, δ)-DP, the number of correct
 guesses is dominated by Binomial(r, e^ε / (1 + e^ε)) up to a δ term (their main
 theorem); :func:`p_value` is the p-value procedure they give for it (the probability of
-``v`` or more correct guesses under that null) and :func:`epsilon_lower_bound` the largest ε whose p-value is below ``1 − confidence``.
+``v`` or more correct guesses under that null) and :func:`epsilon_lower_bound` the
+largest ε whose p-value is below ``1 − confidence``.
 
 What it bounds: with the stated confidence, training is NOT (ε', δ)-DP for any
 ε' < the bound. It is a lower bound; a bound far below the accountant's ε is expected
