@@ -44,7 +44,11 @@ from sealroom.data import ArrayDataset, DirectoryTree, MemoryTree, Splits  # noq
 from sealroom.data.loaders import load_dataset  # noqa: E402
 from sealroom.pipeline.compose import compose  # noqa: E402
 from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline  # noqa: E402
-from sealroom.privacy.attack import AttackResult, loss_threshold_attack  # noqa: E402
+from sealroom.privacy.attack import (  # noqa: E402
+    AttackResult,
+    calibrated_loss_attack,
+    loss_threshold_attack,
+)
 from sealroom.privacy.audit import (  # noqa: E402
     CanaryRun,
     mislabeled_canaries,
@@ -183,49 +187,47 @@ def canary(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- membership inference
 
 
-def mia(args: argparse.Namespace) -> dict[str, Any]:
-    members = fashion("train").subset(np.arange(args.members))
-    non_members = fashion("test").subset(np.arange(args.non_members))
-    empty = members.subset(np.arange(0))
-    splits = Splits(members, empty, empty)
-    rows = []
-    for mode in _modes(args.modes):
-        epochs = args.epochs if mode is not None else args.plain_epochs
-        p = pipeline(epochs, args.epsilon if mode is not None else None, mode)
-        torch.manual_seed(args.seed)
-        model = onnx_model(args.seed)
-        started = time.perf_counter()
-        trainer: Trainer = DPTrainer(p, model, splits) if mode else Trainer(p, model, splits)
-        trainer.fit()
-        seconds = time.perf_counter() - started
-        trained = trainer.plain_model()
-        attack: AttackResult = loss_threshold_attack(trained, members, non_members)
-        eps = trainer.spent_epsilon() if isinstance(trainer, DPTrainer) else None
-        row = {
-            "mode": mode or "non-private",
-            "epsilon": eps,
-            "auc": attack.auc,
-            "rates": [
-                {
-                    "fpr_target": r.fpr_target,
-                    "tpr": r.tpr,
-                    "tpr_ci": r.tpr_ci,
-                    "fpr": r.fpr,
-                    "true_positives": r.true_positives,
-                    "false_positives": r.false_positives,
-                }
-                for r in attack.rates
-            ],
-            "members": attack.members,
-            "non_members": attack.non_members,
-            "train_accuracy": accuracy(trained, members),
-            "test_accuracy": accuracy(trained, non_members),
-            "epochs": epochs,
-            "seconds": seconds,
-        }
-        rows.append(row)
-        print(f"  {row['mode']}: AUC {attack.auc:.4f}, {seconds:.0f} s", flush=True)
-    print()
+def _train(
+    p: Pipeline, data: ArrayDataset, seed: int
+) -> tuple[torch.nn.Module, float | None, float]:
+    """Train the CNN on ``data``; the model, the accountant's ε (None without DP), seconds."""
+    empty = data.subset(np.arange(0))
+    splits = Splits(data, empty, empty)
+    torch.manual_seed(seed)
+    model = onnx_model(seed)
+    started = time.perf_counter()
+    trainer: Trainer = DPTrainer(p, model, splits) if p.privacy else Trainer(p, model, splits)
+    trainer.fit()
+    eps = trainer.spent_epsilon() if isinstance(trainer, DPTrainer) else None
+    return trainer.plain_model(), eps, time.perf_counter() - started
+
+
+def _attack_row(
+    name: str, attack: AttackResult, eps: float | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "mode": name,
+        "epsilon": eps,
+        "auc": attack.auc,
+        "rates": [
+            {
+                "fpr_target": r.fpr_target,
+                "tpr": r.tpr,
+                "tpr_ci": r.tpr_ci,
+                "fpr": r.fpr,
+                "true_positives": r.true_positives,
+                "false_positives": r.false_positives,
+            }
+            for r in attack.rates
+        ],
+        "members": attack.members,
+        "non_members": attack.non_members,
+        **extra,
+    }
+
+
+def _mia_table(title: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n{title}\n")
     print(
         "| model | ε (δ 1e-5) | AUC | TPR @ 1 % FPR [CP 95 %] | TPR @ 0.1 % FPR [CP 95 %] | "
         "members / non-members | train / test acc. | epochs |"
@@ -242,7 +244,43 @@ def mia(args: argparse.Namespace) -> dict[str, Any]:
             f"{r['members']} / {r['non_members']} | {r['train_accuracy']:.3f} / "
             f"{r['test_accuracy']:.3f} | {r['epochs']} |"
         )
-    return {"mia": rows}
+
+
+def mia(args: argparse.Namespace) -> dict[str, Any]:
+    full = fashion("train")
+    members = full.subset(np.arange(args.members))
+    non_members = fashion("test").subset(np.arange(args.non_members))
+    reference = None
+    if args.reference_epochs:
+        # trained on other training records: neither members nor non-members
+        ref_data = full.subset(np.arange(args.members, args.members + args.reference_records))
+        reference, _, ref_s = _train(pipeline(args.reference_epochs, None, None), ref_data, 1)
+        print(
+            f"  reference: {len(ref_data)} records, {args.reference_epochs} epochs, {ref_s:.0f} s"
+        )
+    rows, calibrated = [], []
+    for mode in _modes(args.modes):
+        epochs = args.epochs if mode is not None else args.plain_epochs
+        p = pipeline(epochs, args.epsilon if mode is not None else None, mode)
+        trained, eps, seconds = _train(p, members, args.seed)
+        extra = {
+            "train_accuracy": accuracy(trained, members),
+            "test_accuracy": accuracy(trained, non_members),
+            "epochs": epochs,
+            "seconds": seconds,
+        }
+        name = mode or "non-private"
+        rows.append(
+            _attack_row(name, loss_threshold_attack(trained, members, non_members), eps, extra)
+        )
+        print(f"  {name}: AUC {rows[-1]['auc']:.4f}, {seconds:.0f} s", flush=True)
+        if reference is not None:
+            attack = calibrated_loss_attack(trained, reference, members, non_members)
+            calibrated.append(_attack_row(name, attack, eps, extra))
+    _mia_table("loss-threshold attack (score = −loss)", rows)
+    if calibrated:
+        _mia_table("calibrated loss attack (score = reference loss − loss)", calibrated)
+    return {"mia": rows, "mia_calibrated": calibrated}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -267,6 +305,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     a.add_argument("--epochs", type=int, default=5)
     a.add_argument("--plain-epochs", type=int, default=20)
     a.add_argument("--modes", default="fused,hooks,none", help="DP modes; none = non-private")
+    a.add_argument(
+        "--reference-epochs",
+        type=int,
+        default=0,
+        help="train a non-private reference model for the calibrated attack (0: off)",
+    )
+    a.add_argument("--reference-records", type=int, default=10_000)
     for p in (c, a):
         p.add_argument("--epsilon", type=float, default=3.0)
         p.add_argument("--seed", type=int, default=0)

@@ -210,6 +210,26 @@ def loss_threshold_attack(
     return score_attack(-dataset_losses(model, members), -dataset_losses(model, non_members), fprs)
 
 
+def calibrated_loss_attack(
+    model: nn.Module,
+    reference: nn.Module,
+    members: ArrayDataset,
+    non_members: ArrayDataset,
+    fprs: tuple[float, ...] = DEFAULT_FPRS,
+) -> AttackResult:
+    """The loss attack calibrated by a reference model trained on other data.
+
+    Score = reference loss − target loss (Watson et al. 2022, "On the importance of
+    difficulty calibration in membership inference attacks"): an easy record has low loss
+    under both models, so it no longer looks like a member; much stronger at low FPR.
+    """
+
+    def scores(data: ArrayDataset) -> np.ndarray:
+        return dataset_losses(reference, data) - dataset_losses(model, data)
+
+    return score_attack(scores(members), scores(non_members), fprs)
+
+
 def loss_threshold_auc(model: nn.Module, members: ArrayDataset, non_members: ArrayDataset) -> float:
     """Attack AUC of the loss-threshold attack on ``model``."""
     return roc_auc(-dataset_losses(model, members), -dataset_losses(model, non_members))

@@ -12,6 +12,7 @@ from sealroom.data.loaders.idx import idx_bytes
 from sealroom.errors import PrivacyError
 from sealroom.pipeline.schema import Pipeline
 from sealroom.privacy.attack import (
+    calibrated_loss_attack,
     clopper_pearson,
     membership_comparison,
     roc_auc,
@@ -185,3 +186,18 @@ def test_score_attack_intervals_hold_their_estimates(seed: int) -> None:
     assert result.at(0.01).tpr >= result.at(0.001).tpr
     with pytest.raises(PrivacyError, match=r"no rate at FPR 0\.05"):
         result.at(0.05)
+
+
+def test_calibration_by_the_model_itself_leaves_nothing_to_attack() -> None:
+    import torch
+    from torch import nn
+
+    from sealroom.data import ArrayDataset
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.random((50, 1, 2, 2), dtype=np.float32), rng.integers(0, 3, 50))
+    result = calibrated_loss_attack(model, model, data, data)
+    assert result.auc == 0.5  # every score is 0: all ties
+    assert all(rate.true_positives == 0 for rate in result.rates)
