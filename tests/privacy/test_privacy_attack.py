@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import beta
 from sklearn.metrics import roc_auc_score
+from torch import nn
 
-from sealroom.data import MemoryTree
+from sealroom.data import ArrayDataset, MemoryTree
 from sealroom.data.loaders.idx import idx_bytes
 from sealroom.errors import PrivacyError
 from sealroom.pipeline.schema import Pipeline
@@ -189,11 +191,6 @@ def test_score_attack_intervals_hold_their_estimates(seed: int) -> None:
 
 
 def test_calibration_by_the_model_itself_leaves_nothing_to_attack() -> None:
-    import torch
-    from torch import nn
-
-    from sealroom.data import ArrayDataset
-
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     rng = np.random.default_rng(0)
