@@ -17,8 +17,10 @@ DP model in each mode and on the non-private model.
 Model: the DP-MNIST CNN (scenarios/mnist/dp_cnn.py) the way the room gets it (ONNX →
 onnx2torch). Public data only: these runs train non-private models.
 
-    python benchmarks/dp_audit.py canary --modes fused,hooks --epsilon 3
-    python benchmarks/dp_audit.py mia --members 10000 --non-members 10000 --epsilon 3
+    python benchmarks/dp_audit.py canary --kind noise --modes fused,hooks,none --epsilon 3 \
+        --epochs 30
+    python benchmarks/dp_audit.py mia --members 10000 --non-members 10000 --epsilon 3 \
+        --plain-epochs 60 --reference-epochs 30
 """
 
 from __future__ import annotations
@@ -292,23 +294,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     c.add_argument(
         "--kind",
         choices=["mislabeled", "noise"],
-        default="mislabeled",
+        default="noise",
         help="held-out records with a wrong label, or uniform-noise images with random labels",
     )
     c.add_argument("--pool", type=int, default=10_000, help="held-out tail of train for canaries")
-    c.add_argument("--epochs", type=int, default=5)
-    c.add_argument("--plain-epochs", type=int, default=10)
+    c.add_argument("--epochs", type=int, default=30)
+    c.add_argument("--plain-epochs", type=int, default=30)
     c.add_argument("--modes", default="fused,hooks,none", help="DP modes; none = non-private")
     a = sub.add_parser("mia", help="loss-threshold membership inference, TPR at low FPR")
     a.add_argument("--members", type=int, default=10_000)
     a.add_argument("--non-members", type=int, default=10_000)
     a.add_argument("--epochs", type=int, default=5)
-    a.add_argument("--plain-epochs", type=int, default=20)
+    a.add_argument("--plain-epochs", type=int, default=60)
     a.add_argument("--modes", default="fused,hooks,none", help="DP modes; none = non-private")
     a.add_argument(
         "--reference-epochs",
         type=int,
-        default=0,
+        default=30,
         help="train a non-private reference model for the calibrated attack (0: off)",
     )
     a.add_argument("--reference-records", type=int, default=10_000)
