@@ -75,12 +75,25 @@ class FusedClipper:
         # hooked parameters stop requiring grad while the clipper is attached (the forward
         # hook keeps the graph connected) and the optimizer below still noises and steps
         # them (``FusedDPOptimizer.params``).
-        self.frozen = [
-            p for layer in self.layers for p in layer.parameters(recurse=False) if p.requires_grad
-        ]
+        # Each layer's own (weight, bias), kept here: outside the layer's forward its
+        # attributes hold the reuse guard's stand-ins.
+        self._params = {
+            layer: [p for p in (layer.weight, layer.bias) if isinstance(p, Tensor)]
+            for layer in self.layers
+        }
+        full_names = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+        slots = {
+            layer: [
+                (attr, p, full_names.get(id(p), f"{self.names[layer]}.{attr}"))
+                for attr, p in layer.named_parameters(recurse=False)
+                if p.requires_grad
+            ]
+            for layer in self.layers
+        }
+        self.frozen = [p for params in slots.values() for _, p, _ in params]
         for p in self.frozen:
             p.requires_grad_(False)
-        self._guard = ReuseGuard(model, self.names)
+        self._guard = ReuseGuard(slots)
 
     def close(self) -> None:
         """Remove the hooks and unfreeze the parameters (the released model is plain again)."""
@@ -137,6 +150,7 @@ class FusedClipper:
 
     def clip_and_sum(self, params: list[nn.Parameter], max_grad_norm: float) -> None:
         """Set ``p.summed_grad`` for every parameter: the sum of clipped per-sample gradients."""
+        self._guard.check()
         if len(self._captured) != len(self.layers):
             missing = [self.names[layer] for layer in self.layers if layer not in self._captured]
             raise PrivacyError(
@@ -157,10 +171,12 @@ class FusedClipper:
         self.dropped_last_step = 0 if dropped is None else int(dropped.sum())
         sums: dict[int, Tensor] = {}
         for layer, captured in self._captured.items():
-            layer_params = [p for p in (layer.weight, layer.bias) if isinstance(p, Tensor)]
             clipped = captured.clipped_sum(factors, dropped)
-            for p, summed in zip(layer_params, clipped, strict=True):
+            for p, summed in zip(self._params[layer], clipped, strict=True):
                 sums[id(p)] = summed.view_as(p)
+        for real, stand_in in self._guard.pairs():  # model.parameters() gives stand-ins now
+            if id(real) in sums:
+                sums[id(stand_in)] = sums[id(real)]
         for p in params:
             p.summed_grad = sums[id(p)]  # type: ignore[attr-defined]
         self.begin()

@@ -32,7 +32,6 @@ _TWO_PI = 2.0 * math.pi
 # RFC 8439: a 32-bit block counter of 64-byte blocks per (key, nonce).
 CHACHA20_BLOCK_BYTES = 64
 CHACHA20_STREAM_BYTES = CHACHA20_BLOCK_BYTES * 2**32
-_LOW_53_BITS = (1 << 53) - 1
 
 
 class NoiseSource(Protocol):
@@ -95,14 +94,11 @@ class SecureRandom:
     def __init__(self, limit_bytes: int = CHACHA20_STREAM_BYTES) -> None:
         self._stream = KeyStream(limit_bytes)
 
-    def _bits53(self, count: int) -> Tensor:
-        """``count`` random 53-bit integers (int64) from the keystream."""
-        words = np.frombuffer(self._stream.read(8 * count), dtype=np.int64).copy()
-        return torch.from_numpy(words).bitwise_right_shift_(11).bitwise_and_(_LOW_53_BITS)
-
     def uniform(self, count: int) -> Tensor:
         """Uniform float64 in (0, 1]: 53 random bits each (never 0, so its log is finite)."""
-        return self._bits53(count).to(torch.float64).add_(1.0).mul_(2.0**-53)
+        words = np.frombuffer(self._stream.read(8 * count), dtype=np.uint64)
+        top53 = (words >> np.uint64(11)).astype(np.float64)  # exact: < 2⁵³
+        return torch.from_numpy(top53).add_(1.0).mul_(2.0**-53)
 
     def standard_normal(self, count: int) -> Tensor:
         """Box–Muller in float64: two uniforms give two independent standard normals."""
@@ -113,8 +109,18 @@ class SecureRandom:
         return torch.cat([radius * angle.cos(), radius * angle.sin()])[:count]
 
     def normal(self, count: int, std: float) -> Tensor:
-        draws = self.standard_normal(4 * count).view(4, count)
-        return draws.sum(0).mul_(0.5 * std).to(torch.float32)
+        """Each value: four standard normals (two Box–Muller pairs) summed, times std / 2.
+
+        A pair's r·cosθ and r·sinθ are independent N(0, 1), so r·(cosθ + sinθ) is the sum
+        of two; the same arithmetic as summing ``standard_normal(4 * count)`` in fours,
+        without the concatenation and copies (the noise draw was ~4 % of a step).
+        """
+        pairs = 2 * count
+        u = self.uniform(2 * pairs)
+        radius = u[:pairs].log_().mul_(-2.0).sqrt_()
+        angle = u[pairs:].mul_(_TWO_PI)
+        both = angle.cos().add_(angle.sin_()).mul_(radius)
+        return both.view(2, count).sum(0).mul_(0.5 * std).to(torch.float32)
 
     def bernoulli_mask(self, count: int, p: float) -> Tensor:
         words = np.frombuffer(self._stream.read(4 * count), dtype=np.uint32)
