@@ -140,6 +140,14 @@ deny contains msg if {
 	msg := sprintf("epsilon %s exceeds dataset %s's limit %s", [show(input.pipeline.privacy.epsilon), id, show(limit)])
 }
 
+# Shuffled batches come from torch.Generator(train.seed), which the consumer knows: no
+# amplification by sampling, so the Poisson ε a budget is charged would understate the cost.
+deny contains msg if {
+	some id in private_datasets
+	input.pipeline.privacy.poisson_sampling == false
+	msg := sprintf("dataset %s has a privacy budget: poisson_sampling false (shuffled batches from the consumer's seed) is refused; keep poisson_sampling true", [id])
+}
+
 deny contains msg if {
 	some id in private_datasets
 	limit := contract_datasets[id].privacy.per_run_delta
