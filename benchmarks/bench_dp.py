@@ -16,6 +16,7 @@ split); ``--json-out`` keeps the numbers for docs/results.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -191,7 +192,7 @@ def attack(args: argparse.Namespace) -> dict[str, Any]:
         f"{result.non_members} non-members): attack AUC {result.auc_private:.3f} on the DP "
         f"model (ε {result.epsilon:.2f}) vs {result.auc_non_private:.3f} non-private"
     )
-    return result.__dict__
+    return dataclasses.asdict(result)  # nested attack results (TPR at FPR) included
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import typer
 from sealroom.cli import attest as attest_cli
 from sealroom.cli import budget as budget_cli
 from sealroom.cli import contract as contract_cli
+from sealroom.cli import dataset as dataset_cli
 from sealroom.cli import keys as keys_cli
 from sealroom.cli import kms as kms_cli
 from sealroom.cli import ledger as ledger_cli
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.add_typer(party_cli.app, name="party")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.add_typer(contract_cli.app, name="contract")
+app.add_typer(dataset_cli.app, name="dataset")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(attest_cli.app, name="attest")
 app.add_typer(keys_cli.app, name="keys")

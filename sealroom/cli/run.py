@@ -100,6 +100,12 @@ def run_command(
         "--allow-unsandboxed",
         help="Run even where the kernel has no Landlock (the receipt then says sandbox: none).",
     ),
+    declarations: list[Path] = typer.Option(
+        [],
+        "--declaration",
+        help="A provider's signed dataset declaration (repeatable; the workspace's "
+        "declarations/ folder is always read).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run a pipeline in a clean room under a signed contract; outputs go sealed to the consumer.
@@ -122,6 +128,7 @@ def run_command(
                 package_dirs=package_dirs,
                 pipeline_signature=pipeline_signature,
                 allow_unsandboxed=allow_unsandboxed,
+                declarations=declarations,
             )
     run_dir = ws.runs / receipt.run_id
     if json_out:

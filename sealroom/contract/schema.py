@@ -103,8 +103,12 @@ class DatasetRef(_Strict):
     # The provider's own key service (``kms serve``) that holds this dataset's key; None: the
     # operator's embedded one, which gives no protection from the operator.
     key_service: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # The digest of the provider's signed dataset declaration (`sealroom dataset declare`):
+    # which records train and which are held out. Required of every dataset a run uses
+    # under a contract with privacy terms; the room splits by it, never by the pipeline.
+    declaration_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
 
-    _added_fields: ClassVar[frozenset[str]] = frozenset({"key_service"})
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"key_service", "declaration_digest"})
 
 
 class ModelRef(_Strict):
@@ -249,6 +253,11 @@ class Contract(_Strict):
             if party.name == name:
                 return party
         raise KeyError(name)
+
+    @property
+    def private(self) -> bool:
+        """Whether any dataset carries privacy terms (or the contract requires privacy)."""
+        return self.constraints.require_privacy or any(d.privacy for d in self.datasets)
 
     def dataset(self, dataset_id: str) -> DatasetRef:
         """The dataset with this id; KeyError if it is not in the contract."""

@@ -22,6 +22,33 @@ Transform = Callable[[ArrayDataset], ArrayDataset]
 TRANSFORMS: Registry[Callable[..., Transform]] = Registry("transform")
 
 
+# Transforms that compute statistics across records (fitted to the dataset), and the
+# parameters that make them so. Every other registered transform is record-local: a
+# record's output depends on that record (and a seeded position) only. Under privacy a
+# fitted statistic would reach the model and every output unnoised, so it is refused.
+FITTED: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "normalize": lambda p: p.get("mean") is None or p.get("std") is None,
+    "scale_intensity": lambda p: p.get("per_sample", True) is False,
+}
+
+
+def is_fitted(component: Component) -> bool:
+    """Whether ``component`` computes statistics across the records it transforms."""
+    fitted = FITTED.get(component.name)
+    return fitted is not None and fitted(dict(component.params))
+
+
+def check_record_local(components: Sequence[Component], where: str = "transforms") -> None:
+    """Under privacy: refuse a transform fitted to the dataset (ConfigError naming it)."""
+    for i, component in enumerate(components):
+        if is_fitted(component):
+            raise ConfigError(
+                f"{where}[{i}]: transform {component.name!r} computes statistics across "
+                "records, which a private run cannot release unnoised; give its constants "
+                "(normalize: mean and std; scale_intensity: per_sample true)"
+            )
+
+
 def build_transform(component: Component, where: str = "") -> Transform:
     """Instantiate one registered transform; a wrong parameter is a ConfigError naming it."""
     factory = TRANSFORMS.get(component.name, where=where)

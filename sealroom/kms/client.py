@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
-from sealroom.errors import KeyReleaseDenied, SealroomError
+from sealroom.errors import BudgetExceeded, KeyReleaseDenied, PrivacyError, SealroomError
 from sealroom.httpguard import read_token
-from sealroom.kms.models import ReleaseRequest
+from sealroom.kms.models import BudgetReserve, BudgetSettle, ReleaseRequest
+
+_Call = TypeVar("_Call", BudgetReserve, BudgetSettle)
 
 TOKEN_ENV = "SEALROOM_KMS_TOKEN"  # noqa: S105 (variable names, not secrets)
 TOKEN_FILE_ENV = "SEALROOM_KMS_TOKEN_FILE"  # noqa: S105
@@ -99,6 +103,68 @@ class KmsClient:
                 f"{_error(response)}"
             )
         return base64.b64decode(response.json()["sealed_key"])
+
+    # ------------------------------------------------------------------ budgets
+
+    def reserve(self, run_id: str, contract_id: str, epsilon: float, delta: float) -> list[str]:
+        """Reserve (ε, δ) for ``run_id`` in the key service's own budget book; the datasets
+        reserved on. BudgetExceeded or PrivacyError when the key service refuses."""
+        call = _budget_call(
+            BudgetReserve, run_id=run_id, contract_id=contract_id, epsilon=epsilon, delta=delta
+        )
+        body = self._budget("/budget/reserve", call.model_dump_json().encode("utf-8"))
+        return [str(d) for d in body["datasets"]]
+
+    def settle(self, run_id: str, contract_id: str, spent_epsilon: float) -> float:
+        """Settle ``run_id``'s reservation; the ε the key service charged (all it reserved
+        once a key was released to the run)."""
+        call = _budget_call(
+            BudgetSettle, run_id=run_id, contract_id=contract_id, spent_epsilon=spent_epsilon
+        )
+        body = self._budget("/budget/settle", call.model_dump_json().encode("utf-8"))
+        return float(body["charged_epsilon"])
+
+    def budgets(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """The budgets this key service keeps (as ``sealroom budget show --json`` lists them)."""
+        try:
+            response = self._http.get("/budget", params={"dataset": dataset} if dataset else {})
+        except httpx.HTTPError as exc:
+            raise KmsUnavailable(f"key service at {self.url} is unreachable: {exc}") from None
+        if response.status_code != 200:
+            raise KmsUnavailable(
+                f"key service at {self.url}: budget: HTTP {response.status_code}: "
+                f"{_error(response)}"
+            )
+        listed = response.json()
+        if not isinstance(listed, list):
+            raise KmsUnavailable(f"key service at {self.url}: budget: not a list")
+        return listed
+
+    def _budget(self, path: str, content: bytes) -> dict[str, Any]:
+        response = self._post(path, content)
+        if response.status_code == 409:
+            body = response.json()
+            error = BudgetExceeded if body.get("error_type") == "BudgetExceeded" else PrivacyError
+            raise error(f"key service at {self.url}: {str(body.get('refused', ''))[:300]}")
+        if response.status_code != 200:
+            raise KmsUnavailable(
+                f"key service at {self.url}: {path.strip('/')}: HTTP {response.status_code}: "
+                f"{_error(response)}"
+            )
+        body = response.json()
+        if not isinstance(body, dict):
+            raise KmsUnavailable(f"key service at {self.url}: {path.strip('/')}: not an object")
+        return body
+
+
+def _budget_call(model: type[_Call], **fields: Any) -> _Call:
+    """The request body, or PrivacyError naming the bad field (NaN, negative ε, odd run id)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PrivacyError(f"budget request: {where}: {first['msg']}") from None
 
 
 def _error(response: httpx.Response) -> str:

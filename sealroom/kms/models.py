@@ -94,3 +94,26 @@ class KeyRecord(BaseModel):
 def release_info(package_digest: str) -> bytes:
     """HPKE ``info`` of a released key: binds the sealed key to the package it opens."""
     return b"sealroom key release" + package_digest.encode("ascii")
+
+
+class BudgetReserve(BaseModel):
+    """``POST /v1/budget/reserve``: reserve (ε, δ) for one run on the contract's private
+    datasets whose key this key service holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    contract_id: str = Field(min_length=1, max_length=200)
+    epsilon: float = Field(ge=0, allow_inf_nan=False)
+    delta: float = Field(ge=0, lt=1, allow_inf_nan=False)
+
+
+class BudgetSettle(BaseModel):
+    """``POST /v1/budget/settle``: the run's spent ε (charged in full once a key was released:
+    the key service cannot know what the run spent)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    contract_id: str = Field(min_length=1, max_length=200)
+    spent_epsilon: float = Field(ge=0, allow_inf_nan=False)

@@ -7,6 +7,11 @@ that is denied is a ``key.denied`` entry (at most ``denials_per_minute`` per cli
 rest refused with 429 and counted); everything refused before that — wrong host, no token,
 over a limit, malformed — is counted in memory (``GET /v1/stats``) and never ledgered, so
 nobody can bury the audit log.
+
+The key service also keeps the privacy budget of each private dataset whose key it holds
+(``/v1/budget/reserve``, ``/v1/budget/settle``, ``GET /v1/budget``; same token): its release
+guard checks the run's reservation in its own book, so an operator who edits its own
+workspace unlocks nothing. See docs/key-release.md, "Budgets".
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from starlette.concurrency import run_in_threadpool
 from sealroom.crypto.signing import b64
 from sealroom.errors import KeyReleaseDenied, SealroomError
 from sealroom.httpguard import GuardSettings, RateLimit, RefusalCounts, hardened_app, run_server
+from sealroom.kms.budget_api import add_budget_routes
 from sealroom.kms.models import ReleaseRequest
 from sealroom.kms.repository import NonceLimitReached
 from sealroom.kms.service import KeyService
+from sealroom.privacy.budget_guard import BudgetGate
 from sealroom.workspace import Workspace
 
 API_PREFIX = "/v1"
@@ -111,6 +118,7 @@ def create_app(
     """An app whose handlers all share one KeyService on ``ws``, behind ``guard``."""
     guard = dataclasses.replace(guard, public_paths=guard.public_paths | {HEALTH_PATH})
     service = KeyService(ws)
+    service.guards.append(BudgetGate(ws, scope=service.private_datasets_held))
     app = hardened_app("sealroom key service", guard)
     refusals: RefusalCounts = app.state.refusals
     budget = DenialBudget(denials_per_minute)
@@ -162,6 +170,7 @@ def create_app(
         budget.give_back(client)
         return ReleaseResponse(sealed_key=b64(sealed))
 
+    add_budget_routes(app, ws, service)
     app.state.key_service = service
     return app
 

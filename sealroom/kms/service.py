@@ -8,8 +8,10 @@ Release protocol (every step fails closed; every outcome is a ledger entry):
    consumer's signature on the pipeline and its run id;
 4. the service consumes the nonce, verifies the evidence and its binding, the key record,
    the contract (signatures, registration, in force), the pipeline (digest, the contract's
-   pin, the consumer's signature, contract policy) and the release policy (Rego), counts the
-   run against the contract's ``max_runs``, then HPKE-seals the data key to the ephemeral key.
+   pin, the consumer's signature, contract policy), its guards (the run's privacy budget
+   reservation, :mod:`sealroom.privacy.budget_guard`) and the release policy (Rego), counts
+   the run against the contract's ``max_runs``, then HPKE-seals the data key to the
+   ephemeral key; a guard that keeps state (the budget) is told before the key is returned.
 
 A denial raises KeyReleaseDenied with the reason and never touches the data key.
 """
@@ -67,7 +69,10 @@ class KeyServiceAPI(Protocol):
 
 
 ReleaseGuard = Callable[[Contract, Pipeline, ReleaseRequest], str | None]
-"""An extra release check (e.g. the privacy budget left): returns a denial reason or None."""
+"""An extra release check (e.g. the run's privacy budget reservation): a denial reason or None.
+
+A guard with a ``consume`` method of the same signature is also called once the key is
+sealed, before it is returned: a reason from it denies the release (the key never leaves)."""
 
 
 class _Denied(Exception):
@@ -187,7 +192,7 @@ class KeyService:
             ),
         }
         try:
-            claims, record, contract = self._check(request)
+            claims, record, contract, pipeline = self._check(request)
             run = self._claim_run(request, contract, claims)
             try:
                 data_key = self._root.unwrap(
@@ -196,6 +201,7 @@ class KeyService:
                 sealed = seal_to(
                     request.ephemeral_public_key, data_key, release_info(request.package_digest)
                 )
+                self._consume(contract, pipeline, request, claims)
             except BaseException:
                 # The key never left: the run it was claimed for does not count.
                 self._repo.drop_release(request.contract_id, request.package_digest, run)
@@ -234,7 +240,25 @@ class KeyService:
     def _record(self, kind: str, payload: dict[str, Any]) -> None:
         self._ledger.append(kind, payload)
 
-    def _check(self, request: ReleaseRequest) -> tuple[Claims, KeyRecord, Contract]:
+    def _consume(
+        self, contract: Contract, pipeline: Pipeline, request: ReleaseRequest, claims: Claims
+    ) -> None:
+        """Tell the guards that keep state (the budget) that this key is leaving now."""
+        for guard in self.guards:
+            consume = getattr(guard, "consume", None)
+            reason = consume(contract, pipeline, request) if consume is not None else None
+            if reason:
+                raise _Denied(reason, measurement=claims.measurement)
+
+    def private_datasets_held(self, contract: Contract) -> list[str]:
+        """The contract's private datasets whose key this service holds: the budgets it keeps."""
+        return [
+            d.id
+            for d in contract.datasets
+            if d.privacy is not None and self._repo.get_key(d.package_digest, contract.id)
+        ]
+
+    def _check(self, request: ReleaseRequest) -> tuple[Claims, KeyRecord, Contract, Pipeline]:
         self._check_nonce(request.nonce)
         claims = self._check_evidence(request)
         record = self._check_record(request)
@@ -247,7 +271,7 @@ class KeyService:
         violations = check_release(record.policy, contract, claims, request.contract_id)
         if violations:
             raise _Denied("; ".join(violations), measurement=claims.measurement)
-        return claims, record, contract
+        return claims, record, contract, pipeline
 
     def _claim_run(self, request: ReleaseRequest, contract: Contract, claims: Claims) -> str:
         """Count this release against the contract's max_runs; the run id it was counted as.

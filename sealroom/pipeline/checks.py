@@ -116,7 +116,18 @@ def check_eval(cfg: EvalConfig) -> None:
             metrics.get(name, where=f"metrics[{i}]")
 
 
-def check_dataset(cfg: DatasetConfig) -> None:
+def check_private_eval(cfg: EvalConfig) -> None:
+    """Under ``privacy``, only metrics released as noisy sums (sealroom.privacy.evaluation)."""
+    from sealroom.privacy.evaluation import check_private_metrics
+
+    check_private_metrics(cfg.task, cfg.metrics)
+
+
+def check_dataset(cfg: DatasetConfig, private: bool = False) -> None:
+    if private:  # statistics fitted across records would leave the room unnoised
+        from sealroom.data.transforms import check_record_local
+
+        check_record_local(cfg.transforms)
     transforms = transform_registry()
     for i, transform in enumerate(cfg.transforms):
         factory = transforms.get(transform.name, where=f"transforms[{i}].name")
@@ -133,10 +144,12 @@ def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
         ("train", lambda: check_train(pipeline.train)),
         ("eval", lambda: check_eval(pipeline.eval)),
     ]
-    if pipeline.privacy is not None:
+    private = pipeline.privacy is not None
+    if private:
         sections.append(("model", lambda: check_private_model(pipeline.model)))
+        sections.append(("eval", lambda: check_private_eval(pipeline.eval)))
     for i, dataset in enumerate(pipeline.datasets):
-        sections.append((f"datasets[{i}]", lambda d=dataset: check_dataset(d)))  # type: ignore[misc]
+        sections.append((f"datasets[{i}]", lambda d=dataset: check_dataset(d, private)))  # type: ignore[misc]
     for section, check in sections:
         with located(*locate(section)):
             check()

@@ -113,11 +113,39 @@ deny contains msg if {
 	msg := sprintf("dataset %s has privacy terms but the pipeline has no privacy settings", [id])
 }
 
+# Under privacy terms the provider, not the consumer, decides which records are held out:
+# every dataset the pipeline uses must pin a signed declaration of its splits.
+contract_is_private if constraints.require_privacy
+
+contract_is_private if {
+	some d in input.contract.datasets
+	d.privacy != null
+}
+
+deny contains msg if {
+	contract_is_private
+	some id, _ in pipeline_datasets
+	contract_datasets[id]
+	object.get(contract_datasets[id], "declaration_digest", null) == null
+	msg := sprintf(
+		"dataset %s pins no dataset declaration, which contract %s needs for its privacy terms (the provider signs one with `sealroom dataset declare`)",
+		[id, input.contract.id],
+	)
+}
+
 deny contains msg if {
 	some id in private_datasets
 	limit := contract_datasets[id].privacy.per_run_epsilon
 	input.pipeline.privacy.epsilon > limit
 	msg := sprintf("epsilon %s exceeds dataset %s's limit %s", [show(input.pipeline.privacy.epsilon), id, show(limit)])
+}
+
+# Shuffled batches come from torch.Generator(train.seed), which the consumer knows: no
+# amplification by sampling, so the Poisson ε a budget is charged would understate the cost.
+deny contains msg if {
+	some id in private_datasets
+	input.pipeline.privacy.poisson_sampling == false
+	msg := sprintf("dataset %s has a privacy budget: poisson_sampling false (shuffled batches from the consumer's seed) is refused; keep poisson_sampling true", [id])
 }
 
 deny contains msg if {

@@ -1,30 +1,40 @@
 """Privacy budgets that hold across runs: reserve before a run, settle after it.
 
-``BudgetBook`` keeps one budget per (contract, dataset) in ``budget.db`` in the workspace.
-``reserve`` checks a run's ε and δ against each private dataset's per-run limit and what
-is left of its total, and records the reservation, all inside one ``BEGIN IMMEDIATE``
-transaction: concurrent runs (threads or processes) queue on SQLite's write lock, so the
-sum of what is spent and reserved never passes the total. Every change is also a ledger
-entry (``budget.reserved``, ``budget.charged``, ``budget.released``), appended while the
-budget transaction is open so the ledger and the book cannot disagree.
+``BudgetBook`` keeps one budget per (contract, dataset) in ``budget.db`` in the workspace of
+whoever holds the dataset's key (the operator's for the embedded key service, the provider's
+for a dataset with its own ``key_service``). ``reserve`` checks a run's ε and δ against each
+private dataset's per-run limit and what is left of its total, and records the reservation
+under the run's id, all inside one ``BEGIN IMMEDIATE`` transaction: concurrent runs (threads
+or processes) queue on SQLite's write lock, so the sum of what is spent and reserved never
+passes the total.
+
+A reservation is bound to its run: the key service releases a key only to the run that holds
+a reservation covering its pipeline's (ε, δ) (:mod:`sealroom.privacy.budget_guard`), and the
+first release *consumes* it. A reservation still open ``max_runtime_s`` (the contract's)
+after it was made belongs to a dead run and is charged in full, lazily, by whichever call
+next opens the book. ``settle`` refuses more than was reserved, and after a key release it
+refunds nothing unless asked to by the one caller who may (the embedded service's room
+channel). Every change is also a ledger entry (``budget.reserved``, ``budget.consumed``,
+``budget.charged``, ``budget.released``), appended while the budget transaction is open so
+the ledger and the book cannot disagree.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealroom.errors import BudgetExceeded, PrivacyError
 from sealroom.ledger import Ledger
-from sealroom.privacy.budget_store import MIGRATIONS, used
+from sealroom.privacy.budget_store import MIGRATIONS, OPEN_STATES, consume_rows, expire_open, used
 from sealroom.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
     from sealroom.contract.schema import Contract, DatasetPrivacy
-    from sealroom.pipeline.schema import Pipeline
     from sealroom.workspace import Workspace
 
 BUDGET_DB = "budget.db"
@@ -32,7 +42,8 @@ SLACK = 1e-9  # float noise allowed when comparing sums of ε against a limit
 
 
 class RunCharge(NamedTuple):
-    """One run's share of a dataset budget: ε reserved (open) or spent (settled)."""
+    """One run's share of a dataset budget: ε reserved (open: ``reserved``, or ``consumed``
+    once a key was released to the run) or spent (``charged``, ``released``)."""
 
     run_id: str
     epsilon: float
@@ -58,16 +69,19 @@ class DatasetBudget:
 class BudgetBook:
     """Reserve, settle and summarise privacy budgets; safe across threads and processes.
 
+    ``clock`` (seconds since the epoch) decides when a dead run's reservation expires.
+
     Example::
 
         with BudgetBook(ws) as book:
             book.reserve("run-1", contract, epsilon=3.0, delta=1e-5)
-            ...  # train; the trainer stops before passing ε 3.0
+            ...  # the key service releases keys to run-1 only; the trainer stops at ε 3.0
             book.settle("run-1", spent_epsilon=2.97)
     """
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, clock: Callable[[], float] = time.time) -> None:
         self.path = ws.home / BUDGET_DB
+        self._clock = clock
         self._ledger = Ledger.open(ws)
         try:
             self._store = SqliteStore(self.path, MIGRATIONS, PrivacyError, "budget database")
@@ -93,17 +107,34 @@ class BudgetBook:
 
     # ------------------------------------------------------------------ reserve / settle
 
-    def reserve(self, run_id: str, contract: Contract, epsilon: float, delta: float) -> None:
-        """Reserve (ε, δ) on every private dataset of ``contract`` for ``run_id``, or none.
+    def reserve(
+        self,
+        run_id: str,
+        contract: Contract,
+        epsilon: float,
+        delta: float,
+        datasets: Collection[str] | None = None,
+    ) -> list[str]:
+        """Reserve (ε, δ) for ``run_id`` on every private dataset of ``contract`` (or on those
+        of them named in ``datasets``: the ones whose budget this book keeps), or on none.
 
-        Raises BudgetExceeded naming the dataset and the limit a run would pass.
+        The reservation expires (is charged in full) ``max_runtime_s`` from now. Returns the
+        datasets reserved on. Raises BudgetExceeded naming the dataset and the limit a run
+        would pass, PrivacyError if the run already has a reservation.
         """
-        if epsilon < 0 or delta < 0:
+        if not (epsilon >= 0 and delta >= 0):  # NaN fails too
             raise PrivacyError(f"run {run_id}: ε and δ to reserve must be ≥ 0")
-        private = [(d.id, d.privacy) for d in contract.datasets if d.privacy is not None]
+        private = [
+            (d.id, d.privacy)
+            for d in contract.datasets
+            if d.privacy is not None and (datasets is None or d.id in datasets)
+        ]
         if not private:
-            return
+            return []
+        now = self._clock()
+        max_runtime_s = contract.constraints.max_runtime_s
         with self._transaction("IMMEDIATE") as conn:
+            expire_open(conn, self._ledger, now)
             taken = conn.execute(
                 "SELECT 1 FROM charges WHERE run_id = ? AND contract_id = ?", (run_id, contract.id)
             ).fetchone()
@@ -119,14 +150,26 @@ class BudgetBook:
                     "datasets": [dataset_id for dataset_id, _ in private],
                     "epsilon": epsilon,
                     "delta": delta,
+                    "max_runtime_s": max_runtime_s,
                 },
             )
             for dataset_id, _ in private:
                 conn.execute(
                     "INSERT INTO charges (run_id, contract_id, dataset_id, reserved_epsilon, "
-                    "reserved_delta, state, seq) VALUES (?, ?, ?, ?, ?, 'reserved', ?)",
-                    (run_id, contract.id, dataset_id, epsilon, delta, receipt.seq),
+                    "reserved_delta, state, seq, reserved_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
+                    (
+                        run_id,
+                        contract.id,
+                        dataset_id,
+                        epsilon,
+                        delta,
+                        receipt.seq,
+                        now,
+                        now + max_runtime_s,
+                    ),
                 )
+        return [dataset_id for dataset_id, _ in private]
 
     def _check(
         self,
@@ -172,57 +215,154 @@ class BudgetBook:
                 f"the total δ {terms.total_delta:g} remains"
             )
 
-    def settle(self, run_id: str, spent_epsilon: float) -> None:
-        """Charge what the run spent and give back the rest of its reservation.
+    def settle(
+        self,
+        run_id: str,
+        spent_epsilon: float,
+        *,
+        contract_id: str | None = None,
+        refund_after_release: bool = True,
+    ) -> float:
+        """Charge what the run spent and give back the rest of its reservation; the ε charged.
 
-        A failed run settles with what its accountant had spent (0.0 if training never
-        started); δ is charged whenever any ε was.
+        Refused (PrivacyError, nothing changed) when ``spent_epsilon`` exceeds what the run
+        reserved, when the run holds no open reservation (never reserved, settled already,
+        or charged in full at expiry), or when ``contract_id`` names another contract. Once a
+        key was released under the reservation, ``refund_after_release=False`` (a remote key
+        service, which cannot know what the run spent) charges the reservation in full
+        whatever is claimed. A failed run settles with what its accountant had spent (0.0 if
+        training never started); δ is charged whenever any ε was.
         """
-        if spent_epsilon < 0:
+        if not spent_epsilon >= 0:
             raise PrivacyError(f"run {run_id}: spent ε must be ≥ 0")
         with self._transaction("IMMEDIATE") as conn:
+            expire_open(conn, self._ledger, self._clock())
             rows = conn.execute(
-                "SELECT contract_id, dataset_id, reserved_epsilon, reserved_delta FROM charges "
-                "WHERE run_id = ? AND state = 'reserved' ORDER BY contract_id, dataset_id",
-                (run_id,),
+                "SELECT contract_id, dataset_id, reserved_epsilon, reserved_delta, state "
+                "FROM charges WHERE run_id = ? AND state IN (?, ?) "
+                "ORDER BY contract_id, dataset_id",
+                (run_id, *OPEN_STATES),
             ).fetchall()
             if not rows:
-                raise PrivacyError(f"run {run_id} has no open budget reservation to settle")
-            for contract_id, dataset_id, reserved_eps, reserved_delta in rows:
-                spent_delta = reserved_delta if spent_epsilon > 0 else 0.0
-                state = "charged" if spent_epsilon > 0 else "released"
-                facts = {"run_id": run_id, "contract_id": contract_id, "dataset_id": dataset_id}
-                if spent_epsilon > 0:
-                    self._ledger.append(
-                        "budget.charged", {**facts, "epsilon": spent_epsilon, "delta": spent_delta}
+                raise PrivacyError(self._why_not_open(conn, run_id))
+            if contract_id is not None and any(row[0] != contract_id for row in rows):
+                raise PrivacyError(f"run {run_id} has no open budget reservation on {contract_id}")
+            for _, dataset_id, reserved_eps, _, _ in rows:
+                if spent_epsilon > reserved_eps + SLACK:
+                    raise PrivacyError(
+                        f"run {run_id} claims to have spent ε {spent_epsilon:g} on dataset "
+                        f"{dataset_id} but reserved only {reserved_eps:g}; settle refused"
                     )
-                returned = max(reserved_eps - spent_epsilon, 0.0)
-                if returned > 0 or spent_epsilon == 0:
-                    self._ledger.append(
-                        "budget.released",
-                        {**facts, "epsilon": returned, "delta": reserved_delta - spent_delta},
-                    )
-                conn.execute(
-                    "UPDATE charges SET spent_epsilon = ?, spent_delta = ?, state = ? "
-                    "WHERE run_id = ? AND contract_id = ? AND dataset_id = ?",
-                    (spent_epsilon, spent_delta, state, run_id, contract_id, dataset_id),
+            charged = 0.0
+            for row_contract, dataset_id, reserved_eps, reserved_delta, state in rows:
+                in_full = state == "consumed" and not refund_after_release
+                spent = reserved_eps if in_full else min(spent_epsilon, reserved_eps)
+                charged = max(charged, spent)
+                self._close(
+                    conn,
+                    (run_id, row_contract, dataset_id),
+                    (reserved_eps, reserved_delta),
+                    spent,
+                    "a key was released to the run: charged in full" if in_full else None,
                 )
+            return charged
+
+    def _close(
+        self,
+        conn: sqlite3.Connection,
+        key: tuple[str, str, str],
+        reserved: tuple[float, float],
+        spent_epsilon: float,
+        note: str | None,
+    ) -> None:
+        """Settle one open row: charge ``spent_epsilon`` (δ with it), return the rest."""
+        run_id, contract_id, dataset_id = key
+        reserved_eps, reserved_delta = reserved
+        spent_delta = reserved_delta if spent_epsilon > 0 else 0.0
+        state = "charged" if spent_epsilon > 0 else "released"
+        facts = {"run_id": run_id, "contract_id": contract_id, "dataset_id": dataset_id}
+        if spent_epsilon > 0:
+            extra = {"note": note} if note else {}
+            self._ledger.append(
+                "budget.charged",
+                {**facts, "epsilon": spent_epsilon, "delta": spent_delta, **extra},
+            )
+        returned = max(reserved_eps - spent_epsilon, 0.0)
+        if returned > 0 or spent_epsilon == 0:
+            self._ledger.append(
+                "budget.released",
+                {**facts, "epsilon": returned, "delta": reserved_delta - spent_delta},
+            )
+        conn.execute(
+            "UPDATE charges SET spent_epsilon = ?, spent_delta = ?, state = ? "
+            "WHERE run_id = ? AND contract_id = ? AND dataset_id = ?",
+            (spent_epsilon, spent_delta, state, run_id, contract_id, dataset_id),
+        )
+
+    def _why_not_open(self, conn: sqlite3.Connection, run_id: str) -> str:
+        row = conn.execute(
+            "SELECT state FROM charges WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        if row is None:
+            return f"run {run_id} has no open budget reservation to settle (it never reserved)"
+        return f"run {run_id} has no open budget reservation to settle (already {row[0]})"
+
+    # ------------------------------------------------------------------ key release
+
+    def check_run(
+        self,
+        run_id: str,
+        contract_id: str,
+        need: tuple[float, float],
+        datasets: Collection[str],
+        *,
+        consume: bool = False,
+    ) -> str | None:
+        """Why ``run_id`` may not have a key under ``contract_id``, or None when it may.
+
+        It may when it holds an open reservation on each of ``datasets`` covering ``need``
+        (the pipeline's ε, δ). With ``consume`` (the key is leaving now) the reservation
+        becomes ``consumed``: the run keeps it for its other keys, and a remote key service
+        no longer refunds any of it.
+        """
+        epsilon, delta = need
+        with self._transaction("IMMEDIATE" if consume else "DEFERRED") as conn:
+            if consume:
+                expire_open(conn, self._ledger, self._clock())
+            rows = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT dataset_id, reserved_epsilon, reserved_delta, state, expires_at "
+                    "FROM charges WHERE run_id = ? AND contract_id = ?",
+                    (run_id, contract_id),
+                )
+            }
+            now = self._clock()
+            for dataset_id in sorted(datasets):
+                if dataset_id not in rows:
+                    return (
+                        f"run {run_id} holds no privacy budget reservation for dataset "
+                        f"{dataset_id} under contract {contract_id}"
+                    )
+                reserved_eps, reserved_delta, state, expires_at = rows[dataset_id]
+                if state not in OPEN_STATES or expires_at <= now:
+                    settled = "expired" if state in OPEN_STATES else state
+                    return f"run {run_id}'s budget reservation on {dataset_id} is {settled}"
+                if epsilon > reserved_eps + SLACK or delta > reserved_delta * (1 + SLACK):
+                    return (
+                        f"run {run_id} reserved ε {reserved_eps:g}, δ {reserved_delta:g} on "
+                        f"{dataset_id}; its pipeline needs ε {epsilon:g}, δ {delta:g}"
+                    )
+            if consume:
+                consume_rows(conn, self._ledger, (run_id, contract_id), sorted(datasets), now)
+        return None
 
     # ------------------------------------------------------------------ reading
 
-    def has_open_reservation(self, contract_id: str, epsilon: float, delta: float) -> bool:
-        """Whether some run holds an unsettled reservation covering (ε, δ) on this contract."""
-        with self._transaction("DEFERRED") as conn:
-            row = conn.execute(
-                "SELECT 1 FROM charges WHERE contract_id = ? AND state = 'reserved' "
-                "AND reserved_epsilon >= ? AND reserved_delta >= ? LIMIT 1",
-                (contract_id, epsilon - SLACK, delta * (1 - SLACK)),
-            ).fetchone()
-            return row is not None
-
     def summary(self, dataset_id: str | None = None) -> list[DatasetBudget]:
         """Every budget (or those of one dataset): spent, reserved, remaining and the runs."""
-        with self._transaction("DEFERRED") as conn:
+        with self._transaction("IMMEDIATE") as conn:
+            expire_open(conn, self._ledger, self._clock())
             budgets = conn.execute(
                 "SELECT contract_id, dataset_id, per_run_epsilon, total_epsilon, total_delta "
                 "FROM budgets WHERE ? IS NULL OR dataset_id = ? ORDER BY dataset_id, contract_id",
@@ -237,7 +377,7 @@ class BudgetBook:
                 ).fetchall()
                 runs, spent, reserved, spent_delta = [], 0.0, 0.0, 0.0
                 for run_id, res_eps, sp_eps, sp_delta, state in charges:
-                    if state == "reserved":
+                    if state in OPEN_STATES:
                         reserved += res_eps
                         runs.append(RunCharge(run_id, res_eps, state))
                     else:
@@ -259,27 +399,3 @@ class BudgetBook:
                     )
                 )
             return out
-
-
-def reservation_guard(ws: Workspace) -> Callable[[Contract, Pipeline, object], str | None]:
-    """A key-service release guard: no key for a private contract without a reservation.
-
-    Use as ``KeyService(ws, guards=[reservation_guard(ws)])``: the room must have reserved
-    the pipeline's (ε, δ) before it asks for keys, so an overshooting run gets none.
-    """
-
-    def guard(contract: Contract, pipeline: Pipeline, request: object) -> str | None:
-        if not any(d.privacy is not None for d in contract.datasets):
-            return None
-        if pipeline.privacy is None:
-            return f"contract {contract.id} has privacy budgets but the pipeline has no privacy"
-        privacy = pipeline.privacy
-        with BudgetBook(ws) as book:
-            if book.has_open_reservation(contract.id, privacy.epsilon, privacy.delta):
-                return None
-        return (
-            f"no privacy budget reserved on contract {contract.id} for ε {privacy.epsilon:g}, "
-            f"δ {privacy.delta:g}"
-        )
-
-    return guard

@@ -1,11 +1,18 @@
 """The budget database's schema (numbered migrations, applied by sealroom.sqlite_store) and
-its one aggregate query. Add a migration by appending to ``MIGRATIONS``; never edit one
-that has shipped.
+its queries. Add a migration by appending to ``MIGRATIONS``; never edit one that has shipped.
+
+A charge row moves ``reserved`` → ``consumed`` (a key was released to its run) → ``charged``
+or ``released`` (settled); an open row (``reserved`` or ``consumed``) whose ``expires_at``
+has passed belongs to a dead run and is charged in full.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sealroom.ledger import Ledger
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the terms of each (contract, dataset) budget and one row per run and dataset.
@@ -33,16 +40,107 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX charges_dataset ON charges(contract_id, dataset_id)",
     ),
+    # 2: reservations bound to time and to key release: when each was made, when it expires
+    # (its contract's max_runtime_s later) and when a key was first released under it; a
+    # new state 'consumed'. SQLite cannot alter a CHECK, so the table is rebuilt. Rows from
+    # before this migration have no reservation time: open ones expire an hour (the default
+    # max_runtime_s) after the upgrade.
+    (
+        "ALTER TABLE charges RENAME TO charges_v1",
+        """CREATE TABLE charges (
+            run_id TEXT NOT NULL,
+            contract_id TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            reserved_epsilon REAL NOT NULL,
+            reserved_delta REAL NOT NULL,
+            spent_epsilon REAL,
+            spent_delta REAL,
+            state TEXT NOT NULL
+                CHECK (state IN ('reserved', 'consumed', 'charged', 'released')),
+            seq INTEGER NOT NULL,
+            reserved_at REAL,
+            expires_at REAL NOT NULL,
+            key_released_at REAL,
+            PRIMARY KEY (run_id, contract_id, dataset_id)
+        )""",
+        """INSERT INTO charges (run_id, contract_id, dataset_id, reserved_epsilon,
+            reserved_delta, spent_epsilon, spent_delta, state, seq, reserved_at, expires_at)
+           SELECT run_id, contract_id, dataset_id, reserved_epsilon, reserved_delta,
+            spent_epsilon, spent_delta, state, seq, NULL,
+            CAST(strftime('%s', 'now') AS REAL) + 3600
+           FROM charges_v1""",
+        "DROP TABLE charges_v1",
+        "CREATE INDEX charges_dataset ON charges(contract_id, dataset_id)",
+        "CREATE INDEX charges_open ON charges(state, expires_at)",
+    ),
 )
+
+OPEN_STATES = ("reserved", "consumed")  # a reservation a run still holds
 
 
 def used(conn: sqlite3.Connection, contract_id: str, dataset_id: str) -> tuple[float, float]:
     """ε and δ spent or held by open reservations (what a new run cannot have)."""
     row = conn.execute(
-        "SELECT COALESCE(SUM(CASE state WHEN 'reserved' THEN reserved_epsilon "
+        "SELECT COALESCE(SUM(CASE WHEN state IN ('reserved', 'consumed') THEN reserved_epsilon "
         "ELSE spent_epsilon END), 0), "
-        "COALESCE(SUM(CASE state WHEN 'reserved' THEN reserved_delta ELSE spent_delta END), 0) "
+        "COALESCE(SUM(CASE WHEN state IN ('reserved', 'consumed') THEN reserved_delta "
+        "ELSE spent_delta END), 0) "
         "FROM charges WHERE contract_id = ? AND dataset_id = ?",
         (contract_id, dataset_id),
     ).fetchone()
     return float(row[0]), float(row[1])
+
+
+def expire_open(conn: sqlite3.Connection, ledger: Ledger, now: float) -> None:
+    """Charge in full every open reservation past its ``expires_at`` (its contract's
+    max_runtime_s after it was made): its run is dead (killed, or its operator was) and may
+    have trained. One ``budget.charged`` entry per row, noting the expiry."""
+    rows = conn.execute(
+        "SELECT run_id, contract_id, dataset_id, reserved_epsilon, reserved_delta, expires_at "
+        "FROM charges WHERE state IN (?, ?) AND expires_at <= ? ORDER BY seq",
+        (*OPEN_STATES, now),
+    ).fetchall()
+    for run_id, contract_id, dataset_id, eps, delta, expires_at in rows:
+        ledger.append(
+            "budget.charged",
+            {
+                "run_id": run_id,
+                "contract_id": contract_id,
+                "dataset_id": dataset_id,
+                "epsilon": eps,
+                "delta": delta,
+                "note": "expired: the run did not settle within the contract's max_runtime_s; "
+                "charged in full",
+                "expired_at": expires_at,
+            },
+        )
+        conn.execute(
+            "UPDATE charges SET spent_epsilon = reserved_epsilon, spent_delta = reserved_delta, "
+            "state = 'charged' WHERE run_id = ? AND contract_id = ? AND dataset_id = ?",
+            (run_id, contract_id, dataset_id),
+        )
+
+
+def consume_rows(
+    conn: sqlite3.Connection,
+    ledger: Ledger,
+    run: tuple[str, str],
+    datasets: list[str],
+    now: float,
+) -> None:
+    """Mark ``run`` = (run id, contract id)'s reservations on ``datasets`` consumed (a key
+    left for the run); one ``budget.consumed`` entry the first time."""
+    run_id, contract_id = run
+    fresh = [
+        dataset_id
+        for dataset_id in datasets
+        if conn.execute(
+            "UPDATE charges SET state = 'consumed', key_released_at = ? WHERE run_id = ? "
+            "AND contract_id = ? AND dataset_id = ? AND state = 'reserved'",
+            (now, run_id, contract_id, dataset_id),
+        ).rowcount
+    ]
+    if fresh:
+        ledger.append(
+            "budget.consumed", {"run_id": run_id, "contract_id": contract_id, "datasets": fresh}
+        )

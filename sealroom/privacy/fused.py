@@ -14,6 +14,16 @@ what each layer needs:
 * Autograd's own parameter gradients, unclipped sums that DP-SGD throws away, are never
   computed: the hooked parameters stop requiring grad while the clipper is attached.
 
+Norms are exact to float32 rounding at any scale: each layer's per-sample norms are
+taken in float32 and any that is zero, tiny (its squares may have underflowed) or not
+finite is taken again in float64; squares and their sums are float64 (``‖g‖²·‖a‖²`` of
+two float32 norms neither underflows nor overflows there), and the Gram-matrix form,
+whose terms cancel, runs in float64 and is clamped at zero. A record whose norm is still
+not finite (an inf or NaN in its activations or gradients) gets clip factor 0 and its
+rows are zeroed, so it cannot poison the sum. A hooked parameter used outside its own
+layer is refused (:mod:`sealroom.privacy.reuse`): that share of its gradient would
+escape the hooks.
+
 After ``backward``, :meth:`FusedClipper.clip_and_sum` turns the per-sample norms into
 clip factors ``min(1, C / (‖g_i‖ + 1e-6))`` — Opacus' formula — and writes each
 parameter's clipped sum to ``p.summed_grad``, where Opacus' ``DPOptimizer`` adds noise,
@@ -34,6 +44,7 @@ from opacus.optimizers import DPOptimizer
 from torch import Tensor, nn
 
 from sealroom.errors import PrivacyError
+from sealroom.privacy.reuse import ReuseGuard
 
 _SUPPORTED = (nn.Linear, nn.Conv2d)
 
@@ -42,8 +53,10 @@ _SUPPORTED = (nn.Linear, nn.Conv2d)
 class _Captured:
     """One layer's share of a step: how to form its clipped sum once the factors are known."""
 
-    squared_norms: Tensor  # (batch,): the layer's part of each sample's squared norm
-    clipped_sum: Callable[[Tensor], list[Tensor]]  # clip factors -> one sum per parameter
+    squared_norms: Tensor  # (batch,) float64: the layer's part of each sample's squared norm
+    # clip factors (float32, 0 for a dropped record), dropped records or None -> one sum
+    # per parameter
+    clipped_sum: Callable[[Tensor, Tensor | None], list[Tensor]]
 
 
 class FusedClipper:
@@ -56,22 +69,38 @@ class FusedClipper:
         self._captured: dict[nn.Module, _Captured] = {}
         self._scratch = _Scratch()
         self._batch = 0
+        self.dropped_last_step = 0  # records left out of the last step (norm not finite)
         self._handles = [layer.register_forward_hook(self._on_forward) for layer in self.layers]
         # Autograd's own parameter gradients would be unclipped sums, thrown away: the
         # hooked parameters stop requiring grad while the clipper is attached (the forward
         # hook keeps the graph connected) and the optimizer below still noises and steps
         # them (``FusedDPOptimizer.params``).
-        self.frozen = [
-            p for layer in self.layers for p in layer.parameters(recurse=False) if p.requires_grad
-        ]
+        # Each layer's own (weight, bias), kept here: outside the layer's forward its
+        # attributes hold the reuse guard's stand-ins.
+        self._params = {
+            layer: [p for p in (layer.weight, layer.bias) if isinstance(p, Tensor)]
+            for layer in self.layers
+        }
+        full_names = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+        slots = {
+            layer: [
+                (attr, p, full_names.get(id(p), f"{self.names[layer]}.{attr}"))
+                for attr, p in layer.named_parameters(recurse=False)
+                if p.requires_grad
+            ]
+            for layer in self.layers
+        }
+        self.frozen = [p for params in slots.values() for _, p, _ in params]
         for p in self.frozen:
             p.requires_grad_(False)
+        self._guard = ReuseGuard(slots)
 
     def close(self) -> None:
         """Remove the hooks and unfreeze the parameters (the released model is plain again)."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._guard.remove()
         for p in self.frozen:
             p.requires_grad_(True)
         self.frozen = []
@@ -121,6 +150,7 @@ class FusedClipper:
 
     def clip_and_sum(self, params: list[nn.Parameter], max_grad_norm: float) -> None:
         """Set ``p.summed_grad`` for every parameter: the sum of clipped per-sample gradients."""
+        self._guard.check()
         if len(self._captured) != len(self.layers):
             missing = [self.names[layer] for layer in self.layers if layer not in self._captured]
             raise PrivacyError(
@@ -129,48 +159,89 @@ class FusedClipper:
             )
         # The loss is a batch mean, so each sample's gradient is batch × its share in the
         # hooks' gradients: scale the norms, and the factors that weight the sums, by it.
+        # float64 throughout: the squares cannot underflow or overflow there.
         shares = torch.stack([c.squared_norms for c in self._captured.values()])
         norms = shares.sum(0).sqrt() * self._batch
+        finite = torch.isfinite(norms)
         factors = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * self._batch
+        # A record whose norm is not finite is left out (factor 0, its rows zeroed: 0·inf
+        # would still be NaN in the sum).
+        factors = torch.where(finite, factors, 0.0).to(torch.float32)
+        dropped = None if bool(finite.all()) else ~finite
+        self.dropped_last_step = 0 if dropped is None else int(dropped.sum())
         sums: dict[int, Tensor] = {}
         for layer, captured in self._captured.items():
-            layer_params = [p for p in (layer.weight, layer.bias) if isinstance(p, Tensor)]
-            for p, summed in zip(layer_params, captured.clipped_sum(factors), strict=True):
+            clipped = captured.clipped_sum(factors, dropped)
+            for p, summed in zip(self._params[layer], clipped, strict=True):
                 sums[id(p)] = summed.view_as(p)
+        for real, stand_in in self._guard.pairs():  # model.parameters() gives stand-ins now
+            if id(real) in sums:
+                sums[id(stand_in)] = sums[id(real)]
         for p in params:
             p.summed_grad = sums[id(p)]  # type: ignore[attr-defined]
         self.begin()
 
 
+# A float32 norm at least this large, and finite, lost nothing to underflowing squares
+# (each lost square is < 2⁻¹²⁶, so n of them are a relative 1e-9 of it for n < 10⁹).
+_TRUSTED_NORM = 1e-10
+
+
+def _norms(per_sample: Tensor) -> Tensor:
+    """Each row's L2 norm in float64, (batch, ...) -> (batch,), exact at any scale.
+
+    Float32 first (fast); a row whose float32 norm is zero, tiny or not finite — squares
+    that underflowed or overflowed — is taken again in float64, where the square of any
+    float32 value is exact.
+    """
+    rows = per_sample.flatten(1)
+    norms = torch.linalg.vector_norm(rows, dim=1).to(torch.float64)
+    redo = ~(torch.isfinite(norms) & (norms >= _TRUSTED_NORM))
+    if bool(redo.any()):
+        again = rows[redo].to(torch.float64)
+        norms[redo] = torch.linalg.vector_norm(again, dim=1)
+    return norms
+
+
 def _squared_norms(per_sample: Tensor) -> Tensor:
-    """Each row's squared L2 norm, (batch, ...) -> (batch,)."""
-    return torch.linalg.vector_norm(per_sample.flatten(1), dim=1).square()
+    """Each row's squared L2 norm in float64, (batch, ...) -> (batch,)."""
+    return _norms(per_sample).square()
+
+
+def _keep(t: Tensor, dropped: Tensor | None) -> Tensor:
+    """``t`` with the dropped records' rows (dim 0) zeroed; ``t`` itself if none."""
+    return t if dropped is None else t.masked_fill(dropped.view(-1, *[1] * (t.dim() - 1)), 0.0)
 
 
 def _linear(layer: nn.Linear, a: Tensor, g: Tensor) -> _Captured:
     """Linear: ghost norms; per-sample gradients are never formed on 2-D inputs."""
     bias = layer.bias is not None
     if a.dim() == 2:
+        # ‖g‖²·(‖a‖² + 1) from float64 norms: float32 squares of a tiny ‖g‖ underflow.
         g_sq = _squared_norms(g)
-        squared = g_sq * _squared_norms(a) + (g_sq if bias else 0.0)
+        squared = g_sq * (_squared_norms(a) + (1.0 if bias else 0.0))
 
-        def summed_2d(c: Tensor) -> list[Tensor]:
-            scaled = g * c[:, None]
-            return [scaled.t() @ a] + ([scaled.sum(0)] if bias else [])
+        def summed_2d(c: Tensor, dropped: Tensor | None) -> list[Tensor]:
+            scaled = _keep(g, dropped) * c[:, None]
+            return [scaled.t() @ _keep(a, dropped)] + ([scaled.sum(0)] if bias else [])
 
         return _Captured(squared, summed_2d)
     a3, g3 = a.flatten(1, -2), g.flatten(1, -2)  # (batch, steps, features)
     steps = a3.shape[1]
     if steps * steps <= layer.weight.numel():
-        squared = (a3 @ a3.transpose(1, 2) * (g3 @ g3.transpose(1, 2))).sum((1, 2))
+        # Σ_st (a_s·a_t)(g_s·g_t): its terms cancel, so float64, and clamped at zero (a
+        # float32 sum rounded below zero and its square root was NaN).
+        a64, g64 = a3.to(torch.float64), g3.to(torch.float64)
+        gram = (a64 @ a64.transpose(1, 2)) * (g64 @ g64.transpose(1, 2))
+        squared = gram.sum((1, 2)).clamp(min=0.0)
     else:
         squared = _squared_norms(torch.einsum("bto,bti->boi", g3, a3))
     if bias:
         squared = squared + _squared_norms(g3.sum(1))
 
-    def summed_seq(c: Tensor) -> list[Tensor]:
-        scaled = (g3 * c[:, None, None]).flatten(0, 1)
-        return [scaled.t() @ a3.flatten(0, 1)] + ([scaled.sum(0)] if bias else [])
+    def summed_seq(c: Tensor, dropped: Tensor | None) -> list[Tensor]:
+        scaled = (_keep(g3, dropped) * c[:, None, None]).flatten(0, 1)
+        return [scaled.t() @ _keep(a3, dropped).flatten(0, 1)] + ([scaled.sum(0)] if bias else [])
 
     return _Captured(squared, summed_seq)
 
@@ -186,8 +257,8 @@ def _conv2d(layer: nn.Conv2d, x: Tensor, g: Tensor, scratch: _Scratch) -> _Captu
         per_sample.append(g.sum(2))
     squared = torch.stack([_squared_norms(t) for t in per_sample]).sum(0)
 
-    def summed(c: Tensor) -> list[Tensor]:
-        return [c @ t for t in per_sample]
+    def summed(c: Tensor, dropped: Tensor | None) -> list[Tensor]:
+        return [c @ _keep(t, dropped) for t in per_sample]
 
     return _Captured(squared, summed)
 

@@ -5,24 +5,46 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from sealroom.privacy.calibrate import SAMPLING_ACCOUNTING
+
 if TYPE_CHECKING:
     from sealroom.privacy.trainer import DPTrainer
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
-def guarantee_statement(epsilon: float, delta: float, n_train: int, steps: int) -> str:
-    """What (ε, δ) means for a person whose record is in the training data, in plain words."""
+def guarantee_statement(
+    epsilon: float,
+    delta: float,
+    n_train: int,
+    steps: int,
+    evaluations: int = 0,
+    sampling: str = "poisson",
+) -> str:
+    """What (ε, δ) means for a person whose record is in the data, in plain words."""
     factor = math.exp(min(epsilon, 700.0))
+    charged = (
+        "each step charged as a Poisson-subsampled Gaussian mechanism"
+        if sampling == "poisson"
+        else "charged without amplification by sampling (each epoch one Gaussian step on every "
+        "record), because the consumer chose shuffled batches"
+    )
+    metrics = (
+        f" and the {evaluations} noisy release(s) of evaluation metrics (Gaussian noise on "
+        f"their sufficient statistics)"
+        if evaluations
+        else ""
+    )
     return (
-        f"The trained model is ({epsilon:.2f}, {delta:g})-differentially private with respect to "
-        f"each single record of the {n_train} training records: adding or removing any one "
-        f"record changes the probability of any outcome of training by at most a factor of "
-        f"e^{epsilon:.2f} = {factor:.3g}, except with probability at most {delta:g}. This holds "
-        f"whatever else an observer knows, and for anything later computed from the model alone. "
-        f"It is the total over all {steps} noisy training steps. It does not cover the "
-        f"validation and test metrics, which are computed without noise from held-out records "
-        f"and released only as the contract allows."
+        f"The run's outputs are ({epsilon:.2f}, {delta:g})-differentially private with respect to "
+        f"each single record of the provider's data ({n_train} training records and the held-out "
+        f"records evaluated): adding or removing any one record changes the probability of any "
+        f"outcome by at most a factor of e^{epsilon:.2f} = {factor:.3g}, except with probability "
+        f"at most {delta:g}. This holds whatever else an observer knows, and for anything later "
+        f"computed from the released model and metrics. It is the total over all {steps} noisy "
+        f"training steps ({charged}){metrics}, composed in one accountant. No training loss, "
+        f"accuracy or other exact statistic of the records is released. Not covered: the sizes "
+        f"of the splits, which the provider declares as public, and the run's timing."
     )
 
 
@@ -30,11 +52,8 @@ def privacy_report(trainer: DPTrainer) -> dict[str, Any]:
     """The ``privacy_report.json`` of a finished (or stopped) DP run."""
     plan = trainer.plan
     steps = trainer.accounted_steps()
-    spent = (
-        trainer.trajectory[-1][1]
-        if trainer.trajectory[-1][0] == steps
-        else (trainer.epsilon_at(steps))
-    )
+    spent = trainer.spent_epsilon()
+    sampling = plan.sampling
     return {
         "version": REPORT_VERSION,
         "epsilon_spent": spent,
@@ -45,7 +64,16 @@ def privacy_report(trainer: DPTrainer) -> dict[str, Any]:
         "noise_calibrated": plan.calibrated,
         "sample_rate": plan.sample_rate,
         "expected_batch_size": plan.expected_batch_size,
-        "sampling": "poisson" if trainer.privacy.poisson_sampling else "shuffle",
+        "sampling": sampling,
+        "sampling_accounting": SAMPLING_ACCOUNTING[sampling],
+        "epsilon_training": trainer.epsilon_at(steps, releases=0),
+        "evaluation": {
+            "noise_multiplier": plan.eval_noise_multiplier,
+            "releases_planned": plan.eval_releases,
+            "clip": trainer.privacy.eval_clip,
+            "releases": [release.as_dict() for release in trainer.releases],
+        },
+        "history": [list(entry) for entry in trainer.history(steps, len(trainer.releases))],
         "steps": steps,
         "planned_steps": plan.steps,
         "max_steps": plan.max_steps,
@@ -60,5 +88,7 @@ def privacy_report(trainer: DPTrainer) -> dict[str, Any]:
         "epochs": plan.epochs,
         "layer_fixes": list(trainer.layer_fixes),
         "rng": trainer.noise.description,
-        "statement": guarantee_statement(spent, plan.delta, plan.n_train, steps),
+        "statement": guarantee_statement(
+            spent, plan.delta, plan.n_train, steps, len(trainer.releases), sampling
+        ),
     }

@@ -8,6 +8,11 @@ fused clipping (:mod:`sealroom.privacy.fused`), flat clipping to
 the in-memory training tensors, and the accountant the pipeline names. The sampler hands
 out at most ``plan.max_steps`` batches, so training stops before the accountant would pass
 the reserved ε; a failed run can still report what it spent (``spent_epsilon``).
+
+Nothing computed from private records leaves unnoised: no training loss or accuracy, no
+step-log line, no per-epoch validation loss (log, events, history and plots carry counters
+and ε only). ``evaluate`` releases metrics through the Gaussian mechanism of
+:mod:`sealroom.privacy.evaluation`, composed into the same history as the training steps.
 """
 
 from __future__ import annotations
@@ -25,11 +30,20 @@ from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from torch import Tensor, nn
 
 from sealroom.data import Splits
-from sealroom.errors import PrivacyError
+from sealroom.data.transforms import check_record_local
+from sealroom.errors import PrivacyError, TrainingError
 from sealroom.pipeline.schema import Pipeline
-from sealroom.privacy.calibrate import PrivacyPlan, check_delta, epsilon_after, plan_privacy
+from sealroom.privacy.calibrate import (
+    SAMPLING_ACCOUNTING,
+    PrivacyPlan,
+    check_delta,
+    epsilon_of,
+    plan_privacy,
+)
 from sealroom.privacy.compat import make_private_compatible
+from sealroom.privacy.evaluation import EvaluationRelease, check_private_metrics, release_evaluation
 from sealroom.privacy.fused import FusedClipper
+from sealroom.privacy.independence import check_record_independence
 from sealroom.privacy.noise import NoiseSource, SecureRandom
 from sealroom.privacy.optimizers import (
     SourcedDPOptimizer,
@@ -38,6 +52,7 @@ from sealroom.privacy.optimizers import (
 )
 from sealroom.privacy.report import privacy_report
 from sealroom.privacy.sampling import LimitedBatches, PoissonBatches, StepAllowance
+from sealroom.train.components.composite import CompositeLoss
 from sealroom.train.loop import (
     CheckpointSink,
     EpochRecord,
@@ -46,10 +61,13 @@ from sealroom.train.loop import (
     Trainer,
     TrainResult,
 )
+from sealroom.train.steplog import StepLog
 
 
 class DPTrainer(Trainer):
     """Trains a private pipeline with DP-SGD: ``run_pipeline(..., trainer_factory=DPTrainer)``."""
+
+    releases_exact_statistics = False
 
     def __init__(
         self,
@@ -68,7 +86,11 @@ class DPTrainer(Trainer):
             )
         self.privacy = pipeline.privacy
         check_delta(self.privacy.delta, len(splits.train))
+        check_private_metrics(pipeline.eval.task, pipeline.eval.metrics, where="eval.metrics")
+        for i, dataset in enumerate(pipeline.datasets):
+            check_record_local(dataset.transforms, where=f"datasets[{i}].transforms")
         model, fixes = make_private_compatible(model)
+        check_record_independence(model, pipeline.model.input_shape, where="model")
         super().__init__(pipeline, model, splits, device, on_event, checkpoint_sink)
         self.layer_fixes = fixes
         for message in fixes:
@@ -83,6 +105,7 @@ class DPTrainer(Trainer):
         self.criterion: Any = self.loss_fn
         self.base_model = self.model
         self.clipper: FusedClipper | None = None
+        self.releases: list[EvaluationRelease] = []
         self._announce()
 
     def _announce(self) -> None:
@@ -97,10 +120,12 @@ class DPTrainer(Trainer):
             f"DP-SGD: projected ε={p.epsilon:.3f} at δ={p.delta:g} "
             f"after {min(p.steps, p.max_steps)} steps"
         )
-        if not self.privacy.poisson_sampling:
+        self.log(f"DP-SGD: sampling={p.sampling}, accounted as {SAMPLING_ACCOUNTING[p.sampling]}")
+        if p.eval_releases:
             self.log(
-                "DP-SGD: poisson_sampling is off: shuffled fixed-size batches, accounted as "
-                "if Poisson-sampled (an approximation; keep the default for the guarantee)"
+                f"DP-SGD: ε includes {p.eval_releases} evaluation release(s), Gaussian noise "
+                f"multiplier {p.eval_noise_multiplier:g} (training alone: ε="
+                f"{p.epsilon_training:.3f}); no training statistic is released"
             )
         if p.max_steps < p.steps:
             self.log(
@@ -175,8 +200,7 @@ class DPTrainer(Trainer):
             loss = self.criterion(output, y)
             loss.backward()
         optimizer.step()
-        self.last_output = output.detach()  # for the step log's Dice score / accuracy
-        return loss.detach()
+        return loss.detach()  # stays in the room: no step log, no epoch loss (see below)
 
     def _noise_only_step(self, optimizer: DPOptimizer) -> None:
         """An empty Poisson batch still releases a noisy (all-noise) update and is accounted."""
@@ -198,6 +222,56 @@ class DPTrainer(Trainer):
                 f"DP-SGD: step {self.step} passes the reserved ε "
                 f"{self.plan.epsilon_target:g}; stopped"
             )
+
+    def make_step_log(self) -> StepLog | None:
+        return None  # a training batch's loss or accuracy is an unnoised statistic
+
+    def epoch_statistics(
+        self, epoch: int, loss_sum: Tensor, seen: int
+    ) -> tuple[float | None, float | None]:
+        """No training or validation loss; divergence is read from the (noisy) weights."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.base_model.parameters()):
+            raise TrainingError(f"epoch {epoch}: the model's weights are not finite (diverged)")
+        return None, None
+
+    def can_evaluate(self) -> bool:
+        return len(self.releases) < self.plan.eval_releases
+
+    def evaluate(self, split: str, names: list[str] | None = None) -> dict[str, Any]:
+        """Metrics on ``split`` released through the Gaussian mechanism and charged to ε.
+
+        Refused beyond the evaluation releases the plan reserved (``eval_releases``).
+        """
+        if not self.can_evaluate():
+            raise PrivacyError(
+                f"evaluation of {split!r}: the plan reserved {self.plan.eval_releases} "
+                "evaluation release(s), all spent; raise privacy.eval_releases"
+            )
+        before = self.spent_epsilon()
+        metrics, release = release_evaluation(
+            self.plain_model(),
+            self.batches(split),
+            split=split,
+            names=names if names is not None else list(self.pipeline.eval.metrics),
+            task=self.metric_ctx.task,
+            threshold=self.metric_ctx.threshold,
+            clip=self.privacy.eval_clip,
+            noise_multiplier=self.plan.eval_noise_multiplier,
+            noise=self.noise,
+            per_record_loss=self._per_record_loss(),
+        )
+        self.releases.append(release)
+        release.epsilon_share = self.spent_epsilon() - before
+        self.log(
+            f"DP evaluation: {split} metrics released with Gaussian noise, noise multiplier "
+            f"{release.noise_multiplier:g}, L2 sensitivity {release.sensitivity:.4g}; "
+            f"ε={self.spent_epsilon():.3f} in total"
+        )
+        return metrics
+
+    def _per_record_loss(self) -> nn.Module:
+        loss = CompositeLoss(self.pipeline.loss, reduction="none")
+        return loss.to(self.device)
 
     def after_epoch(self, record: EpochRecord) -> None:
         steps = self.accounted_steps()
@@ -221,12 +295,17 @@ class DPTrainer(Trainer):
         """DP steps the accountant has recorded (noise-only steps included)."""
         return int(sum(entry[2] for entry in self.accountant.history))
 
-    def epsilon_at(self, steps: int) -> float:
-        p = self.plan
-        return epsilon_after(p.noise_multiplier, p.sample_rate, steps, p.delta, p.accountant)
+    def history(self, steps: int, releases: int) -> list[tuple[float, float, int]]:
+        """The accountant history of ``steps`` training steps and ``releases`` evaluations."""
+        return self.plan.training_history(steps) + self.plan.evaluation_history(releases)
+
+    def epsilon_at(self, steps: int, releases: int | None = None) -> float:
+        """ε after ``steps`` training steps and ``releases`` evaluations (default: made so far)."""
+        made = len(self.releases) if releases is None else releases
+        return epsilon_of(self.history(steps, made), self.plan.delta, self.plan.accountant)
 
     def spent_epsilon(self) -> float:
-        """ε spent so far; what a failed run settles with (0.0 before the first step)."""
+        """ε spent so far, evaluations included; what a failed run settles with."""
         return self.epsilon_at(self.accounted_steps())
 
 

@@ -37,6 +37,7 @@ from sealroom.errors import (
 )
 from sealroom.kms.models import DIGEST_PATTERN, ReleaseRequest
 from sealroom.ledger import Receipt
+from sealroom.pipeline.declaration import SignedDeclaration
 from sealroom.room.events import RoomEvent
 
 MAX_LINE_BYTES = 1 << 20  # a release request carries the pipeline document; nothing is bigger
@@ -66,6 +67,9 @@ class RoomRequest(_Message):
     # The consumer's signature on the pipeline (read by the operator from the .sig file),
     # passed on to the key service with each release request.
     pipeline_signature: PipelineSignature | None = None
+    # The providers' signed dataset declarations (read by the operator from the workspace
+    # or --declaration files); the room uses those the contract pins, verified.
+    declarations: list[SignedDeclaration] = Field(default_factory=list, max_length=64)
     # The operator's explicit choice to run where the kernel has no Landlock.
     allow_unsandboxed: bool = False
     # Workspace paths the sandbox must never grant (the key service's, the ledger's, parties').

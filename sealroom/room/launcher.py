@@ -36,6 +36,7 @@ from sealroom.contract.store import load_contract
 from sealroom.errors import RoomError, SealroomError
 from sealroom.ledger import Ledger
 from sealroom.room.channel import ChannelError, Response, RoomRequest, read_line
+from sealroom.room.declared import find_declarations
 from sealroom.room.details import NOTE_FILE
 from sealroom.room.events import RoomEvent
 from sealroom.room.failures import one_line
@@ -106,17 +107,21 @@ def run_room(
     run_id: str | None = None,
     pipeline_signature: Path | None = None,
     allow_unsandboxed: bool = False,
+    declarations: Sequence[Path] = (),
 ) -> RunReceipt:
     """Run ``pipeline_path`` under ``contract_id`` in a fresh room process.
 
     ``pipeline_signature`` is the consumer's ``.sig`` file (default: beside the pipeline);
     without one the key service refuses every key. ``allow_unsandboxed`` lets the room run
-    where the kernel has no Landlock (its receipt then says ``sandbox: none``). Returns the
+    where the kernel has no Landlock (its receipt then says ``sandbox: none``).
+    ``declarations`` are signed dataset declaration files, added to those in the workspace's
+    ``declarations/`` folder; the room gets the ones the contract pins. Returns the
     verified receipt, or raises RoomError after the failure is recorded.
     """
     limit = time_limit(ws, contract_id, timeout_s)
     signature = read_signature(pipeline_path, pipeline_signature)
     signed = load_contract(ws, contract_id)
+    declared = find_declarations(signed.contract, ws.home, declarations)
     run_id = run_id or new_run_id()
     staging = ws.runs / f"{STAGING_PREFIX}{run_id}"
     final = ws.runs / run_id
@@ -128,7 +133,11 @@ def run_room(
         if reason is None:
             request = _request(ws, signed, run_id, pipeline_path, staging, package_dirs)
             request = request.model_copy(
-                update={"pipeline_signature": signature, "allow_unsandboxed": allow_unsandboxed}
+                update={
+                    "pipeline_signature": signature,
+                    "allow_unsandboxed": allow_unsandboxed,
+                    "declarations": declared,
+                }
             )
             staging.mkdir(mode=0o700)  # the one folder the sandboxed room may write
             reason = _serve(desk, request, workdir, limit, on_event)

@@ -2,14 +2,17 @@
 
 One ``OperatorDesk`` per run answers the room's calls (see channel.py) with the workspace's
 key service (or the contract's own ``key_service`` per dataset), the ledger, the software
-attestation key and the privacy budget book. The room is untrusted: every call is checked
-(the run id, the contract, which ledger entries and how often) before anything is signed.
+attestation key and the privacy budget: its own book for datasets whose key the embedded
+service holds; for a dataset with its own ``key_service``, that key service's book (reserve
+and settle forwarded, each mirrored as a ``budget.mirrored`` ledger entry). The room is
+untrusted: every call is checked (the run id, the contract, which ledger entries and how
+often) before anything is signed.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -35,6 +38,9 @@ from sealroom.room.events import RoomEvent
 from sealroom.room.failures import CATEGORIES, one_line
 from sealroom.room.receipt import COMPLETED, FAILED, ROOM_KINDS, STARTED, RunRecord
 from sealroom.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sealroom.kms.client import KmsClient
 
 log = logging.getLogger("sealroom.room")
 
@@ -102,6 +108,12 @@ class OperatorDesk:
                     f"room channel: release under contract {call.request.contract_id!r}, "
                     f"not this run's {self.contract.id!r}"
                 )
+            if call.request.run_id != self.run_id:
+                # A key is bound to the run whose budget reservation it consumes.
+                raise ChannelError(
+                    f"room channel: release for run {str(call.request.run_id)[:80]!r}, "
+                    f"not this run {self.run_id!r}"
+                )
             sealed = self._service(call.request.package_digest).release(call.request)
             self.releases.append(call.request.package_digest)
             return {"sealed_key": _b64(sealed)}
@@ -136,30 +148,91 @@ class OperatorDesk:
 
             return KmsClient(url)
         from sealroom.kms.service import KeyService
-        from sealroom.privacy.budget import reservation_guard
+        from sealroom.privacy.budget_guard import BudgetGate, embedded_scope
 
-        return KeyService(self.ws, guards=[reservation_guard(self.ws)])
+        return KeyService(self.ws, guards=[BudgetGate(self.ws, embedded_scope)])
+
+    def _remote(self, url: str) -> KmsClient:
+        if url not in self._services:
+            self._services[url] = self._open_service(url)
+        client: KmsClient = self._services[url]
+        return client
 
     # ------------------------------------------------------------------ budget
 
+    def _budget_homes(self) -> dict[str, list[str]]:
+        """Where each private dataset's budget is kept: "" (this workspace's book) for those
+        whose key the embedded service holds, else the URL of the dataset's key service."""
+        homes: dict[str, list[str]] = {}
+        for dataset in self.contract.datasets:
+            if dataset.privacy is not None:
+                homes.setdefault(dataset.key_service or "", []).append(dataset.id)
+        return homes
+
     def _reserve(self, call: ReserveCall) -> dict[str, Any]:
+        """Reserve where each budget is kept, all or nothing: a refusal by one key service
+        gives back what the others reserved (no key has left yet, so nothing is charged)."""
         from sealroom.privacy.budget import BudgetBook
 
         if self.reserved is not None:
             raise ChannelError(f"room channel: run {self.run_id} already reserved its budget")
-        with BudgetBook(self.ws) as book:
-            book.reserve(self.run_id, self.contract, call.epsilon, call.delta)
+        done: list[str] = []
+        try:
+            for url, datasets in self._budget_homes().items():
+                if url:
+                    kept = self._remote(url).reserve(
+                        self.run_id, self.contract.id, call.epsilon, call.delta
+                    )
+                    self._mirror(url, "reserve", epsilon=call.epsilon, delta=call.delta, kept=kept)
+                else:
+                    with BudgetBook(self.ws) as book:
+                        book.reserve(self.run_id, self.contract, call.epsilon, call.delta, datasets)
+                done.append(url)
+        except SealroomError:
+            self._settle_at(done, 0.0, quiet=True)
+            raise
         self.reserved = call.epsilon
         return {}
 
     def _settle(self, spent_epsilon: float) -> None:
-        from sealroom.privacy.budget import BudgetBook
-
         if self.reserved is None:
             raise ChannelError(f"room channel: run {self.run_id} has no open reservation")
-        with BudgetBook(self.ws) as book:
-            book.settle(self.run_id, spent_epsilon)
+        self._settle_at(list(self._budget_homes()), spent_epsilon, quiet=False)
         self.reserved = None
+
+    def _settle_at(self, homes: list[str], spent_epsilon: float, quiet: bool) -> None:
+        """Settle at each home; every home is tried, then the first refusal is raised (unless
+        ``quiet``: a home that refuses or is unreachable charges the run in full itself
+        when the contract's max_runtime_s has passed)."""
+        from sealroom.privacy.budget import BudgetBook
+
+        first: SealroomError | None = None
+        for url in homes:
+            try:
+                if url:
+                    charged = self._remote(url).settle(self.run_id, self.contract.id, spent_epsilon)
+                    self._mirror(url, "settle", spent_epsilon=spent_epsilon, charged=charged)
+                else:
+                    with BudgetBook(self.ws) as book:
+                        book.settle(self.run_id, spent_epsilon, contract_id=self.contract.id)
+            except SealroomError as exc:
+                log.warning("run %s: budget settle at %s: %s", self.run_id, url or "here", exc)
+                first = first or exc
+        if first is not None and not quiet:
+            raise first
+
+    def _mirror(self, url: str, op: str, **facts: Any) -> None:
+        """The operator's ledger mirrors what a dataset's key service did with its budget."""
+        self.append(
+            "budget.mirrored",
+            {
+                "op": op,
+                "key_service": url,
+                "run_id": self.run_id,
+                "contract_id": self.contract.id,
+                **facts,
+            },
+        )
 
     # ------------------------------------------------------------------ ledger
 
@@ -233,7 +306,10 @@ class OperatorDesk:
         trained before it died), and record the failure if the room did not."""
         try:
             if self.reserved is not None:
-                self._settle(self.reserved)
+                # Quiet: a home that already charged the run at expiry, or cannot be reached
+                # now, charges it in full on its own once max_runtime_s has passed.
+                self._settle_at(list(self._budget_homes()), self.reserved, quiet=True)
+                self.reserved = None
         finally:
             if reason is not None and not ({FAILED, COMPLETED} & set(self.recorded)):
                 payload = {

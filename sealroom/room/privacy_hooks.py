@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 def budget_needed(contract: Contract, pipeline: Pipeline) -> bool:
     """Whether the run must reserve the pipeline's (ε, δ) before it asks for keys.
 
-    PrivacyError for a contract with budgets and a pipeline without privacy; a private
-    run on data without budgets is DP-SGD with nothing to charge.
+    PrivacyError for a contract with budgets and a pipeline without privacy, or with
+    ``poisson_sampling: false``: shuffled batches come from ``torch.Generator(train.seed)``,
+    which the consumer knows, so sampling amplifies nothing and the Poisson ε charged
+    would understate the cost (contract.rego refuses it too, at the policy stage). A
+    private run on data without budgets is DP-SGD with nothing to charge.
     """
     budgets = any(d.privacy is not None for d in contract.datasets)
     if pipeline.privacy is None:
@@ -30,6 +33,12 @@ def budget_needed(contract: Contract, pipeline: Pipeline) -> bool:
                 f"contract {contract.id} sets privacy budgets but the pipeline has no privacy"
             )
         return False
+    if budgets and not pipeline.privacy.poisson_sampling:
+        raise PrivacyError(
+            f"pipeline {pipeline.name}: poisson_sampling false under contract {contract.id}'s "
+            "privacy budgets is refused (shuffled batches from the consumer's seed give no "
+            "amplification by sampling); keep poisson_sampling true"
+        )
     return budgets
 
 

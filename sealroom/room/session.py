@@ -28,6 +28,7 @@ from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.privacy.release import released_metrics
 from sealroom.room import privacy_hooks
 from sealroom.room.channel import ChannelAttester, ChannelKeyService, RoomChannel, RoomRequest
+from sealroom.room.declared import declared_splits
 from sealroom.room.details import seal_details
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.failures import failure_reason
@@ -48,6 +49,7 @@ from sealroom.room.runkey import RunKey, evidence_claims, room_report_data
 if TYPE_CHECKING:
     from sealroom.attest.evidence import Attester
     from sealroom.data import FileTree
+    from sealroom.data.declaration import DatasetDeclaration
     from sealroom.privacy.trainer import DPTrainerFactory
     from sealroom.train.loop import TrainEvent
 
@@ -141,6 +143,12 @@ class RoomSession:
                 + "; ".join(decision.violations)
             )
         self.say(f"pipeline {pipeline.name} ({digest[:19]}…) is allowed by the contract")
+        declarations = declared_splits(contract, pipeline, req.declarations)
+        if declarations is not None:
+            self.say(
+                f"splits as {len(declarations)} provider declaration(s) pinned by the contract "
+                "say; the pipeline's split section is not used"
+            )
         self.channel.record(
             STARTED, {"run_id": req.run_id, "contract_id": contract.id, "pipeline_digest": digest}
         )
@@ -167,7 +175,7 @@ class RoomSession:
         trees, model_tree = self._open_packages(contract, pipeline, digest)
 
         self.enter("train")
-        outcome = self._train(pipeline, trees, model_tree)
+        outcome = self._train(pipeline, trees, model_tree, declarations)
         del trees, model_tree
 
         self.enter("release")
@@ -241,7 +249,8 @@ class RoomSession:
         if contract.model is not None:
             needed.append(contract.model.package_digest)
         files: dict[str, dict[str, bytes]] = {}
-        for package_digest in dict.fromkeys(needed):  # one release per package digest
+
+        def release(package_digest: str) -> None:
             path = self.request.packages.get(package_digest)
             if path is None:
                 raise RoomError(
@@ -264,15 +273,39 @@ class RoomSession:
             files[package_digest] = decrypt_in_memory(package, key)
             del key
             self.say(f"key released for {package_digest[:19]}…; decrypted in memory")
+
+        # The model first: a private run checks it keeps records apart (issue 13) before
+        # any dataset key is asked for, so a model that mixes the batch gets no data key.
+        if contract.model is not None:
+            release(contract.model.package_digest)
+        if pipeline.privacy is not None:
+            from sealroom.privacy.independence import check_pipeline_model
+
+            model_files = files.get(contract.model.package_digest, {}) if contract.model else {}
+            check_pipeline_model(pipeline, MemoryTree(model_files))
+            self.say("model checked: each record's output depends on that record alone")
+        for package_digest in dict.fromkeys(needed):  # one release per package digest
+            if package_digest not in files:
+                release(package_digest)
         trees: dict[str, FileTree] = {
             d.id: MemoryTree(files[d.package_digest]) for d in contract.datasets if d.id in wanted
         }
         model_files = files.get(contract.model.package_digest, {}) if contract.model else {}
         return trees, MemoryTree(model_files)
 
-    def _train(self, pipeline: Pipeline, trees: dict[str, FileTree], model_tree: FileTree) -> Any:
+    def _train(
+        self,
+        pipeline: Pipeline,
+        trees: dict[str, FileTree],
+        model_tree: FileTree,
+        declarations: dict[str, DatasetDeclaration] | None = None,
+    ) -> Any:
+        from sealroom.data.declaration import load_declared_splits
         from sealroom.train.run import MemorySink, run_pipeline
 
+        splits = None
+        if declarations is not None:
+            splits = load_declared_splits(declarations, pipeline.datasets, pipeline.join, trees)
         self.dp_factory = privacy_hooks.dp_trainer_factory(pipeline)
         return run_pipeline(
             pipeline,
@@ -281,6 +314,7 @@ class RoomSession:
             sink=MemorySink(),
             on_event=self._relay,
             trainer_factory=self.dp_factory,
+            splits=splits,
         )
 
     def _spent(self) -> float:

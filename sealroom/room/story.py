@@ -46,6 +46,9 @@ class ProviderPart(BaseModel):
     party: str
     dataset: str
     prepare: list[str]
+    # The provider's dataset declaration (a file of the scenario folder): which records
+    # train and which are held out; signed by the provider and pinned by the contract.
+    declaration: str | None = None
 
     _step = field_validator("prepare")(_module_step)
 
@@ -202,6 +205,8 @@ class Story:
             out = ws.packages / f"{provider.dataset}.sealed"
             sealed[provider.dataset] = self._seal(data, provider.party, out, "dataset")
 
+        declared = self._declare()
+
         n.step(f"3. Consumer {sc.consumer} saves and seals the base model, composes the pipeline")
         model: _Sealed | None = None
         if sc.model is not None:
@@ -211,7 +216,7 @@ class Story:
         pipeline_file = self._compose()
 
         n.step("4. Every party signs the contract; the ledger registers it")
-        contract_id = self._contract(sealed, model)
+        contract_id = self._contract(sealed, model, declared)
         self._sign_pipeline(pipeline_file, contract_id)
 
         n.step("5. Owners import their data keys into the key service")
@@ -252,7 +257,39 @@ class Story:
         path, _ = sign_pipeline_file(self.ws, pipeline_file, contract_id, consumer)
         self.narrator.note(f"pipeline signed by {consumer} for contract {contract_id}: {path.name}")
 
-    def _contract(self, sealed: dict[str, _Sealed], model: _Sealed | None) -> str:
+    def _declare(self) -> dict[str, str]:
+        """Each provider with a declaration signs it (into the workspace's declarations
+        folder, where ``sealroom run`` finds it); its digest by dataset id."""
+        from sealroom.crypto.identity import load_party
+        from sealroom.pipeline.declaration import (
+            read_declaration_draft,
+            save_declaration,
+            sign_declaration,
+        )
+        from sealroom.room.declared import declarations_dir
+
+        assert self.ws is not None
+        digests: dict[str, str] = {}
+        for provider in self.scenario.providers:
+            if provider.declaration is None:
+                continue
+            draft = read_declaration_draft(self.scenario.folder / provider.declaration)
+            if draft.dataset != provider.dataset:
+                raise ConfigError(
+                    f"{provider.declaration}: declares dataset {draft.dataset!r}, "
+                    f"not {provider.dataset!r}"
+                )
+            signed = sign_declaration(draft, load_party(self.ws, provider.party))
+            path = declarations_dir(self.ws.home) / f"{provider.dataset}.declaration.json"
+            save_declaration(path, signed)
+            self.narrator.note(f"{provider.party} declares the splits: {draft.describe()}")
+            self.narrator.note(f"signed declaration {path.name}: digest {signed.digest}")
+            digests[provider.dataset] = signed.digest
+        return digests
+
+    def _contract(
+        self, sealed: dict[str, _Sealed], model: _Sealed | None, declared: dict[str, str]
+    ) -> str:
         from sealroom.contract.loading import read_document
         from sealroom.contract.workflow import propose_contract, sign_contract
 
@@ -263,6 +300,8 @@ class Story:
             if dataset["id"] not in sealed:
                 raise ConfigError(f"{sc.contract}: dataset {dataset['id']!r} has no provider step")
             dataset["package_digest"] = sealed[dataset["id"]].digest
+            if dataset["id"] in declared:
+                dataset["declaration_digest"] = declared[dataset["id"]]
         if model is not None and draft.get("model"):
             draft["model"]["package_digest"] = model.digest
         if self.epochs is not None:

@@ -55,10 +55,24 @@ CheckpointSink = Callable[[str, bytes], None]
 
 @dataclass(frozen=True)
 class EpochRecord:
+    """One epoch; the losses are None where the trainer releases no such statistic (DP)."""
+
     epoch: int
-    train_loss: float
+    train_loss: float | None
     val_loss: float | None
     seconds: float
+    steps: int = 0  # optimisation steps so far
+
+    def values(self) -> dict[str, float]:
+        """The statistics a progress event may carry (none under DP)."""
+        pairs = (("train_loss", self.train_loss), ("val_loss", self.val_loss))
+        return {k: v for k, v in pairs if v is not None}
+
+    def line(self) -> str:
+        if self.train_loss is None:
+            return f"Epoch: {self.epoch} | Step: {self.steps}"
+        val_text = f"{self.val_loss:.4f}" if self.val_loss is not None else "n/a"
+        return f"Epoch: {self.epoch} | Train loss: {self.train_loss:.4f} | Val loss: {val_text}"
 
 
 @dataclass
@@ -113,6 +127,10 @@ def _tensor(array: np.ndarray, device: torch.device) -> Tensor:
 
 class Trainer:
     """Fits ``model`` on ``splits.train`` as ``pipeline.train`` says; see the module docstring."""
+
+    # Whether outputs may carry exact statistics of the data (a DP trainer: no; run_pipeline
+    # then makes no plot or check from records beyond what ``evaluate`` released).
+    releases_exact_statistics = True
 
     def __init__(
         self,
@@ -191,6 +209,26 @@ class Trainer:
     def after_step(self) -> None:
         """Called after every optimisation step (``self.step`` already counts it)."""
 
+    def make_step_log(self) -> StepLog | None:
+        """The per-step log of training-batch statistics; None releases no such lines (DP)."""
+        return StepLog(self.metric_ctx.task, self.metric_ctx.threshold, self.device)
+
+    def epoch_statistics(
+        self, epoch: int, loss_sum: Tensor, seen: int
+    ) -> tuple[float | None, float | None]:
+        """``(train_loss, val_loss)`` of the epoch; refuses a diverged run.
+
+        A DP trainer overrides this to release neither: both are exact statistics of
+        private records.
+        """
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not np.isfinite(train_loss):
+            raise TrainingError(f"epoch {epoch}: training loss is {train_loss} (diverged)")
+        val_loss = None
+        if len(self.splits.val):
+            val_loss = self.evaluate("val", ["loss"])["loss"]
+        return train_loss, val_loss
+
     def after_epoch(self, record: EpochRecord) -> None:
         """Called after each epoch's validation."""
 
@@ -215,6 +253,10 @@ class Trainer:
     def batches(self, split: str) -> TensorBatches:
         x, y = self.tensors[split]
         return TensorBatches(x, y, max(EVAL_BATCH, self.cfg.batch_size))
+
+    def can_evaluate(self) -> bool:
+        """Whether ``evaluate`` may release metrics now (a DP trainer: releases left)."""
+        return True
 
     def evaluate(self, split: str, names: list[str] | None = None) -> dict[str, Any]:
         """Metrics on ``split`` (default: the pipeline's eval metrics)."""
@@ -272,17 +314,18 @@ class Trainer:
         began = last = time.perf_counter()
         total = torch.zeros((), device=self.device)
         seen = 0
-        steps = StepLog(self.metric_ctx.task, self.metric_ctx.threshold, self.device)
+        steps = self.make_step_log()
         self.model.train()
         for i, (x, y) in enumerate(loader, start=1):
             loss = self.train_step(x, y)
             total.add_(loss, alpha=len(x))
             seen += len(x)
             self.step += 1
-            steps.update(loss, self.last_output, y)
+            if steps is not None:
+                steps.update(loss, self.last_output, y)
+                if self.step % log_every == 0:
+                    self.log(steps.line(epoch, self.step))
             self.last_output = None
-            if self.step % log_every == 0:
-                self.log(steps.line(epoch, self.step))
             if per_batch:
                 assert scheduled is not None
                 scheduled.scheduler.step()
@@ -295,15 +338,9 @@ class Trainer:
                 self.emit(TrainEvent("batch", epoch=epoch, epochs=epochs, batch=i, batches=batches))
         if scheduled is not None and not per_batch:
             scheduled.scheduler.step()
-        train_loss = float(total) / max(seen, 1)
-        if not np.isfinite(train_loss):
-            raise TrainingError(f"epoch {epoch}: training loss is {train_loss} (diverged)")
-        val_loss = None
-        if len(self.splits.val):
-            val_loss = self.evaluate("val", ["loss"])["loss"]
-        record = EpochRecord(epoch, train_loss, val_loss, time.perf_counter() - began)
-        val_text = f"{val_loss:.4f}" if val_loss is not None else "n/a"
-        self.log(f"Epoch: {epoch} | Train loss: {train_loss:.4f} | Val loss: {val_text}")
+        train_loss, val_loss = self.epoch_statistics(epoch, total, seen)
+        record = EpochRecord(epoch, train_loss, val_loss, time.perf_counter() - began, self.step)
+        self.log(record.line())
         self.emit(
             TrainEvent(
                 "batch",
@@ -311,10 +348,7 @@ class Trainer:
                 epochs=epochs,
                 batch=batches,
                 batches=batches,
-                values={
-                    "train_loss": train_loss,
-                    **({} if val_loss is None else {"val_loss": val_loss}),
-                },
+                values=record.values(),
             )
         )
         self.after_epoch(record)

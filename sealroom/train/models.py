@@ -8,7 +8,7 @@ Nothing is unpickled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import onnx
@@ -22,6 +22,7 @@ from sealroom.pipeline.schema import ArchitectureModel, DeclarativeModel, ModelP
 from sealroom.train.components.architectures import build_architecture
 from sealroom.train.components.layers import build_declarative
 from sealroom.train.onnx_check import ModelError, check_onnx
+from sealroom.train.onnx_records import record_mixing
 
 # The room builds what a consumer's config declares before it reads any data, so a
 # config must not be able to ask for unbounded memory: `linear` with in_features and
@@ -37,9 +38,12 @@ class ConvertedOnnx(nn.Module):
     ("'Graph' object has no attribute 'outputs'"); one level of wrapping avoids it.
     """
 
-    def __init__(self, graph: nn.Module) -> None:
+    def __init__(self, graph: nn.Module, record_mixing: Sequence[str] = ()) -> None:
         super().__init__()
         self.graph = graph
+        # Nodes that may mix records across the batch (sealroom.train.onnx_records):
+        # DP-SGD refuses a model with any (sealroom.privacy.independence).
+        self.record_mixing = tuple(record_mixing)
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.graph(x)
@@ -58,11 +62,20 @@ def load_onnx(data: bytes, where: str) -> nn.Module:
         onnx.checker.check_model(proto)
     except Exception as exc:  # onnx raises several unrelated types for bad input
         raise ModelError(f"{where}: not a valid ONNX model ({exc})") from None
+    mixing = onnx_record_mixing(proto)
     try:
         graph = convert(proto)
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
         raise ModelError(f"{where}: cannot convert to torch ({exc})") from None
-    return ConvertedOnnx(graph)
+    return ConvertedOnnx(graph, mixing)
+
+
+def onnx_record_mixing(proto: onnx.ModelProto) -> list[str]:
+    """The graph's record-mixing findings; never an error here, only private runs refuse."""
+    try:
+        return record_mixing(proto)
+    except Exception as exc:  # a graph the check cannot follow counts as mixing
+        return [f"the record check could not follow the graph ({type(exc).__name__})"]
 
 
 def load_weights(model: nn.Module, data: bytes, where: str) -> None:

@@ -51,11 +51,11 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str]
 
 
 def training_curves_png(history: Sequence[EpochRecord]) -> bytes:
-    """Training and validation loss per epoch."""
+    """Training and validation loss per epoch (epochs without a released loss are skipped)."""
     figure = Figure(figsize=(6, 4))
     ax = figure.add_subplot()
-    epochs = [r.epoch for r in history]
-    ax.plot(epochs, [r.train_loss for r in history], marker="o", label="train")
+    train = [(r.epoch, r.train_loss) for r in history if r.train_loss is not None]
+    ax.plot([e for e, _ in train], [v for _, v in train], marker="o", label="train")
     val = [(r.epoch, r.val_loss) for r in history if r.val_loss is not None]
     if val:
         ax.plot([e for e, _ in val], [v for _, v in val], marker="o", label="validation")

@@ -31,7 +31,7 @@ from sealroom.files import write_atomic
 from sealroom.pipeline.compose import pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.train.export import export_onnx, export_safetensors
-from sealroom.train.loop import CheckpointSink, EventCallback, Trainer, TrainResult
+from sealroom.train.loop import CheckpointSink, EpochRecord, EventCallback, Trainer, TrainResult
 from sealroom.train.metrics import binary_masks
 from sealroom.train.models import build_model
 from sealroom.train.plots import (
@@ -135,17 +135,20 @@ def run_pipeline(
     trainer_factory: TrainerFactory | None = None,
     device: str | None = None,
     max_samples: int | None = None,
+    splits: Splits | None = None,
 ) -> RunOutcome:
     """Train and evaluate ``pipeline``; every output is also written to ``sink`` as it appears.
 
     A pipeline with ``privacy`` must be given the DP trainer as ``trainer_factory``: the
     plain trainer refuses it, so no non-private model is ever made from private data.
+    ``splits`` (the providers' declared splits, in the room) replaces the pipeline's split.
     """
     if pipeline.privacy is not None and trainer_factory is None:
         raise PrivacyError("pipeline sets privacy but no differentially private trainer was given")
     if pipeline.train.num_threads:
         torch.set_num_threads(pipeline.train.num_threads)
-    splits = prepare_splits(pipeline, dataset_trees, max_samples)
+    if splits is None:
+        splits = prepare_splits(pipeline, dataset_trees, max_samples)
     torch.manual_seed(pipeline.train.seed)  # initial weights of declarative/architecture models
     model = build_model(pipeline.model, model_tree)
     out = sink if sink is not None else MemorySink()
@@ -155,7 +158,7 @@ def run_pipeline(
     result = trainer.fit()
 
     split = "test" if len(splits.test) else "val" if len(splits.val) else "train"
-    metrics = trainer.evaluate(split)
+    metrics = trainer.evaluate(split) if trainer.can_evaluate() else {}
     name = {"test": "Test", "val": "Validation", "train": "Training"}[split]
     for key, value in metrics.items():
         if isinstance(value, float):
@@ -163,7 +166,7 @@ def run_pipeline(
 
     final = trainer.plain_model()
     outputs: dict[str, bytes] = {}
-    check = torch.from_numpy(np.ascontiguousarray(splits.parts()[split].x[:8]))
+    check = _onnx_check_batch(pipeline, splits, split, trainer.releases_exact_statistics)
     exported = export_onnx(final, pipeline.model.input_shape, check_batch=check)
     trainer.log(f"ONNX export checked with onnxruntime: max abs diff {exported.max_abs_diff:.2e}")
     outputs["trained_model.onnx"] = exported.data
@@ -173,6 +176,7 @@ def run_pipeline(
     if pipeline.eval.plots:
         outputs.update(_plots(pipeline, trainer, result, metrics, splits, split))
     outputs.update(trainer.extra_outputs())
+    exact = trainer.releases_exact_statistics
     report = {
         "pipeline": pipeline.name,
         "pipeline_digest": pipeline_digest(pipeline),
@@ -180,7 +184,7 @@ def run_pipeline(
         "split": split,
         "samples": result.samples,
         "metrics": metrics,
-        "history": [record.__dict__ for record in result.history],
+        "history": [_history_entry(record, exact) for record in result.history],
         "steps": result.steps,
         "fit_seconds": round(result.fit_seconds, 3),
         "onnx_max_abs_diff": exported.max_abs_diff,
@@ -192,6 +196,30 @@ def run_pipeline(
     return RunOutcome(metrics, outputs, list(trainer.lines), result, exported.max_abs_diff)
 
 
+def _onnx_check_batch(pipeline: Pipeline, splits: Splits, split: str, exact: bool) -> torch.Tensor:
+    """Eight records to compare PyTorch and onnxruntime on; synthetic under privacy.
+
+    The released ``onnx_max_abs_diff`` is computed from these inputs, so under privacy they
+    must not be private records: seeded uniform values of ``input_shape`` in the data's
+    dtype (zeros for integer data) instead.
+    """
+    data = splits.parts()[split].x
+    if exact:
+        return torch.from_numpy(np.ascontiguousarray(data[:8]))
+    shape = (8, *pipeline.model.input_shape)
+    dtype = torch.from_numpy(np.zeros(1, dtype=data.dtype)).dtype
+    if not dtype.is_floating_point:
+        return torch.zeros(shape, dtype=dtype)
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(shape, generator=generator, dtype=torch.float32).to(dtype)
+
+
+def _history_entry(record: EpochRecord, exact: bool) -> dict[str, Any]:
+    """One epoch in ``metrics.json``; under privacy, counters only (no loss was released)."""
+    entry = dict(record.__dict__)
+    return entry if exact else {k: v for k, v in entry.items() if v is not None}
+
+
 def _plots(
     pipeline: Pipeline,
     trainer: Trainer,
@@ -200,16 +228,19 @@ def _plots(
     splits: Splits,
     split: str,
 ) -> dict[str, bytes]:
-    plots = {"training_curves.png": training_curves_png(result.history)}
+    plots: dict[str, bytes] = {}
+    if any(record.train_loss is not None for record in result.history):
+        plots["training_curves.png"] = training_curves_png(result.history)
     task = pipeline.eval.task
+    exact = trainer.releases_exact_statistics  # else: only what evaluate released, noisy
     if task == "classification":
         matrix = metrics.get("confusion_matrix")
-        if matrix is None:
+        if matrix is None and exact:
             matrix = trainer.evaluate(split, ["confusion_matrix"])["confusion_matrix"]
         if matrix:
             classes = splits.train.classes
             plots["confusion_matrix.png"] = confusion_matrix_png(matrix, classes)
-    elif task == "segmentation" and pipeline.eval.samples:
+    elif task == "segmentation" and pipeline.eval.samples and exact:
         data = splits.parts()[split]
         count = min(pipeline.eval.samples, len(data))
         plots["segmentation_samples.png"] = _overlays(trainer.plain_model(), data, count, pipeline)

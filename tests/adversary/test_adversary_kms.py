@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import secrets
 import socket
 import sqlite3
 import time
@@ -62,8 +63,10 @@ def _stats(served: Served) -> dict[str, int]:
 
 def _release_works(served: Served, ws: Workspace, data_key: bytes) -> bool:
     room = Room(ws, SoftwareAttester(ws))
+    run_id = f"run-{secrets.token_hex(4)}"  # the dataset is private: the run reserves first
     with KmsClient(served.url, token=served.token) as client:
-        return room.open(client.release(room.request(client))) == data_key
+        client.reserve(run_id, CONTRACT_ID, 2.0, 1e-5)
+        return room.open(client.release(room.request(client, run_id=run_id))) == data_key
 
 
 def test_junk_flood_is_counted_not_ledgered(

@@ -52,7 +52,11 @@ def test_dp_story_releases_a_private_model_and_charges_the_budget(
         kinds = [e.kind for e in ledger.entries() if e.kind.startswith("budget.")]
         reserved = ledger.find("budget.reserved")[0].seq
         first_key = min(e.seq for e in ledger.entries("key.released"))
-    assert kinds[:2] == ["budget.reserved", "budget.charged"]
+        consumed = ledger.entries("budget.consumed")
+        [reservation] = ledger.entries("budget.reserved")[:1]
+    # The first key released to the run consumed its reservation (issue 13: bound to the run).
+    assert kinds[:3] == ["budget.reserved", "budget.consumed", "budget.charged"]
+    assert consumed[0].payload["run_id"] == reservation.payload["run_id"]
     assert reserved < first_key  # budget reserved before any key left the key service
 
 
@@ -70,3 +74,24 @@ def test_dp_story_budget_admits_one_more_run_then_refuses(
         [budget] = book.summary("mnist")
     assert budget.spent <= 8.0 and budget.reserved == 0.0
     assert len(budget.runs) == 2  # the refused run never held a reservation
+
+
+@pytest.mark.slow
+def test_dp_story_without_the_pinned_declaration_gets_no_key(
+    dp_story: tuple[Path, StoryResult],
+) -> None:
+    base, result = dp_story
+    ws = Workspace.find(result.home)
+    folder = ws.home / "declarations"
+    hidden = base / "declarations-elsewhere"
+    folder.rename(hidden)
+    try:
+        with Ledger.open(ws) as ledger:
+            keys_before = len(ledger.find("key.released"))
+        with pytest.raises(SealroomError, match="was not given to the room"):
+            run_room(ws, "dp-mnist-demo", base / "consumer-lab" / "pipeline.json")
+        with Ledger.open(ws) as ledger:
+            assert len(ledger.find("key.released")) == keys_before
+            assert ledger.find("run.failed")[-1].payload["stage"] == "policy"
+    finally:
+        hidden.rename(folder)

@@ -21,6 +21,7 @@ from sealroom.workspace import Workspace
 CONTRACT_ID = "mnist-demo"
 DATASET_DIGEST = "sha256:" + hashlib.sha256(b"mnist package").hexdigest()
 MODEL_DIGEST = "sha256:" + hashlib.sha256(b"base model package").hexdigest()
+DECLARATION_DIGEST = "sha256:" + "d" * 64  # the provider's split declaration, pinned
 
 
 def random_key_b64() -> str:
@@ -60,6 +61,7 @@ def contract_data(parties: dict[str, Any] | None = None, **overrides: Any) -> di
                 "id": "mnist",
                 "provider": "hospital",
                 "package_digest": DATASET_DIGEST,
+                "declaration_digest": DECLARATION_DIGEST,
                 "privacy": {
                     "per_run_epsilon": 3.0,
                     "per_run_delta": 1e-5,

@@ -45,7 +45,8 @@ def token(served: Served) -> str:
 def test_release_over_http(server_url: str, token: str, room: Room, data_key: bytes) -> None:
     with KmsClient(server_url, token=token) as client:
         assert client.health()
-        sealed = client.release(room.request(client))
+        client.reserve("run-1", CONTRACT_ID, 2.0, 1e-5)  # the contract's dataset is private
+        sealed = client.release(room.request(client, run_id="run-1"))
     assert room.open(sealed) == data_key
 
 
@@ -81,7 +82,8 @@ def test_denials_over_http_match_the_embedded_ones(
 
 def test_replay_over_http_is_denied(server_url: str, token: str, room: Room) -> None:
     with KmsClient(server_url, token=token) as client:
-        request = room.request(client)
+        client.reserve("run-1", CONTRACT_ID, 2.0, 1e-5)
+        request = room.request(client, run_id="run-1")
         client.release(request)
         with pytest.raises(KeyReleaseDenied, match="already used"):
             client.release(request)

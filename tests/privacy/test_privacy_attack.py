@@ -1,16 +1,26 @@
-"""Membership inference: AUC arithmetic, and DP versus non-private on public digits."""
+"""Membership inference: AUC and TPR-at-FPR arithmetic, and DP versus non-private on digits."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from scipy.stats import beta
 from sklearn.metrics import roc_auc_score
+from torch import nn
 
-from sealroom.data import MemoryTree
+from sealroom.data import ArrayDataset, MemoryTree
 from sealroom.data.loaders.idx import idx_bytes
 from sealroom.errors import PrivacyError
 from sealroom.pipeline.schema import Pipeline
-from sealroom.privacy.attack import membership_comparison, roc_auc
+from sealroom.privacy.attack import (
+    calibrated_loss_attack,
+    clopper_pearson,
+    membership_comparison,
+    roc_auc,
+    score_attack,
+    tpr_at_fpr,
+)
 from sealroom.privacy.noise import SeededRandom
 
 
@@ -74,19 +84,27 @@ def _digits_pipeline(epsilon: float) -> Pipeline:
     )
 
 
-def test_dp_model_resists_the_attack_that_beats_the_non_private_one() -> None:
+@pytest.mark.parametrize("mode", ["hooks", "fused"])
+def test_dp_model_resists_the_attack_that_beats_the_non_private_one(mode: str) -> None:
     result = membership_comparison(
         _digits_pipeline(1.0),
         {"digits": _digits_tree(600)},
         MemoryTree({}),
         public=True,
         noise=SeededRandom(0),
+        grad_sample_mode=mode,
     )
+    assert result.grad_sample_mode == mode  # the pipeline's default (hooks) is overridden
     assert result.members == 180
     assert result.auc_non_private > 0.58  # 40 epochs on 180 records: partly memorised
     assert result.auc_private < 0.56
     assert result.auc_private < result.auc_non_private - 0.03
     assert result.epsilon <= 1.0
+    for attack in (result.private, result.non_private):
+        assert attack.fprs() == [0.01, 0.001]
+        rate = attack.at(0.01)
+        assert rate.fpr <= 0.01 and rate.members == rate.non_members == 180
+        assert rate.tpr_ci[0] <= rate.tpr <= rate.tpr_ci[1]
 
 
 def test_comparison_refuses_data_not_declared_public() -> None:
@@ -94,3 +112,89 @@ def test_comparison_refuses_data_not_declared_public() -> None:
         membership_comparison(
             _digits_pipeline(1.0), {"digits": _digits_tree(60)}, MemoryTree({}), public=False
         )
+
+
+def test_comparison_refuses_an_unknown_mode() -> None:
+    with pytest.raises(PrivacyError, match="grad_sample_mode 'fast' is not one of hooks, fused"):
+        membership_comparison(
+            _digits_pipeline(1.0),
+            {"digits": _digits_tree(60)},
+            MemoryTree({}),
+            public=True,
+            grad_sample_mode="fast",
+        )
+
+
+# --------------------------------------------------------------------------- TPR at fixed FPR
+
+
+def test_tpr_at_fpr_by_hand() -> None:
+    others = np.arange(100.0)  # non-member scores 0 … 99
+    members = np.array([99.5, 98.5, 98.0, 50.0, 200.0])
+    # FPR 1 %: one false positive allowed, threshold = second-highest non-member score (98)
+    rate = tpr_at_fpr(members, others, 0.01)
+    assert (rate.threshold, rate.false_positives, rate.true_positives) == (98.0, 1, 3)
+    assert (rate.tpr, rate.fpr) == (0.6, 0.01)
+    # no false positive allowed (0.1 % of 100 rounds down to 0): threshold = highest (99)
+    for fpr in (0.0, 0.001):
+        rate = tpr_at_fpr(members, others, fpr)
+        assert (rate.threshold, rate.false_positives, rate.true_positives) == (99.0, 0, 2)
+
+
+def test_tpr_at_fpr_counts_exactly_at_10000_non_members() -> None:
+    others = np.arange(10_000.0)
+    rate = tpr_at_fpr(np.array([9990.5, 9988.0]), others, 0.001)  # 0.001 * 10000 = 10
+    assert (rate.threshold, rate.false_positives, rate.true_positives) == (9989.0, 10, 1)
+    assert tpr_at_fpr(np.array([1.0]), others, 0.01).false_positives == 100
+
+
+def test_ties_at_the_threshold_are_not_called_members() -> None:
+    rate = tpr_at_fpr(np.array([1.0, 2.0]), np.ones(100), 0.01)
+    assert (rate.threshold, rate.false_positives, rate.true_positives) == (1.0, 0, 1)
+
+
+def test_bad_scores_are_refused() -> None:
+    with pytest.raises(PrivacyError, match="non-empty 1-d"):
+        tpr_at_fpr(np.array([]), np.ones(3), 0.01)
+    with pytest.raises(PrivacyError, match="finite"):
+        tpr_at_fpr(np.array([np.inf]), np.ones(3), 0.01)
+    with pytest.raises(PrivacyError, match=r"fpr 1\.5"):
+        tpr_at_fpr(np.ones(3), np.ones(3), 1.5)
+
+
+def test_clopper_pearson_exact_values() -> None:
+    low, high = clopper_pearson(3, 10)
+    assert low == pytest.approx(beta.ppf(0.025, 3, 8)) and low == pytest.approx(0.0667395, abs=1e-6)
+    assert high == pytest.approx(beta.ppf(0.975, 4, 7)) and high == pytest.approx(
+        0.6524529, abs=1e-6
+    )
+    # k = 0 and k = n have closed forms: 1 − (α/2)^(1/n) and (α/2)^(1/n)
+    assert clopper_pearson(0, 10) == pytest.approx((0.0, 1 - 0.025 ** (1 / 10)))
+    assert clopper_pearson(10, 10) == pytest.approx((0.025 ** (1 / 10), 1.0))
+    with pytest.raises(PrivacyError, match="k=11, n=10"):
+        clopper_pearson(11, 10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_score_attack_intervals_hold_their_estimates(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    members, others = rng.normal(0.3, 1, 2000), rng.normal(0, 1, 3000)
+    result = score_attack(members, others)
+    assert result.auc == roc_auc(members, others)
+    for rate in result.rates:
+        assert rate.tpr_ci[0] <= rate.tpr <= rate.tpr_ci[1]
+        assert rate.fpr_ci[0] <= rate.fpr <= rate.fpr_ci[1]
+        assert rate.fpr <= rate.fpr_target
+    assert result.at(0.01).tpr >= result.at(0.001).tpr
+    with pytest.raises(PrivacyError, match=r"no rate at FPR 0\.05"):
+        result.at(0.05)
+
+
+def test_calibration_by_the_model_itself_leaves_nothing_to_attack() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.random((50, 1, 2, 2), dtype=np.float32), rng.integers(0, 3, 50))
+    result = calibrated_loss_attack(model, model, data, data)
+    assert result.auc == 0.5  # every score is 0: all ties
+    assert all(rate.true_positives == 0 for rate in result.rates)

@@ -134,21 +134,22 @@ def test_parallel_processes_never_overspend(workspace: Workspace) -> None:
         ledger.verify()
 
 
-def test_release_guard_denies_keys_without_a_reservation(workspace: Workspace) -> None:
-    from sealroom.privacy.budget import reservation_guard
+def test_release_guard_denies_keys_without_the_runs_reservation(workspace: Workspace) -> None:
+    from types import SimpleNamespace
+
+    from sealroom.privacy.budget_guard import BudgetGate
     from tests.privacy.helpers import private_pipeline
 
-    guard = reservation_guard(workspace)
+    guard = BudgetGate(workspace)
     contract = make_contract()
     pipeline = private_pipeline({"epsilon": 3.0, "delta": 1e-5})
-    assert "no privacy budget reserved" in (guard(contract, pipeline, None) or "")
+    run1, run2 = SimpleNamespace(run_id="r1"), SimpleNamespace(run_id="r2")
+    assert "no privacy budget reservation" in (guard(contract, pipeline, run1) or "")  # type: ignore[arg-type]
     with BudgetBook(workspace) as book:
         book.reserve("r1", contract, 3.0, 1e-5)
-    assert guard(contract, pipeline, None) is None
+    assert guard(contract, pipeline, run1) is None  # type: ignore[arg-type]
+    assert "no privacy budget reservation" in (guard(contract, pipeline, run2) or "")  # type: ignore[arg-type]
+    assert "no run id" in (guard(contract, pipeline, None) or "")
     assert "no privacy" in (
-        guard(contract, pipeline.model_copy(update={"privacy": None}), None) or ""
+        guard(contract, pipeline.model_copy(update={"privacy": None}), run1) or ""  # type: ignore[arg-type]
     )
-    with BudgetBook(workspace) as book:
-        book.settle("r1", 3.0)
-    assert guard(contract, pipeline, None) is not None
-    assert guard(make_contract(datasets={"open": None}), pipeline, None) is None

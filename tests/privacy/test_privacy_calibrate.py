@@ -53,7 +53,8 @@ def test_given_noise_multiplier_stops_where_the_target_is_reached() -> None:
     assert not plan.calibrated
     assert 0 < plan.max_steps < plan.steps
     assert plan.epsilon <= 2.0
-    over = epsilon_after(1.5, plan.sample_rate, plan.max_steps + 1, 1e-5, "rdp")
+    evaluation = plan.evaluation_history(plan.eval_releases)
+    over = epsilon_after(1.5, plan.sample_rate, plan.max_steps + 1, 1e-5, "rdp", evaluation)
     assert over > 2.0
 
 

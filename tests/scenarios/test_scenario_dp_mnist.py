@@ -48,3 +48,17 @@ def test_story_names_module_steps_the_engine_can_run() -> None:
     story = load_scenario("dp-mnist")
     assert story.model is not None and story.model.prepare[0] == "scenarios.mnist.dp_cnn"
     assert [p.dataset for p in story.providers] == ["mnist"]
+
+
+def test_the_hospital_declares_the_held_out_splits_the_room_uses() -> None:
+    from sealroom.pipeline.declaration import check_declared_sources, read_declaration_draft
+    from sealroom.room.story import load_scenario
+
+    declaration = read_declaration_draft(SCENARIO / "declaration.yaml")
+    pipeline = compose(SCENARIO)
+    check_declared_sources({"mnist": declaration}, pipeline.datasets)  # trains on the train files
+    assert declaration.seed == 0 and declaration.min_size == 100
+    [provider] = load_scenario("dp-mnist").providers
+    assert provider.declaration == "declaration.yaml"
+    values = yaml.safe_load((SCENARIO / "contract.yaml").read_text())
+    assert values["datasets"][0]["declaration_digest"].startswith("sha256:")
