@@ -75,11 +75,14 @@ def test_declaration_holds_out_t10k_by_file_and_val_by_fraction() -> None:
     assert values["val"] == {"fraction": 0.1} and values["min_size"] >= 1000
     train = compose(SCENARIO).datasets[0].source.model_dump()
     assert {k: train[k] for k in values["train"]["source"]} == values["train"]["source"]
-    try:
-        from sealroom.data.declaration import parse_declaration
-    except ImportError:  # helper A's declaration code not merged yet: the YAML shape above
-        return
-    parse_declaration(values, "declaration.yaml")
+    from sealroom.pipeline.declaration import check_declared_sources, read_declaration_draft
+
+    declaration = read_declaration_draft(SCENARIO / "declaration.yaml")
+    check_declared_sources({"fashion": declaration}, compose(SCENARIO).datasets)
+    story = yaml.safe_load((SCENARIO / "story.yaml").read_text())
+    assert story["providers"][0]["declaration"] == "declaration.yaml"
+    contract = yaml.safe_load((SCENARIO / "contract.yaml").read_text())
+    assert contract["datasets"][0]["declaration_digest"].startswith("sha256:")
 
 
 def test_prepare_copies_the_idx_files_or_says_how_to_install_them(tmp_path: Path) -> None:
