@@ -5,6 +5,7 @@ Public entry points: :func:`load_dataset`, :func:`split_dataset`, :func:`join_da
 :class:`DirectoryTree`, :class:`MemoryTree`.
 """
 
+from sealroom.data import scatter  # noqa: F401  (registers the `scattering` transform)
 from sealroom.data.assemble import load_splits
 from sealroom.data.dataset import ArrayDataset
 from sealroom.data.files import DirectoryTree, FileTree, MemoryTree, SubTree
