@@ -5,12 +5,12 @@ trained with DPTrainer (fused clipping, Poisson sampling, PRV accountant) and ev
 ``trainer.evaluate("test")``, against Tramèr & Boneh (2021, ε 3): 86.0 % end-to-end CNN,
 89.0 % ScatterNet + CNN, 89.7 % ScatterNet + linear (their evaluation uncharged).
 
-The ε reported is the run's total: training *and* the release of the test accuracy. Where
-the trainer charges evaluation itself (``PrivacyConfig.eval_noise_multiplier``), its
-calibration and ``spent_epsilon()`` include it; otherwise this module does the same by
-hand (see :mod:`benchmarks.dp_charge`): the training noise is calibrated so that training
-plus one Gaussian release of the correct-count (sensitivity 1, σ_eval) stays within the
-target, and the accuracy printed is the noisy release.
+The ε reported is the run's total: training *and* the release of the test accuracy. The
+trainer charges evaluation itself (``PrivacyConfig.eval_noise_multiplier``): its plan
+calibrates the training noise so that training plus the Gaussian release of the test
+metrics stays within the target, ``spent_epsilon()`` composes both, and the accuracy
+printed is the noisy release (the exact one beside it, for reference only). Tuning runs
+release nothing (``eval_releases: 0``): they are scored on public validation data.
 
 ``--tune`` picks each model's hyper-parameters on a validation split carved from the 60k
 training images (54k/6k, seed 0) at ε 3, and reports how many configurations it tried.
@@ -39,22 +39,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from dp_charge import ChargedRun, prepare_privacy  # noqa: E402
+from dp_common import fashion  # noqa: E402
 from machine_info import machine  # noqa: E402
 
 from scenarios.fashion.scatter_heads import head_onnx_bytes  # noqa: E402
 from scenarios.mnist.dp_cnn import make_model as make_cnn  # noqa: E402
 from scenarios.mnist.save_model import model_onnx_bytes  # noqa: E402
-from sealroom.data import ArrayDataset, DirectoryTree, MemoryTree, Splits  # noqa: E402
-from sealroom.data.loaders import load_dataset  # noqa: E402
+from sealroom.data import ArrayDataset, MemoryTree, Splits  # noqa: E402
 from sealroom.data.scatter import group_normalize, scatter_images  # noqa: E402
 from sealroom.pipeline.compose import compose  # noqa: E402
-from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline  # noqa: E402
+from sealroom.pipeline.schema import Pipeline  # noqa: E402
 from sealroom.privacy.trainer import DPTrainer  # noqa: E402
 from sealroom.train.loop import TrainEvent  # noqa: E402
 from sealroom.train.models import build_model  # noqa: E402
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 SCENARIOS = {"cnn": ROOT / "scenarios" / "dp-mnist", "scatter": ROOT / "scenarios" / "dp-fashion"}
 MODELS = ("cnn", "scatter-linear", "scatter-cnn")
 PUBLISHED = {"cnn": 0.860, "scatter-cnn": 0.890, "scatter-linear": 0.897}  # T&B 2021, ε 3
@@ -72,17 +70,6 @@ GRIDS: dict[str, dict[str, list[float]]] = {
     "scatter-linear": {"lr": [4.0, 8.0, 16.0]},
     "scatter-cnn": {"lr": [2.0, 4.0], "epochs": [30, 60]},
 }
-
-
-def fashion(part: str) -> ArrayDataset:
-    prefix = "train" if part == "train" else "t10k"
-    cfg = DatasetConfig(
-        id=f"fashion_{part}",
-        source=IdxSource(
-            images=f"{prefix}-images-idx3-ubyte.gz", labels=f"{prefix}-labels-idx1-ubyte.gz"
-        ),
-    )
-    return load_dataset(cfg, DirectoryTree(FASHION))
 
 
 def scatter_features(
@@ -154,10 +141,12 @@ def train_once(
 ) -> dict[str, Any]:
     """One DP training run; with ``release`` the test accuracy is released and charged."""
     net, pipeline = model_and_pipeline(model, settings, epsilon)
-    charged = ChargedRun(pipeline, n_train=len(splits.train), release=release)
+    assert pipeline.privacy is not None
+    releases = {"eval_releases": 1 if release else 0}
+    pipeline = pipeline.model_copy(update={"privacy": pipeline.privacy.model_copy(update=releases)})
     torch.manual_seed(0)
     started = time.perf_counter()
-    trainer = DPTrainer(prepare_privacy(charged), net, splits, on_event=_progress)
+    trainer = DPTrainer(pipeline, net, splits, on_event=_progress)
     trainer.fit()
     row: dict[str, Any] = {
         "model": model,
@@ -167,9 +156,8 @@ def train_once(
         "n_train": len(splits.train),
     }
     if release:
-        row["accuracy"] = charged.released_accuracy(trainer)
-        row["epsilon_spent"] = charged.spent_epsilon(trainer)
-        row["eval_charge"] = charged.how
+        row["accuracy"] = float(trainer.evaluate("test")["accuracy"])
+        row["epsilon_spent"] = trainer.spent_epsilon()
         row["n_test"] = len(splits.test)
         row["exact_accuracy"] = exact_accuracy(trainer.plain_model(), splits.test)
     else:
@@ -272,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row = train_once(model, settings, epsilon, splits, release=True)
             result["rows"].append(row)
             print(
-                f"{model}: ε {row['epsilon_spent']:.3f} (target {epsilon:g}, {row['eval_charge']}),"
+                f"{model}: ε {row['epsilon_spent']:.3f} (target {epsilon:g}, with evaluation),"
                 f" δ 1e-5: test accuracy {row['accuracy']:.4f} (exact {row['exact_accuracy']:.4f})"
                 f" — batch {int(row['batch_size'])}, lr {row['lr']:g}, σ "
                 f"{row['noise_multiplier']:.3f}, {int(row['epochs'])} epochs, "

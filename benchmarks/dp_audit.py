@@ -35,17 +35,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from dp_common import DP_MNIST, dp_cnn, fashion
 from machine_info import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scenarios.mnist.dp_cnn import make_model  # noqa: E402
-from scenarios.mnist.save_model import model_onnx_bytes  # noqa: E402
-from sealroom.data import ArrayDataset, DirectoryTree, MemoryTree, Splits  # noqa: E402
-from sealroom.data.loaders import load_dataset  # noqa: E402
+from sealroom.data import ArrayDataset, Splits  # noqa: E402
 from sealroom.pipeline.compose import compose  # noqa: E402
-from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline  # noqa: E402
+from sealroom.pipeline.schema import Pipeline  # noqa: E402
 from sealroom.privacy.attack import (  # noqa: E402
     AttackResult,
     calibrated_loss_attack,
@@ -59,10 +57,8 @@ from sealroom.privacy.audit import (  # noqa: E402
 )
 from sealroom.privacy.trainer import DPTrainer  # noqa: E402
 from sealroom.train.loop import Trainer  # noqa: E402
-from sealroom.train.models import build_model  # noqa: E402
 
-SCENARIO = ROOT / "scenarios" / "dp-mnist"
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+SCENARIO = DP_MNIST
 DELTA = 1e-5
 # DP-SGD settings of the DP-MNIST benchmarks (bench_dp.py DIGITS_TRAIN); the non-private
 # baseline uses plain SGD at a learning rate that trains without clipping.
@@ -70,23 +66,6 @@ DP_TRAIN = {"batch_size": 256, "lr": 2.0, "momentum": 0.9, "clip": 0.1}
 PLAIN_TRAIN = {"batch_size": 128, "lr": 0.05, "momentum": 0.9}
 # (k+, k-) choices fixed before any score is seen; the reported bound is their Bonferroni best.
 GUESS_FRACTIONS = ((0.025, 0.0), (0.05, 0.0), (0.1, 0.0), (0.05, 0.05), (0.1, 0.1))
-
-
-def onnx_model(seed: int = 0) -> torch.nn.Module:
-    """The scenario's CNN the way the room gets it: ONNX converted by onnx2torch."""
-    tree = MemoryTree({"model.onnx": model_onnx_bytes(make_model(seed))})
-    return build_model(compose(SCENARIO).model, tree)
-
-
-def fashion(part: str) -> ArrayDataset:
-    prefix = "train" if part == "train" else "t10k"
-    cfg = DatasetConfig(
-        id=f"fashion_{part}",
-        source=IdxSource(
-            images=f"{prefix}-images-idx3-ubyte.gz", labels=f"{prefix}-labels-idx1-ubyte.gz"
-        ),
-    )
-    return load_dataset(cfg, DirectoryTree(FASHION))
 
 
 def pipeline(epochs: int, epsilon: float | None, mode: str | None) -> Pipeline:
@@ -148,9 +127,7 @@ def canary(args: argparse.Namespace) -> dict[str, Any]:
         epochs = args.epochs if mode is not None else args.plain_epochs
         p = pipeline(epochs, args.epsilon if mode is not None else None, mode)
         torch.manual_seed(args.seed)
-        run: CanaryRun = run_canary_audit(
-            p, onnx_model(args.seed), train, canaries, ks=ks, delta=DELTA
-        )
+        run: CanaryRun = run_canary_audit(p, dp_cnn(args.seed), train, canaries, ks=ks, delta=DELTA)
         a = run.audit
         row = {
             "mode": mode or "non-private",
@@ -196,7 +173,7 @@ def _train(
     empty = data.subset(np.arange(0))
     splits = Splits(data, empty, empty)
     torch.manual_seed(seed)
-    model = onnx_model(seed)
+    model = dp_cnn(seed)
     started = time.perf_counter()
     trainer: Trainer = DPTrainer(p, model, splits) if p.privacy else Trainer(p, model, splits)
     trainer.fit()

@@ -30,40 +30,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from dp_common import DP_MNIST, dp_cnn, fashion
 from machine_info import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scenarios.mnist.dp_cnn import make_model  # noqa: E402
-from scenarios.mnist.save_model import model_onnx_bytes  # noqa: E402
-from sealroom.data import ArrayDataset, DirectoryTree, MemoryTree, Splits  # noqa: E402
-from sealroom.data.loaders import load_dataset  # noqa: E402
+from sealroom.data import Splits  # noqa: E402
 from sealroom.pipeline.compose import compose  # noqa: E402
-from sealroom.pipeline.schema import DatasetConfig, IdxSource, Pipeline  # noqa: E402
+from sealroom.pipeline.schema import Pipeline  # noqa: E402
 from sealroom.privacy.trainer import DPTrainer  # noqa: E402
 from sealroom.train.loop import Trainer  # noqa: E402
-from sealroom.train.models import build_model  # noqa: E402
 
-SCENARIO = ROOT / "scenarios" / "dp-mnist"
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+SCENARIO = DP_MNIST
 SETTINGS = {"lr": 2.0, "momentum": 0.9, "clip": 0.1}
 GOAL = 1.3
-
-
-def onnx_model() -> torch.nn.Module:
-    """The scenario's CNN the way the room gets it: ONNX converted by onnx2torch."""
-    base = compose(SCENARIO)
-    tree = MemoryTree({"model.onnx": model_onnx_bytes(make_model(0))})
-    return build_model(base.model, tree)
-
-
-def fashion_train(samples: int) -> ArrayDataset:
-    cfg = DatasetConfig(
-        id="fashion_train",
-        source=IdxSource(images="train-images-idx3-ubyte.gz", labels="train-labels-idx1-ubyte.gz"),
-    )
-    return load_dataset(cfg, DirectoryTree(FASHION)).subset(np.arange(samples))
 
 
 def pipeline(batch_size: int, epsilon: float | None, mode: str | None) -> Pipeline:
@@ -198,14 +179,14 @@ def one_epoch(p: Pipeline, splits: Splits, dp: bool) -> tuple[float, float, int,
     clock = Clock()
     cls = _timed(DPTrainer if dp else Trainer, clock)
     torch.manual_seed(0)
-    trainer = cls(p, onnx_model(), splits)
+    trainer = cls(p, dp_cnn(0), splits)
     result = trainer.fit()
     wall, cpu = result.history[0].seconds, result.cpu_seconds
     return wall, cpu, trainer.step, breakdown(clock, cpu, trainer.step)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    data = fashion_train(args.samples)
+    data = fashion("train").subset(np.arange(args.samples))
     empty = data.subset(np.arange(0))
     splits = Splits(data, empty, empty)
     plain_p = pipeline(args.batch_size, None, None)
