@@ -49,7 +49,9 @@ class RichNarrator:
 
 
 def demo_command(
-    name: str = typer.Argument("mnist", help="Scenario: mnist, dp-mnist, dp-fashion, mri (see scenarios/)."),
+    name: str = typer.Argument(
+        "mnist", help="Scenario: mnist, dp-mnist, dp-fashion, mri (see scenarios/)."
+    ),
     home: Path = typer.Option(
         None, "--home", help="Empty folder for the demo (default: a new temp folder)."
     ),

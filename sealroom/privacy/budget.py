@@ -8,15 +8,15 @@ under the run's id, all inside one ``BEGIN IMMEDIATE`` transaction: concurrent r
 or processes) queue on SQLite's write lock, so the sum of what is spent and reserved never
 passes the total.
 
-A reservation is bound to its run: the key service releases a key only to the run that holds
-a reservation covering its pipeline's (ε, δ) (:mod:`sealroom.privacy.budget_guard`), and the
-first release *consumes* it. A reservation still open ``max_runtime_s`` (the contract's)
-after it was made belongs to a dead run and is charged in full, lazily, by whichever call
-next opens the book. ``settle`` refuses more than was reserved, and after a key release it
-refunds nothing unless asked to by the one caller who may (the embedded service's room
-channel). Every change is also a ledger entry (``budget.reserved``, ``budget.consumed``,
-``budget.charged``, ``budget.released``), appended while the budget transaction is open so
-the ledger and the book cannot disagree.
+A reservation is bound to its run: a key goes only to the run whose reservation covers its
+pipeline's (ε, δ) (:mod:`sealroom.privacy.budget_guard`); the first data key *consumes* it.
+A reservation still open ``max_runtime_s`` (the contract's) after it was made belongs to a
+dead run and is charged in full, lazily, by whichever call next opens the book. ``settle``
+refuses more than was reserved, and after a key release it refunds nothing unless asked to
+by the one caller who may (the embedded service's room channel). Every change is also a
+ledger entry (``budget.reserved``, ``budget.consumed``, ``budget.charged``,
+``budget.released``), appended while the budget transaction is open so the ledger and the
+book cannot disagree.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from sealroom.privacy.calibrate import epsilon_of, plan_privacy
 from sealroom.privacy.evaluation import (
     add_noise,
     check_private_metrics,
+    metrics_from,
     release_evaluation,
     sensitivity,
     statistic_groups,
@@ -92,10 +93,11 @@ def test_noise_is_present_seeded_and_the_release_states_its_sensitivity() -> Non
     assert released[0]["accuracy"] != exact["accuracy"]
     report = json.loads(trainer.extra_outputs()["privacy_report.json"])
     (entry,) = report["evaluation"]["releases"]
-    # confusion matrix (norm 1) + clipped loss sum (norm 1): Δ = √2, std = 10 √2 counts
-    assert entry["l2_sensitivity"] == pytest.approx(math.sqrt(2))
-    assert entry["statistics"]["confusion"]["noise_std"] == pytest.approx(10 * math.sqrt(2))
-    assert entry["statistics"]["loss"]["noise_std"] == pytest.approx(100 * math.sqrt(2))
+    # (correct, wrong) + confusion matrix + clipped loss sum (norm 1 each): Δ = √3
+    assert entry["l2_sensitivity"] == pytest.approx(math.sqrt(3))
+    assert entry["statistics"]["outcome"]["noise_std"] == pytest.approx(10 * math.sqrt(3))
+    assert entry["statistics"]["confusion"]["noise_std"] == pytest.approx(10 * math.sqrt(3))
+    assert entry["statistics"]["loss"]["noise_std"] == pytest.approx(100 * math.sqrt(3))
     assert report["history"][-1] == [10.0, 1.0, 1]
     assert "not cover" not in report["statement"] and "evaluation metrics" in report["statement"]
 
@@ -249,3 +251,21 @@ def test_a_run_that_plans_no_evaluation_releases_no_metrics() -> None:
     report = json.loads(outcome.outputs["privacy_report.json"])
     assert report["evaluation"]["releases"] == []
     assert report["epsilon_spent"] == report["epsilon_training"]
+
+
+def test_clamping_noisy_cells_does_not_bias_small_test_sets() -> None:
+    """A 10-class confusion matrix of 180 records with noise std 14 per cell: clamping each
+    cell at 0 before dividing (as an earlier version did) drags 0.89 down to about 0.2;
+    the released accuracy comes from two noisy counts and stays unbiased."""
+    generator = torch.Generator().manual_seed(0)
+    true = torch.zeros(10, 10, dtype=torch.float64)
+    true.diagonal().fill_(16.0)  # 160 of 180 right
+    true[0, 1:] = 20.0 / 9
+    accuracies = []
+    for _ in range(200):
+        noisy = {
+            "confusion": (true + 14 * torch.randn(10, 10, generator=generator)).reshape(-1),
+            "outcome": torch.tensor([160.0, 20.0]) + 14 * torch.randn(2, generator=generator),
+        }
+        accuracies.append(metrics_from(noisy, ["accuracy", "recall"], "classification")["accuracy"])
+    assert abs(sum(accuracies) / len(accuracies) - 160 / 180) < 0.03

@@ -26,7 +26,8 @@ def test_scenario_composes_to_a_private_unet_pipeline() -> None:
     assert isinstance(model, ArchitectureModel) and model.name == "monai_unet"
     assert model.params["norm"] == "batch"
     assert pipeline.loss.expression == "dice + 2 * bce"
-    assert pipeline.eval.task == "segmentation" and pipeline.eval.samples == 0  # no overlays under DP
+    assert pipeline.eval.task == "segmentation"
+    assert pipeline.eval.samples == 0  # no overlays under DP
     assert {"dice", "jaccard", "hausdorff"} <= set(pipeline.eval.metrics)
     assert pipeline.privacy is not None and pipeline.privacy.epsilon == 8.0
     build_loss(pipeline.loss)  # the expression resolves to registered components
