@@ -89,14 +89,21 @@ def _declared_dataset(
                 )
             parts[name] = held.subset(np.arange(len(held)), name=f"{cfg.id}/{name}")
     splits = Splits(**parts)
+    _check_min_size(splits, declaration, f"dataset {cfg.id}", "the provider's")
+    return splits
+
+
+def _check_min_size(
+    splits: Splits, declaration: DatasetDeclaration, where: str, whose: str
+) -> None:
+    """Each declared held-out split holds at least the declared minimum of records."""
     for name, part in (("val", declaration.val), ("test", declaration.test)):
         size = len(splits.parts()[name])
         if part is not None and size < declaration.min_size:
             raise DataError(
-                f"dataset {cfg.id}: the declared {name} split holds {size} records, fewer "
-                f"than the provider's minimum of {declaration.min_size}"
+                f"{where}: the declared {name} split holds {size} records, fewer than "
+                f"{whose} minimum of {declaration.min_size}"
             )
-    return splits
 
 
 def _key_join_splits(
@@ -122,13 +129,7 @@ def _key_join_splits(
             )
     joined = join_datasets([load_dataset(d, trees[d.id]) for d in datasets], join)
     splits = _by_fraction(joined, first)
-    for name, part in (("val", first.val), ("test", first.test)):
-        size = len(splits.parts()[name])
-        if part is not None and size < first.min_size:
-            raise DataError(
-                f"key join: the declared {name} split holds {size} records, fewer than "
-                f"the providers' minimum of {first.min_size}"
-            )
+    _check_min_size(splits, first, "key join", "the providers'")
     return splits
 
 
