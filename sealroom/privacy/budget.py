@@ -25,7 +25,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealroom.errors import BudgetExceeded, PrivacyError
@@ -93,12 +92,7 @@ class BudgetBook:
     def __enter__(self) -> BudgetBook:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
