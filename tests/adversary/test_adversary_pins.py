@@ -36,6 +36,8 @@ from sealroom.kms import KeyService
 from sealroom.kms.fetch import fetch_data_key
 from sealroom.ledger import Ledger
 from sealroom.pipeline.compose import pipeline_digest
+from sealroom.pipeline.declaration import parse_declaration, save_declaration, sign_declaration
+from sealroom.room.declared import declarations_dir
 from sealroom.workspace import Workspace
 from tests.kms.conftest import Room, default_policy
 from tests.kms.factories import (
@@ -226,6 +228,19 @@ def _room_workspace(ws: Workspace, tmp_path: Path) -> tuple[dict[str, Party], Pa
         digests[name], keys[name] = result.digest, result.data_key
     datasets = contract_data()["datasets"]
     datasets[0]["package_digest"] = digests["mnist"]
+    # The contract has privacy terms, so the hospital declares the held-out split and the
+    # contract pins it; the room finds it in the workspace.
+    source = HONEST.datasets[0].source.model_dump(mode="json")
+    body = {
+        "dataset": "mnist",
+        "train": {"source": source},
+        "test": {"fraction": 0.1},
+        "min_size": 1,
+    }
+    declared = parse_declaration(body, "test")
+    signed = sign_declaration(declared, parties["hospital"])
+    save_declaration(declarations_dir(ws.home) / "mnist.json", signed)
+    datasets[0]["declaration_digest"] = signed.digest
     store_contract(
         ws,
         parties,
