@@ -63,9 +63,21 @@ class KmsClient:
         self.close()
 
     def _post(self, path: str, content: bytes | None = None) -> httpx.Response:
+        return self._send("POST", path, content=content)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request; KmsUnavailable for a service that is unreachable, refuses the token
+        (401) or is busy (429), whatever the route."""
+        headers = {"content-type": "application/json"} if method == "POST" else {}
         try:
-            response = self._http.post(
-                path, content=content, headers={"content-type": "application/json"}
+            response = self._http.request(
+                method, path, content=content, params=params, headers=headers
             )
         except httpx.HTTPError as exc:
             raise KmsUnavailable(f"key service at {self.url} is unreachable: {exc}") from None
@@ -80,6 +92,13 @@ class KmsClient:
                 f"(retry after {response.headers.get('retry-after', '?')} s)"
             )
         return response
+
+    def _require_ok(self, response: httpx.Response, what: str) -> None:
+        if response.status_code != 200:
+            raise KmsUnavailable(
+                f"key service at {self.url}: {what}: HTTP {response.status_code}: "
+                f"{_error(response)}"
+            )
 
     def health(self) -> bool:
         try:
@@ -97,11 +116,7 @@ class KmsClient:
         response = self._post("/release", request.model_dump_json().encode("utf-8"))
         if response.status_code == 403:
             raise KeyReleaseDenied(str(response.json().get("denied", "denied")))
-        if response.status_code != 200:
-            raise KmsUnavailable(
-                f"key service at {self.url}: release: HTTP {response.status_code}: "
-                f"{_error(response)}"
-            )
+        self._require_ok(response, "release")
         return base64.b64decode(response.json()["sealed_key"])
 
     # ------------------------------------------------------------------ budgets
@@ -126,15 +141,8 @@ class KmsClient:
 
     def budgets(self, dataset: str | None = None) -> list[dict[str, Any]]:
         """The budgets this key service keeps (as ``sealroom budget show --json`` lists them)."""
-        try:
-            response = self._http.get("/budget", params={"dataset": dataset} if dataset else {})
-        except httpx.HTTPError as exc:
-            raise KmsUnavailable(f"key service at {self.url} is unreachable: {exc}") from None
-        if response.status_code != 200:
-            raise KmsUnavailable(
-                f"key service at {self.url}: budget: HTTP {response.status_code}: "
-                f"{_error(response)}"
-            )
+        response = self._send("GET", "/budget", params={"dataset": dataset} if dataset else {})
+        self._require_ok(response, "budget")
         listed = response.json()
         if not isinstance(listed, list):
             raise KmsUnavailable(f"key service at {self.url}: budget: not a list")
@@ -146,11 +154,7 @@ class KmsClient:
             body = response.json()
             error = BudgetExceeded if body.get("error_type") == "BudgetExceeded" else PrivacyError
             raise error(f"key service at {self.url}: {str(body.get('refused', ''))[:300]}")
-        if response.status_code != 200:
-            raise KmsUnavailable(
-                f"key service at {self.url}: {path.strip('/')}: HTTP {response.status_code}: "
-                f"{_error(response)}"
-            )
+        self._require_ok(response, path.strip("/"))
         body = response.json()
         if not isinstance(body, dict):
             raise KmsUnavailable(f"key service at {self.url}: {path.strip('/')}: not an object")

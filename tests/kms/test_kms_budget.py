@@ -16,7 +16,7 @@ from sealroom.contract.signed import SignedContract
 from sealroom.crypto.identity import Party
 from sealroom.errors import BudgetExceeded, KeyReleaseDenied, PrivacyError
 from sealroom.kms import KeyService, KmsClient
-from sealroom.kms.client import TOKEN_ENV
+from sealroom.kms.client import TOKEN_ENV, KmsUnavailable
 from sealroom.ledger import Ledger
 from sealroom.privacy.budget import BudgetBook
 from sealroom.privacy.budget_guard import BudgetGate
@@ -224,6 +224,14 @@ def test_the_key_service_keeps_no_budget_for_a_contract_whose_key_it_lacks(
     client = KmsClient(served_empty.url, token=served_empty.token)
     with client, pytest.raises(PrivacyError, match="holds the key of no private dataset"):
         client.reserve("run-a", CONTRACT_ID, 1.0, 1e-5)
+
+
+def test_every_budget_route_says_when_the_token_is_refused(served_empty: Served) -> None:
+    with KmsClient(served_empty.url, token="not-the-token") as client:
+        with pytest.raises(KmsUnavailable, match="refused this client's token"):
+            client.budgets()
+        with pytest.raises(KmsUnavailable, match="refused this client's token"):
+            client.reserve("run-a", CONTRACT_ID, 1.0, 1e-5)
 
 
 @pytest.fixture
