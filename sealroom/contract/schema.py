@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from sealroom.contract.inference import InferenceTerms
 from sealroom.crypto.signing import unb64
 from sealroom.errors import SignatureError
 
@@ -178,10 +179,22 @@ class RoomPolicy(_Strict):
         return [v.lower() for v in values]
 
 
+# The constraints an inference contract gets when it leaves them out: no training run is
+# allowed under it anyway (the key service refuses a pipeline under inference terms).
+SERVING_ONLY: dict[str, Any] = {
+    "model_formats": ["onnx"],
+    "optimizers": ["none"],
+    "losses": ["none"],
+    "metrics": ["none"],
+    "max_epochs": 1,
+    "released_outputs": ["none"],
+}
+
+
 class Contract(_Strict):
     """A clean-room contract. Its RFC 8785 canonical JSON is what every party signs."""
 
-    _added_fields: ClassVar[frozenset[str]] = frozenset({"ledger_public_key"})
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"ledger_public_key", "inference"})
 
     id: str = Field(pattern=ID_PATTERN)
     version: Literal[1] = 1
@@ -199,6 +212,9 @@ class Contract(_Strict):
     # so that anyone holding the contract knows which key a receipt must verify with.
     # Filled in by `contract propose` from the proposer's ledger when the draft leaves it out.
     ledger_public_key: str | None = None
+    # Set: an inference contract (sealroom serve). It names a model and no dataset, and no
+    # training pipeline runs under it; its constraints may be left out (SERVING_ONLY).
+    inference: InferenceTerms | None = None
 
     _ledger_key = field_validator("ledger_public_key")(_optional_raw_key)
 
@@ -208,6 +224,14 @@ class Contract(_Strict):
         if value.tzinfo is None:
             raise ValueError("needs a timezone (e.g. 2026-01-01T00:00:00Z)")
         return value.astimezone(UTC)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _serving_constraints(cls, data: Any) -> Any:
+        """An inference contract may leave out the training constraints: none apply."""
+        if isinstance(data, dict) and data.get("inference") and "constraints" not in data:
+            return {**data, "constraints": SERVING_ONLY}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -245,6 +269,11 @@ class Contract(_Strict):
             need(self.model.owner, "model owner")
         if self.expires <= self.not_before:
             raise ValueError("expires must be after not_before")
+        if self.inference is not None:
+            if self.model is None:
+                raise ValueError("an inference contract names the model it serves (model:)")
+            if self.datasets:
+                raise ValueError("an inference contract names no dataset (it trains nothing)")
         return self
 
     def party(self, name: str) -> PartyRef:
