@@ -41,11 +41,11 @@ def refused(*args: str) -> str:
     return " ".join(result.stderr.split())
 
 
-def seal_model(tmp_path: Path, name: str, content: bytes) -> tuple[Path, str]:
+def seal_model(tmp_path: Path, name: str, content: bytes, owner: str = "lab") -> tuple[Path, str]:
     source = tmp_path / f"{name}.onnx"
     source.write_bytes(content)
     out = tmp_path / f"{name}.sealed"
-    report = ok("seal", str(source), "--owner", "lab", "--out", str(out), "--format", "onnx")
+    report = ok("seal", str(source), "--owner", owner, "--out", str(out), "--format", "onnx")
     return out, report["digest"]
 
 
@@ -195,3 +195,15 @@ def test_policy_check_refuses_a_training_pipeline(
     )
     assert result.exit_code == 1
     assert "contract mnist-serve is an inference contract: no training run" in result.stdout
+
+
+def test_only_the_model_owner_imports_a_model_key(
+    workspace: Workspace, story: dict[str, Any], tmp_path: Path
+) -> None:
+    """A package the contract does not name counts as the model owner's: anyone else's
+    import under the inference contract is refused."""
+    package, digest = seal_model(tmp_path, "clinic-model", b"the clinic's model", owner="clinic")
+    line = refused(
+        "keys", "import", str(package), "--as", "clinic", "--contract", CONTRACT, "--allow-insecure"
+    )
+    assert f"contract {CONTRACT} names lab as owner of {digest}, not clinic" in line

@@ -251,3 +251,14 @@ def test_a_training_contract_has_no_model_to_provision(
     store_contract(workspace, train_parties)
     with pytest.raises(ProvisionError, match="mnist-demo is not an inference contract"):
         provision_model(workspace, "mnist-demo", "lab", "provision")
+
+
+def test_a_statement_for_another_version_of_the_contract_is_refused(
+    workspace: Workspace, signed: SignedContract, parties: dict[str, Party]
+) -> None:
+    """Same id, other terms (e.g. a copy with an open client list): another digest."""
+    other = signed.contract.model_copy(update={"purpose": "serve anyone"})
+    statement = make_statement(other, "provision", MODEL, None, "lab", parties["lab"].sign)
+    with pytest.raises(ProvisionError, match="another version of contract mnist-serve"):
+        _record(workspace, statement)
+    assert _model_entries(workspace) == 0
