@@ -207,3 +207,26 @@ def test_only_the_model_owner_imports_a_model_key(
         "keys", "import", str(package), "--as", "clinic", "--contract", CONTRACT, "--allow-insecure"
     )
     assert f"contract {CONTRACT} names lab as owner of {digest}, not clinic" in line
+
+
+def test_sign_here_import_there(
+    workspace: Workspace, story: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "provision.json"
+    result = runner.invoke(
+        app,
+        ["model", "sign", "--contract", CONTRACT, "--action", "provision", "--as", "lab",
+         "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _model_entries(workspace) == 0  # signing records nothing
+    recorded = ok("model", "import", str(out))
+    assert recorded["serving"] == story["digest"] and recorded["kind"] == "model.provisioned"
+    line = refused("model", "import", str(out))
+    assert "was already recorded (replayed)" in line
+    line = refused(
+        "model", "sign", "--contract", CONTRACT, "--action", "delete", "--as", "lab",
+        "--out", str(tmp_path / "x.json"),
+    )  # fmt: skip
+    assert "--action 'delete': use provision, rotate or retire" in line
+    assert _model_entries(workspace) == 1
