@@ -56,7 +56,9 @@ class QueryBudget:
         self._used: dict[str, int] = dict(start)  # charged to requests
         self._leased: dict[str, int] = dict(start)  # committed: may be served up to here
         if lease_size is None:
-            lease_size = DEFAULT_LEASE if limit is None else min(DEFAULT_LEASE, limit // LEASE_FRACTION)
+            lease_size = (
+                DEFAULT_LEASE if limit is None else min(DEFAULT_LEASE, limit // LEASE_FRACTION)
+            )
         self.lease_size = max(1, lease_size)
         self._lock = asyncio.Lock()  # one lease commit at a time
 

@@ -76,7 +76,8 @@ class ReplayGuard:
     def check_fresh(self, issued_at: float, now: float) -> None:
         if not math.isfinite(issued_at) or abs(now - issued_at) > self.window_s:
             raise ServeRefusal(
-                400, f"request is stale: issued_at is not within {self.window_s:g} s of the room's clock"
+                400,
+                f"request is stale: issued_at is not within {self.window_s:g} s of the room clock",
             )
 
     def remember(self, request_id: bytes, issued_at: float, now: float) -> None:
@@ -216,7 +217,9 @@ class InferenceService:
         try:
             request, sealer = open_request(self.room.hpke_key, body)
         except WireError:
-            raise ServeRefusal(400, "sealed request cannot be opened (malformed, tampered or not for this room)") from None
+            raise ServeRefusal(
+                400, "sealed request cannot be opened (malformed, tampered or not for this room)"
+            ) from None
         request_sha256 = hashlib.sha256(body).hexdigest()
         opened = time.perf_counter()
         self.stats.stage("open", opened - started)
@@ -253,7 +256,9 @@ class InferenceService:
             client = ANONYMOUS  # nobody is listed: anyone shares the one anonymous budget
         else:
             if request.client is None:
-                raise ServeRefusal(401, "this contract serves listed clients only; the request names none")
+                raise ServeRefusal(
+                    401, "this contract serves listed clients only; the request names none"
+                )
             key = self._keys.get(request.client)
             if key is None:
                 raise ServeRefusal(403, "client is not listed in the contract")
@@ -277,7 +282,9 @@ class InferenceService:
         except OverBudget as exc:
             raise ServeRefusal(429, str(exc)) from None
         except CommitFailed:
-            raise ServeRefusal(503, "the query budget lease could not be committed; retry later", 5) from None
+            raise ServeRefusal(
+                503, "the query budget lease could not be committed; retry later", 5
+            ) from None
 
     async def _batch(self, job: _Job, n: int) -> _Answer:
         try:
