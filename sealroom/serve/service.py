@@ -137,7 +137,7 @@ class InferenceService:
     ) -> None:
         terms = signed.contract.inference
         if terms is None:
-            raise ServeRefusal(500, "the contract has no inference terms")
+            raise SealroomError(f"contract {signed.id} has no inference terms: nothing to serve")
         self.terms: InferenceTerms = terms
         self.signed = signed
         self.contract_id = signed.id
@@ -227,7 +227,11 @@ class InferenceService:
         n = int(request.array.shape[0]) if request.array.ndim else 0
         checked = time.perf_counter()
         self.stats.stage("checks", checked - opened)
-        await self._charge(client, n)
+        try:  # a lease waits on the operator: bound it like the rest of the request
+            async with asyncio.timeout(self.terms.limits.request_timeout_s):
+                await self._charge(client, n)
+        except TimeoutError:
+            raise ServeRefusal(504, "the query budget could not be charged in time") from None
         self.stats.stage("budget", time.perf_counter() - checked)
         answer = await self._batch(_Job(request.array, request_sha256, client), n)
         sealing = time.perf_counter()

@@ -231,3 +231,50 @@ def test_a_guard_body_limit_above_the_contract_is_refused(tmp_path: Path) -> Non
     )
     with pytest.raises(SealroomError, match="exceeds the contract"):
         create_app(room.service, settings)
+
+
+async def test_64_concurrent_clients_over_real_uvicorn_and_nothing_in_the_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+    import socket
+
+    import uvicorn
+
+    canary = 1234.5678
+    room = make_room(tmp_path, limits=ServingLimits(max_batch_size=16, max_wait_ms=2))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(room.service, guard_settings(room.service, port, TOKEN))
+    config = uvicorn.Config(app, log_config=None, log_level="debug", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    caplog.set_level(logging.DEBUG)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        arrays = [np.full((1, 4), canary, dtype=np.float32) * (1 + (i % 5)) - i for i in range(64)]
+        sealed = [room.request(a, "alice" if i % 2 else "bob") for i, a in enumerate(arrays)]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            bad, _ = room.request(np.full((1, 3), canary, dtype=np.float32))
+            refused = await http.post("/v1/infer", content=bad, headers=SEALED)
+            responses = await asyncio.gather(
+                *(http.post("/v1/infer", content=body, headers=SEALED) for body, _ in sealed)
+            )
+        assert refused.status_code == 422
+        assert [r.status_code for r in responses] == [200] * 64
+        for array, (_, key), response in zip(arrays, sealed, responses, strict=True):
+            outputs = Room.open(response.content, key)["outputs"]
+            assert [o["label"] for o in outputs] == expected_labels(array)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+    assert room.sink_calls, "stopping the app flushed the receipts"
+    logged = "\n".join(r.getMessage() for r in caplog.records) + "".join(capfd.readouterr())
+    assert "/v1/infer" in logged  # the access log ran, and says no more than the path
+    for secret in (str(canary), "alice", "bob", arrays[0].tobytes().hex()[:16]):
+        assert secret not in logged, secret
