@@ -235,6 +235,9 @@ class InferenceService:
         except ServeRefusal as refusal:
             status = refusal.status
             raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code): counted, not an error of ours
+            raise
         finally:
             self.stats.request_done(status, time.perf_counter() - started)
 
