@@ -29,9 +29,10 @@ from sealroom.contract.signed import SignedContract
 from sealroom.room.events import RoomEvent
 
 if TYPE_CHECKING:
+    from sealroom.serve.attestation import RoomAttestation
+
     from sealroom.room.channel import RoomChannel
     from sealroom.room.events import EventWriter
-    from sealroom.serve.attestation import RoomAttestation
 
 INSTANCE_PATTERN = r"^srv-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$"
 SERVING = "serving"  # the stage event the room sends once it accepts connections
@@ -113,6 +114,7 @@ class ServingRoom:
 
     def __init__(self, request: ServeRequest, channel: Any, emit: LockedWriter) -> None:
         from sealroom.crypto.hpke_context import RoomHpkeKey
+
         from sealroom.crypto.signing import SigningKey
 
         self.request = request
@@ -155,12 +157,13 @@ class ServingRoom:
 
     def _load_model(self) -> bytes:
         """Model key released to an ephemeral key the evidence binds; decrypted in memory."""
+        from sealroom.serve.engine import ModelEngine
+
         from sealroom.attest.evidence import make_report_data
         from sealroom.crypto.hpke import generate_ephemeral, open_sealed
         from sealroom.errors import RoomError
         from sealroom.kms.models import ModelReleaseRequest, release_info
         from sealroom.room.packages import decrypt_in_memory, open_verified, owner_identity
-        from sealroom.serve.engine import ModelEngine
 
         req, contract = self.request, self.signed.contract
         assert contract.model is not None and contract.inference is not None
@@ -194,8 +197,9 @@ class ServingRoom:
 
     def attest(self, nonce: bytes) -> RoomAttestation:
         """Evidence binding this nonce, the HPKE key, the receipt key, model and contract."""
-        from sealroom.crypto.signing import b64
         from sealroom.serve.attestation import RoomAttestation, serving_report_data
+
+        from sealroom.crypto.signing import b64
 
         room_key = self.room_key.public_b64
         report = serving_report_data(
@@ -279,9 +283,9 @@ def main() -> int:
         request = ServeRequest.model_validate_json(read_line(sys.stdin.buffer) or b"")
         sandbox = enter_sandbox(request)
         if sandbox != "none":
-            from sealroom.sandbox import limit_memory_growth
-
             import onnxruntime  # noqa: F401 (reserve its address space before the limit)
+
+            from sealroom.sandbox import limit_memory_growth
 
             limits = request.contract.contract.constraints.room_limits
             limit_memory_growth(limits.memory_mb << 20)
