@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import secrets
 import shutil
 import signal
 import socket
@@ -22,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,6 +36,7 @@ from sealroom.room.failures import one_line
 from sealroom.room.launcher import _drain, _pump, _send, room_environment
 from sealroom.room.packages import find_packages
 from sealroom.sandbox import private_workdir
+from sealroom.serve.attestation import new_instance_id
 from sealroom.serve.desk import ServeDesk
 from sealroom.serve.room import SERVING, ServeRequest
 from sealroom.workspace import Workspace
@@ -52,11 +51,6 @@ Line = bytes | None | ChannelError
 
 class ServeError(SealroomError):
     """The serving room could not start, or stopped on a failure."""
-
-
-def new_instance_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"srv-{stamp}-{secrets.token_hex(3)}"
 
 
 def bind_listener(host: str, port: int) -> socket.socket:

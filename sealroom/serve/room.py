@@ -197,19 +197,13 @@ class ServingRoom:
 
     def attest(self, nonce: bytes) -> RoomAttestation:
         """Evidence binding this nonce, the HPKE key, the receipt key, model and contract."""
-        from sealroom.serve.attestation import RoomAttestation, serving_report_data
+        from sealroom.serve.attestation import attest_room
 
-        from sealroom.crypto.signing import b64
-
-        room_key = self.room_key.public_b64
-        report = serving_report_data(
-            nonce, self.hpke.public_raw, room_key, self.request.model_digest, self.signed.digest
-        )
-        return RoomAttestation(
-            evidence=self.channel.attest(report),
+        return attest_room(
+            self.channel.attest,
             nonce=nonce,
-            hpke_public_key=b64(self.hpke.public_raw),
-            room_key=room_key,
+            hpke_public_key=self.hpke.public_raw,
+            room_key=self.room_key.public_b64,
             model_digest=self.request.model_digest,
             contract_digest=self.signed.digest,
             instance=self.request.instance,

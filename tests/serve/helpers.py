@@ -148,7 +148,7 @@ def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) 
     """The model owner's signed statement: this package is the contract's model now."""
     from sealroom.contract.provision import provision_model
 
-    provision_model(ws, signed.id, digest, owner)
+    provision_model(ws, signed.id, owner.name, "provision", digest)
 
 
 def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
