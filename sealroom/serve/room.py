@@ -29,10 +29,9 @@ from sealroom.contract.signed import SignedContract
 from sealroom.room.events import RoomEvent
 
 if TYPE_CHECKING:
-    from sealroom.serve.attestation import RoomAttestation
-
     from sealroom.room.channel import RoomChannel
     from sealroom.room.events import EventWriter
+    from sealroom.serve.attestation import RoomAttestation
 
 INSTANCE_PATTERN = r"^srv-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$"
 SERVING = "serving"  # the stage event the room sends once it accepts connections
@@ -114,7 +113,6 @@ class ServingRoom:
 
     def __init__(self, request: ServeRequest, channel: Any, emit: LockedWriter) -> None:
         from sealroom.crypto.hpke_context import RoomHpkeKey
-
         from sealroom.crypto.signing import SigningKey
 
         self.request = request
@@ -157,13 +155,12 @@ class ServingRoom:
 
     def _load_model(self) -> bytes:
         """Model key released to an ephemeral key the evidence binds; decrypted in memory."""
-        from sealroom.serve.engine import ModelEngine
-
         from sealroom.attest.evidence import make_report_data
         from sealroom.crypto.hpke import generate_ephemeral, open_sealed
         from sealroom.errors import RoomError
         from sealroom.kms.models import ModelReleaseRequest, release_info
         from sealroom.room.packages import decrypt_in_memory, open_verified, owner_identity
+        from sealroom.serve.engine import ModelEngine
 
         req, contract = self.request, self.signed.contract
         assert contract.model is not None and contract.inference is not None
