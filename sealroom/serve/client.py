@@ -189,7 +189,8 @@ class InferenceClient:
     def _check_receipt(self, data: Any, body: bytes, outputs: list[Any], fingerprint: str) -> Any:
         from pydantic import ValidationError
 
-        from sealroom.serve.receipts import ReceiptProof, response_sha256, verify_receipt_proof
+        from sealroom.serve.receipts import ReceiptProof, verify_receipt_proof
+        from sealroom.serve.service import outputs_sha256 as response_sha256
 
         doc, att = self._doc, self.attestation
         try:

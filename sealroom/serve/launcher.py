@@ -28,7 +28,7 @@ from typing import Any
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import load_contract
 from sealroom.errors import SealroomError
-from sealroom.httpguard import check_loopback
+from sealroom.httpguard import check_loopback, write_token
 from sealroom.ledger import Ledger
 from sealroom.room.channel import ChannelError, Response
 from sealroom.room.events import RoomEvent
@@ -62,6 +62,11 @@ def bind_listener(host: str, port: int) -> socket.socket:
         return socket.create_server((name, port), family=family, backlog=1024)
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def stats_token_path(ws: Workspace, contract_id: str) -> Path:
+    """Where ``sealroom serve`` keeps the bearer token of ``GET /v1/stats`` (0600)."""
+    return ws.home / "serve" / f"{contract_id}.stats-token"
 
 
 def url_of(sock: socket.socket) -> str:
@@ -105,6 +110,7 @@ def serving_request(ws: Workspace, signed: SignedContract, socket_fd: int) -> Se
         socket_fd=socket_fd,
         threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
         secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts],
+        stats_token=write_token(stats_token_path(ws, signed.id)),
     )
 
 
