@@ -74,11 +74,18 @@ class Served:
     def with_contract(self, contract_id: str, **terms: Any) -> Served:
         """Another registered inference contract for the same model, key imported, provisioned."""
         signed = inference_contract(
-            self.ws, self.parties, self.model_digest, self.client_key, contract_id=contract_id, **terms
+            self.ws,
+            self.parties,
+            self.model_digest,
+            self.client_key,
+            contract_id=contract_id,
+            **terms,
         )
         import_model_key(self.ws, signed, self.model_digest, self.model_key)
         provision(self.ws, signed, self.model_digest, self.parties["lab"])
-        return Served(self.ws, self.parties, signed, self.model_digest, self.client_key, self.model_key)
+        return Served(
+            self.ws, self.parties, signed, self.model_digest, self.client_key, self.model_key
+        )
 
 
 def inference_contract(

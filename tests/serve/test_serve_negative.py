@@ -101,7 +101,9 @@ def test_wrong_measurement(room: tuple[Served, str]) -> None:
             return response
         att = RoomAttestation.model_validate_json(response.content)
         forged = SoftwareAttester(served.ws, measurement="ab" * 32).attest(att.report_data())
-        return replaced(response, att.model_copy(update={"evidence": forged}).model_dump_json().encode())
+        return replaced(
+            response, att.model_copy(update={"evidence": forged}).model_dump_json().encode()
+        )
 
     mitm.response = other_build
     with served.client(url, transport=mitm) as client:
@@ -128,7 +130,9 @@ def test_replayed_nonce(room: tuple[Served, str]) -> None:
     with served.client(url, transport=mitm) as client:
         client.attest()
         first = mitm.seen[-1][2].content
-        mitm.response = lambda req, resp: replaced(resp, first) if req.url.path == "/v1/attestation" else resp
+        mitm.response = lambda req, resp: (
+            replaced(resp, first) if req.url.path == "/v1/attestation" else resp
+        )
         with pytest.raises(ClientError, match="answers another nonce"):
             client.attest()
 
@@ -195,7 +199,9 @@ def test_replayed_response(room: tuple[Served, str]) -> None:
     with served.client(url, transport=mitm) as client:
         client.infer(X)
         old = mitm.seen[-1][2].content
-        mitm.response = lambda req, resp: replaced(resp, old) if req.url.path == "/v1/infer" else resp
+        mitm.response = lambda req, resp: (
+            replaced(resp, old) if req.url.path == "/v1/infer" else resp
+        )
         _refused(client, "does not open with this request's key")
 
 
