@@ -53,6 +53,9 @@ class _Document:
     def ok(self, check: str, result: str) -> None:
         self.lines.append((check, f"ok: {result}"))
 
+    def note(self, check: str, result: str) -> None:
+        self.lines.append((check, result))
+
     def fail(self, check: str, result: str) -> ClientError:
         self.lines.append((check, f"FAILED: {result}"))
         return ClientError(f"{check}: {result}")
@@ -246,7 +249,7 @@ class InferenceClient:
         try:
             data = response.json()
             if not isinstance(data, dict) or "payload" not in data:
-                self._doc.ok("ledger commitment", "not checked: the room sent no entry payload")
+                self._doc.note("ledger commitment", "not checked: the room sent no entry payload")
                 return None
             ledger = Receipt.model_validate(data["receipt"])
             full = proof.model_copy(update={"ledger": ledger, "ledger_payload": data["payload"]})

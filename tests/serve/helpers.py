@@ -4,6 +4,7 @@ and clients that pin it."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -229,3 +230,38 @@ def running_room(served: Served, timeout: float = 30.0) -> Iterator[tuple[str, s
         thread.join(timeout)
     if errors:
         raise errors[0]
+
+
+def room_processes() -> list[int]:
+    """Process ids of serving rooms this test process started (its direct children)."""
+    me = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = stat.rsplit(")", 1)[1].split()[1]
+        if ppid == me and b"sealroom.serve.room" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def files_containing(roots: list[Path], needles: list[bytes]) -> list[str]:
+    """Every file under ``roots`` holding any of ``needles`` (what a canary test forbids)."""
+    hits = []
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if not path.is_file() or path.is_symlink():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            hits.extend(f"{path}: {needle[:12]!r}" for needle in needles if needle in data)
+    return hits
