@@ -96,6 +96,7 @@ def inference_contract(
     client_key: SigningKey,
     *,
     contract_id: str = CONTRACT_ID,
+    client_public: str | None = None,
     **terms: Any,
 ) -> SignedContract:
     """Propose, sign (lab and operator) and register an inference contract."""
@@ -103,7 +104,7 @@ def inference_contract(
     with Ledger.open(ws) as ledger:
         ledger_key = ledger.public_key_b64
     inference: dict[str, Any] = {
-        "clients": [{"name": "alice", "signing_key": client_key.public_b64}],
+        "clients": [{"name": "alice", "signing_key": client_public or client_key.public_b64}],
         "output": {"kind": "probabilities", "decimals": 4},
         "input": {"name": "x", "dtype": "float32", "shape": [FEATURES]},
         "limits": {"max_batch_size": 8, "max_wait_ms": 1},
@@ -174,7 +175,7 @@ def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) 
     provision_model(ws, signed.id, owner.name, "provision", digest)
 
 
-def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
+def build(ws: Workspace, tmp: Path, client_public: str | None = None, **terms: Any) -> Served:
     """Parties, a sealed tiny model, its contract registered, its key imported, provisioned."""
     parties = {
         "lab": create_party(ws, "lab", "consumer"),
@@ -182,7 +183,9 @@ def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
     }
     digest, key = seal_model(ws, parties["lab"], tmp, tiny_classifier())
     client_key = SigningKey.generate()
-    signed = inference_contract(ws, parties, digest, client_key, **terms)
+    signed = inference_contract(
+        ws, parties, digest, client_key, client_public=client_public, **terms
+    )
     import_model_key(ws, signed, digest, key)
     provision(ws, signed, digest, parties["lab"])
     return Served(ws, parties, signed, digest, client_key, key)
