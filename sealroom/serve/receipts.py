@@ -39,7 +39,7 @@ ANONYMOUS = "anonymous"
 _HEX64 = r"^[0-9a-f]{64}$"
 
 
-class ReceiptError(SealroomError):
+class InferenceReceiptError(SealroomError):
     """An inference receipt, its proof, its batch or its ledger commitment does not verify."""
 
 
@@ -140,11 +140,11 @@ class BatchSigner:
     ) -> list[tuple[int, list[str], SignedBatch]]:
         """(index, audit path, signed batch) per receipt, in order; one signature in all."""
         if not receipts:
-            raise ReceiptError("a receipt batch needs at least one receipt")
+            raise InferenceReceiptError("a receipt batch needs at least one receipt")
         first = receipts[0].sequence
         for i, receipt in enumerate(receipts):
             if receipt.sequence != first + i or receipt.instance != self.instance:
-                raise ReceiptError(
+                raise InferenceReceiptError(
                     f"receipt {i} of the batch has sequence {receipt.sequence} of "
                     f"{receipt.instance}; expected {first + i} of {self.instance}"
                 )
@@ -193,20 +193,22 @@ class Check:
 def _leaf(proof: ReceiptProof) -> str:
     receipt, batch = proof.receipt, proof.batch
     if receipt.instance != batch.instance:
-        raise ReceiptError(f"receipt is from {receipt.instance}, the batch from {batch.instance}")
+        raise InferenceReceiptError(
+            f"receipt is from {receipt.instance}, the batch from {batch.instance}"
+        )
     if receipt.sequence != batch.first_sequence + proof.index:
-        raise ReceiptError(
+        raise InferenceReceiptError(
             f"receipt sequence {receipt.sequence} is not at index {proof.index} of a batch "
             f"starting at {batch.first_sequence}"
         )
     try:
         path = [bytes.fromhex(p) for p in proof.proof]
     except ValueError:
-        raise ReceiptError("inclusion proof holds a hash that is not hex") from None
+        raise InferenceReceiptError("inclusion proof holds a hash that is not hex") from None
     if not verify_inclusion(
         leaf_hash(receipt_leaf(receipt)), proof.index, batch.size, path, bytes.fromhex(batch.root)
     ):
-        raise ReceiptError(
+        raise InferenceReceiptError(
             f"receipt is not leaf {proof.index} of the {batch.size}-leaf tree with root "
             f"{batch.root[:16]}…"
         )
@@ -220,7 +222,7 @@ def _batch(proof: ReceiptProof) -> str:
             batch.room_key, unb64(batch.signature, "batch signature"), batch.message(), "room"
         )
     except SignatureError:
-        raise ReceiptError("batch signature does not verify with its room key") from None
+        raise InferenceReceiptError("batch signature does not verify with its room key") from None
     return f"signed by room key {batch.room_key[:12]}…"
 
 
@@ -235,10 +237,12 @@ def _binding(proof: ReceiptProof, claims: Claims) -> str:
     ]
     for what, attested, claimed in pairs:
         if attested != claimed:
-            raise ReceiptError(f"the attestation binds {what} {attested[:24]}, not {claimed[:24]}")
+            raise InferenceReceiptError(
+                f"the attestation binds {what} {attested[:24]}, not {claimed[:24]}"
+            )
     check_binding(att, claims)
     if claims.insecure and not receipt.insecure:
-        raise ReceiptError("the receipt hides that its room's evidence is insecure")
+        raise InferenceReceiptError("the receipt hides that its room's evidence is insecure")
     return f"{att.evidence.tee_type} evidence binds room key, model, contract, measurement"
 
 
@@ -246,13 +250,17 @@ def _ledger(proof: ReceiptProof, ledger_public_key: str | None) -> str:
     ledger, payload, batch = proof.ledger, proof.ledger_payload, proof.batch
     assert ledger is not None
     if ledger_public_key is None:
-        raise ReceiptError("the ledger commitment cannot be checked without a trusted ledger key")
+        raise InferenceReceiptError(
+            "the ledger commitment cannot be checked without a trusted ledger key"
+        )
     if payload is None:
-        raise ReceiptError("the ledger commitment comes without its entry's payload")
+        raise InferenceReceiptError("the ledger commitment comes without its entry's payload")
     ledger.verify(ledger_public_key)
     ledger.check_payload(payload)
     if ledger.kind != COMMITMENT_KIND:
-        raise ReceiptError(f"ledger entry {ledger.seq} is a {ledger.kind}, not {COMMITMENT_KIND}")
+        raise InferenceReceiptError(
+            f"ledger entry {ledger.seq} is a {ledger.kind}, not {COMMITMENT_KIND}"
+        )
     expect = {"root": batch.root, "size": batch.size, "first_sequence": batch.first_sequence}
     if (
         payload.get("instance") != batch.instance
@@ -260,7 +268,7 @@ def _ledger(proof: ReceiptProof, ledger_public_key: str | None) -> str:
         or payload.get("contract_id") != proof.receipt.contract_id
         or expect not in (payload.get("batches") or [])
     ):
-        raise ReceiptError(
+        raise InferenceReceiptError(
             f"ledger entry {ledger.seq} does not list root {batch.root[:16]}… of this room"
         )
     return f"root listed in ledger entry {ledger.seq} ({ledger.timestamp})"
@@ -306,20 +314,20 @@ def verify_receipt_proof(
     ledger_public_key: str | None = None,
     trusted_signers: set[str] | None = None,
 ) -> Claims:
-    """The room's claims if every check passes; ReceiptError naming the first failure."""
+    """The room's claims if every check passes; InferenceReceiptError naming the first failure."""
     checks, claims = check_receipt_proof(
         proof, ledger_public_key=ledger_public_key, trusted_signers=trusted_signers
     )
     for check in checks:
         if not check.ok:
-            raise ReceiptError(f"{check.name}: {check.detail}")
+            raise InferenceReceiptError(f"{check.name}: {check.detail}")
     assert claims is not None
     return claims
 
 
 def check_response(proof: ReceiptProof, request_sha256: str, outputs: list[Any]) -> None:
-    """ReceiptError unless the receipt names this request's body and these outputs."""
+    """InferenceReceiptError unless the receipt names this request's body and these outputs."""
     if proof.receipt.request_sha256 != request_sha256:
-        raise ReceiptError("the receipt names another request")
+        raise InferenceReceiptError("the receipt names another request")
     if proof.receipt.response_sha256 != outputs_sha256(outputs):
-        raise ReceiptError("the receipt names other outputs than the ones received")
+        raise InferenceReceiptError("the receipt names other outputs than the ones received")
