@@ -8,6 +8,7 @@ key trusted (`sealroom attest trust`), the client's party key when it queries by
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ def serve_command(
 
     def ready(url: str, instance: str) -> None:
         seconds = time.perf_counter() - started
-        if json_out:
-            emit_json({"url": url, "instance": instance, "startup_s": round(seconds, 3)})
+        if json_out:  # one line, flushed: a supervisor reads it to learn the address
+            facts = {"url": url, "instance": instance, "startup_s": round(seconds, 3)}
+            print(json.dumps(facts), flush=True)
             return
         console.print(f"[bold]sealroom serve[/] contract [bold]{contract}[/]")
         console.print(f"[bold yellow]room: {INSECURE_LABEL}[/]")

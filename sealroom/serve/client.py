@@ -229,7 +229,7 @@ class InferenceClient:
     def fetch_commitment(self, proof: Any, wait_s: float = 3.0) -> Any:
         """The proof with the ledger's receipt for its batch root (and that entry's payload),
         verified against the contract's pinned ledger key; None when the room has not
-        committed the root within ``wait_s`` or answers without the entry's payload."""
+        committed the root within ``wait_s``."""
         from pydantic import ValidationError
 
         from sealroom.ledger import Receipt
@@ -248,11 +248,10 @@ class InferenceClient:
             time.sleep(0.1)
         try:
             data = response.json()
-            if not isinstance(data, dict) or "payload" not in data:
-                self._doc.note("ledger commitment", "not checked: the room sent no entry payload")
-                return None
-            ledger = Receipt.model_validate(data["receipt"])
-            full = proof.model_copy(update={"ledger": ledger, "ledger_payload": data["payload"]})
+            ledger = Receipt.model_validate(data["ledger"])
+            full = proof.model_copy(
+                update={"ledger": ledger, "ledger_payload": data["ledger_payload"]}
+            )
             verify_receipt_proof(
                 full,
                 ledger_public_key=self.signed.contract.ledger_public_key,
