@@ -8,6 +8,7 @@ key trusted (`sealroom attest trust`), the client's party key when it queries by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def serve_command(
 
     with refusals():
         ws = Workspace.find()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the room is stopped, not failed
             serve_room(
                 ws,
                 contract,
@@ -61,8 +62,6 @@ def serve_command(
                 on_ready=ready,
                 allow_unsandboxed=allow_unsandboxed,
             )
-        except KeyboardInterrupt:
-            pass
     if not json_out:
         err_console.print("room stopped")
 

@@ -53,9 +53,10 @@ def serving(homes: tuple[Served, Workspace]) -> Iterator[tuple[str, float]]:
     served, _ = homes
     env = {**os.environ, ENV_VAR: str(served.ws.home), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from sealroom.cli.main import main; main()", "serve"]
-        + ["--contract", CONTRACT_ID]
-        + ["--port", "0", "--json"],
+        [
+            *(sys.executable, "-c", "from sealroom.cli.main import main; main()", "serve"),
+            *("--json", "--contract", CONTRACT_ID, "--port", "0"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

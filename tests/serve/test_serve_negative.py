@@ -254,8 +254,8 @@ def test_errors_carry_no_request_content(room: tuple[Served, str]) -> None:
     """What a refusal sends in clear names no client and no value of the request."""
     served, url = room
     mitm = Mitm()
-    with served.client(url, identity=("mallory", SigningKey.generate()), transport=mitm) as c:
-        with pytest.raises(ClientError):
-            c.infer(X)
+    stranger = ("mallory", SigningKey.generate())
+    with served.client(url, identity=stranger, transport=mitm) as c, pytest.raises(ClientError):
+        c.infer(X)
     text = mitm.seen[-1][2].content.decode()
     assert "mallory" not in text and json.loads(text)["error"]

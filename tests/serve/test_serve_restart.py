@@ -42,13 +42,13 @@ def test_budget_survives_a_clean_restart(workspace: Workspace, tmp_path: Path) -
 
 def test_budget_survives_a_killed_room(workspace: Workspace, tmp_path: Path) -> None:
     served = build(workspace, tmp_path, query_budget=6)
-    with pytest.raises(ServeError, match="killed by signal 9"):
-        with running_room(served) as (url, _), served.client(url) as client:
-            client.infer(_examples(5))
-            (pid,) = room_processes()
-            os.kill(pid, signal.SIGKILL)  # no chance to flush anything more
-            with pytest.raises(ClientError, match="unreachable or gone"):
-                client.infer(_examples(1))
+    killed = pytest.raises(ServeError, match="killed by signal 9")
+    with killed, running_room(served) as (url, _), served.client(url) as client:
+        client.infer(_examples(5))
+        (pid,) = room_processes()
+        os.kill(pid, signal.SIGKILL)  # no chance to flush anything more
+        with pytest.raises(ClientError, match="unreachable or gone"):
+            client.infer(_examples(1))
     with running_room(served) as (url, _), served.client(url) as client:
         with pytest.raises(ClientError, match=r"\(429\)"):
             client.infer(_examples(2))
@@ -68,27 +68,27 @@ def test_room_killed_mid_load(
     served = build(workspace, tmp_path)
     errors: list[str] = []
     answered = threading.Semaphore(0)
-    with pytest.raises(ServeError, match="killed by signal 9"):
-        with running_room(served) as (url, _):
+    killed = pytest.raises(ServeError, match="killed by signal 9")
+    with killed, running_room(served) as (url, _):
 
-            def load() -> None:
-                with served.client(url) as client:
-                    try:
-                        while True:
-                            client.infer(_examples(2))
-                            answered.release()
-                    except ClientError as exc:
-                        errors.append(str(exc))
+        def load() -> None:
+            with served.client(url) as client:
+                try:
+                    while True:
+                        client.infer(_examples(2))
+                        answered.release()
+                except ClientError as exc:
+                    errors.append(str(exc))
 
-            threads = [threading.Thread(target=load) for _ in range(4)]
-            for thread in threads:
-                thread.start()
-            for _ in range(8):
-                assert answered.acquire(timeout=20)
-            (pid,) = room_processes()
-            os.kill(pid, signal.SIGKILL)
-            for thread in threads:
-                thread.join(20)
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for _ in range(8):
+            assert answered.acquire(timeout=20)
+        (pid,) = room_processes()
+        os.kill(pid, signal.SIGKILL)
+        for thread in threads:
+            thread.join(20)
     assert len(errors) == 4
     for error in errors:
         assert "\n" not in error and ("unreachable or gone" in error or "refused" in error)

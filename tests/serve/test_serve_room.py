@@ -199,7 +199,7 @@ def test_desk_refuses_a_charged_total_that_goes_down(workspace: Workspace, tmp_p
 def test_desk_refuses_training_calls_other_contracts_and_other_models(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    served, desk = _desk_and_room(workspace, tmp_path)
+    _, desk = _desk_and_room(workspace, tmp_path)
     reserve = _call(desk, ReserveCall(op="budget.reserve", epsilon=1.0, delta=1e-5))
     assert not reserve.ok and "serving room may not call 'budget.reserve'" in reserve.error
     other = _call(desk, NonceCall(op="nonce", package_digest="sha256:" + "b" * 64))
