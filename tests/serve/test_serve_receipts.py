@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealroom.attest.evidence import Claims, Evidence
 from sealroom.crypto.hpke_context import RoomHpkeKey
@@ -19,15 +22,18 @@ from sealroom.serve.attestation import RoomAttestation, attest_room, new_instanc
 from sealroom.serve.receipts import (
     ANONYMOUS,
     COMMITMENT_KIND,
+    RECEIPT_DOMAIN,
     BatchSigner,
     InferenceReceipt,
     InferenceReceiptError,
     ReceiptProof,
+    _canonical_flat,
     check_receipt_proof,
     check_response,
     client_fingerprint,
     commitment_payload,
     outputs_sha256,
+    receipt_leaf,
     verify_receipt_proof,
 )
 from sealroom.workspace import Workspace
@@ -356,3 +362,26 @@ def test_attestation_json_round_trip_inside_proof() -> None:
     assert (
         ReceiptProof.model_validate_json(proof.model_dump_json()).attestation == proof.attestation
     )
+
+
+# --- the fast canonical encoder is RFC 8785 ----------------------------------------------------
+
+_scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1e-4, 9.99e-5, 1e16, 1e21, 1.0, 1764126000.0, 1764126000.123456]),
+    st.text(max_size=12),
+    st.sampled_from(["a\nb", 'q"', "b\\s", "é", "\x7f", "srv-20261126T031659-92b16a"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _scalars, max_size=12))
+def test_fast_canonical_encoding_equals_rfc8785(data: dict[str, Any]) -> None:
+    assert _canonical_flat(data) == rfc8785.dumps(data)
+
+
+def test_receipt_leaf_is_rfc8785_of_the_receipt() -> None:
+    receipt = Room().receipts(1)[0]
+    assert receipt_leaf(receipt) == RECEIPT_DOMAIN + rfc8785.dumps(receipt.model_dump(mode="json"))
