@@ -17,6 +17,7 @@ one result per payload, in order, and a length mismatch fails the whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -233,7 +234,5 @@ def _deliver(job: _Job[P, R], result: Any) -> None:
         else:
             job.future.set_result(result)
 
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
         job.loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more

@@ -76,7 +76,8 @@ class ReplayGuard:
     def check_fresh(self, issued_at: float, now: float) -> None:
         if not math.isfinite(issued_at) or abs(now - issued_at) > self.window_s:
             raise ServeRefusal(
-                400, f"request is stale: issued_at is not within {self.window_s:g} s of the room's clock"
+                400,
+                f"request is stale: issued_at is not within {self.window_s:g} s of the room clock",
             )
 
     def remember(self, request_id: bytes, issued_at: float, now: float) -> None:
@@ -136,7 +137,7 @@ class InferenceService:
     ) -> None:
         terms = signed.contract.inference
         if terms is None:
-            raise ServeRefusal(500, "the contract has no inference terms")
+            raise SealroomError(f"contract {signed.id} has no inference terms: nothing to serve")
         self.terms: InferenceTerms = terms
         self.signed = signed
         self.contract_id = signed.id
@@ -216,7 +217,9 @@ class InferenceService:
         try:
             request, sealer = open_request(self.room.hpke_key, body)
         except WireError:
-            raise ServeRefusal(400, "sealed request cannot be opened (malformed, tampered or not for this room)") from None
+            raise ServeRefusal(
+                400, "sealed request cannot be opened (malformed, tampered or not for this room)"
+            ) from None
         request_sha256 = hashlib.sha256(body).hexdigest()
         opened = time.perf_counter()
         self.stats.stage("open", opened - started)
@@ -224,7 +227,11 @@ class InferenceService:
         n = int(request.array.shape[0]) if request.array.ndim else 0
         checked = time.perf_counter()
         self.stats.stage("checks", checked - opened)
-        await self._charge(client, n)
+        try:  # a lease waits on the operator: bound it like the rest of the request
+            async with asyncio.timeout(self.terms.limits.request_timeout_s):
+                await self._charge(client, n)
+        except TimeoutError:
+            raise ServeRefusal(504, "the query budget could not be charged in time") from None
         self.stats.stage("budget", time.perf_counter() - checked)
         answer = await self._batch(_Job(request.array, request_sha256, client), n)
         sealing = time.perf_counter()
@@ -253,7 +260,9 @@ class InferenceService:
             client = ANONYMOUS  # nobody is listed: anyone shares the one anonymous budget
         else:
             if request.client is None:
-                raise ServeRefusal(401, "this contract serves listed clients only; the request names none")
+                raise ServeRefusal(
+                    401, "this contract serves listed clients only; the request names none"
+                )
             key = self._keys.get(request.client)
             if key is None:
                 raise ServeRefusal(403, "client is not listed in the contract")
@@ -277,7 +286,9 @@ class InferenceService:
         except OverBudget as exc:
             raise ServeRefusal(429, str(exc)) from None
         except CommitFailed:
-            raise ServeRefusal(503, "the query budget lease could not be committed; retry later", 5) from None
+            raise ServeRefusal(
+                503, "the query budget lease could not be committed; retry later", 5
+            ) from None
 
     async def _batch(self, job: _Job, n: int) -> _Answer:
         try:

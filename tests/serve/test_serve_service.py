@@ -186,7 +186,9 @@ async def test_a_restart_reloads_the_committed_totals(tmp_path: Path) -> None:
     alice = client_fingerprint(first.keys["alice"].public_b64)
     committed = max(call["charged"][alice] for call in first.sink_calls if alice in call["charged"])
     assert committed >= 3
-    second = make_room(tmp_path, budget=10, lease_size=4, keys=first.keys, charged={alice: committed})
+    second = make_room(
+        tmp_path, budget=10, lease_size=4, keys=first.keys, charged={alice: committed}
+    )
     try:
         assert second.service.budget.used(alice) == committed  # starts from the ledger
         body, key = second.request(batch(10 - committed), key=first.keys["alice"])
@@ -234,7 +236,10 @@ async def test_64_concurrent_requests_each_get_their_own_answer(tmp_path: Path) 
             assert answer["receipt"]["receipt"]["request_sha256"] == key.request_sha256
         stats = room.service.stats.snapshot()
         assert stats["batches"] < 64 and stats["examples_served"] == sum(len(a) for a in arrays)
-        sequences = sorted(Room.open(b, k)["receipt"]["receipt"]["sequence"] for b, (_, k) in zip(answers, sealed, strict=True))
+        sequences = sorted(
+            Room.open(b, k)["receipt"]["receipt"]["sequence"]
+            for b, (_, k) in zip(answers, sealed, strict=True)
+        )
         assert sequences == list(range(64))
     finally:
         await room.service.stop()
