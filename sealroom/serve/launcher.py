@@ -45,6 +45,7 @@ for _name in ("sealroom.attest", "sealroom.kms"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 STOP_GRACE_S = 10.0
+STARTUP_TIMEOUT_S = 120.0  # key release, decryption, model load and attestation
 OnReady = Callable[[str, str], None]
 Line = bytes | None | ChannelError
 
@@ -197,9 +198,13 @@ def _run(
     url = url_of(sock)
     reason: str | None = None
     serving = False
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
         _send(proc.stdin, request.model_dump_json())
         while not stop.is_set():
+            if not serving and time.monotonic() > deadline:
+                reason = f"room did not start serving within {STARTUP_TIMEOUT_S:g} s"
+                break
             try:
                 line = lines.get(timeout=0.2)
             except queue.Empty:
