@@ -177,17 +177,24 @@ class InferenceClient:
             proof_data = doc["receipt"]
         except (ValueError, KeyError, TypeError):
             raise self._doc.fail("response", "not the room's response document") from None
-        from sealroom.serve.receipts import client_fingerprint
-
-        fingerprint = client_fingerprint(key.public_b64 if key is not None else None)
-        proof = self._check_receipt(proof_data, body, outputs, fingerprint)
+        proof = self.check_receipt(proof_data, body, outputs)
         self._doc.ok("response", f"opened with request {b64(request.request_id)}'s key")
         return InferenceResult(outputs=outputs, proof=proof, latency_s=latency)
 
-    def _check_receipt(self, data: Any, body: bytes, outputs: list[Any], fingerprint: str) -> Any:
+    def check_receipt(self, data: Any, body: bytes, outputs: list[Any]) -> Any:
+        """The response's receipt proof, verified offline and against what this client
+        attested, sent and received; ClientError naming the first mismatch."""
         from pydantic import ValidationError
 
-        from sealroom.serve.receipts import ReceiptProof, outputs_sha256, verify_receipt_proof
+        from sealroom.serve.receipts import (
+            ReceiptProof,
+            client_fingerprint,
+            outputs_sha256,
+            verify_receipt_proof,
+        )
+
+        key = self.identity[1] if self.identity is not None else None
+        fingerprint = client_fingerprint(key.public_b64 if key is not None else None)
 
         doc, att = self._doc, self.attestation
         try:

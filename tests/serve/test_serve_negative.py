@@ -13,8 +13,9 @@ import pytest
 
 from sealroom.attest.software import SoftwareAttester
 from sealroom.contract.provision import ProvisionError, provision_model
+from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey, b64
-from sealroom.serve.attestation import RoomAttestation
+from sealroom.serve.attestation import RoomAttestation, attest_room
 from sealroom.serve.client import ClientError, InferenceClient
 from tests.serve.helpers import Served, build, module_workspace, running_room
 
@@ -164,6 +165,30 @@ def test_swapped_hpke_key(room: tuple[Served, str]) -> None:
     mitm.response = swap
     with served.client(url, transport=mitm) as client:
         _refused(client, "report data does not bind")
+
+
+def test_receipt_naming_another_hpke_key(room: tuple[Served, str]) -> None:
+    """A room whose receipts point at a startup attestation with another HPKE key than the
+    one the client attested (evidence genuine and self-consistent): refused."""
+    served, url = room
+    mitm = Mitm()
+    with served.client(url, transport=mitm) as client:
+        result = client.infer(X)
+        body = mitm.seen[-1][1]
+        genuine = result.proof.attestation
+        other = attest_room(
+            SoftwareAttester(served.ws).attest,
+            nonce=genuine.nonce,
+            hpke_public_key=RoomHpkeKey.generate().public_raw,
+            room_key=genuine.room_key,
+            model_digest=genuine.model_digest,
+            contract_digest=genuine.contract_digest,
+            instance=genuine.instance,
+        )
+        forged = result.proof.model_copy(update={"attestation": other})
+        with pytest.raises(ClientError, match=r"^HPKE key: the receipt names"):
+            client.check_receipt(forged.model_dump(mode="json"), body, result.outputs)
+        assert client.check_receipt(result.proof.model_dump(mode="json"), body, result.outputs)
 
 
 def test_tampered_request_ciphertext(room: tuple[Served, str]) -> None:
