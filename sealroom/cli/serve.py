@@ -78,7 +78,7 @@ def infer_command(
         None, "--receipts", help="Folder to save each response's receipt proof (JSON)."
     ),
     verify: bool = typer.Option(
-        True, "--verify/--no-verify-document", help="Print the verification document."
+        True, "--verify/--no-verify", help="Print the verification document."
     ),
     json_out: bool = JSON_OPTION,
 ) -> None:
