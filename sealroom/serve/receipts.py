@@ -22,6 +22,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.attest.evidence import Claims
+from sealroom.contract.schema import ID_PATTERN
 from sealroom.crypto.signing import SigningKey, b64, unb64, verify_signature
 from sealroom.errors import SealroomError, SignatureError
 from sealroom.ledger import Receipt
@@ -57,7 +58,7 @@ class InferenceReceipt(_Doc):
     response_sha256: str = Field(pattern=_HEX64)  # of the RFC 8785 JSON of the outputs list
     model_digest: str = Field(pattern=DIGEST_PATTERN)
     measurement: str = Field(pattern=r"^[0-9a-f]{64,96}$")
-    contract_id: str
+    contract_id: str = Field(pattern=ID_PATTERN)
     contract_digest: str = Field(pattern=DIGEST_PATTERN)
     client: str = Field(pattern=r"^(anonymous|sha256:[0-9a-f]{64})$")
     sequence: int = Field(ge=0)  # per instance, from 0
@@ -87,7 +88,7 @@ class ReceiptProof(_Doc):
 
     receipt: InferenceReceipt
     index: int = Field(ge=0)
-    proof: list[str]
+    proof: list[str] = Field(max_length=64)  # a path is at most log2(batch size) long
     batch: SignedBatch
     attestation: RoomAttestation
     ledger: Receipt | None = None
