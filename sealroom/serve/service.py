@@ -17,6 +17,7 @@ import hashlib
 import heapq
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from sealroom.serve.wire import WireError, open_request, verify_client_signature
 FRESHNESS_S = 60.0  # a request's issued_at must be within this of the room's clock
 MAX_SEEN = 1_000_000  # request ids remembered (16 bytes each); full -> 503, never forget early
 ANONYMOUS = "anonymous"
+MAX_ATTESTING = 4  # GET /v1/attestation calls waiting on the operator at once; beyond: 503
 
 
 class ServeRefusal(SealroomError):
@@ -145,14 +147,19 @@ class InferenceService:
         self.model_digest = model_digest
         self.engine = engine
         self.room = room
+        # The sink and the attester both call the operator; in the room that is ONE pipe,
+        # so calls are serialised here whatever thread they run in.
+        self._operator = threading.Lock()
         self._attest = attest
+        self._sink = sink
+        self._attesting = 0  # attestations in flight (each waits on the operator)
         self._clock = clock
         self.stats = ServeStats()
         self.replays = ReplayGuard(freshness_s)
         self._keys = {c.name: c.signing_key for c in terms.clients}
         self._fingerprints = {c.name: client_fingerprint(c.signing_key) for c in terms.clients}
         self.committer = Committer(
-            sink,
+            self._call_sink,
             contract_id=self.contract_id,
             instance=room.instance,
             room_key=room.room_key.public_b64,
@@ -189,10 +196,23 @@ class InferenceService:
 
     async def attestation(self, nonce: bytes) -> RoomAttestation:
         """A fresh attestation for ``nonce`` (the attester may block: run off the loop)."""
+        if self._attesting >= MAX_ATTESTING:
+            raise ServeRefusal(503, "too many attestations in progress; retry later", 1)
+        self._attesting += 1
         try:
-            return await asyncio.to_thread(self._attest, nonce)
+            return await asyncio.to_thread(self._call_attest, nonce)
         except Exception:
             raise ServeRefusal(503, "the room cannot attest right now") from None
+        finally:
+            self._attesting -= 1
+
+    def _call_attest(self, nonce: bytes) -> RoomAttestation:
+        with self._operator:
+            return self._attest(nonce)
+
+    def _call_sink(self, payload: dict[str, Any]) -> Receipt | None:
+        with self._operator:
+            return self._sink(payload)
 
     def commitment(self, root_hex: str) -> tuple[Receipt, dict[str, Any]] | None:
         """The ledger receipt and payload of the entry that lists ``root_hex``, if kept."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -268,3 +270,39 @@ async def test_refusal_lines_are_fixed_and_never_echo_the_request(room: Room) ->
         body, _ = room.request(np.full((1, 3), CANARY, dtype=np.float32), request_id=os.urandom(16))
         lines.add(str(await refused(room, body, 422)))
     assert len(lines) == 1
+
+
+async def test_operator_calls_never_overlap_and_attestations_are_bounded(tmp_path: Path) -> None:
+    room = make_room(tmp_path)
+    service = room.service
+    active = {"now": 0, "most": 0}
+    guard = threading.Lock()
+
+    def counted(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def wrapper(arg: Any) -> Any:
+            with guard:
+                active["now"] += 1
+                active["most"] = max(active["most"], active["now"])
+            time.sleep(0.02)
+            with guard:
+                active["now"] -= 1
+            return call(arg)
+
+        return wrapper
+
+    service._attest = counted(service._attest)  # type: ignore[method-assign]
+    service._sink = counted(service._sink)  # type: ignore[method-assign]
+    try:
+        body, key = room.request(batch(1))
+        Room.open(await service.infer(body), key)
+        results = await asyncio.gather(
+            *(service.attestation(os.urandom(32)) for _ in range(6)),
+            service.committer.flush(force=True),
+            return_exceptions=True,
+        )
+    finally:
+        await service.stop()
+    refusals = [r for r in results if isinstance(r, ServeRefusal)]
+    assert active["most"] == 1
+    assert refusals and all(r.status == 503 for r in refusals)
+    assert sum(1 for r in results[:6] if not isinstance(r, BaseException)) == 4
