@@ -175,18 +175,27 @@ def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) 
     provision_model(ws, signed.id, owner.name, "provision", digest)
 
 
-def build(ws: Workspace, tmp: Path, client_public: str | None = None, **terms: Any) -> Served:
+def build(
+    ws: Workspace,
+    tmp: Path,
+    client_public: str | None = None,
+    *,
+    onnx: bytes | None = None,
+    import_key: bool = True,
+    **terms: Any,
+) -> Served:
     """Parties, a sealed tiny model, its contract registered, its key imported, provisioned."""
     parties = {
         "lab": create_party(ws, "lab", "consumer"),
         "operator": create_party(ws, "operator", "operator"),
     }
-    digest, key = seal_model(ws, parties["lab"], tmp, tiny_classifier())
+    digest, key = seal_model(ws, parties["lab"], tmp, onnx or tiny_classifier())
     client_key = SigningKey.generate()
     signed = inference_contract(
         ws, parties, digest, client_key, client_public=client_public, **terms
     )
-    import_model_key(ws, signed, digest, key)
+    if import_key:
+        import_model_key(ws, signed, digest, key)
     provision(ws, signed, digest, parties["lab"])
     return Served(ws, parties, signed, digest, client_key, key)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from sealroom.attest.evidence import make_report_data
@@ -35,7 +36,7 @@ from sealroom.serve.attestation import attest_room, new_instance_id
 from sealroom.serve.desk import RECEIPTS, STARTED, ServeDesk
 from sealroom.serve.launcher import ServeError, bind_listener, serve_room, url_of
 from sealroom.workspace import Workspace
-from tests.serve.helpers import Served, build, running_room
+from tests.serve.helpers import Served, build, running_room, tiny_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -246,3 +247,28 @@ def test_one_room_per_contract_and_workspace(workspace: Workspace, tmp_path: Pat
         serve_room(workspace, served.signed.id, port=0)
     with Ledger.open(workspace) as ledger:
         assert len(ledger.find("inference.started", contract_id=served.signed.id)) == 1
+
+
+def test_a_room_denied_its_model_key_fails_with_one_line(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    served = build(workspace, tmp_path, import_key=False)
+    with pytest.raises(ServeError, match="key release denied") as caught:
+        serve_room(workspace, served.signed.id, port=0)
+    assert "\n" not in str(caught.value)
+    with Ledger.open(workspace) as ledger:
+        assert ledger.find("key.denied") and not ledger.find("inference.started")
+
+
+def test_after_the_key_is_released_a_failure_says_only_its_category(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """The model does not fit the contract's input signature: the engine's message may
+    describe the model, so only the stage's category and the class name leave the room."""
+    weights = np.ones((5, 3), dtype=np.float32)
+    served = build(workspace, tmp_path, onnx=tiny_classifier(weights))
+    with pytest.raises(ServeError) as caught:
+        serve_room(workspace, served.signed.id, port=0)
+    assert str(caught.value).endswith("key release or decryption failed: EngineError")
+    with Ledger.open(workspace) as ledger:
+        assert ledger.find("key.released") and not ledger.find("inference.started")
