@@ -285,9 +285,22 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(f"signal {signal.Signals(signum).name}")
 
 
+def die_with_the_operator() -> None:
+    """The kernel kills the room when the operator's serving thread ends, however it ends
+    (kill -9 included): a room nobody answers must not go on serving without committing
+    its receipts. If the operator is already gone, leave now."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() == 1:
+        os._exit(1)
+
+
 def main() -> int:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.umask(0o077)
+    die_with_the_operator()
     from sealroom.room.process import _private_stdout, _Relay
 
     emit = LockedWriter(_private_stdout())

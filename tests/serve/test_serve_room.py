@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +274,62 @@ def test_after_the_key_is_released_a_failure_says_only_its_category(
     assert str(caught.value).endswith("key release or decryption failed: EngineError")
     with Ledger.open(workspace) as ledger:
         assert ledger.find("key.released") and not ledger.find("inference.started")
+
+
+OPERATOR = r"""
+import sys
+from sealroom.serve.launcher import serve_room
+from sealroom.workspace import Workspace
+serve_room(Workspace.find(), sys.argv[1], port=0, on_ready=lambda url, i: print(url, flush=True))
+"""
+
+
+def test_the_room_dies_with_its_operator(workspace: Workspace, tmp_path: Path) -> None:
+    """kill -9 of the operator: the room must not serve on without anyone to commit to."""
+    served = build(workspace, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    operator = subprocess.Popen(
+        [sys.executable, "-c", OPERATOR, served.signed.id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert operator.stdout is not None
+        url = operator.stdout.readline().strip()
+        assert httpx.get(f"{url}/v1/health", timeout=5).status_code == 200
+        rooms = _children(operator.pid)
+        assert len(rooms) == 1
+        operator.kill()
+        operator.wait()
+        deadline = time.monotonic() + 10
+        while _alive(rooms[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(rooms[0])
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/v1/health", timeout=2)
+    finally:
+        operator.kill()
+        operator.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
