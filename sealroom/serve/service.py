@@ -113,6 +113,11 @@ class _Job:
     client: str
 
 
+@dataclass
+class _Flight:
+    announced: bool = True
+
+
 @dataclass(frozen=True)
 class _Answer:
     outputs: list[Any]
@@ -176,6 +181,7 @@ class InferenceService:
             queue_size=limits.queue_size,
             timeout_s=limits.request_timeout_s,
             stats=self.stats,
+            adaptive=True,
         )
         self._signer = BatchSigner(room.room_key, room.instance)
         self._sequence = 0  # the batch worker alone advances it
@@ -229,11 +235,23 @@ class InferenceService:
         except ServeRefusal as refusal:
             status = refusal.status
             raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code): counted, not an error of ours
+            raise
         finally:
             self.stats.request_done(status, time.perf_counter() - started)
 
     async def _infer(self, body: bytes, started: float) -> bytes:
         await self.start()
+        self.batcher.announce()  # a batch being filled waits for this one (up to max_wait)
+        flight = _Flight()
+        try:
+            return await self._serve(body, started, flight)
+        finally:
+            if flight.announced:  # refused before it reached the batcher
+                self.batcher.withdraw()
+
+    async def _serve(self, body: bytes, started: float, flight: _Flight) -> bytes:
         try:
             request, sealer = open_request(self.room.hpke_key, body)
         except WireError:
@@ -253,7 +271,7 @@ class InferenceService:
         except TimeoutError:
             raise ServeRefusal(504, "the query budget could not be charged in time") from None
         self.stats.stage("budget", time.perf_counter() - checked)
-        answer = await self._batch(_Job(request.array, request_sha256, client), n)
+        answer = await self._batch(_Job(request.array, request_sha256, client), n, flight)
         sealing = time.perf_counter()
         plaintext = canonical_json(
             {
@@ -301,6 +319,10 @@ class InferenceService:
     async def _charge(self, client: str, n: int) -> None:
         if self.committer.backlogged:
             raise ServeRefusal(503, "inference receipts are not being committed; retry later", 5)
+        try:  # a full queue refuses before the budget is charged (best effort: no lock held)
+            self.batcher.check_room(n)
+        except QueueFull as exc:
+            raise ServeRefusal(503, str(exc), exc.retry_after) from None
         try:
             await self.budget.charge(client, n)
         except OverBudget as exc:
@@ -310,9 +332,10 @@ class InferenceService:
                 503, "the query budget lease could not be committed; retry later", 5
             ) from None
 
-    async def _batch(self, job: _Job, n: int) -> _Answer:
+    async def _batch(self, job: _Job, n: int, flight: _Flight) -> _Answer:
+        flight.announced = False  # submit withdraws the announcement as it queues the job
         try:
-            return await self.batcher.submit(job, n)
+            return await self.batcher.submit(job, n, announced=True)
         except QueueFull as exc:
             raise ServeRefusal(503, str(exc), exc.retry_after) from None
         except RequestTimedOut as exc:
