@@ -333,3 +333,19 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def test_the_training_desk_refuses_the_serving_calls(workspace: Workspace, tmp_path: Path) -> None:
+    from sealroom.room.operator import OperatorDesk
+
+    served = build(workspace, tmp_path)
+    desk = OperatorDesk(workspace, "run-1", served.signed)
+    try:
+        for call in (
+            CountsCall(op="counts", contract_id=served.signed.id),
+            ModelReleaseCall(op="release_model", request={}),
+        ):
+            answer = desk.handle(Request(id=1, call=call))
+            assert not answer.ok and "a training room may not call" in answer.error
+    finally:
+        desk.close()
