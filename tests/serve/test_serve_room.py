@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +350,19 @@ def test_the_training_desk_refuses_the_serving_calls(workspace: Workspace, tmp_p
             assert not answer.ok and "a training room may not call" in answer.error
     finally:
         desk.close()
+
+
+def test_the_room_stops_when_its_contract_expires(workspace: Workspace, tmp_path: Path) -> None:
+    served = build(workspace, tmp_path)
+    soon = datetime.now(UTC) + timedelta(seconds=12)  # room start on a loaded machine: < 12 s
+    short = served.with_contract("tiny-short", expires=soon)
+    expired = pytest.raises(ServeError, match=r"contract tiny-short expired at")
+    with expired, running_room(short, timeout=11) as (url, _):
+        with short.client(url) as client:
+            client.infer(np.zeros((1, 4), dtype=np.float32))
+        time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 3)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/v1/health", timeout=2)  # it no longer answers at all
+    with Ledger.open(workspace) as ledger:
+        (stopped,) = ledger.find("inference.stopped", contract_id="tiny-short")
+    assert "expired at" in stopped.payload["reason"]
