@@ -48,9 +48,23 @@ import json, os, socket, sys
 from pathlib import Path
 from sealroom.sandbox import SandboxPolicy, confine, device_paths, python_runtime_paths
 fd = int(sys.argv[1])
+# Made before confinement, so that only Landlock (not seccomp's socket() rule) stands
+# between them and a bind or a connect.
+early_bind = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+early_connect = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+listening = socket.socket(fileno=os.dup(fd)).getsockname()
 report = confine(SandboxPolicy(read_paths=python_runtime_paths(),
                                write_paths=(Path.cwd(), *device_paths())))
 facts = {"network": report.network}
+for name, attempt in (
+    ("bind", lambda: early_bind.bind(("127.0.0.1", 0))),
+    ("connect", lambda: early_connect.connect(listening)),
+):
+    try:
+        attempt()
+        facts[name] = "allowed"
+    except PermissionError:
+        facts[name] = "denied"
 try:
     socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     facts["socket"] = "created"
@@ -98,7 +112,13 @@ def test_sandboxed_room_serves_on_the_inherited_socket_only(tmp_path: Path) -> N
     try:
         assert proc.stdout is not None
         facts = json.loads(proc.stdout.readline())
-        assert facts == {"network": "landlock-tcp+seccomp", "socket": "denied", "unix": "denied"}
+        assert facts == {
+            "network": "landlock-tcp+seccomp",
+            "bind": "denied",
+            "connect": "denied",
+            "socket": "denied",
+            "unix": "denied",
+        }
         response = httpx.get(url, timeout=5)
         assert response.text == "accepted in the sandbox"
         proc.terminate()
