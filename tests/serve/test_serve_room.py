@@ -36,7 +36,7 @@ from sealroom.room.channel import (
 )
 from sealroom.sandbox import landlock_abi, scrubbed_environment
 from sealroom.serve.attestation import attest_room, new_instance_id
-from sealroom.serve.desk import RECEIPTS, STARTED, ServeDesk
+from sealroom.serve.desk import CHARGED, RECEIPTS, STARTED, ServeDesk
 from sealroom.serve.launcher import ServeError, bind_listener, serve_room, url_of
 from sealroom.workspace import Workspace
 from tests.serve.helpers import Served, build, running_room, tiny_classifier
@@ -201,24 +201,50 @@ def test_desk_refuses_a_charged_total_that_goes_down(workspace: Workspace, tmp_p
     served, desk = _desk_and_room(workspace, tmp_path)
     started = _started(desk, served)
     assert _call(desk, RecordCall(op="record", kind=STARTED, payload=started)).ok
+    alice = "sha256:" + "a" * 64
+    own = {"contract_id": served.signed.id, "instance": desk.instance}
 
-    def receipts(charged: dict[str, int]) -> Response:
-        payload = {
-            "contract_id": served.signed.id,
-            "instance": desk.instance,
-            "room_key": started["room_key"],
-            "batches": [],
-            "charged": charged,
-        }
-        return _call(desk, RecordCall(op="record", kind=RECEIPTS, payload=payload))
+    def charged(totals: dict[str, int], **over: str) -> Response:
+        payload = {**own, "room_key": started["room_key"], "charged": totals, **over}
+        return _call(desk, RecordCall(op="record", kind=CHARGED, payload=payload))
 
-    assert receipts({"sha256:" + "a" * 64: 5}).ok
-    lower = receipts({"sha256:" + "a" * 64: 4})
+    assert charged({alice: 5}).ok
+    lower = charged({alice: 4})
     assert not lower.ok and "would go down" in lower.error
-    dropped = receipts({})
+    dropped = charged({})
     assert not dropped.ok and "would go down" in dropped.error
+    bad = charged({alice: -1})
+    assert not bad.ok and "is not a count" in bad.error
+    other = charged({alice: 6}, room_key=SigningKey.generate().public_b64)
+    assert not other.ok and "another room key" in other.error
+    foreign = charged({alice: 6}, instance="srv-20260101T000000-abcdef")
+    assert not foreign.ok and "another serving instance" in foreign.error
+    assert charged({alice: 6, "anonymous": 1}).ok
     counts = _call(desk, CountsCall(op="counts", contract_id=served.signed.id))
-    assert counts.result["entries"][0]["payload"]["charged"] == {"sha256:" + "a" * 64: 5}
+    [entry] = counts.result["entries"]
+    assert entry["receipt"]["kind"] == CHARGED
+    assert entry["payload"]["charged"] == {alice: 6, "anonymous": 1}
+
+
+def test_desk_refuses_usage_in_the_public_receipts_entry(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """inference.receipts is served to any client: the desk records roots only."""
+    served, desk = _desk_and_room(workspace, tmp_path)
+    started = _started(desk, served)
+    assert _call(desk, RecordCall(op="record", kind=STARTED, payload=started)).ok
+    roots = {
+        "contract_id": served.signed.id,
+        "instance": desk.instance,
+        "room_key": started["room_key"],
+        "batches": [{"root": "0" * 64, "size": 1, "first_sequence": 0}],
+    }
+    leaky = {**roots, "charged": {"sha256:" + "a" * 64: 5}}
+    refused = _call(desk, RecordCall(op="record", kind=RECEIPTS, payload=leaky))
+    assert not refused.ok and "may not carry 'charged'" in refused.error
+    assert _call(desk, RecordCall(op="record", kind=RECEIPTS, payload=roots)).ok
+    counts = _call(desk, CountsCall(op="counts", contract_id=served.signed.id))
+    assert counts.result["entries"] == []  # roots are no totals
 
 
 def test_desk_refuses_training_calls_other_contracts_and_other_models(
