@@ -164,7 +164,7 @@ class Committer:
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
         async with self._flush_lock:
-            # totals first: an answer's root is never in the ledger before its charge
+            # totals first (under a budget, leases committed them before serving anyway)
             await self._flush_charged(force)
             while roots and await self._flush_roots():
                 pass
