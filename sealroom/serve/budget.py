@@ -6,16 +6,17 @@ sample). A request for n examples is charged before it reaches the model and nev
 refunded (a timed-out or failed request still cost the room a decryption and a queue slot,
 and a refund path is a way to query for free).
 
-Crash safety: the room first commits "client C is charged up to X" to the ledger (through
-the :class:`~sealroom.serve.commit.Committer`, which blocks until the operator recorded it)
-and only then serves requests within X. A restart reloads the committed totals, so a crash
-can over-charge a client by at most one unused lease and can never under-charge it.
+Crash safety: the room first commits "client C is charged up to X" to the ledger (an
+``inference.charged`` entry, through the :class:`~sealroom.serve.commit.Committer`, which
+blocks until the operator recorded it) and only then serves requests within X. A restart
+reloads the committed totals, so a crash can over-charge a client by at most one unused
+lease and can never under-charge it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sealroom.errors import SealroomError
@@ -24,17 +25,43 @@ DEFAULT_LEASE = 256  # examples per lease; at most this many are lost to a crash
 LEASE_FRACTION = 20  # ... and at most 1/20 of the budget
 
 
-def charged_totals(payloads: Iterable[Mapping[str, Any]], contract_id: str) -> dict[str, int]:
-    """Totals to restart from: per client, the highest ``charged`` any committed
-    ``inference.receipts`` payload of ``contract_id`` names (totals are cumulative, and
-    several instances may have served the contract one after another)."""
+CHARGED_KIND = "inference.charged"  # the ledger kind of the totals (never served over HTTP)
+MAX_CLIENTS = 100_000  # fingerprints one charged entry may name
+
+
+class ChargedMalformed(SealroomError):
+    """A ``charged`` map is not a bounded map of client fingerprints to counts."""
+
+
+def charged_payload(
+    contract_id: str, instance: str, room_key: str, charged: Mapping[str, int]
+) -> dict[str, Any]:
+    """The payload of one ``inference.charged`` entry: cumulative totals per client.
+
+    A ledger entry of its own, apart from the receipt roots: the roots are public (any
+    client fetches them with GET /v1/commitments), every client's usage is not.
+    """
+    return {
+        "contract_id": contract_id,
+        "instance": instance,
+        "room_key": room_key,
+        "charged": dict(sorted(charged.items())),
+    }
+
+
+def charged_totals(payload: Mapping[str, Any]) -> dict[str, int]:
+    """The ``charged`` map of an ``inference.charged`` payload, checked: fingerprints to
+    counts >= 0, at most MAX_CLIENTS of them; ChargedMalformed naming what is wrong."""
+    charged = payload.get("charged")
+    if not isinstance(charged, dict) or len(charged) > MAX_CLIENTS:
+        raise ChargedMalformed(f"{CHARGED_KIND}: charged must be a bounded map of clients")
     totals: dict[str, int] = {}
-    for payload in payloads:
-        if payload.get("contract_id") != contract_id:
-            continue
-        for client, total in (payload.get("charged") or {}).items():
-            if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
-                totals[client] = max(total, totals.get(client, 0))
+    for name, count in charged.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 80:
+            raise ChargedMalformed(f"{CHARGED_KIND}: a client fingerprint is malformed")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ChargedMalformed(f"{CHARGED_KIND}: charged[{name!r}] is not a count")
+        totals[name] = count
     return totals
 
 

@@ -1,11 +1,15 @@
 """Commit receipt batches and charged totals to the ledger, in few entries.
 
 Every model batch yields one signed Merkle root (:class:`SignedBatch`). The committer
-gathers them and flushes ONE ``inference.receipts`` payload (roots and cumulative charged
-totals) through ``sink`` at most every ``interval_s`` or every ``max_batches`` roots, and
-at once when the budget needs a lease. ``sink`` is synchronous and may block (in the room
-it is a channel call to the operator, who appends the entry to the ledger and returns its
-receipt), so it always runs in a worker thread, one flush at a time.
+gathers them and flushes at most every ``interval_s`` or every ``max_batches`` roots: first
+an ``inference.charged`` entry when the cumulative totals changed, then one
+``inference.receipts`` entry of roots. A budget lease commits the totals at once. Two kinds,
+because the roots' entry is public (GET /v1/commitments serves it to any client) and the
+totals are not: they would tell every client every other client's usage.
+
+``sink(kind, payload)`` is synchronous and may block (in the room it is a channel call to
+the operator, who appends the entry to the ledger and returns its receipt), so it always
+runs in a worker thread, one flush at a time.
 
 If the sink fails the roots stay pending and the next flush retries them; beyond
 ``max_pending`` roots the service stops answering (:attr:`backlogged`): a room that cannot
@@ -23,10 +27,11 @@ from typing import Any
 
 from sealroom.errors import SealroomError
 from sealroom.ledger.entries import Receipt
-from sealroom.serve.receipts import SignedBatch, commitment_payload
+from sealroom.serve.budget import CHARGED_KIND, charged_payload
+from sealroom.serve.receipts import COMMITMENT_KIND, SignedBatch, commitment_payload
 from sealroom.serve.stats import ServeStats
 
-Sink = Callable[[dict[str, Any]], Receipt | None]
+Sink = Callable[[str, dict[str, Any]], Receipt | None]  # (ledger kind, payload) -> receipt
 KEEP_RECEIPTS = 100_000  # roots whose ledger receipt GET /v1/commitments/{root} can answer
 
 
@@ -90,7 +95,7 @@ class Committer:
     async def lease(self, client: str, total: int) -> None:
         """Commit ``client`` charged up to ``total`` now; returns only once it is recorded."""
         self.note(client, total)
-        await self.flush(force=True)
+        await asyncio.shield(self._flush(force=True, roots=False))
 
     # ----------------------------------------------------------------- state
 
@@ -147,42 +152,52 @@ class Committer:
                 self._stats.commit_failed()
 
     async def flush(self, force: bool = False) -> None:
-        """Write pending roots and changed totals, ``max_batches`` roots per entry.
+        """Write changed totals (``force``: even unchanged), then pending roots,
+        ``max_batches`` roots per entry.
 
         Shielded: a cancelled caller (a client gone, the flusher stopping) leaves the write
         to finish, so a root is never written twice or dropped half-way.
         """
         await asyncio.shield(self._flush(force))
 
-    async def _flush(self, force: bool) -> None:
+    async def _flush(self, force: bool, roots: bool = True) -> None:
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
         async with self._flush_lock:
-            while True:
-                with self._lock:
-                    batches = self._pending[: self.max_batches]
-                    charged = dict(self._charged)
-                changed = charged != self._committed_charged
-                if not batches and not changed and not force:
-                    return
-                payload = commitment_payload(
-                    self.contract_id, self.instance, self.room_key, batches, charged
-                )
-                try:
-                    receipt = await asyncio.to_thread(self._sink, payload)
-                except Exception:
-                    raise CommitFailed(
-                        "could not commit inference receipts to the ledger"
-                    ) from None
-                force = False
-                with self._lock:
-                    del self._pending[: len(batches)]
-                    self._committed_charged = charged
-                    if receipt is not None:
-                        for batch in batches:
-                            self._receipts[batch.root] = (receipt, payload)
-                        while len(self._receipts) > self._keep:
-                            self._receipts.popitem(last=False)
-                    more = bool(self._pending) and len(self._pending) >= self.max_batches
-                if not more:
-                    return
+            # totals first (under a budget, leases committed them before serving anyway)
+            await self._flush_charged(force)
+            while roots and await self._flush_roots():
+                pass
+
+    async def _flush_charged(self, force: bool) -> None:
+        with self._lock:
+            charged = dict(self._charged)
+        if charged == self._committed_charged and not force:
+            return
+        payload = charged_payload(self.contract_id, self.instance, self.room_key, charged)
+        await self._write(CHARGED_KIND, payload, "the charged query totals")
+        self._committed_charged = charged
+
+    async def _flush_roots(self) -> bool:
+        """One entry of up to ``max_batches`` pending roots; True when a full entry's worth
+        is still pending."""
+        with self._lock:
+            batches = self._pending[: self.max_batches]
+        if not batches:
+            return False
+        payload = commitment_payload(self.contract_id, self.instance, self.room_key, batches)
+        receipt = await self._write(COMMITMENT_KIND, payload, "inference receipts")
+        with self._lock:
+            del self._pending[: len(batches)]
+            if receipt is not None:
+                for batch in batches:
+                    self._receipts[batch.root] = (receipt, payload)
+                while len(self._receipts) > self._keep:
+                    self._receipts.popitem(last=False)
+            return len(self._pending) >= self.max_batches
+
+    async def _write(self, kind: str, payload: dict[str, Any], what: str) -> Receipt | None:
+        try:
+            return await asyncio.to_thread(self._sink, kind, payload)
+        except Exception:
+            raise CommitFailed(f"could not commit {what} to the ledger") from None

@@ -5,10 +5,11 @@ One ``ServeDesk`` per serving instance answers the room's calls (sealroom.room.c
 startup attestation, one per ``/v1/attestation`` nonce), ``nonce`` (the key service's, for
 this contract's current model only), ``release_model`` (the model key, for this contract,
 its current model and this instance only, once), ``record`` (``inference.started``,
-``inference.receipts`` and ``inference.stopped`` of this instance only, each checked) and
-``counts`` (the latest charged query totals the ledger holds for the contract). The room is
-untrusted: a call that names another contract, instance, model or room key is refused, and
-so is a charged total that goes down (a budget may only grow).
+``inference.charged``, ``inference.receipts`` and ``inference.stopped`` of this instance
+only, each checked) and ``counts`` (the latest ``inference.charged`` entry the ledger holds
+for the contract). The room is untrusted: a call that names another contract, instance,
+model or room key is refused, and so is a charged total that goes down (a budget may only
+grow) or an ``inference.receipts`` entry that carries anything but roots (it is public).
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ from sealroom.room.channel import (
 )
 from sealroom.room.events import RoomEvent
 from sealroom.room.failures import one_line
+from sealroom.serve.budget import CHARGED_KIND, charged_totals
 from sealroom.workspace import Workspace
 
 log = logging.getLogger("sealroom.serve")
 
 STARTED = "inference.started"
 RECEIPTS = "inference.receipts"
+CHARGED = CHARGED_KIND
 STOPPED = "inference.stopped"
-SERVE_KINDS = (STARTED, RECEIPTS, STOPPED)
+SERVE_KINDS = (STARTED, CHARGED, RECEIPTS, STOPPED)
 _STARTED_FIELDS = {
     "contract_id",
     "instance",
@@ -53,35 +56,28 @@ _STARTED_FIELDS = {
     "model_digest",
     "attestation",
 }
-_RECEIPTS_FIELDS = {"contract_id", "instance", "room_key", "batches", "charged"}
+_RECEIPTS_FIELDS = {"contract_id", "instance", "room_key", "batches"}
+_CHARGED_FIELDS = {"contract_id", "instance", "room_key", "charged"}
 _BATCH_FIELDS = {"root", "size", "first_sequence"}
 MAX_BATCHES_PER_ENTRY = 4096
-MAX_CLIENTS = 100_000
 NONCES_KEPT = 1024
 
 
 def latest_counts(ledger: Any, contract_id: str) -> tuple[dict[str, Any], Receipt] | None:
-    """The last ``inference.receipts`` entry of a contract: its payload and ledger receipt."""
-    entries = ledger.find(RECEIPTS, contract_id=contract_id)
+    """The last ``inference.charged`` entry of a contract: its payload and ledger receipt
+    (totals are cumulative: the last entry holds every client the contract charged)."""
+    entries = ledger.find(CHARGED, contract_id=contract_id)
     if not entries:
         return None
     last = entries[-1]
     return dict(last.payload), last.receipt()
 
 
-def charged_totals(payload: dict[str, Any]) -> dict[str, int]:
-    """The ``charged`` map of an inference.receipts payload, checked: names to counts >= 0."""
-    charged = payload.get("charged")
-    if not isinstance(charged, dict) or len(charged) > MAX_CLIENTS:
-        raise ChannelError(f"room channel: {RECEIPTS}: charged must be a map of clients")
-    out: dict[str, int] = {}
-    for name, count in charged.items():
-        if not isinstance(name, str) or not 0 < len(name) <= 80:
-            raise ChannelError(f"room channel: {RECEIPTS}: a client fingerprint is malformed")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ChannelError(f"room channel: {RECEIPTS}: charged[{name[:80]!r}] is not a count")
-        out[name] = count
-    return out
+def _checked_totals(payload: dict[str, Any]) -> dict[str, int]:
+    try:
+        return charged_totals(payload)
+    except SealroomError as exc:
+        raise ChannelError(f"room channel: {exc}") from None
 
 
 class ServeDesk:
@@ -104,7 +100,7 @@ class ServeDesk:
         with Ledger.open(ws) as ledger:
             last = latest_counts(ledger, signed.id)
             self.ledger_public_key = ledger.public_key_b64
-        self.charged: dict[str, int] = charged_totals(last[0]) if last else {}
+        self.charged: dict[str, int] = _checked_totals(last[0]) if last else {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -204,6 +200,8 @@ class ServeDesk:
             raise ChannelError(f"room channel: {kind} before {STARTED}")
         elif kind == RECEIPTS:
             payload = self._receipts(payload)
+        elif kind == CHARGED:
+            payload = self._charged(payload)
         else:
             payload = {
                 "contract_id": self.contract.id,
@@ -253,24 +251,33 @@ class ServeDesk:
         return clean
 
     def _receipts(self, payload: dict[str, Any]) -> dict[str, Any]:
-        assert self.started is not None
-        payload = _only(payload, _RECEIPTS_FIELDS, RECEIPTS)
-        if payload.get("room_key") != self.started["room_key"]:
-            raise ChannelError(f"room channel: {RECEIPTS} names another room key")
+        """Roots only: this payload is public (GET /v1/commitments), so no usage rides in it."""
+        payload = self._own_room(_only(payload, _RECEIPTS_FIELDS, RECEIPTS), RECEIPTS)
         batches = payload.get("batches")
         if not isinstance(batches, list) or len(batches) > MAX_BATCHES_PER_ENTRY:
             raise ChannelError(f"room channel: {RECEIPTS}: batches must be a bounded list")
         for batch in batches:
             if not isinstance(batch, dict) or set(batch) != _BATCH_FIELDS:
                 raise ChannelError(f"room channel: {RECEIPTS}: a batch is malformed")
-        charged = charged_totals(payload)
+        return payload
+
+    def _charged(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Cumulative totals that never go down, for every client the contract charged."""
+        payload = self._own_room(_only(payload, _CHARGED_FIELDS, CHARGED), CHARGED)
+        charged = _checked_totals(payload)
         for name, before in self.charged.items():
             if charged.get(name, 0) < before:
                 raise ChannelError(
-                    f"room channel: {RECEIPTS}: charged total of {name[:80]} would go down "
+                    f"room channel: {CHARGED}: charged total of {name[:80]} would go down "
                     f"({before} -> {charged.get(name, 0)})"
                 )
         self.charged = charged
+        return payload
+
+    def _own_room(self, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+        assert self.started is not None
+        if payload.get("room_key") != self.started["room_key"]:
+            raise ChannelError(f"room channel: {kind} names another room key")
         return payload
 
     def _counts(self, contract_id: str) -> dict[str, Any]:

@@ -199,13 +199,13 @@ class BatchSigner:
 
 
 def commitment_payload(
-    contract_id: str,
-    instance: str,
-    room_key: str,
-    batches: Sequence[SignedBatch],
-    charged: dict[str, int],
+    contract_id: str, instance: str, room_key: str, batches: Sequence[SignedBatch]
 ) -> dict[str, Any]:
-    """The payload of one ``inference.receipts`` ledger entry (charged: cumulative totals)."""
+    """The payload of one ``inference.receipts`` ledger entry: the batch roots only.
+
+    GET /v1/commitments serves this payload to anyone, so it names no client and no usage
+    (the charged totals are ``inference.charged`` entries: sealroom.serve.budget).
+    """
     return {
         "contract_id": contract_id,
         "instance": instance,
@@ -213,7 +213,6 @@ def commitment_payload(
         "batches": [
             {"root": b.root, "size": b.size, "first_sequence": b.first_sequence} for b in batches
         ],
-        "charged": dict(sorted(charged.items())),
     }
 
 

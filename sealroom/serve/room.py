@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 INSTANCE_PATTERN = r"^srv-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$"
 SERVING = "serving"  # the stage event the room sends once it accepts connections
-RECEIPTS = "inference.receipts"
 STARTED = "inference.started"
 
 
@@ -221,23 +220,28 @@ class ServingInstance:
         }
 
     def _reload_counts(self) -> dict[str, int]:
-        """The charged totals the ledger holds, trusted only once its signature verifies."""
+        """The charged totals the ledger holds (its latest ``inference.charged`` entries),
+        trusted only once their signature verifies."""
         from sealroom.errors import RoomError
-        from sealroom.serve.desk import charged_totals
+        from sealroom.serve.budget import CHARGED_KIND, charged_totals
 
         totals: dict[str, int] = {}
         for entry in self.channel.counts(self.signed.id):
             entry.receipt.verify(self._ledger_key())
             entry.receipt.check_payload(entry.payload)
-            if entry.receipt.kind != RECEIPTS or entry.payload.get("contract_id") != self.signed.id:
+            if (
+                entry.receipt.kind != CHARGED_KIND
+                or entry.payload.get("contract_id") != self.signed.id
+            ):
                 raise RoomError("the charged totals handed to the room are for something else")
             for name, count in charged_totals(entry.payload).items():
                 totals[name] = max(totals.get(name, 0), count)
         return totals
 
-    def record_receipts(self, payload: dict[str, Any]) -> Any:
-        """The committer's sink: one ``inference.receipts`` entry; the ledger's receipt."""
-        return self.channel.record(RECEIPTS, payload).receipt
+    def record(self, kind: str, payload: dict[str, Any]) -> Any:
+        """The committer's sink: one ``inference.charged`` or ``inference.receipts`` entry,
+        recorded by the operator; the ledger's receipt."""
+        return self.channel.record(kind, payload).receipt
 
     # ------------------------------------------------------------------ serving
 
@@ -276,7 +280,7 @@ class ServingInstance:
             model_digest=self.request.model_digest,
             engine=self.engine,
             room=room,
-            sink=self.record_receipts,
+            sink=self.record,
             attest=self.attest,
             charged=self.charged,
         )

@@ -1,22 +1,19 @@
 """The inference request path, in the order a request is checked.
 
-open (HPKE) -> contract digest -> freshness window -> client listed + signature -> replay
-set -> input shape/dtype -> receipt backlog -> query budget (charged before inference) ->
-dynamic batch (model, output policy, one receipt per request, one signed root per batch)
--> response sealed under the request's own HPKE context.
+open (HPKE) -> admission (sealroom.serve.admission: contract digest, freshness window,
+client listed + signature, replay set, input shape/dtype) -> receipt backlog -> query
+budget (charged before inference) -> dynamic batch (model, output policy, one receipt per
+request, one signed root per batch) -> response sealed under the request's own HPKE context.
 
-Every refusal is a :class:`ServeRefusal` with an HTTP status and a FIXED one-line message:
-the error travels in clear (the operator and any relay see it), so it never echoes what
-the sealed request held (client name, request id, shape, values). Nothing here logs.
+Every refusal is a :class:`ServeRefusal` with an HTTP status and a FIXED one-line message
+(see sealroom.serve.admission). Nothing here logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,67 +28,39 @@ from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey
 from sealroom.errors import SealroomError
 from sealroom.ledger.entries import Receipt
+from sealroom.serve.admission import (
+    ANONYMOUS,
+    FRESHNESS_S,
+    MAX_SEEN,
+    Admission,
+    ReplayGuard,
+    ServeRefusal,
+)
 from sealroom.serve.attestation import RoomAttestation
 from sealroom.serve.batching import BatchFailed, DynamicBatcher, QueueFull, RequestTimedOut
 from sealroom.serve.budget import OverBudget, QueryBudget
 from sealroom.serve.commit import CommitFailed, Committer, Sink
-from sealroom.serve.engine import EngineFailure, InputMismatch, ModelEngine
+from sealroom.serve.engine import EngineFailure, ModelEngine
 from sealroom.serve.output_policy import apply_output_policy
-from sealroom.serve.receipts import (
-    BatchSigner,
-    InferenceReceipt,
-    ReceiptProof,
-    client_fingerprint,
-    outputs_sha256,
-)
+from sealroom.serve.receipts import BatchSigner, InferenceReceipt, ReceiptProof, outputs_sha256
 from sealroom.serve.stats import ServeStats
-from sealroom.serve.wire import WireError, open_request, verify_client_signature
+from sealroom.serve.wire import WireError, open_request
 
-FRESHNESS_S = 60.0  # a request's issued_at must be within this of the room's clock
-MAX_SEEN = 1_000_000  # request ids remembered (16 bytes each); full -> 503, never forget early
-ANONYMOUS = "anonymous"
+__all__ = [  # the admission names are re-exported: callers import them from here
+    "ANONYMOUS",
+    "FRESHNESS_S",
+    "MAX_SEEN",
+    "InferenceService",
+    "ReplayGuard",
+    "ServeRefusal",
+    "ServingRoom",
+    "canonical_json",
+]
 MAX_ATTESTING = 4  # GET /v1/attestation calls waiting on the operator at once; beyond: 503
-
-
-class ServeRefusal(SealroomError):
-    """A refused request: HTTP ``status`` and a fixed one-line message."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-class ReplayGuard:
-    """Request ids seen within the freshness window; older ones are refused as stale anyway."""
-
-    def __init__(self, window_s: float = FRESHNESS_S, max_entries: int = MAX_SEEN) -> None:
-        self.window_s = window_s
-        self.max_entries = max_entries
-        self._seen: set[bytes] = set()
-        self._expiry: list[tuple[float, bytes]] = []  # (issued_at, id), a min-heap
-
-    def check_fresh(self, issued_at: float, now: float) -> None:
-        if not math.isfinite(issued_at) or abs(now - issued_at) > self.window_s:
-            raise ServeRefusal(
-                400,
-                f"request is stale: issued_at is not within {self.window_s:g} s of the room clock",
-            )
-
-    def remember(self, request_id: bytes, issued_at: float, now: float) -> None:
-        """Refuse a request id seen before; else remember it until it would be stale."""
-        while self._expiry and self._expiry[0][0] < now - self.window_s:
-            self._seen.discard(heapq.heappop(self._expiry)[1])
-        if request_id in self._seen:
-            raise ServeRefusal(409, "request id was already used (replayed request)")
-        if len(self._seen) >= self.max_entries:
-            raise ServeRefusal(503, "too many recent requests to check for replays; retry later", 1)
-        self._seen.add(request_id)
-        heapq.heappush(self._expiry, (issued_at, request_id))
 
 
 @dataclass(frozen=True)
@@ -161,8 +130,7 @@ class InferenceService:
         self._clock = clock
         self.stats = ServeStats()
         self.replays = ReplayGuard(freshness_s)
-        self._keys = {c.name: c.signing_key for c in terms.clients}
-        self._fingerprints = {c.name: client_fingerprint(c.signing_key) for c in terms.clients}
+        self.admission = Admission(terms, self.contract_digest, engine, clock, self.replays)
         self.committer = Committer(
             self._call_sink,
             contract_id=self.contract_id,
@@ -216,9 +184,9 @@ class InferenceService:
         with self._operator:
             return self._attest(nonce)
 
-    def _call_sink(self, payload: dict[str, Any]) -> Receipt | None:
+    def _call_sink(self, kind: str, payload: dict[str, Any]) -> Receipt | None:
         with self._operator:
-            return self._sink(payload)
+            return self._sink(kind, payload)
 
     def commitment(self, root_hex: str) -> tuple[Receipt, dict[str, Any]] | None:
         """The ledger receipt and payload of the entry that lists ``root_hex``, if kept."""
@@ -261,7 +229,7 @@ class InferenceService:
         request_sha256 = hashlib.sha256(body).hexdigest()
         opened = time.perf_counter()
         self.stats.stage("open", opened - started)
-        client = self._check(request)
+        client = self.admission.admit(request)
         n = int(request.array.shape[0]) if request.array.ndim else 0
         checked = time.perf_counter()
         self.stats.stage("checks", checked - opened)
@@ -287,34 +255,6 @@ class InferenceService:
         self.stats.stage("total", done - started)
         self.stats.served(n)
         return sealed
-
-    def _check(self, request: Any) -> str:
-        """Contract, freshness, client, replay and input checks; the client's fingerprint."""
-        if request.contract_digest != self.contract_digest:
-            raise ServeRefusal(409, "request is for another contract (contract digest differs)")
-        now = self._clock()
-        self.replays.check_fresh(request.issued_at, now)
-        if self.terms.open:
-            client = ANONYMOUS  # nobody is listed: anyone shares the one anonymous budget
-        else:
-            if request.client is None:
-                raise ServeRefusal(
-                    401, "this contract serves listed clients only; the request names none"
-                )
-            key = self._keys.get(request.client)
-            if key is None:
-                raise ServeRefusal(403, "client is not listed in the contract")
-            try:
-                verify_client_signature(request, key)
-            except (WireError, SealroomError):
-                raise ServeRefusal(401, "client signature does not verify") from None
-            client = self._fingerprints[request.client]
-        self.replays.remember(request.request_id, request.issued_at, now)
-        try:
-            self.engine.check_input(request.array, self.terms.limits.max_examples_per_request)
-        except InputMismatch as exc:
-            raise ServeRefusal(422, str(exc)) from None
-        return client
 
     async def _charge(self, client: str, n: int) -> None:
         if self.committer.backlogged:

@@ -90,7 +90,7 @@ def _save(tmp_path: Path, proof: ReceiptProof | dict[str, object]) -> str:
 
 def _committed(ws: Workspace, proof: ReceiptProof) -> tuple[ReceiptProof, str]:
     payload = commitment_payload(
-        "serve-1", proof.batch.instance, proof.batch.room_key, [proof.batch], {ANONYMOUS: 4}
+        "serve-1", proof.batch.instance, proof.batch.room_key, [proof.batch]
     )
     with Ledger.open(ws) as ledger:
         receipt = ledger.append(COMMITMENT_KIND, payload)

@@ -125,7 +125,11 @@ class Room:
     hpke: RoomHpkeKey
     ledger: Ledger
     tee: SoftwareTee
-    sink_calls: list[dict[str, Any]] = field(default_factory=list)
+    sink_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (kind, payload)
+
+    def entries(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads the service committed under ``kind``, in order."""
+        return [payload for k, payload in self.sink_calls if k == kind]
 
     def request(
         self,
@@ -200,11 +204,11 @@ def make_room(
         tee=tee,
     )
 
-    def sink(payload: dict[str, Any]) -> Receipt:
-        room.sink_calls.append(payload)
+    def sink(kind: str, payload: dict[str, Any]) -> Receipt:
+        room.sink_calls.append((kind, payload))
         if fail_sink:
             raise RuntimeError("operator unreachable")
-        return ledger.append("inference.receipts", payload)
+        return ledger.append(kind, payload)
 
     room.service = InferenceService(
         signed=contract,

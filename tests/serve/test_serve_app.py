@@ -223,6 +223,37 @@ async def test_commitments_are_public_by_root(room: Room) -> None:
     assert health.json() == {"status": "ok"}
 
 
+async def test_commitments_tell_a_client_nothing_of_other_clients_usage(
+    tmp_path: Path,
+) -> None:
+    """The public roots' entry names no client and no total: bob, fetching the commitment
+    of his own answer, cannot learn how much alice queried (her fingerprint is public)."""
+    room = make_room(tmp_path, budget=100, lease_size=4, limits=ServingLimits(max_body_bytes=4096))
+    alice = client_fingerprint(room.keys["alice"].public_b64)
+    bob = client_fingerprint(room.keys["bob"].public_b64)
+    try:
+        async with client_for(room) as http:
+            for n, who in ((7, "alice"), (3, "bob")):
+                body, key = room.request(batch(n), who)
+                response = await http.post("/v1/infer", content=body, headers=SEALED)
+                assert response.status_code == 200, response.text
+            proof = ReceiptProof.model_validate(Room.open(response.content, key)["receipt"])
+            await room.service.committer.flush()
+            found = await http.get(f"/v1/commitments/{proof.batch.root}")
+    finally:
+        await room.service.stop()
+    assert found.status_code == 200
+    payload = found.json()["ledger_payload"]
+    assert set(payload) == {"contract_id", "instance", "room_key", "batches"}
+    for receipts in room.ledger.entries("inference.receipts"):
+        assert "charged" not in receipts.payload
+    for leak in (alice, bob, alice[7:], bob[7:], '"charged"'):
+        assert leak not in found.text
+    # the totals are committed, to their own entry the HTTP face never serves
+    [*_, charged] = room.ledger.entries("inference.charged")
+    assert charged.payload["charged"] == {alice: 7, bob: 4}  # leases: what was asked, or 4
+
+
 def test_a_guard_body_limit_above_the_contract_is_refused(tmp_path: Path) -> None:
     from sealroom.errors import SealroomError
     from sealroom.httpguard import GuardSettings

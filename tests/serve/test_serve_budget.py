@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from sealroom.serve.budget import OverBudget, QueryBudget, charged_totals
+from sealroom.serve.budget import (
+    ChargedMalformed,
+    OverBudget,
+    QueryBudget,
+    charged_payload,
+    charged_totals,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -111,11 +117,11 @@ async def test_an_unlimited_budget_counts_without_leases() -> None:
     assert ledger.leases == [] and ledger.notes == {"anonymous": 6}
 
 
-def test_restart_totals_are_the_highest_committed_per_client_of_this_contract() -> None:
-    payloads = [
-        {"contract_id": "c", "charged": {"a": 10, "b": 3}},
-        {"contract_id": "c", "charged": {"a": 20}},
-        {"contract_id": "other", "charged": {"a": 999}},
-        {"contract_id": "c", "charged": {"a": 15, "b": -1, "x": True}},
-    ]
-    assert charged_totals(payloads, "c") == {"a": 20, "b": 3}
+def test_charged_totals_are_checked_counts_of_fingerprints() -> None:
+    payload = charged_payload("c", "srv-1", "k", {"b": 3, "a": 10})
+    assert list(payload) == ["contract_id", "instance", "room_key", "charged"]
+    assert list(payload["charged"]) == ["a", "b"]
+    assert charged_totals(payload) == {"a": 10, "b": 3}
+    for bad in ({"a": -1}, {"a": True}, {"a": 1.5}, {"": 1}, {"x" * 81: 1}, ["a"], None):
+        with pytest.raises(ChargedMalformed):
+            charged_totals({"charged": bad})

@@ -13,8 +13,9 @@ from sealroom.crypto.signing import SigningKey
 from sealroom.ledger.entries import Receipt
 from sealroom.ledger.ledger import Ledger
 from sealroom.serve.attestation import new_instance_id
+from sealroom.serve.budget import CHARGED_KIND
 from sealroom.serve.commit import CommitFailed, Committer
-from sealroom.serve.receipts import BatchSigner, InferenceReceipt, SignedBatch
+from sealroom.serve.receipts import COMMITMENT_KIND, BatchSigner, InferenceReceipt, SignedBatch
 
 pytestmark = pytest.mark.anyio
 INSTANCE = new_instance_id()
@@ -26,18 +27,28 @@ def anyio_backend() -> str:
 
 
 class Sink:
+    """Records (kind, payload) in a real ledger; ``calls`` are the roots' entries only."""
+
     def __init__(self, tmp_path: Path) -> None:
         self.ledger = Ledger(tmp_path / "ledger.db", SigningKey.generate())
-        self.calls: list[dict[str, Any]] = []
+        self.entries: list[tuple[str, dict[str, Any]]] = []
         self.threads: set[str] = set()
         self.fail = False
 
-    def __call__(self, payload: dict[str, Any]) -> Receipt:
+    def __call__(self, kind: str, payload: dict[str, Any]) -> Receipt:
         self.threads.add(threading.current_thread().name)
         if self.fail:
             raise RuntimeError("operator unreachable: token=secret")
-        self.calls.append(payload)
-        return self.ledger.append("inference.receipts", payload)
+        self.entries.append((kind, payload))
+        return self.ledger.append(kind, payload)
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return [payload for kind, payload in self.entries if kind == COMMITMENT_KIND]
+
+    @property
+    def charged(self) -> list[dict[str, Any]]:
+        return [payload for kind, payload in self.entries if kind == CHARGED_KIND]
 
 
 def signed_batches(n: int) -> list[SignedBatch]:
@@ -111,8 +122,35 @@ async def test_an_entry_holds_at_most_max_batches_roots(tmp_path: Path) -> None:
 async def test_a_lease_is_committed_before_lease_returns(tmp_path: Path) -> None:
     sink = Sink(tmp_path)
     commit = committer(sink, charged={"sha256:" + "aa" * 32: 7})
+    commit.add(signed_batches(1)[0])
     await commit.lease("anonymous", 40)
-    assert sink.calls[-1]["charged"] == {"anonymous": 40, "sha256:" + "aa" * 32: 7}
+    # the lease writes the totals alone, at once; the pending root waits for its flush
+    assert [kind for kind, _ in sink.entries] == [CHARGED_KIND]
+    assert sink.charged[-1] == {
+        "contract_id": "c",
+        "instance": INSTANCE,
+        "room_key": "k",
+        "charged": {"anonymous": 40, "sha256:" + "aa" * 32: 7},
+    }
+
+
+async def test_totals_go_to_their_own_entry_before_the_roots(tmp_path: Path) -> None:
+    sink = Sink(tmp_path)
+    commit = committer(sink)
+    batches = signed_batches(2)
+    for batch in batches:
+        commit.add(batch)
+    commit.note("sha256:" + "bb" * 32, 3)
+    await commit.flush()
+    assert [kind for kind, _ in sink.entries] == [CHARGED_KIND, COMMITMENT_KIND]
+    roots = sink.calls[0]
+    assert set(roots) == {"contract_id", "instance", "room_key", "batches"}
+    assert "bb" * 32 not in str(roots)
+    found = commit.receipt_for(batches[0].root)
+    assert found is not None and found[0].kind == COMMITMENT_KIND and found[1] == roots
+    commit.add(signed_batches(1)[0])
+    await commit.flush()  # totals unchanged: roots only
+    assert [kind for kind, _ in sink.entries][2:] == [COMMITMENT_KIND]
 
 
 async def test_a_failed_flush_keeps_the_roots_and_says_a_fixed_line(tmp_path: Path) -> None:
@@ -132,7 +170,8 @@ async def test_a_failed_flush_keeps_the_roots_and_says_a_fixed_line(tmp_path: Pa
     await commit.flush()
     assert commit.pending == 0 and not commit.backlogged
     found = commit.receipt_for(batches[0].root)
-    assert found is not None and found[1]["charged"] == {"anonymous": 5}
+    assert found is not None and "charged" not in found[1]
+    assert sink.charged[-1]["charged"] == {"anonymous": 5}
 
 
 async def test_kept_ledger_receipts_are_bounded(tmp_path: Path) -> None:

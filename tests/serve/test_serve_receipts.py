@@ -294,7 +294,7 @@ def _committed(
     ledger = Ledger.open(workspace)
     proof = proofs[0]
     payload = commitment_payload(
-        "serve-1", proof.batch.instance, proof.batch.room_key, [proof.batch], {ANONYMOUS: 3}
+        "serve-1", proof.batch.instance, proof.batch.room_key, [proof.batch]
     )
     payload.update(payload_over)
     receipt = ledger.append(COMMITMENT_KIND, payload)
@@ -322,7 +322,7 @@ def test_ledger_payload_swapped_after_signing_is_refused(workspace: Workspace) -
     proofs = Room().proofs(3)
     honest, key = _committed(workspace, proofs, batches=[])
     payload = commitment_payload(
-        "serve-1", proofs[0].batch.instance, proofs[0].batch.room_key, [proofs[0].batch], {}
+        "serve-1", proofs[0].batch.instance, proofs[0].batch.room_key, [proofs[0].batch]
     )
     forged = _replace(honest, ledger_payload=payload)
     with pytest.raises(InferenceReceiptError, match="payload does not match"):
@@ -349,11 +349,11 @@ def test_ledger_entry_of_another_room_is_refused(workspace: Workspace) -> None:
         verify_receipt_proof(proof, ledger_public_key=key)
 
 
-def test_commitment_payload_shape() -> None:
+def test_commitment_payload_holds_roots_and_no_usage() -> None:
     batch = Room().proofs(2)[0].batch
-    payload = commitment_payload("c", batch.instance, batch.room_key, [batch], {"b": 2, "a": 1})
+    payload = commitment_payload("c", batch.instance, batch.room_key, [batch])
     assert payload["batches"] == [{"root": batch.root, "size": 2, "first_sequence": 0}]
-    assert list(payload["charged"]) == ["a", "b"]
+    assert set(payload) == {"contract_id", "instance", "room_key", "batches"}
 
 
 def test_attestation_json_round_trip_inside_proof() -> None:

@@ -37,7 +37,14 @@ def test_budget_survives_a_clean_restart(workspace: Workspace, tmp_path: Path) -
             client.infer(_examples(1))
     with Ledger.open(workspace) as ledger:
         kinds = [e.kind for e in ledger.entries() if e.kind.startswith("inference.")]
+        charged = [e.payload["charged"] for e in ledger.entries("inference.charged")]
+        roots = [e.payload for e in ledger.entries("inference.receipts")]
     assert kinds.count("inference.started") == 2 and kinds.count("inference.stopped") == 2
+    # the budget was reloaded from inference.charged; the public roots' entries hold no usage
+    assert list(charged[-1].values()) == [6] and len(charged[-1]) == 1
+    assert roots and all(
+        set(p) == {"contract_id", "instance", "room_key", "batches"} for p in roots
+    )
 
 
 def test_budget_survives_a_killed_room(workspace: Workspace, tmp_path: Path) -> None:

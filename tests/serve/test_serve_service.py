@@ -18,6 +18,7 @@ from serve_harness import MODEL, Room, expected_labels, make_room
 from sealroom.contract.inference import ServingLimits
 from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey
+from sealroom.serve.budget import CHARGED_KIND
 from sealroom.serve.receipts import ReceiptProof, client_fingerprint, verify_receipt_proof
 from sealroom.serve.service import ReplayGuard, ServeRefusal
 
@@ -170,7 +171,7 @@ async def test_over_budget_is_refused_and_the_lease_was_committed_first(tmp_path
         body, key = room.request(batch(4))
         Room.open(await room.service.infer(body), key)
         alice = client_fingerprint(room.keys["alice"].public_b64)
-        leased = [call["charged"].get(alice, 0) for call in room.sink_calls]
+        leased = [call["charged"].get(alice, 0) for call in room.entries(CHARGED_KIND)]
         assert leased and max(leased) >= 4  # committed before the answer came back
         body, _ = room.request(batch(2))
         refusal = await refused(room, body, 429)
@@ -186,7 +187,7 @@ async def test_a_restart_reloads_the_committed_totals(tmp_path: Path) -> None:
     Room.open(await first.service.infer(body), key)
     await first.service.stop()
     alice = client_fingerprint(first.keys["alice"].public_b64)
-    committed = max(call["charged"][alice] for call in first.sink_calls if alice in call["charged"])
+    committed = first.entries(CHARGED_KIND)[-1]["charged"][alice]
     assert committed >= 3
     second = make_room(
         tmp_path, budget=10, lease_size=4, keys=first.keys, charged={alice: committed}
@@ -278,15 +279,15 @@ async def test_operator_calls_never_overlap_and_attestations_are_bounded(tmp_pat
     active = {"now": 0, "most": 0}
     guard = threading.Lock()
 
-    def counted(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def wrapper(arg: Any) -> Any:
+    def counted(call: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
             with guard:
                 active["now"] += 1
                 active["most"] = max(active["most"], active["now"])
             time.sleep(0.02)
             with guard:
                 active["now"] -= 1
-            return call(arg)
+            return call(*args)
 
         return wrapper
 
