@@ -1,0 +1,154 @@
+"""Load generation and server processes for the inference benchmark and load test.
+
+The server under test runs in its own process (uvicorn on 127.0.0.1, port 0, the port
+printed as the first line of its stdout) so that client and server never share a GIL;
+clients are asyncio tasks over httpx, one connection each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START_TIMEOUT_S = 120.0
+
+
+class ServerProcess:
+    """A server started as ``python ARGV...``; its first stdout line is JSON with ``port``."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        repo = Path(__file__).resolve().parents[1]
+        path = os.pathsep.join([str(repo), str(repo / "benchmarks"), os.environ.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path, **(env or {})},
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = _read_line(self.proc, START_TIMEOUT_S)
+        if not line:
+            self.stop()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"server {argv[0]} did not start: {err.strip()[-800:]}")
+        self.info: dict[str, Any] = json.loads(line)
+        self.url = f"http://127.0.0.1:{self.info['port']}"
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the server process, from /proc (no psutil here)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # the server exits when its stdin closes
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    import selectors
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            return ""
+    return proc.stdout.readline().strip()
+
+
+# A request: given its index, send it with the client and return once its answer checks out
+# (raise on any error, wrong answer included).
+Request = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+
+
+@dataclass
+class LoadResult:
+    """Latencies (seconds) of the answered requests, errors by message, wall time."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile(50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile(99) * 1000
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+async def run_load(url: str, request: Request, total: int, concurrency: int) -> LoadResult:
+    """``total`` requests from ``concurrency`` clients, each on its own connection."""
+    result = LoadResult()
+    counter = iter(range(total))
+
+    async def client() -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as http:
+            for index in counter:
+                started = time.perf_counter()
+                try:
+                    await request(http, index)
+                except Exception as exc:
+                    key = f"{type(exc).__name__}: {str(exc)[:120]}"
+                    result.errors[key] = result.errors.get(key, 0) + 1
+                    continue
+                result.latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def load(url: str, request: Request, total: int, concurrency: int) -> LoadResult:
+    return asyncio.run(run_load(url, request, total, concurrency))
