@@ -1,0 +1,208 @@
+"""Confidential inference against plain ONNX Runtime behind the same HTTP stack, one run.
+
+Every figure is measured in this run, on this machine, against the baseline of
+benchmarks/infer_baseline.py (same hardened FastAPI app, uvicorn, ModelEngine, DynamicBatcher
+and output policy; no HPKE, no client signature, no receipts). Servers run in their own
+process (uvicorn on 127.0.0.1, port 0) so that clients and server never share a GIL; the
+clients are asyncio tasks in this process, one connection each.
+
+1. batch-1 latency, one client, p50 and p99: sealroom / baseline (goal <= 1.2);
+2. where a sealroom request's time goes (server stage timings from /v1/stats, the client's
+   HPKE seal and open, and the rest: HTTP and the event loop);
+3. HPKE cost per request (client seal + open, server open + seal), in-process;
+4. throughput with 32 concurrent clients, dynamic batching vs max_batch_size=1, for the
+   MNIST CNN and for ResNet-18 on 32x32 inputs (goal >= 3x there), sealroom and baseline.
+
+Usage: python benchmarks/bench_infer.py [--requests N] [--quick] [--models mnist,resnet18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from infer_load import LoadResult, Request, ServerProcess, load
+from infer_models import MODELS, BenchModel
+from infer_sealroom import SealroomTarget, hpke_costs
+from machine_info import machine
+
+BATCHED = {"max_batch_size": 32, "max_wait_ms": 5.0}
+UNBATCHED = {"max_batch_size": 1, "max_wait_ms": 0.0}
+
+
+@dataclass
+class Served:
+    """One server process for one model and batch setting, and how to query it."""
+
+    kind: str
+    process: ServerProcess
+    request: Request
+    stats: Callable[[], dict[str, Any]]
+
+
+def start(kind: str, model: BenchModel, path: Path, state: Path, batching: dict[str, float]) -> Served:
+    argv = [
+        str(Path(__file__).with_name("infer_server.py")), kind, "--model", str(path),
+        "--shape", ",".join(map(str, model.shape)),
+        "--max-batch-size", str(batching["max_batch_size"]),
+        "--max-wait-ms", str(batching["max_wait_ms"]),
+        "--state", str(state),
+    ]  # fmt: skip
+    process = ServerProcess(argv)
+    rng = np.random.default_rng(0)
+    example = rng.random((1, *model.shape), dtype=np.float32)
+    if kind == "baseline":
+        body = example.tobytes()
+
+        async def plain(http: httpx.AsyncClient, index: int) -> None:
+            answer = await http.post("/v1/infer", content=body)
+            answer.raise_for_status()
+            if len(answer.json()["outputs"]) != 1:
+                raise RuntimeError("wrong number of outputs")
+
+        return Served(kind, process, plain, lambda: {})
+    target = SealroomTarget(process.url, process.info)
+    return Served(kind, process, target.request(example), target.stats)
+
+
+def latency(served: Served, n: int) -> LoadResult:
+    load(served.process.url, served.request, max(5, n // 10), 1)  # warm-up
+    return load(served.process.url, served.request, n, 1)
+
+
+def throughput(served: Served, n: int, clients: int) -> LoadResult:
+    load(served.process.url, served.request, clients * 2, clients)  # warm-up
+    return load(served.process.url, served.request, n, clients)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b and not math.isnan(b) else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="latency requests per server")
+    parser.add_argument("--quick", action="store_true", help="few requests: a smoke run")
+    parser.add_argument("--models", default="mnist,resnet18")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    n = 60 if args.quick else args.requests
+    names = [m for m in args.models.split(",") if m]
+    print(f"machine: {machine()}")
+    print("servers: one process each (uvicorn, 127.0.0.1); clients: asyncio in this process")
+    figures: dict[str, Any] = {"machine": machine(), "requests": n}
+    with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
+        root = Path(tmp)
+        models = {name: MODELS[name]() for name in names}
+        paths = {}
+        for name, model in models.items():
+            paths[name] = root / f"{name}.onnx"
+            paths[name].write_bytes(model.onnx)
+
+        print("\n== HPKE cost per request (in-process, MNIST example, median)")
+        costs = hpke_costs(models.get("mnist") or next(iter(models.values())), 200 if args.quick else 2000)
+        for stage, us in costs.items():
+            print(f"  {stage:<28} {us:8.1f} us")
+        figures["hpke_us"] = costs
+
+        first = names[0]
+        print(f"\n== batch-1 latency, one client, {models[first].name}, unbatched server, {n} requests")
+        lat: dict[str, LoadResult] = {}
+        breakdown: dict[str, Any] = {}
+        for kind in ("baseline", "sealroom"):
+            served = start(kind, models[first], paths[first], root / f"lat-{kind}", UNBATCHED)
+            with served.process:
+                lat[kind] = latency(served, n)
+                if kind == "sealroom":
+                    breakdown = served.stats()
+            _show(kind, lat[kind])
+        p50 = lat["sealroom"].p50_ms / lat["baseline"].p50_ms
+        p99 = lat["sealroom"].p99_ms / lat["baseline"].p99_ms
+        print(f"  sealroom / baseline: p50 {p50:.2f}x, p99 {p99:.2f}x (goal <= 1.2)")
+        figures["latency"] = {k: _summary(v) for k, v in lat.items()} | {"p50_ratio": p50, "p99_ratio": p99}
+
+        print("\n== where a sealroom request's time goes (batch 1, means)")
+        stages = _stages(breakdown, lat["sealroom"].mean_ms, costs)
+        for stage, ms in stages.items():
+            print(f"  {stage:<34} {ms:8.3f} ms")
+        figures["breakdown_ms"] = stages
+
+        total = max(n, 4 * args.clients)
+        figures["throughput"] = {}
+        for name in names:
+            model = models[name]
+            count = total if name == "mnist" else max(args.clients * 4, total // 4)
+            print(f"\n== throughput, {args.clients} clients, {model.name}, {count} requests")
+            rows = {}
+            for kind in ("baseline", "sealroom"):
+                for label, batching in (("unbatched", UNBATCHED), ("batched", BATCHED)):
+                    served = start(kind, model, paths[name], root / f"tp-{name}-{kind}-{label}", batching)
+                    with served.process:
+                        cpu0 = served.process.cpu_seconds()
+                        result = throughput(served, count, args.clients)
+                        cpu = served.process.cpu_seconds() - cpu0
+                    rows[f"{kind} {label}"] = result
+                    _show(f"{kind} {label}", result, f"server CPU {cpu:.1f} s")
+            for kind in ("baseline", "sealroom"):
+                gain = rows[f"{kind} batched"].throughput / rows[f"{kind} unbatched"].throughput
+                print(f"  {kind}: batched / unbatched throughput {gain:.2f}x")
+            for label in ("unbatched", "batched"):
+                cost = rows[f"sealroom {label}"].throughput / rows[f"baseline {label}"].throughput
+                print(f"  {label}: sealroom / baseline throughput {cost:.2f}x")
+            figures["throughput"][name] = {k: _summary(v) for k, v in rows.items()}
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _show(label: str, result: LoadResult, extra: str = "") -> None:
+    errors = sum(result.errors.values())
+    print(
+        f"  {label:<20} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  "
+        f"{result.throughput:8.1f} req/s  errors {errors}  {extra}"
+    )
+    for message, count in list(result.errors.items())[:3]:
+        print(f"    {count} x {message}")
+
+
+def _summary(result: LoadResult) -> dict[str, Any]:
+    return {
+        "count": result.count,
+        "errors": sum(result.errors.values()),
+        "p50_ms": round(result.p50_ms, 3),
+        "p99_ms": round(result.p99_ms, 3),
+        "mean_ms": round(result.mean_ms, 3),
+        "req_per_s": round(result.throughput, 1),
+    }
+
+
+def _stages(stats: dict[str, Any], client_mean_ms: float, hpke: dict[str, float]) -> dict[str, float]:
+    """Server stage means (from its /v1/stats histograms) beside the client's own costs."""
+    means = {name: (h.get("mean_ms") or 0.0) for name, h in stats.get("stages_ms", {}).items()}
+    out = {f"server {name}": float(ms) for name, ms in means.items() if name != "total"}
+    client = (hpke["client seal request"] + hpke["client open response"]) / 1000
+    out["client HPKE seal + open"] = client
+    server_total = float(means.get("total") or sum(v for k, v in means.items() if k != "http"))
+    out["server total (handler)"] = server_total
+    out["rest: HTTP, event loops, network"] = client_mean_ms - server_total - client
+    out["client round trip (mean)"] = client_mean_ms
+    return out
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()

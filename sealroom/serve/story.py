@@ -1,0 +1,193 @@
+"""The story behind ``sealroom demo inference``: train in a room, then serve what was trained.
+
+Steps 1–7 are the training story of ``scenarios/inference`` (sealroom/room/story.py; the
+hospital seals all but the last 300 digits). Then the lab decrypts its trained model, seals
+it as its own package and proposes an inference contract for one client, the clinic, which
+lives in ITS OWN home (own identity, own copy of the contract, trusting the room host's
+attestation key, never the lab's or the operator's keys). The lab provisions the model, the
+operator serves it from a room on loopback, and the clinic classifies its held-out digits
+through the encrypted channel; the served labels are compared with the decrypted model run
+by plain ONNX Runtime on the same images, and every receipt is verified.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sealroom.errors import RoomError
+from sealroom.room.story import DEMO_PASSPHRASE, Narrator, Story, load_scenario
+from sealroom.workspace import Workspace
+
+SCENARIO = "inference"
+INFERENCE_CONTRACT = "inference.yaml"
+CLIENT = "clinic"
+TRAINED_MODEL = "trained_model.onnx"
+
+
+@dataclass
+class InferenceResult:
+    """What the demo shows: served vs local accuracy, latency, receipts, where things are."""
+
+    home: Path
+    clinic_home: Path
+    run_id: str
+    contract_id: str
+    url: str
+    images: int
+    served_accuracy: float
+    local_accuracy: float
+    agreeing: int  # examples whose served label equals the local model's
+    latencies_ms: list[float] = field(default_factory=list)
+    receipts_verified: int = 0
+    insecure: bool = True
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "home": str(self.home),
+            "clinic_home": str(self.clinic_home),
+            "run_id": self.run_id,
+            "contract_id": self.contract_id,
+            "url": self.url,
+            "images": self.images,
+            "served_accuracy": round(self.served_accuracy, 4),
+            "local_accuracy": round(self.local_accuracy, 4),
+            "agreeing": self.agreeing,
+            "p50_ms": round(self.percentile_ms(50), 3),
+            "p99_ms": round(self.percentile_ms(99), 3),
+            "mean_ms": round(statistics.fmean(self.latencies_ms), 3),
+            "receipts_verified": self.receipts_verified,
+            "insecure": self.insecure,
+            "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+        }
+
+
+class InferenceStory(Story):
+    """Plays the inference demo in ``base``: the training story, then serving (steps 8–12)."""
+
+    def __init__(
+        self, base: Path, narrator: Narrator, epochs: int | None = None, images: int | None = None
+    ) -> None:
+        super().__init__(load_scenario(SCENARIO), base, narrator, epochs=epochs)
+        self.images = images  # held-out digits to classify (None: all 300)
+
+    def play(self) -> InferenceResult:  # type: ignore[override]
+        from sealroom.crypto.passphrase import passphrase_in_effect
+
+        with passphrase_in_effect(DEMO_PASSPHRASE):
+            return self._serve_story()
+
+    def _serve_story(self) -> InferenceResult:
+        n = self.narrator
+        clock = time.monotonic()
+        trained = self._play()
+        seconds = {"train": time.monotonic() - clock}
+        ws = Workspace.find(trained.home)
+        model_file = trained.outputs / TRAINED_MODEL
+        if not model_file.exists():
+            raise RoomError(f"the training run released no {TRAINED_MODEL}")
+
+        clock = time.monotonic()
+        n.step(f"8. Consumer {self.scenario.consumer} seals its trained model as its own package")
+        served_dir = self.base / f"consumer-{self.scenario.consumer}" / "served-model"
+        served_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_file, served_dir / "model.onnx")
+        package = self._seal(
+            served_dir, self.scenario.consumer, ws.packages / "served-model.sealed", "model"
+        )
+
+        n.step(f"9. The {CLIENT}, in its own home, makes its identity and holds its digits")
+        clinic_ws = self._clinic(ws)
+        data = self.base / f"{CLIENT}-data"
+        self._run_step(["scenarios.inference.digits", "held-out", "{out}"], data)
+
+        n.step("10. The inference contract: proposed by the model owner, signed, registered")
+        contract_id = self._inference_contract(ws, clinic_ws, package.digest)
+
+        n.step(f"11. Owner {self.scenario.consumer} imports the model key and provisions it")
+        self._import_keys(contract_id, [package])
+        self._provision(ws, contract_id)
+        seconds["provision"] = time.monotonic() - clock
+
+        images = np.load(data / "images.npy", allow_pickle=False)
+        labels = np.load(data / "labels.npy", allow_pickle=False)
+        if self.images is not None:
+            images, labels = images[: self.images], labels[: self.images]
+        local = _local_labels(model_file.read_bytes(), images)
+
+        n.step(f"12. Operator {self.scenario.operator} serves it; the {CLIENT} classifies")
+        clock = time.monotonic()
+        url, served, latencies, verified, insecure = self._serve_and_query(
+            ws, clinic_ws, contract_id, images
+        )
+        seconds["serve"] = time.monotonic() - clock
+        agreeing = int(np.sum(np.asarray(served) == local))
+        n.note(f"served labels equal the local model's on {agreeing} of {len(images)} digits")
+        return InferenceResult(
+            home=ws.home,
+            clinic_home=clinic_ws.home,
+            run_id=trained.receipt.run_id,
+            contract_id=contract_id,
+            url=url,
+            images=len(images),
+            served_accuracy=float(np.mean(np.asarray(served) == labels)),
+            local_accuracy=float(np.mean(local == labels)),
+            agreeing=agreeing,
+            latencies_ms=latencies,
+            receipts_verified=verified,
+            insecure=insecure,
+            seconds=seconds,
+        )
+
+    def _clinic(self, ws: Workspace) -> Workspace:
+        """The clinic's own home and identity; only its PUBLIC identity reaches the lab."""
+        from sealroom.crypto.identity import create_party, import_identity, load_identity
+
+        clinic_ws = Workspace.create(self.base / f"{CLIENT}-home")
+        create_party(clinic_ws, CLIENT, "consumer")
+        public = self.base / f"{CLIENT}.identity.json"
+        public.write_text(json.dumps(load_identity(clinic_ws, CLIENT).document(), indent=2))
+        import_identity(ws, public)
+        self.narrator.note(f"{CLIENT}: home {clinic_ws.home}; public identity {public.name}")
+        return clinic_ws
+
+    def _inference_contract(self, ws: Workspace, clinic_ws: Workspace, digest: str) -> str:
+        """Lab proposes (the clinic's key from its public identity), operator signs; the clinic
+        imports the bundle and trusts the room host's attestation key."""
+        import yaml
+
+        from sealroom.attest.software import attestation_key, trust_attester
+        from sealroom.contract.loading import read_document
+        from sealroom.contract.store import load_contract
+        from sealroom.contract.workflow import import_contract, propose_contract, sign_contract
+
+        draft: dict[str, Any] = read_document(self.scenario.folder / INFERENCE_CONTRACT)
+        draft["model"]["package_digest"] = digest
+        path = self.base / f"consumer-{self.scenario.consumer}" / INFERENCE_CONTRACT
+        path.write_text(yaml.safe_dump(draft, sort_keys=False), encoding="utf-8")
+        signed = propose_contract(ws, path, self.scenario.consumer)
+        for name in signed.missing_signers:
+            signed = sign_contract(ws, signed.id, name)
+        assert signed.receipt is not None
+        self.narrator.note(
+            f"contract {signed.id} signed by {', '.join(sorted(signed.signatures))}; "
+            f"ledger entry {signed.receipt.seq}"
+        )
+        bundle = self.base / f"{signed.id}.contract.json"
+        bundle.write_text(load_contract(ws, signed.id).model_dump_json(indent=2) + "\n")
+        import_contract(clinic_ws, bundle)
+        trust_attester(clinic_ws, attestation_key(ws).public_b64())
+        self.narrator.note(f"{CLIENT} imported {bundle.name}; trusts the room host's attester")
+        return signed.id
