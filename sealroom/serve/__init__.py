@@ -1,0 +1,1 @@
+"""Confidential inference: a sealed model served from an attested room."""
