@@ -191,3 +191,13 @@ class InferenceStory(Story):
         trust_attester(clinic_ws, attestation_key(ws).public_b64())
         self.narrator.note(f"{CLIENT} imported {bundle.name}; trusts the room host's attester")
         return signed.id
+
+
+def _local_labels(onnx: bytes, images: np.ndarray) -> np.ndarray:
+    """The consumer's own view: its decrypted model run by plain ONNX Runtime."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    logits = session.run(None, {name: images.astype(np.float32)})[0]
+    return np.argmax(logits, axis=1)
