@@ -1,9 +1,9 @@
 """Reading a contract file (JSON or YAML) at the edge, with errors that name file and field.
 
 Two conveniences for hand-written drafts, resolved once at ``propose`` time and then frozen
-into the signed bytes: a party's public keys may be left out (taken from the workspace's
-identity of that name), and ``not_before`` may be left out (now) with ``expires`` given as a
-duration such as ``30d``, ``12h`` or ``90m``.
+into the signed bytes: a party's public keys (and an inference client's signing key) may be
+left out (taken from the workspace's identity of that name), and ``not_before`` may be left
+out (now) with ``expires`` given as a duration such as ``30d``, ``12h`` or ``90m``.
 """
 
 from __future__ import annotations
@@ -85,6 +85,16 @@ def _expand(data: dict[str, Any], resolve: KeyResolver | None, now: datetime) ->
                     party = {"signing_key": keys[0], "encryption_key": keys[1], **party}
             filled.append(party)
         data["parties"] = filled
+    inference = data.get("inference")
+    if isinstance(inference, dict) and isinstance(inference.get("clients"), list) and resolve:
+        clients = []
+        for client in inference["clients"]:
+            if isinstance(client, dict) and "name" in client and "signing_key" not in client:
+                keys = resolve(str(client["name"]))
+                if keys is not None:
+                    client = {"signing_key": keys[0], **client}
+            clients.append(client)
+        data["inference"] = {**inference, "clients": clients}
     if "not_before" not in data:
         data["not_before"] = now.replace(microsecond=0)
     expires = data.get("expires")

@@ -2,7 +2,13 @@
 
 from sealroom.kms.client import KmsClient, KmsUnavailable
 from sealroom.kms.fetch import fetch_data_key
-from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
+from sealroom.kms.models import (
+    KeyRecord,
+    ModelReleaseRequest,
+    ReleasePolicy,
+    ReleaseRequest,
+    release_info,
+)
 from sealroom.kms.service import KeyImportError, KeyService, KeyServiceAPI, ReleaseGuard
 
 __all__ = [
@@ -12,6 +18,7 @@ __all__ = [
     "KeyServiceAPI",
     "KmsClient",
     "KmsUnavailable",
+    "ModelReleaseRequest",
     "ReleaseGuard",
     "ReleasePolicy",
     "ReleaseRequest",

@@ -59,6 +59,10 @@ def package_owner(contract: Contract, package_digest: str) -> str:
     owners = {d.package_digest: d.provider for d in contract.datasets}
     if contract.model is not None:
         owners[contract.model.package_digest] = contract.model.owner
+    if contract.inference is not None and contract.model is not None:
+        # A rotated model is named by its owner's signed statement, not by the contract; its
+        # key is released only while that statement makes it the model served.
+        owners.setdefault(package_digest, contract.model.owner)
     if package_digest not in owners:
         raise KeyGrantError(f"contract {contract.id} does not name package {package_digest}")
     return owners[package_digest]

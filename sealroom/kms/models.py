@@ -78,6 +78,28 @@ class ReleaseRequest(BaseModel):
     run_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
 
 
+class ModelReleaseRequest(BaseModel):
+    """What a serving room sends to get the model key of an inference contract.
+
+    Same nonce and evidence binding as a training release (report_data =
+    ``make_report_data(nonce, ephemeral_public_key)``); no pipeline, since nothing trains:
+    the key service instead checks that ``package_digest`` is the model the contract's owner
+    provisioned (and has not rotated away or retired). ``instance`` names the serving
+    instance in the ledger.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    evidence: Evidence
+    nonce: bytes = Field(min_length=16, max_length=64)
+    ephemeral_public_key: str  # base64 raw X25519
+    contract_id: str = Field(min_length=1, max_length=200)
+    package_digest: str = Field(pattern=DIGEST_PATTERN)
+    instance: str = Field(pattern=RUN_ID_PATTERN)
+
+
 class KeyRecord(BaseModel):
     """One imported data key (wrapped under the root key) and its release policy."""
 

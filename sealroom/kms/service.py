@@ -38,7 +38,13 @@ from sealroom.contract.store import load_contract, verify_contract
 from sealroom.crypto.hpke import seal_to
 from sealroom.errors import ConfigError, KeyReleaseDenied, SealroomError
 from sealroom.kms.grant import KeyGrant, import_key_of, open_grant
-from sealroom.kms.models import KeyRecord, ReleasePolicy, ReleaseRequest, release_info
+from sealroom.kms.models import (
+    KeyRecord,
+    ModelReleaseRequest,
+    ReleasePolicy,
+    ReleaseRequest,
+    release_info,
+)
 from sealroom.kms.release_policy import check_release
 from sealroom.kms.repository import KmsRepository, NonceState, ReleaseClaim
 from sealroom.kms.rootkey import RootKey
@@ -230,6 +236,13 @@ class KeyService:
             )
         return sealed
 
+    def release_model(self, request: ModelReleaseRequest) -> bytes:
+        """An inference contract's model key HPKE-sealed to an attested serving room, or
+        KeyReleaseDenied (checks in :mod:`sealroom.kms.model_release`)."""
+        from sealroom.kms.model_release import release_model
+
+        return release_model(self, request)
+
     def _denial(
         self, facts: dict[str, Any], reason: str, extra: dict[str, Any]
     ) -> KeyReleaseDenied:
@@ -263,6 +276,8 @@ class KeyService:
         claims = self._check_evidence(request)
         record = self._check_record(request)
         contract = self._check_contract(request)
+        if contract.inference is not None:
+            raise _Denied(f"contract {contract.id} is an inference contract: no training run")
         pipeline = self._check_pipeline(request, contract, claims)
         for guard in self.guards:
             reason = guard(contract, pipeline, request)
@@ -319,7 +334,7 @@ class KeyService:
         if state is NonceState.EXPIRED:
             raise _Denied(f"nonce expired (nonces live {NONCE_TTL_S:.0f} s)")
 
-    def _check_evidence(self, request: ReleaseRequest) -> Claims:
+    def _check_evidence(self, request: ReleaseRequest | ModelReleaseRequest) -> Claims:
         try:
             claims = verify_evidence(request.evidence, self.ws)
             expected = make_report_data(request.nonce, request.ephemeral_public_key)
@@ -332,7 +347,7 @@ class KeyService:
             )
         return claims
 
-    def _check_record(self, request: ReleaseRequest) -> KeyRecord:
+    def _check_record(self, request: ReleaseRequest | ModelReleaseRequest) -> KeyRecord:
         record = self._repo.get_key(request.package_digest, request.contract_id)
         if record is not None:
             return record

@@ -25,6 +25,12 @@ pipeline_datasets := {d.id: d | some d in input.pipeline.datasets}
 
 constraints := input.contract.constraints
 
+# An inference contract (inference terms set) serves a model; nothing trains under it.
+deny contains msg if {
+	is_object(input.contract.inference)
+	msg := sprintf("contract %s is an inference contract: no training run", [input.contract.id])
+}
+
 deny contains msg if {
 	some id, _ in pipeline_datasets
 	not contract_datasets[id]
