@@ -12,7 +12,8 @@ cannot bury an audit log):
    served origins — else 403;
 2. a token bucket per client address and a global one — else 429 with ``Retry-After``;
 3. ``Authorization: Bearer <token>``, compared in constant time, on every path except the
-   public ones (a health check) — else 401;
+   public ones (a health check; or one segment below a public prefix, such as
+   ``/v1/commitments/<root>``) — else 401;
 4. the body: a declared ``Content-Length`` above the limit is refused at once, and a
    chunked body is counted as it streams and refused at the limit — 413. At most the limit
    is ever held in memory.
@@ -85,14 +86,34 @@ class GuardSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     per_client: RateLimit = field(default_factory=lambda: RateLimit(20.0, 40))
     overall: RateLimit = field(default_factory=lambda: RateLimit(100.0, 200))
+    # "/v1/commitments/": exactly one more path segment below it is public (not "." or "..")
+    public_prefixes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if len(self.token) < 16:
             raise HttpGuardError("client token must be at least 16 characters")
+        for prefix in self.public_prefixes:
+            if not (prefix.startswith("/") and prefix.endswith("/")):
+                raise HttpGuardError(f"public prefix {prefix!r} must start and end with '/'")
+
+    def is_public(self, path: str) -> bool:
+        """``path`` is public, or one plain segment below a public prefix."""
+        if path in self.public_paths:
+            return True
+        for prefix in self.public_prefixes:
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+                return bool(rest) and "/" not in rest and rest not in (".", "..")
+        return False
 
     @classmethod
     def for_loopback(
-        cls, port: int, token: str, public_paths: Iterable[str] = (), **limits: Any
+        cls,
+        port: int,
+        token: str,
+        public_paths: Iterable[str] = (),
+        public_prefixes: Iterable[str] = (),
+        **limits: Any,
     ) -> GuardSettings:
         """Accept ``Host: 127.0.0.1|localhost|[::1]:port`` and the same as origins."""
         hosts = {f"{name}:{port}" for name in LOOPBACK_NAMES}
@@ -104,6 +125,7 @@ class GuardSettings:
             allowed_hosts=frozenset(hosts),
             allowed_origins=frozenset(origins),
             public_paths=frozenset(public_paths),
+            public_prefixes=frozenset(public_prefixes),
             **limits,
         )
 
@@ -223,7 +245,7 @@ class HttpGuard:
         if wait:
             retry = str(max(1, math.ceil(wait)))
             raise _Refusal(429, "rate", "too many requests", **{"retry-after": retry})
-        if scope.get("path") in self.settings.public_paths:
+        if self.settings.is_public(str(scope.get("path", ""))):
             return
         scheme, _, given = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:

@@ -297,3 +297,30 @@ def test_a_short_or_missing_token_is_refused(tmp_path: Path) -> None:
         read_token(tmp_path / "short")
     with pytest.raises(HttpGuardError, match="at least 16"):
         GuardSettings.for_loopback(PORT, "abc")
+
+
+def test_one_segment_below_a_public_prefix_needs_no_token() -> None:
+    app = _app(_settings(public_prefixes=["/v1/commitments/"]))
+
+    @app.get("/v1/commitments/{root}")
+    def commitment(root: str) -> dict[str, str]:
+        return {"root": root}
+
+    @app.get("/v1/stats")
+    def stats() -> dict[str, int]:
+        return {"requests": 0}
+
+    http = TestClient(app, base_url=BASE)
+    assert http.get("/v1/commitments/ab12").json() == {"root": "ab12"}
+    for path in ("/v1/commitments/", "/v1/commitments/a/b", "/v1/commitments/..", "/v1/stats"):
+        assert http.get(path).status_code == 401, path
+    assert http.get("/v1/stats", headers=AUTH).status_code == 200
+    settings = _settings(public_prefixes=["/v1/commitments/"])
+    assert settings.is_public("/v1/commitments/ab12")
+    for path in ("/v1/commitments/..", "/v1/commitments/.", "/v1/commitments/a/../../stats"):
+        assert not settings.is_public(path), path
+
+
+def test_a_public_prefix_must_end_with_a_slash() -> None:
+    with pytest.raises(HttpGuardError, match="must start and end with '/'"):
+        _settings(public_prefixes=["/v1/commitments"])
