@@ -23,6 +23,7 @@ from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals, set_
 from sealroom.cli.demo import demo_command
 from sealroom.cli.run import run_command
 from sealroom.cli.seal import seal_command, unseal_command
+from sealroom.cli.serve import infer_command, serve_command
 from sealroom.cli.train import train_command
 from sealroom.workspace import Workspace
 
@@ -78,6 +79,8 @@ app.command("train")(train_command)
 app.command("seal")(seal_command)
 app.command("unseal")(unseal_command)
 app.command("run")(run_command)
+app.command("serve")(serve_command)
+app.command("infer")(infer_command)
 app.command("demo")(demo_command)
 
 

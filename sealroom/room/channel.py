@@ -12,7 +12,9 @@ operator's process, which the room asks over this channel:
 Calls: ``attest`` (software evidence over 64 bytes of report data), ``nonce`` and
 ``release`` (a package's key service, embedded or the contract's ``key_service``),
 ``budget.reserve`` / ``budget.settle`` and ``record`` (run.started, run.failed or
-run.completed of this run only). Lines are capped at MAX_LINE_BYTES; the operator treats
+run.completed of this run only). A serving room (sealroom.serve.room) uses ``attest``,
+``nonce``, ``record`` (inference.* entries), ``release_model`` and ``counts``; its desk
+(sealroom.serve.desk) refuses the training calls, and the training desk the serving ones. Lines are capped at MAX_LINE_BYTES; the operator treats
 the room as untrusted and refuses anything else.
 """
 
@@ -108,11 +110,42 @@ class RecordCall(_Message):
     payload: dict[str, Any]
 
 
+class ModelReleaseCall(_Message):
+    """A serving room asks for its model's key (sealroom.kms.models.ModelReleaseRequest as
+    JSON: the desk validates it, so that this module needs nothing of the serving code)."""
+
+    op: Literal["release_model"]
+    request: dict[str, Any]
+
+
+class CountsCall(_Message):
+    """A serving room asks for the charged query totals its contract's ledger holds."""
+
+    op: Literal["counts"]
+    contract_id: str = Field(min_length=1, max_length=128)
+
+
 Call = Annotated[
-    AttestCall | NonceCall | ReleaseCall | ReserveCall | SettleCall | RecordCall,
+    AttestCall
+    | NonceCall
+    | ReleaseCall
+    | ReserveCall
+    | SettleCall
+    | RecordCall
+    | ModelReleaseCall
+    | CountsCall,
     Field(discriminator="op"),
 ]
-OPS = ("attest", "nonce", "release", "budget.reserve", "budget.settle", "record")
+OPS = (
+    "attest",
+    "nonce",
+    "release",
+    "budget.reserve",
+    "budget.settle",
+    "record",
+    "release_model",
+    "counts",
+)
 
 
 class Request(_Message):
@@ -241,6 +274,14 @@ class RoomChannel:
         result = self.call(RecordCall(op="record", kind=kind, payload=payload))
         return RecordResult.model_validate(result)
 
+    def release_model(self, request: dict[str, Any]) -> bytes:
+        result = self.call(ModelReleaseCall(op="release_model", request=request))
+        return ReleaseResult.model_validate(result).sealed_key
+
+    def counts(self, contract_id: str) -> list[CountsEntry]:
+        result = self.call(CountsCall(op="counts", contract_id=contract_id))
+        return CountsResult.model_validate(result).entries
+
 
 class NonceResult(_Message):
     nonce: bytes
@@ -253,6 +294,17 @@ class ReleaseResult(_Message):
 class RecordResult(_Message):
     receipt: Receipt
     ledger_public_key: str
+
+
+class CountsEntry(_Message):
+    """One ledger entry (payload and the ledger's receipt for it), verified by the room."""
+
+    payload: dict[str, Any]
+    receipt: Receipt
+
+
+class CountsResult(_Message):
+    entries: list[CountsEntry] = Field(default_factory=list, max_length=64)
 
 
 class ChannelKeyService:

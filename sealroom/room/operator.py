@@ -122,7 +122,8 @@ class OperatorDesk:
         if isinstance(call, SettleCall):
             self._settle(call.spent_epsilon)
             return {}
-        assert isinstance(call, RecordCall)
+        if not isinstance(call, RecordCall):  # release_model, counts: serving rooms only
+            raise ChannelError(f"room channel: a training room may not call {call.op!r}")
         return self._record(call)
 
     # ------------------------------------------------------------------ key services

@@ -1,0 +1,333 @@
+"""The operator's end of a serving room's channel: it holds the secrets, the room holds none.
+
+One ``ServeDesk`` per serving instance answers the room's calls (sealroom.room.channel):
+``attest`` (software evidence, signed by the workspace's attestation key: one for the
+startup attestation, one per ``/v1/attestation`` nonce), ``nonce`` (the key service's, for
+this contract's current model only), ``release_model`` (the model key, for this contract,
+its current model and this instance only, once), ``record`` (``inference.started``,
+``inference.receipts`` and ``inference.stopped`` of this instance only, each checked) and
+``counts`` (the latest charged query totals the ledger holds for the contract). The room is
+untrusted: a call that names another contract, instance, model or room key is refused, and
+so is a charged total that goes down (a budget may only grow).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from pydantic import ValidationError
+
+from sealroom.contract.signed import SignedContract
+from sealroom.errors import SealroomError
+from sealroom.ledger import Ledger, Receipt
+from sealroom.room.channel import (
+    ERRORS,
+    AttestCall,
+    ChannelError,
+    CountsCall,
+    ModelReleaseCall,
+    NonceCall,
+    RecordCall,
+    Request,
+    Response,
+    parse_room_line,
+    request_id,
+)
+from sealroom.room.events import RoomEvent
+from sealroom.room.failures import one_line
+from sealroom.workspace import Workspace
+
+log = logging.getLogger("sealroom.serve")
+
+STARTED = "inference.started"
+RECEIPTS = "inference.receipts"
+STOPPED = "inference.stopped"
+SERVE_KINDS = (STARTED, RECEIPTS, STOPPED)
+_STARTED_FIELDS = {
+    "contract_id",
+    "instance",
+    "room_key",
+    "hpke_public_key",
+    "model_digest",
+    "attestation",
+}
+_RECEIPTS_FIELDS = {"contract_id", "instance", "room_key", "batches", "charged"}
+_BATCH_FIELDS = {"root", "size", "first_sequence"}
+MAX_BATCHES_PER_ENTRY = 4096
+MAX_CLIENTS = 100_000
+NONCES_KEPT = 1024
+
+
+def latest_counts(ledger: Any, contract_id: str) -> tuple[dict[str, Any], Receipt] | None:
+    """The last ``inference.receipts`` entry of a contract: its payload and ledger receipt."""
+    entries = ledger.find(RECEIPTS, contract_id=contract_id)
+    if not entries:
+        return None
+    last = entries[-1]
+    return dict(last.payload), last.receipt()
+
+
+def charged_totals(payload: dict[str, Any]) -> dict[str, int]:
+    """The ``charged`` map of an inference.receipts payload, checked: names to counts >= 0."""
+    charged = payload.get("charged")
+    if not isinstance(charged, dict) or len(charged) > MAX_CLIENTS:
+        raise ChannelError(f"room channel: {RECEIPTS}: charged must be a map of clients")
+    out: dict[str, int] = {}
+    for name, count in charged.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 80:
+            raise ChannelError(f"room channel: {RECEIPTS}: a client fingerprint is malformed")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ChannelError(f"room channel: {RECEIPTS}: charged[{name[:80]!r}] is not a count")
+        out[name] = count
+    return out
+
+
+class ServeDesk:
+    """Answers one serving instance's calls; ``finish`` records the stop."""
+
+    def __init__(
+        self, ws: Workspace, signed: SignedContract, instance: str, model_digest: str
+    ) -> None:
+        self.ws = ws
+        self.signed = signed
+        self.contract = signed.contract
+        self.instance = instance
+        self.model_digest = model_digest
+        self.started: dict[str, Any] | None = None
+        self.stopped = False
+        self.released = False
+        self.attestations = 0  # evidence signed for this instance (startup + per nonce)
+        self._issued: deque[bytes] = deque(maxlen=NONCES_KEPT)
+        self._service: Any = None
+        with Ledger.open(ws) as ledger:
+            last = latest_counts(ledger, signed.id)
+            self.ledger_public_key = ledger.public_key_b64
+        self.charged: dict[str, int] = charged_totals(last[0]) if last else {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self._service = None
+
+    def answer(self, line: bytes) -> Response | RoomEvent | None:
+        """A response for a call line, the event of an event line, None for noise."""
+        try:
+            message = parse_room_line(line)
+        except ChannelError as exc:
+            ident = request_id(line)
+            if ident is None:
+                raise
+            return _refusal(ident, exc)
+        if isinstance(message, Request):
+            return self.handle(message)
+        return message
+
+    def handle(self, request: Request) -> Response:
+        try:
+            result = self._dispatch(request)
+        except SealroomError as exc:
+            return _refusal(request.id, exc)
+        return Response(id=request.id, ok=True, result=result)
+
+    def _dispatch(self, request: Request) -> dict[str, Any]:
+        call = request.call
+        if isinstance(call, AttestCall):
+            from sealroom.attest.software import SoftwareAttester
+
+            evidence = SoftwareAttester(self.ws).attest(call.report_data)
+            self.attestations += 1
+            return {"evidence": evidence.model_dump(mode="json")}
+        if isinstance(call, NonceCall):
+            self._own_model(call.package_digest)
+            nonce: bytes = self._keys().request_nonce()
+            self._issued.append(nonce)
+            return {"nonce": _b64(nonce)}
+        if isinstance(call, ModelReleaseCall):
+            return {"sealed_key": _b64(self._release(call.request))}
+        if isinstance(call, RecordCall):
+            return self._record(call.kind, call.payload)
+        if isinstance(call, CountsCall):
+            return self._counts(call.contract_id)
+        raise ChannelError(f"room channel: a serving room may not call {call.op!r}")
+
+    def _own_model(self, package_digest: str) -> None:
+        if package_digest != self.model_digest:
+            raise ChannelError(
+                f"room channel: package {package_digest[:80]} is not the model this room serves"
+            )
+
+    def _keys(self) -> Any:
+        if self._service is None:
+            from sealroom.kms.service import KeyService
+
+            self._service = KeyService(self.ws)
+        return self._service
+
+    # ------------------------------------------------------------------ the model key
+
+    def _release(self, raw: dict[str, Any]) -> bytes:
+        from sealroom.kms.models import ModelReleaseRequest
+
+        try:
+            request = ModelReleaseRequest.model_validate(raw)
+        except ValidationError as exc:
+            raise ChannelError(
+                f"room channel: malformed release_model call: {_first(exc)}"
+            ) from None
+        if request.contract_id != self.contract.id:
+            raise ChannelError("room channel: release_model names another contract")
+        if request.instance != self.instance:
+            raise ChannelError("room channel: release_model names another serving instance")
+        self._own_model(request.package_digest)
+        if self.released:
+            raise ChannelError("room channel: this instance already has its model key")
+        sealed: bytes = self._keys().release_model(request)
+        self.released = True
+        return sealed
+
+    # ------------------------------------------------------------------ ledger
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if kind not in SERVE_KINDS:
+            raise ChannelError(f"room channel: a serving room may not record {kind[:40]!r}")
+        if payload.get("contract_id") != self.contract.id:
+            raise ChannelError(f"room channel: {kind} names another contract")
+        if payload.get("instance") != self.instance:
+            raise ChannelError(f"room channel: {kind} names another serving instance")
+        if self.stopped:
+            raise ChannelError(f"room channel: instance {self.instance} already stopped")
+        if kind == STARTED:
+            payload = self._started(payload)
+        elif self.started is None:
+            raise ChannelError(f"room channel: {kind} before {STARTED}")
+        elif kind == RECEIPTS:
+            payload = self._receipts(payload)
+        else:
+            payload = {
+                "contract_id": self.contract.id,
+                "instance": self.instance,
+                "reason": "room stopped",
+                "recorded_by": "room",
+            }
+        receipt = self.append(kind, payload)
+        if kind == STOPPED:
+            self.stopped = True
+        return {
+            "receipt": receipt.model_dump(mode="json"),
+            "ledger_public_key": self.ledger_public_key,
+        }
+
+    def _started(self, payload: dict[str, Any]) -> dict[str, Any]:
+        from sealroom.serve.attestation import RoomAttestation, verify_room_attestation
+
+        from sealroom.attest.software import attestation_key
+
+        if self.started is not None:
+            raise ChannelError(f"room channel: instance {self.instance} already started")
+        payload = _only(payload, _STARTED_FIELDS, STARTED)
+        self._own_model(str(payload.get("model_digest")))
+        try:
+            att = RoomAttestation.model_validate(payload.get("attestation"))
+        except ValidationError as exc:
+            raise ChannelError(f"room channel: {STARTED}: attestation: {_first(exc)}") from None
+        if att.nonce not in self._issued:
+            raise ChannelError(f"room channel: {STARTED}: the attestation's nonce was not issued")
+        if (att.room_key, att.hpke_public_key, att.instance, att.model_digest) != (
+            payload.get("room_key"),
+            payload.get("hpke_public_key"),
+            self.instance,
+            self.model_digest,
+        ):
+            raise ChannelError(f"room channel: {STARTED}: the attestation binds other keys")
+        verify_room_attestation(
+            att,
+            nonce=att.nonce,
+            contract=self.signed,
+            model_digest=self.model_digest,
+            trusted_signers={attestation_key(self.ws).public_b64},
+        )
+        clean = {**payload, "contract_digest": self.signed.digest}
+        clean["attestation"] = att.model_dump(mode="json")
+        self.started = clean
+        return clean
+
+    def _receipts(self, payload: dict[str, Any]) -> dict[str, Any]:
+        assert self.started is not None
+        payload = _only(payload, _RECEIPTS_FIELDS, RECEIPTS)
+        if payload.get("room_key") != self.started["room_key"]:
+            raise ChannelError(f"room channel: {RECEIPTS} names another room key")
+        batches = payload.get("batches")
+        if not isinstance(batches, list) or len(batches) > MAX_BATCHES_PER_ENTRY:
+            raise ChannelError(f"room channel: {RECEIPTS}: batches must be a bounded list")
+        for batch in batches:
+            if not isinstance(batch, dict) or set(batch) != _BATCH_FIELDS:
+                raise ChannelError(f"room channel: {RECEIPTS}: a batch is malformed")
+        charged = charged_totals(payload)
+        for name, before in self.charged.items():
+            if charged.get(name, 0) < before:
+                raise ChannelError(
+                    f"room channel: {RECEIPTS}: charged total of {name[:80]} would go down "
+                    f"({before} -> {charged.get(name, 0)})"
+                )
+        self.charged = charged
+        return payload
+
+    def _counts(self, contract_id: str) -> dict[str, Any]:
+        if contract_id != self.contract.id:
+            raise ChannelError("room channel: counts for another contract")
+        with Ledger.open(self.ws) as ledger:
+            last = latest_counts(ledger, contract_id)
+        if last is None:
+            return {"entries": []}
+        payload, receipt = last
+        return {"entries": [{"payload": payload, "receipt": receipt.model_dump(mode="json")}]}
+
+    def append(self, kind: str, payload: dict[str, Any]) -> Receipt:
+        with Ledger.open(self.ws) as ledger:
+            return ledger.append(kind, payload)
+
+    def finish(self, reason: str | None) -> None:
+        """After the room is gone: record its stop, unless it did (or never started)."""
+        if self.started is None or self.stopped:
+            return
+        payload = {
+            "contract_id": self.contract.id,
+            "instance": self.instance,
+            "reason": one_line(reason or "stopped by the operator"),
+            "recorded_by": "operator",
+        }
+        self.append(STOPPED, payload)
+        self.stopped = True
+
+
+def _only(payload: dict[str, Any], allowed: set[str], kind: str) -> dict[str, Any]:
+    extra = sorted(set(payload) - allowed)
+    if extra:
+        raise ChannelError(f"room channel: {kind} may not carry {extra[0][:40]!r}")
+    missing = sorted(allowed - set(payload))
+    if missing:
+        raise ChannelError(f"room channel: {kind} lacks {missing[0]!r}")
+    return dict(payload)
+
+
+def _first(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+
+
+def _refusal(ident: int, exc: SealroomError) -> Response:
+    name = type(exc).__name__
+    return Response(
+        id=ident,
+        ok=False,
+        error=one_line(str(exc)),
+        error_type=name if name in ERRORS else "ChannelError",
+    )
+
+
+def _b64(data: bytes) -> str:
+    from sealroom.crypto.signing import b64
+
+    return b64(data)

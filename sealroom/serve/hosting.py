@@ -1,0 +1,61 @@
+"""uvicorn on the socket the operator passed in, inside the sandbox.
+
+The room cannot create a socket (seccomp) nor bind one (Landlock TCP), so uvicorn is given
+the inherited listening socket (``Server.serve(sockets=[...])``); accepting on it creates
+the connection sockets without ``socket()``. No access log (a path or a client address is
+not for the operator's terminal), no ``Server``/``Date`` header, proxy headers off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening socket behind ``fd`` (family and type read from the socket itself)."""
+    sock = socket.socket(fileno=fd)
+    if sock.type != socket.SOCK_STREAM:
+        raise OSError(f"fd {fd} is not a stream socket")
+    return sock
+
+
+def serve_on_socket(app: Any, fd: int, on_started: Callable[[], None]) -> None:
+    """Serve ``app`` on the listening socket ``fd`` until SIGTERM or SIGINT.
+
+    ``on_started`` runs once uvicorn accepts connections (the room then tells the operator).
+    """
+    import uvicorn
+
+    sock = inherited_socket(fd)
+    config = uvicorn.Config(
+        app,
+        loop="asyncio",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True  # uvicorn's own handler replays the signal here on exit
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.005)
+        if server.started:
+            on_started()
+        await task
+
+    asyncio.run(run())

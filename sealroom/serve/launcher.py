@@ -1,0 +1,276 @@
+"""The operator's side of serving: bind the socket, start the room, answer it, stop it.
+
+The operator binds the loopback listening socket itself and hands the room only that file
+descriptor (``pass_fds``): the sandboxed room can still ``accept()`` on it, while seccomp
+keeps denying ``socket()`` and Landlock TCP ``bind``/``connect``, so the room can reach
+nobody and listen nowhere else. The room runs in a fresh empty 0700 folder with a scrubbed
+environment, its stderr discarded unread; it talks to a :class:`ServeDesk` over its pipes.
+The operator never sees a request, a response or the model in plaintext.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sealroom.contract.signed import SignedContract
+from sealroom.contract.store import load_contract
+from sealroom.errors import SealroomError
+from sealroom.httpguard import check_loopback
+from sealroom.ledger import Ledger
+from sealroom.room.channel import ChannelError, Response
+from sealroom.room.events import RoomEvent
+from sealroom.room.failures import one_line
+from sealroom.room.launcher import _drain, _pump, _send, room_environment
+from sealroom.room.packages import find_packages
+from sealroom.sandbox import private_workdir
+from sealroom.serve.desk import ServeDesk
+from sealroom.serve.room import SERVING, ServeRequest
+from sealroom.workspace import Workspace
+
+for _name in ("sealroom.attest", "sealroom.kms"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+
+STOP_GRACE_S = 10.0
+OnReady = Callable[[str, str], None]
+Line = bytes | None | ChannelError
+
+
+class ServeError(SealroomError):
+    """The serving room could not start, or stopped on a failure."""
+
+
+def new_instance_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"srv-{stamp}-{secrets.token_hex(3)}"
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on a loopback address (refused elsewhere: no TLS here)."""
+    check_loopback(host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    name = "127.0.0.1" if host == "localhost" else host
+    try:
+        return socket.create_server((name, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def current_model_digest(ws: Workspace, signed: SignedContract) -> str:
+    """The model the ledger says is provisioned under this contract (and not retired)."""
+    from sealroom.contract.provision import current_model
+
+    with Ledger.open(ws) as ledger:
+        state = current_model(ledger, signed)
+    if state.digest is None or state.retired:
+        raise ServeError(
+            f"contract {signed.id}: no model is provisioned (`sealroom model provision`)"
+        )
+    return state.digest
+
+
+def serving_request(ws: Workspace, signed: SignedContract, socket_fd: int) -> ServeRequest:
+    """The room's request: the contract, its current model's package, the ledger's key."""
+    if signed.contract.inference is None:
+        raise ServeError(f"contract {signed.id} has no inference terms: it serves nothing")
+    if signed.receipt is None:
+        raise ServeError(f"contract {signed.id} is not registered in the ledger")
+    with Ledger.open(ws) as ledger:
+        if not ledger.contains(signed.receipt):
+            raise ServeError(f"contract {signed.id}: this ledger does not hold its registration")
+        ledger_key = ledger.public_key_b64
+    digest = current_model_digest(ws, signed)
+    packages = find_packages([digest], [ws.packages])
+    if digest not in packages:
+        raise ServeError(f"contract {signed.id}: model package {digest} is not in {ws.packages}")
+    return ServeRequest(
+        instance=new_instance_id(),
+        contract=signed,
+        ledger_public_key=ledger_key,
+        model_digest=digest,
+        packages=packages,
+        socket_fd=socket_fd,
+        threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
+        secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts],
+    )
+
+
+def serve_room(
+    ws: Workspace,
+    contract_id: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8470,
+    on_ready: OnReady | None = None,
+    allow_unsandboxed: bool = False,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve ``contract_id``'s current model from a sandboxed room until stopped.
+
+    ``on_ready(url, instance)`` runs once the room accepts connections. Returns after a stop
+    (``stop`` set, SIGINT or SIGTERM); raises ServeError if the room fails or dies.
+    Either way ``inference.stopped`` is in the ledger once the room had started.
+    """
+    signed = load_contract(ws, contract_id)
+    stop = stop or threading.Event()
+    sock = bind_listener(host, port)
+    restore = _stop_on_sigterm(stop)
+    workdir = private_workdir()
+    desk: ServeDesk | None = None
+    reason: str | None = "interrupted by the operator"
+    try:
+        request = serving_request(ws, signed, sock.fileno())
+        request = request.model_copy(update={"allow_unsandboxed": allow_unsandboxed})
+        desk = ServeDesk(ws, signed, request.instance, request.model_digest)
+        reason = _run(desk, request, sock, workdir, stop, on_ready)
+    finally:
+        sock.close()
+        restore()
+        shutil.rmtree(workdir, ignore_errors=True)
+        if desk is not None:
+            try:
+                desk.finish(reason)
+            finally:
+                desk.close()
+    if reason is not None:
+        raise ServeError(f"serving {contract_id} failed: {reason}")
+
+
+def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
+    """In the main thread, SIGTERM sets ``stop`` (SIGINT raises KeyboardInterrupt there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _run(
+    desk: ServeDesk,
+    request: ServeRequest,
+    sock: socket.socket,
+    workdir: Path,
+    stop: threading.Event,
+    on_ready: OnReady | None,
+) -> str | None:
+    """Start the room, answer it until it ends or ``stop``; the failure reason or None."""
+    lines: queue.Queue[Line] = queue.Queue()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sealroom.serve.room"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=room_environment(workdir),
+        pass_fds=(sock.fileno(),),
+        start_new_session=True,  # Ctrl-C reaches the operator, which stops the room
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    threading.Thread(target=_pump, args=(proc.stdout, lines.put), daemon=True).start()
+    threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
+    url = url_of(sock)
+    reason: str | None = None
+    serving = False
+    try:
+        _send(proc.stdin, request.model_dump_json())
+        while not stop.is_set():
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                reason = reason or _ended(proc, serving)
+                break
+            try:
+                if isinstance(line, ChannelError):
+                    raise line
+                message = desk.answer(line)
+            except ChannelError as exc:
+                reason = f"room broke the channel protocol and was stopped: {exc}"
+                break
+            if isinstance(message, Response):
+                _send(proc.stdin, message.model_dump_json())
+            elif isinstance(message, RoomEvent):
+                if message.type == "failed":
+                    reason = one_line(message.message, 200) or "room failed"
+                elif message.type == "stage" and message.stage == SERVING and not serving:
+                    serving = True
+                    if on_ready is not None:
+                        on_ready(url, request.instance)
+    finally:
+        _stop_room(proc, lines, desk)
+    return reason
+
+
+def _ended(proc: subprocess.Popen[bytes], serving: bool) -> str:
+    code = _wait(proc, STOP_GRACE_S)
+    what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    return f"room process {what}" + ("" if serving else " before serving")
+
+
+def _stop_room(proc: subprocess.Popen[bytes], lines: queue.Queue[Line], desk: ServeDesk) -> None:
+    """SIGTERM, then answer what the room still asks while it flushes (its last receipts
+    commitment), then kill it after the grace period."""
+    if proc.poll() is None:
+        proc.terminate()
+    assert proc.stdin is not None
+    deadline = _now() + STOP_GRACE_S
+    while proc.poll() is None and _now() < deadline:
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if line is None or isinstance(line, ChannelError):
+            break
+        try:
+            message = desk.answer(line)
+        except ChannelError:
+            break
+        if isinstance(message, Response):
+            _send(proc.stdin, message.model_dump_json())
+    if proc.poll() is None:
+        proc.kill()
+    _wait(proc, STOP_GRACE_S)
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def describe(request: ServeRequest) -> dict[str, Any]:
+    """What the operator may print about the room it starts (public facts only)."""
+    return {
+        "instance": request.instance,
+        "contract": request.contract.id,
+        "model_digest": request.model_digest,
+    }
