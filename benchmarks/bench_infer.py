@@ -24,7 +24,6 @@ import json
 import math
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,9 @@ class Served:
     stats: Callable[[], dict[str, Any]]
 
 
-def start(kind: str, model: BenchModel, path: Path, state: Path, batching: dict[str, float]) -> Served:
+def start(
+    kind: str, model: BenchModel, path: Path, state: Path, batching: dict[str, float]
+) -> Served:
     argv = [
         str(Path(__file__).with_name("infer_server.py")), kind, "--model", str(path),
         "--shape", ",".join(map(str, model.shape)),
@@ -115,13 +116,17 @@ def main() -> None:
             paths[name].write_bytes(model.onnx)
 
         print("\n== HPKE cost per request (in-process, MNIST example, median)")
-        costs = hpke_costs(models.get("mnist") or next(iter(models.values())), 200 if args.quick else 2000)
+        costs = hpke_costs(
+            models.get("mnist") or next(iter(models.values())), 200 if args.quick else 2000
+        )
         for stage, us in costs.items():
             print(f"  {stage:<28} {us:8.1f} us")
         figures["hpke_us"] = costs
 
         first = names[0]
-        print(f"\n== batch-1 latency, one client, {models[first].name}, unbatched server, {n} requests")
+        print(
+            f"\n== batch-1 latency, one client, {models[first].name}, unbatched, {n} requests"
+        )
         lat: dict[str, LoadResult] = {}
         breakdown: dict[str, Any] = {}
         for kind in ("baseline", "sealroom"):
@@ -134,7 +139,10 @@ def main() -> None:
         p50 = lat["sealroom"].p50_ms / lat["baseline"].p50_ms
         p99 = lat["sealroom"].p99_ms / lat["baseline"].p99_ms
         print(f"  sealroom / baseline: p50 {p50:.2f}x, p99 {p99:.2f}x (goal <= 1.2)")
-        figures["latency"] = {k: _summary(v) for k, v in lat.items()} | {"p50_ratio": p50, "p99_ratio": p99}
+        figures["latency"] = {k: _summary(v) for k, v in lat.items()} | {
+            "p50_ratio": p50,
+            "p99_ratio": p99,
+        }
 
         print("\n== where a sealroom request's time goes (batch 1, means)")
         stages = _stages(breakdown, lat["sealroom"].mean_ms, costs)
@@ -151,7 +159,9 @@ def main() -> None:
             rows = {}
             for kind in ("baseline", "sealroom"):
                 for label, batching in (("unbatched", UNBATCHED), ("batched", BATCHED)):
-                    served = start(kind, model, paths[name], root / f"tp-{name}-{kind}-{label}", batching)
+                    served = start(
+                        kind, model, paths[name], root / f"tp-{name}-{kind}-{label}", batching
+                    )
                     with served.process:
                         cpu0 = served.process.cpu_seconds()
                         result = throughput(served, count, args.clients)
@@ -190,7 +200,9 @@ def _summary(result: LoadResult) -> dict[str, Any]:
     }
 
 
-def _stages(stats: dict[str, Any], client_mean_ms: float, hpke: dict[str, float]) -> dict[str, float]:
+def _stages(
+    stats: dict[str, Any], client_mean_ms: float, hpke: dict[str, float]
+) -> dict[str, float]:
     """Server stage means (from its /v1/stats histograms) beside the client's own costs."""
     means = {name: (h.get("mean_ms") or 0.0) for name, h in stats.get("stages_ms", {}).items()}
     out = {f"server {name}": float(ms) for name, ms in means.items() if name != "total"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -18,8 +19,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import socket
 
 import httpx
 
@@ -31,7 +30,9 @@ class ServerProcess:
 
     def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
         repo = Path(__file__).resolve().parents[1]
-        path = os.pathsep.join([str(repo), str(repo / "benchmarks"), os.environ.get("PYTHONPATH", "")])
+        path = os.pathsep.join(
+            [str(repo), str(repo / "benchmarks"), os.environ.get("PYTHONPATH", "")]
+        )
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             stdin=subprocess.PIPE,

@@ -10,7 +10,9 @@ from sealroom.cli.console import console, emit_json, refusals
 from sealroom.room.story import DEMO_PASSPHRASE, Narrator
 
 
-def inference_demo(home: Path | None, epochs: int | None, json_out: bool, narrator: Narrator) -> None:
+def inference_demo(
+    home: Path | None, epochs: int | None, json_out: bool, narrator: Narrator
+) -> None:
     """Train, provision, serve, classify; print accuracy served vs local, latency, receipts."""
     from sealroom.errors import WorkspaceError
     from sealroom.serve.story import InferenceStory

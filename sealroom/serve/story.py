@@ -13,8 +13,10 @@ by plain ONNX Runtime on the same images, and every receipt is verified.
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ SCENARIO = "inference"
 INFERENCE_CONTRACT = "inference.yaml"
 CLIENT = "clinic"
 TRAINED_MODEL = "trained_model.onnx"
+SERVE_START_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -192,6 +195,82 @@ class InferenceStory(Story):
         self.narrator.note(f"{CLIENT} imported {bundle.name}; trusts the room host's attester")
         return signed.id
 
+    def _provision(self, ws: Workspace, contract_id: str) -> None:
+        from sealroom.contract.provision import provision_model
+
+        statement, state, receipt = provision_model(
+            ws, contract_id, self.scenario.consumer, "provision"
+        )
+        self.narrator.note(
+            f"model {state.digest} provisioned by {statement.signer} (ledger entry {receipt.seq})"
+        )
+
+    def _serve_and_query(
+        self, ws: Workspace, clinic_ws: Workspace, contract_id: str, images: np.ndarray
+    ) -> tuple[str, list[int], list[float], int, bool]:
+        """Serve from a room (a thread here runs the operator's side) while the clinic, with
+        only its own home, attests the room and sends one digit a request."""
+        from sealroom.attest.software import trusted_attesters
+        from sealroom.contract.store import load_contract
+        from sealroom.serve.client import InferenceClient
+        from sealroom.serve.launcher import serve_room
+
+        ready: queue.Queue[str] = queue.Queue()
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def operator() -> None:
+            try:
+                serve_room(
+                    ws, contract_id, host="127.0.0.1", port=0, stop=stop,
+                    on_ready=lambda url, instance: ready.put(url),
+                )  # fmt: skip
+            except BaseException as exc:
+                failure.append(exc)
+                ready.put("")
+
+        thread = threading.Thread(target=operator, name="sealroom-demo-serve", daemon=True)
+        thread.start()
+        try:
+            url = ready.get(timeout=SERVE_START_TIMEOUT_S)
+        except queue.Empty:
+            url = ""
+        if not url:
+            stop.set()
+            thread.join(30)
+            reason = str(failure[0]) if failure else "it did not start in time"
+            raise RoomError(f"the serving room did not start: {reason}")
+        self.narrator.note(f"room serving at {url}")
+        labels: list[int] = []
+        latencies: list[float] = []
+        verified = 0
+        try:
+            signed = load_contract(clinic_ws, contract_id)  # the clinic's own copy
+            with InferenceClient(
+                url, signed, trusted_attesters=trusted_attesters(clinic_ws),
+                identity=_client_identity(clinic_ws),
+            ) as client:  # fmt: skip
+                client.attest()
+                for check, result in client.verification_document():
+                    self.narrator.note(f"{check}: {result}")
+                insecure = bool(client.claims.insecure)
+                for image in images:
+                    answer = client.infer(image[np.newaxis])
+                    labels.append(int(answer.outputs[0]["label"]))
+                    latencies.append(answer.latency_s * 1000.0)
+                    verified += 1  # infer() raises unless the receipt verifies
+                committed = client.fetch_commitment(answer.proof)
+                if committed is not None:
+                    self.narrator.note(
+                        f"last batch root committed: ledger entry {committed.ledger.seq}"
+                    )
+        finally:
+            stop.set()
+            thread.join(60)
+        if failure:
+            raise RoomError(f"the serving room failed: {failure[0]}")
+        return url, labels, latencies, verified, insecure
+
 
 def _local_labels(onnx: bytes, images: np.ndarray) -> np.ndarray:
     """The consumer's own view: its decrypted model run by plain ONNX Runtime."""
@@ -201,3 +280,11 @@ def _local_labels(onnx: bytes, images: np.ndarray) -> np.ndarray:
     name = session.get_inputs()[0].name
     logits = session.run(None, {name: images.astype(np.float32)})[0]
     return np.argmax(logits, axis=1)
+
+
+def _client_identity(clinic_ws: Workspace) -> tuple[str, Any]:
+    from sealroom.crypto.identity import load_party
+    from sealroom.crypto.signing import SigningKey
+
+    party = load_party(clinic_ws, CLIENT)
+    return CLIENT, SigningKey(party._signing)
