@@ -1,0 +1,197 @@
+"""Fixtures for the serving tests: a workspace whose lab provisions a tiny sealed ONNX
+classifier under a registered inference contract, a room serving it on loopback (port 0),
+and clients that pin it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from sealroom.attest.software import attestation_key, measure_runtime
+from sealroom.contract.canonical import canonical_bytes
+from sealroom.contract.schema import Contract
+from sealroom.contract.signed import SignedContract
+from sealroom.contract.store import save_contract
+from sealroom.contract.workflow import register
+from sealroom.crypto.identity import Party, create_party
+from sealroom.crypto.sealing import seal
+from sealroom.crypto.signing import SigningKey
+from sealroom.kms.models import ReleasePolicy
+from sealroom.kms.service import KeyService
+from sealroom.ledger import Ledger
+from sealroom.serve.client import InferenceClient
+from sealroom.serve.launcher import serve_room
+from sealroom.workspace import Workspace
+
+CONTRACT_ID = "tiny-serve"
+WEIGHTS = (np.arange(12, dtype=np.float32).reshape(4, 3) - 5.0) / 10.0
+FEATURES = 4
+
+
+def tiny_classifier(weights: np.ndarray = WEIGHTS) -> bytes:
+    """x[n, 4] @ W -> logits[n, 3]: the smallest model a classifier output policy fits."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", FEATURES])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 3])
+    w = numpy_helper.from_array(weights.astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["logits"])], "g", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@dataclass
+class Served:
+    """What a test needs: the workspace, its parties, the contract, the client's key."""
+
+    ws: Workspace
+    parties: dict[str, Party]
+    signed: SignedContract
+    model_digest: str
+    client_key: SigningKey
+
+    def client(
+        self, url: str, *, signed: SignedContract | None = None, **overrides: Any
+    ) -> InferenceClient:
+        options: dict[str, Any] = {
+            "trusted_attesters": {attestation_key(self.ws).public_b64},
+            "identity": ("alice", self.client_key),
+        }
+        options.update(overrides)
+        return InferenceClient(url, signed or self.signed, **options)
+
+
+def inference_contract(
+    ws: Workspace,
+    parties: dict[str, Party],
+    model_digest: str,
+    client_key: SigningKey,
+    *,
+    contract_id: str = CONTRACT_ID,
+    **terms: Any,
+) -> SignedContract:
+    """Propose, sign (lab and operator) and register an inference contract."""
+    now = datetime.now(UTC)
+    with Ledger.open(ws) as ledger:
+        ledger_key = ledger.public_key_b64
+    inference: dict[str, Any] = {
+        "clients": [{"name": "alice", "signing_key": client_key.public_b64}],
+        "output": {"kind": "probabilities", "decimals": 4},
+        "input": {"name": "x", "dtype": "float32", "shape": [FEATURES]},
+        "limits": {"max_batch_size": 8, "max_wait_ms": 1},
+    }
+    inference.update(terms)
+    data: dict[str, Any] = {
+        "id": contract_id,
+        "purpose": "serve a tiny classifier",
+        "parties": [
+            _ref(parties["lab"], "consumer"),
+            _ref(parties["operator"], "operator"),
+        ],
+        "model": {"owner": "lab", "package_digest": model_digest},
+        "consumer": "lab",
+        "room": {"measurements": [measure_runtime()], "allow_insecure": True},
+        "not_before": (now - timedelta(days=1)).isoformat(),
+        "expires": (now + timedelta(days=30)).isoformat(),
+        "ledger_public_key": ledger_key,
+        "inference": inference,
+    }
+    contract = Contract.model_validate(data)
+    signed = SignedContract(contract=contract)
+    for name in ("lab", "operator"):
+        signed = signed.with_signature(name, parties[name].sign(canonical_bytes(contract)))
+    signed = register(ws, signed)
+    save_contract(ws, signed)
+    return signed
+
+
+def _ref(party: Party, role: str) -> dict[str, str]:
+    identity = party.identity
+    return {
+        "name": identity.name,
+        "role": role,
+        "signing_key": identity.signing_key,
+        "encryption_key": identity.encryption_key,
+    }
+
+
+def seal_model(ws: Workspace, owner: Party, tmp: Path, onnx: bytes, name: str = "model") -> tuple[str, bytes]:
+    """Seal ``onnx`` as ``<name>.sealed`` in the workspace's packages; (digest, data key)."""
+    source = tmp / f"{name}-src"
+    source.mkdir()
+    (source / "model.onnx").write_bytes(onnx)
+    result = seal(source, owner, ws.packages / f"{name}.sealed")
+    (source / "model.onnx").unlink()
+    source.rmdir()
+    return result.digest, result.data_key
+
+
+def import_model_key(ws: Workspace, signed: SignedContract, digest: str, key: bytes) -> None:
+    policy = ReleasePolicy(
+        contract_id=signed.id,
+        package_digest=digest,
+        measurements=[measure_runtime()],
+        allow_insecure=True,
+    )
+    with KeyService(ws) as service:
+        service.import_key(digest, key, "lab", signed.id, policy)
+
+
+def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) -> None:
+    """The model owner's signed statement: this package is the contract's model now."""
+    from sealroom.contract.provision import provision_model
+
+    provision_model(ws, signed.id, digest, owner)
+
+
+def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
+    """Parties, a sealed tiny model, its contract registered, its key imported, provisioned."""
+    parties = {
+        "lab": create_party(ws, "lab", "consumer"),
+        "operator": create_party(ws, "operator", "operator"),
+    }
+    digest, key = seal_model(ws, parties["lab"], tmp, tiny_classifier())
+    client_key = SigningKey.generate()
+    signed = inference_contract(ws, parties, digest, client_key, **terms)
+    import_model_key(ws, signed, digest, key)
+    provision(ws, signed, digest, parties["lab"])
+    return Served(ws, parties, signed, digest, client_key)
+
+
+@contextmanager
+def running_room(served: Served, timeout: float = 30.0) -> Iterator[tuple[str, str]]:
+    """A serving room on 127.0.0.1:0 in a thread; yields (url, instance); stops it after."""
+    ready = threading.Event()
+    stop = threading.Event()
+    where: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def on_ready(url: str, instance: str) -> None:
+        where.update(url=url, instance=instance)
+        ready.set()
+
+    def run() -> None:
+        try:
+            serve_room(served.ws, served.signed.id, port=0, on_ready=on_ready, stop=stop)
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(timeout) or errors:
+            raise AssertionError(f"the room did not start: {errors[0] if errors else 'timeout'}")
+        yield where["url"], where["instance"]
+    finally:
+        stop.set()
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
