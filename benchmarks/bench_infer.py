@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infer_load import LoadResult, Request, ServerProcess, load
 from infer_models import MODELS, BenchModel
-from infer_sealroom import SealroomTarget, hpke_costs
+from infer_sealroom import SealroomRoom, hpke_costs
 from machine_info import machine
 
 BATCHED = {"max_batch_size": 32, "max_wait_ms": 5.0}
@@ -45,49 +46,54 @@ UNBATCHED = {"max_batch_size": 1, "max_wait_ms": 0.0}
 
 @dataclass
 class Served:
-    """One server process for one model and batch setting, and how to query it."""
+    """One server (its own process) for one model and batch setting, and how to query it."""
 
     kind: str
-    process: ServerProcess
+    url: str
     request: Request
     stats: Callable[[], dict[str, Any]]
+    pid: int
+    stop: Callable[[], None]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start(
     kind: str, model: BenchModel, path: Path, state: Path, batching: dict[str, float]
 ) -> Served:
+    """The baseline in infer_server.py's process, or a real sealroom serving room."""
+    example = np.random.default_rng(0).random((1, *model.shape), dtype=np.float32)
+    if kind == "sealroom":
+        room = SealroomRoom(model, batching, state).start()
+        return Served(kind, room.url, room.request(example), room.stats, room.room_pid(), room.stop)
     argv = [
         str(Path(__file__).with_name("infer_server.py")), kind, "--model", str(path),
         "--shape", ",".join(map(str, model.shape)),
         "--max-batch-size", str(batching["max_batch_size"]),
         "--max-wait-ms", str(batching["max_wait_ms"]),
-        "--state", str(state),
     ]  # fmt: skip
     process = ServerProcess(argv)
-    rng = np.random.default_rng(0)
-    example = rng.random((1, *model.shape), dtype=np.float32)
-    if kind == "baseline":
-        body = example.tobytes()
+    body = example.tobytes()
 
-        async def plain(http: httpx.AsyncClient, index: int) -> None:
-            answer = await http.post("/v1/infer", content=body)
-            answer.raise_for_status()
-            if len(answer.json()["outputs"]) != 1:
-                raise RuntimeError("wrong number of outputs")
+    async def plain(http: httpx.AsyncClient, index: int) -> None:
+        answer = await http.post("/v1/infer", content=body)
+        answer.raise_for_status()
+        if len(answer.json()["outputs"]) != 1:
+            raise RuntimeError("wrong number of outputs")
 
-        return Served(kind, process, plain, lambda: {})
-    target = SealroomTarget(process.url, process.info)
-    return Served(kind, process, target.request(example), target.stats)
+    return Served(kind, process.url, plain, dict, process.proc.pid, process.stop)
 
 
 def latency(served: Served, n: int) -> LoadResult:
-    load(served.process.url, served.request, max(5, n // 10), 1)  # warm-up
-    return load(served.process.url, served.request, n, 1)
+    load(served.url, served.request, max(5, n // 10), 1)  # warm-up
+    return load(served.url, served.request, n, 1)
 
 
 def throughput(served: Served, n: int, clients: int) -> LoadResult:
-    load(served.process.url, served.request, clients * 2, clients)  # warm-up
-    return load(served.process.url, served.request, n, clients)
+    load(served.url, served.request, clients * 2, clients)  # warm-up
+    return load(served.url, served.request, n, clients)
 
 
 def ratio(a: float, b: float) -> str:
@@ -124,17 +130,17 @@ def main() -> None:
         figures["hpke_us"] = costs
 
         first = names[0]
-        print(
-            f"\n== batch-1 latency, one client, {models[first].name}, unbatched, {n} requests"
-        )
+        print(f"\n== batch-1 latency, one client, {models[first].name}, unbatched, {n} requests")
         lat: dict[str, LoadResult] = {}
         breakdown: dict[str, Any] = {}
         for kind in ("baseline", "sealroom"):
             served = start(kind, models[first], paths[first], root / f"lat-{kind}", UNBATCHED)
-            with served.process:
+            try:
                 lat[kind] = latency(served, n)
                 if kind == "sealroom":
                     breakdown = served.stats()
+            finally:
+                served.stop()
             _show(kind, lat[kind])
         p50 = lat["sealroom"].p50_ms / lat["baseline"].p50_ms
         p99 = lat["sealroom"].p99_ms / lat["baseline"].p99_ms

@@ -2,8 +2,8 @@
 
 Binds 127.0.0.1 port 0, builds the app for that port, prints one JSON line (``port`` and
 what a client needs), serves with uvicorn, and exits when its stdin closes. KIND is
-``baseline`` (plain ONNX Runtime, infer_baseline.py) or ``sealroom`` (the real
-InferenceService and app, infer_sealroom.py).
+``baseline`` (plain ONNX Runtime, infer_baseline.py); the sealroom side is a real serving
+room (infer_sealroom.py), which is its own process already.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from sealroom.contract.inference import ServingLimits
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["baseline", "sealroom"])
+    parser.add_argument("kind", choices=["baseline"])
     parser.add_argument("--model", type=Path, required=True, help="ONNX file")
     parser.add_argument("--shape", required=True, help="one example, e.g. 1,28,28")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
-    parser.add_argument("--state", type=Path, help="sealroom: folder for its workspace")
     args = parser.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     limits = ServingLimits(
@@ -48,18 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     port = sock.getsockname()[1]
     info: dict[str, Any] = {"port": port}
     onnx = args.model.read_bytes()
-    if args.kind == "baseline":
-        from infer_baseline import baseline_app
+    from infer_baseline import baseline_app
 
-        app = baseline_app(onnx, shape, port, limits)
-    else:
-        from infer_sealroom import sealroom_app
-
-        app, extra = sealroom_app(onnx, shape, port, limits, args.state)
-        info.update(extra)
+    app = baseline_app(onnx, shape, port, limits)
+    # As the serving room runs uvicorn (sealroom/serve/hosting.py): asyncio loop, no headers.
     config = uvicorn.Config(
-        app, log_level="warning", proxy_headers=False, server_header=False, access_log=False
-    )
+        app, loop="asyncio", log_level="warning", proxy_headers=False, server_header=False,
+        date_header=False, access_log=False,
+    )  # fmt: skip
     server = uvicorn.Server(config)
 
     def watch_stdin() -> None:
