@@ -124,7 +124,9 @@ def infer_command(
         )
         return
     for path, result in results:
-        console.print(f"{path}: {_show(result.outputs)}  [dim]({result.latency_s * 1000:.1f} ms)[/]")
+        console.print(
+            f"{path}: {_show(result.outputs)}  [dim]({result.latency_s * 1000:.1f} ms)[/]"
+        )
     if verify:
         console.print("[bold]verification document[/]")
         for check, outcome in document:

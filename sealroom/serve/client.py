@@ -186,12 +186,11 @@ class InferenceClient:
         self._doc.ok("response", f"opened with request {b64(request.request_id)}'s key")
         return InferenceResult(outputs=outputs, proof=proof, latency_s=latency)
 
-    def _check_receipt(
-        self, data: Any, body: bytes, outputs: list[Any], fingerprint: str
-    ) -> Any:
+    def _check_receipt(self, data: Any, body: bytes, outputs: list[Any], fingerprint: str) -> Any:
         from pydantic import ValidationError
 
-        from sealroom.serve.receipts import ReceiptProof, response_sha256, verify_receipt_proof
+        from sealroom.serve.receipts import ReceiptProof, verify_receipt_proof
+        from sealroom.serve.service import outputs_sha256 as response_sha256
 
         doc, att = self._doc, self.attestation
         try:
@@ -220,9 +219,14 @@ class InferenceClient:
         }
         for check, (got, want) in expected.items():
             if got != want:
-                raise doc.fail(check, f"the receipt names {str(got)[:120]}, expected {str(want)[:120]}")
-        doc.ok("receipt", f"sequence {receipt.sequence} in batch root {proof.batch.root[:16]}…, "
-               "signed by the attested receipt key")
+                raise doc.fail(
+                    check, f"the receipt names {str(got)[:120]}, expected {str(want)[:120]}"
+                )
+        doc.ok(
+            "receipt",
+            f"sequence {receipt.sequence} in batch root {proof.batch.root[:16]}…, "
+            "signed by the attested receipt key",
+        )
         return proof
 
     def fetch_commitment(self, proof: Any, wait_s: float = 3.0) -> Any:

@@ -220,9 +220,8 @@ class ServeDesk:
         }
 
     def _started(self, payload: dict[str, Any]) -> dict[str, Any]:
-        from sealroom.serve.attestation import RoomAttestation, verify_room_attestation
-
         from sealroom.attest.software import attestation_key
+        from sealroom.serve.attestation import RoomAttestation, verify_room_attestation
 
         if self.started is not None:
             raise ChannelError(f"room channel: instance {self.instance} already started")

@@ -24,14 +24,14 @@ def inherited_socket(fd: int) -> socket.socket:
     return sock
 
 
-def serve_on_socket(app: Any, fd: int, on_started: Callable[[], None]) -> None:
-    """Serve ``app`` on the listening socket ``fd`` until SIGTERM or SIGINT.
+def serve_on_socket(app: Any, fd: int | socket.socket, on_started: Callable[[], None]) -> None:
+    """Serve ``app`` on the listening socket (or its fd) until SIGTERM or SIGINT.
 
     ``on_started`` runs once uvicorn accepts connections (the room then tells the operator).
     """
     import uvicorn
 
-    sock = inherited_socket(fd)
+    sock = fd if isinstance(fd, socket.socket) else inherited_socket(fd)
     config = uvicorn.Config(
         app,
         loop="asyncio",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import secrets
 import shutil
 import signal
 import socket
@@ -22,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,7 +28,7 @@ from typing import Any
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import load_contract
 from sealroom.errors import SealroomError
-from sealroom.httpguard import check_loopback
+from sealroom.httpguard import check_loopback, write_token
 from sealroom.ledger import Ledger
 from sealroom.room.channel import ChannelError, Response
 from sealroom.room.events import RoomEvent
@@ -38,6 +36,7 @@ from sealroom.room.failures import one_line
 from sealroom.room.launcher import _drain, _pump, _send, room_environment
 from sealroom.room.packages import find_packages
 from sealroom.sandbox import private_workdir
+from sealroom.serve.attestation import new_instance_id
 from sealroom.serve.desk import ServeDesk
 from sealroom.serve.room import SERVING, ServeRequest
 from sealroom.workspace import Workspace
@@ -54,11 +53,6 @@ class ServeError(SealroomError):
     """The serving room could not start, or stopped on a failure."""
 
 
-def new_instance_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"srv-{stamp}-{secrets.token_hex(3)}"
-
-
 def bind_listener(host: str, port: int) -> socket.socket:
     """A listening TCP socket on a loopback address (refused elsewhere: no TLS here)."""
     check_loopback(host)
@@ -68,6 +62,11 @@ def bind_listener(host: str, port: int) -> socket.socket:
         return socket.create_server((name, port), family=family, backlog=1024)
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def stats_token_path(ws: Workspace, contract_id: str) -> Path:
+    """Where ``sealroom serve`` keeps the bearer token of ``GET /v1/stats`` (0600)."""
+    return ws.home / "serve" / f"{contract_id}.stats-token"
 
 
 def url_of(sock: socket.socket) -> str:
@@ -111,6 +110,7 @@ def serving_request(ws: Workspace, signed: SignedContract, socket_fd: int) -> Se
         socket_fd=socket_fd,
         threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
         secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts],
+        stats_token=write_token(stats_token_path(ws, signed.id)),
     )
 
 

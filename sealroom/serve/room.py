@@ -29,10 +29,9 @@ from sealroom.contract.signed import SignedContract
 from sealroom.room.events import RoomEvent
 
 if TYPE_CHECKING:
-    from sealroom.serve.attestation import RoomAttestation
-
     from sealroom.room.channel import RoomChannel
     from sealroom.room.events import EventWriter
+    from sealroom.serve.attestation import RoomAttestation
 
 INSTANCE_PATTERN = r"^srv-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$"
 SERVING = "serving"  # the stage event the room sends once it accepts connections
@@ -54,6 +53,8 @@ class ServeRequest(BaseModel):
     threads: int = Field(default=1, ge=1, le=256)
     allow_unsandboxed: bool = False
     secret_paths: list[Path] = Field(default_factory=list)
+    # The operator's bearer token for GET /v1/stats (aggregates only; clients need none).
+    stats_token: str = Field(min_length=16)
 
 
 class LockedChannel:
@@ -109,12 +110,11 @@ def enter_sandbox(request: ServeRequest) -> str:
     return confine(policy).kind
 
 
-class ServingRoom:
+class ServingInstance:
     """One serving instance inside the sandbox; ``prepare`` then ``serve``."""
 
     def __init__(self, request: ServeRequest, channel: Any, emit: LockedWriter) -> None:
         from sealroom.crypto.hpke_context import RoomHpkeKey
-
         from sealroom.crypto.signing import SigningKey
 
         self.request = request
@@ -157,13 +157,12 @@ class ServingRoom:
 
     def _load_model(self) -> bytes:
         """Model key released to an ephemeral key the evidence binds; decrypted in memory."""
-        from sealroom.serve.engine import ModelEngine
-
         from sealroom.attest.evidence import make_report_data
         from sealroom.crypto.hpke import generate_ephemeral, open_sealed
         from sealroom.errors import RoomError
         from sealroom.kms.models import ModelReleaseRequest, release_info
         from sealroom.room.packages import decrypt_in_memory, open_verified, owner_identity
+        from sealroom.serve.engine import ModelEngine
 
         req, contract = self.request, self.signed.contract
         assert contract.model is not None and contract.inference is not None
@@ -197,19 +196,13 @@ class ServingRoom:
 
     def attest(self, nonce: bytes) -> RoomAttestation:
         """Evidence binding this nonce, the HPKE key, the receipt key, model and contract."""
-        from sealroom.serve.attestation import RoomAttestation, serving_report_data
+        from sealroom.serve.attestation import attest_room
 
-        from sealroom.crypto.signing import b64
-
-        room_key = self.room_key.public_b64
-        report = serving_report_data(
-            nonce, self.hpke.public_raw, room_key, self.request.model_digest, self.signed.digest
-        )
-        return RoomAttestation(
-            evidence=self.channel.attest(report),
+        return attest_room(
+            self.channel.attest,
             nonce=nonce,
-            hpke_public_key=b64(self.hpke.public_raw),
-            room_key=room_key,
+            hpke_public_key=self.hpke.public_raw,
+            room_key=self.room_key.public_b64,
             model_digest=self.request.model_digest,
             contract_digest=self.signed.digest,
             instance=self.request.instance,
@@ -248,12 +241,40 @@ class ServingRoom:
     # ------------------------------------------------------------------ serving
 
     def serve(self) -> None:
-        """Serve on the inherited socket until SIGTERM; then flush the last commitments."""
-        from sealroom.serve.hosting import build_app, serve_on_socket
+        """Serve on the inherited socket until SIGTERM; the app's lifespan flushes the last
+        receipt commitments through the channel before uvicorn returns."""
+        from sealroom.serve.hosting import inherited_socket, serve_on_socket
 
-        app, closing = build_app(self)
-        serve_on_socket(app, self.request.socket_fd, lambda: self.emit(_serving_event()))
-        closing()
+        sock = inherited_socket(self.request.socket_fd)
+        app = self.build_app(sock.getsockname()[1])
+        serve_on_socket(app, sock, lambda: self.emit(_serving_event()))
+
+    def build_app(self, port: int) -> Any:
+        """The InferenceService behind the hardened app, keyed with this room's keys."""
+        from sealroom.serve.app import create_app, guard_settings
+        from sealroom.serve.attestation import evidence_claims_of
+        from sealroom.serve.service import InferenceService, ServingRoom
+
+        assert self.startup is not None and self.engine is not None
+        claims = evidence_claims_of(self.startup, None)
+        room = ServingRoom(
+            instance=self.request.instance,
+            room_key=self.room_key,
+            hpke_key=self.hpke,
+            measurement=claims.measurement,
+            insecure=claims.insecure,
+            attestation=self.startup,
+        )
+        service = InferenceService(
+            signed=self.signed,
+            model_digest=self.request.model_digest,
+            engine=self.engine,
+            room=room,
+            sink=self.record_receipts,
+            attest=self.attest,
+            charged=self.charged,
+        )
+        return create_app(service, guard_settings(service, port, self.request.stats_token))
 
 
 def _serving_event() -> RoomEvent:
@@ -278,7 +299,7 @@ def main() -> int:
     from sealroom.room.channel import RoomChannel, read_line
     from sealroom.room.failures import failure_reason
 
-    room: ServingRoom | None = None
+    room: ServingInstance | None = None
     try:
         request = ServeRequest.model_validate_json(read_line(sys.stdin.buffer) or b"")
         sandbox = enter_sandbox(request)
@@ -290,7 +311,7 @@ def main() -> int:
             limits = request.contract.contract.constraints.room_limits
             limit_memory_growth(limits.memory_mb << 20)
         channel = LockedChannel(RoomChannel(emit.write_line, sys.stdin.buffer))
-        room = ServingRoom(request, channel, emit)
+        room = ServingInstance(request, channel, emit)
         room.prepare()
         room.serve()
     except BaseException as exc:  # every failure ends the room the same way

@@ -41,7 +41,9 @@ def tiny_classifier(weights: np.ndarray = WEIGHTS) -> bytes:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", FEATURES])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 3])
     w = numpy_helper.from_array(weights.astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["logits"])], "g", [x], [y], [w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["logits"])], "g", [x], [y], [w]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -122,7 +124,9 @@ def _ref(party: Party, role: str) -> dict[str, str]:
     }
 
 
-def seal_model(ws: Workspace, owner: Party, tmp: Path, onnx: bytes, name: str = "model") -> tuple[str, bytes]:
+def seal_model(
+    ws: Workspace, owner: Party, tmp: Path, onnx: bytes, name: str = "model"
+) -> tuple[str, bytes]:
     """Seal ``onnx`` as ``<name>.sealed`` in the workspace's packages; (digest, data key)."""
     source = tmp / f"{name}-src"
     source.mkdir()
@@ -148,7 +152,7 @@ def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) 
     """The model owner's signed statement: this package is the contract's model now."""
     from sealroom.contract.provision import provision_model
 
-    provision_model(ws, signed.id, digest, owner)
+    provision_model(ws, signed.id, owner.name, "provision", digest)
 
 
 def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:

@@ -153,7 +153,7 @@ async def test_a_timed_out_request_leaves_the_queue_and_is_never_run() -> None:
         np.testing.assert_array_equal(after, np.full((1, 2), 4.0))
     finally:
         runner.stop()
-    assert [1, 1] == [b[0] for b in model.batches]  # the 3-example request never ran
+    assert [b[0] for b in model.batches] == [1, 1]  # the 3-example request never ran
 
 
 async def test_a_failing_batch_fails_its_requests_with_a_fixed_line() -> None:

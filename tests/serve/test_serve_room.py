@@ -3,17 +3,38 @@ while it still cannot create a socket of its own (seccomp) or bind/connect TCP (
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from sealroom.attest.evidence import make_report_data
+from sealroom.attest.software import SoftwareAttester
+from sealroom.crypto.hpke import generate_ephemeral
+from sealroom.crypto.hpke_context import RoomHpkeKey
+from sealroom.crypto.signing import SigningKey
+from sealroom.kms.models import ModelReleaseRequest
+from sealroom.room.channel import (
+    CountsCall,
+    ModelReleaseCall,
+    NonceCall,
+    RecordCall,
+    Request,
+    ReserveCall,
+    Response,
+)
 from sealroom.sandbox import landlock_abi, scrubbed_environment
+from sealroom.serve.attestation import attest_room, new_instance_id
+from sealroom.serve.desk import RECEIPTS, STARTED, ServeDesk
 from sealroom.serve.launcher import bind_listener, url_of
+from sealroom.workspace import Workspace
+from tests.serve.helpers import Served, build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,3 +117,122 @@ def test_url_of_names_the_bound_port() -> None:
         assert url_of(sock) == f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+# --------------------------------------------------------------------------- the desk
+
+
+def _desk_and_room(workspace: Workspace, tmp_path: Path) -> tuple[Served, ServeDesk]:
+    served = build(workspace, tmp_path)
+    desk = ServeDesk(workspace, served.signed, new_instance_id(), served.model_digest)
+    return served, desk
+
+
+def _call(desk: ServeDesk, call: Any) -> Response:
+    return desk.handle(Request(id=1, call=call))
+
+
+def _started(desk: ServeDesk, served: Served, nonce: bytes | None = None) -> dict[str, Any]:
+    hpke, room_key = RoomHpkeKey.generate(), SigningKey.generate()
+    if nonce is None:
+        result = _call(desk, NonceCall(op="nonce", package_digest=served.model_digest))
+        nonce = base64.b64decode(result.result["nonce"])
+    att = attest_room(
+        SoftwareAttester(served.ws).attest,
+        nonce=nonce,
+        hpke_public_key=hpke.public_raw,
+        room_key=room_key.public_b64,
+        model_digest=served.model_digest,
+        contract_digest=served.signed.digest,
+        instance=desk.instance,
+    )
+    return {
+        "contract_id": served.signed.id,
+        "instance": desk.instance,
+        "room_key": att.room_key,
+        "hpke_public_key": att.hpke_public_key,
+        "model_digest": served.model_digest,
+        "attestation": att.model_dump(mode="json"),
+    }
+
+
+def test_desk_records_a_started_room_once_and_only_with_an_issued_nonce(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    served, desk = _desk_and_room(workspace, tmp_path)
+    stray = _started(desk, served, nonce=b"n" * 32)  # a nonce the desk never issued
+    refused = _call(desk, RecordCall(op="record", kind=STARTED, payload=stray))
+    assert not refused.ok and "nonce was not issued" in refused.error
+    payload = _started(desk, served)
+    swapped = {**payload, "hpke_public_key": base64.b64encode(b"k" * 32).decode()}
+    refused = _call(desk, RecordCall(op="record", kind=STARTED, payload=swapped))
+    assert not refused.ok and "binds other keys" in refused.error
+    assert _call(desk, RecordCall(op="record", kind=STARTED, payload=payload)).ok
+    again = _call(desk, RecordCall(op="record", kind=STARTED, payload=payload))
+    assert not again.ok and "already started" in again.error
+
+
+def test_desk_refuses_a_charged_total_that_goes_down(workspace: Workspace, tmp_path: Path) -> None:
+    served, desk = _desk_and_room(workspace, tmp_path)
+    started = _started(desk, served)
+    assert _call(desk, RecordCall(op="record", kind=STARTED, payload=started)).ok
+
+    def receipts(charged: dict[str, int]) -> Response:
+        payload = {
+            "contract_id": served.signed.id,
+            "instance": desk.instance,
+            "room_key": started["room_key"],
+            "batches": [],
+            "charged": charged,
+        }
+        return _call(desk, RecordCall(op="record", kind=RECEIPTS, payload=payload))
+
+    assert receipts({"sha256:" + "a" * 64: 5}).ok
+    lower = receipts({"sha256:" + "a" * 64: 4})
+    assert not lower.ok and "would go down" in lower.error
+    dropped = receipts({})
+    assert not dropped.ok and "would go down" in dropped.error
+    counts = _call(desk, CountsCall(op="counts", contract_id=served.signed.id))
+    assert counts.result["entries"][0]["payload"]["charged"] == {"sha256:" + "a" * 64: 5}
+
+
+def test_desk_refuses_training_calls_other_contracts_and_other_models(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    served, desk = _desk_and_room(workspace, tmp_path)
+    reserve = _call(desk, ReserveCall(op="budget.reserve", epsilon=1.0, delta=1e-5))
+    assert not reserve.ok and "serving room may not call 'budget.reserve'" in reserve.error
+    other = _call(desk, NonceCall(op="nonce", package_digest="sha256:" + "b" * 64))
+    assert not other.ok and "not the model this room serves" in other.error
+    run = _call(desk, RecordCall(op="record", kind="run.completed", payload={}))
+    assert not run.ok and "may not record 'run.completed'" in run.error
+    counts = _call(desk, CountsCall(op="counts", contract_id="another"))
+    assert not counts.ok and "another contract" in counts.error
+
+
+def test_desk_releases_the_model_key_once_for_this_instance_only(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    served, desk = _desk_and_room(workspace, tmp_path)
+
+    def release(instance: str) -> Response:
+        nonce = base64.b64decode(
+            _call(desk, NonceCall(op="nonce", package_digest=served.model_digest)).result["nonce"]
+        )
+        _, public = generate_ephemeral()
+        request = ModelReleaseRequest(
+            evidence=SoftwareAttester(served.ws).attest(make_report_data(nonce, public)),
+            nonce=nonce,
+            ephemeral_public_key=public,
+            contract_id=served.signed.id,
+            package_digest=served.model_digest,
+            instance=instance,
+        )
+        call = ModelReleaseCall(op="release_model", request=request.model_dump(mode="json"))
+        return _call(desk, call)
+
+    other = release(new_instance_id())
+    assert not other.ok and "another serving instance" in other.error
+    assert release(desk.instance).ok
+    again = release(desk.instance)
+    assert not again.ok and "already has its model key" in again.error
