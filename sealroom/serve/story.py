@@ -41,7 +41,7 @@ class InferenceResult:
 
     home: Path
     clinic_home: Path
-    run_id: str
+    run_id: str | None  # the training run (None: a reused model)
     contract_id: str
     url: str
     images: int
@@ -81,10 +81,16 @@ class InferenceStory(Story):
     """Plays the inference demo in ``base``: the training story, then serving (steps 8–12)."""
 
     def __init__(
-        self, base: Path, narrator: Narrator, epochs: int | None = None, images: int | None = None
+        self,
+        base: Path,
+        narrator: Narrator,
+        epochs: int | None = None,
+        images: int | None = None,
+        reuse: Path | None = None,
     ) -> None:
         super().__init__(load_scenario(SCENARIO), base, narrator, epochs=epochs)
         self.images = images  # held-out digits to classify (None: all 300)
+        self.reuse = reuse  # an ONNX model the lab already has: no training room
 
     def play(self) -> InferenceResult:  # type: ignore[override]
         from sealroom.crypto.passphrase import passphrase_in_effect
@@ -95,12 +101,16 @@ class InferenceStory(Story):
     def _serve_story(self) -> InferenceResult:
         n = self.narrator
         clock = time.monotonic()
-        trained = self._play()
+        run_id: str | None = None
+        if self.reuse is None:
+            trained = self._play()
+            ws, run_id = Workspace.find(trained.home), trained.receipt.run_id
+            model_file = trained.outputs / TRAINED_MODEL
+            if not model_file.exists():
+                raise RoomError(f"the training run released no {TRAINED_MODEL}")
+        else:
+            ws, model_file = self._reuse(self.reuse), self.reuse
         seconds = {"train": time.monotonic() - clock}
-        ws = Workspace.find(trained.home)
-        model_file = trained.outputs / TRAINED_MODEL
-        if not model_file.exists():
-            raise RoomError(f"the training run released no {TRAINED_MODEL}")
 
         clock = time.monotonic()
         n.step(f"8. Consumer {self.scenario.consumer} seals its trained model as its own package")
@@ -141,7 +151,7 @@ class InferenceStory(Story):
         return InferenceResult(
             home=ws.home,
             clinic_home=clinic_ws.home,
-            run_id=trained.receipt.run_id,
+            run_id=run_id,
             contract_id=contract_id,
             url=url,
             images=len(images),
@@ -153,6 +163,19 @@ class InferenceStory(Story):
             insecure=insecure,
             seconds=seconds,
         )
+
+    def _reuse(self, model: Path) -> Workspace:
+        """No training: the lab and the operator in a fresh workspace, the lab's own model."""
+        from sealroom.crypto.identity import create_party
+
+        n, sc = self.narrator, self.scenario
+        n.step(f"1-7. No training: consumer {sc.consumer} reuses its model {model.name}")
+        if not model.is_file():
+            raise RoomError(f"{model}: no such model file to reuse")
+        self.ws = ws = Workspace.create(self.base / "workspace")
+        create_party(ws, sc.consumer, "consumer")
+        create_party(ws, sc.operator, "operator")
+        return ws
 
     def _clinic(self, ws: Workspace) -> Workspace:
         """The clinic's own home and identity; only its PUBLIC identity reaches the lab."""
