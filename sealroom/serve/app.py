@@ -121,10 +121,12 @@ def create_app(service: InferenceService, settings: GuardSettings) -> FastAPI:
     async def commitment(root: str) -> Response:
         if not _ROOT.match(root):
             return _error(400, "a batch root is 64 lowercase hex characters")
-        receipt = service.commitment(root)
-        if receipt is None:
+        found = service.commitment(root)
+        if found is None:
             return _error(404, "no committed batch with this root here (not yet, or not kept)")
-        return Response(receipt.model_dump_json(), media_type="application/json")
+        receipt, payload = found
+        # the two ReceiptProof fields a client fills in: ledger and ledger_payload
+        return JSONResponse({"ledger": receipt.model_dump(mode="json"), "ledger_payload": payload})
 
     @app.get("/v1/stats")
     async def stats() -> dict[str, Any]:

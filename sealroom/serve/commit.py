@@ -64,7 +64,8 @@ class Committer:
         self._pending: list[SignedBatch] = []
         self._charged: dict[str, int] = dict(charged or {})
         self._committed_charged: dict[str, int] = dict(self._charged)
-        self._receipts: OrderedDict[str, Receipt] = OrderedDict()
+        # root -> (ledger receipt, payload of that entry); one payload shared by its roots
+        self._receipts: OrderedDict[str, tuple[Receipt, dict[str, Any]]] = OrderedDict()
         self._flush_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,7 +108,7 @@ class Committer:
         with self._lock:
             return dict(self._charged)
 
-    def receipt_for(self, root_hex: str) -> Receipt | None:
+    def receipt_for(self, root_hex: str) -> tuple[Receipt, dict[str, Any]] | None:
         with self._lock:
             return self._receipts.get(root_hex)
 
@@ -172,7 +173,7 @@ class Committer:
                     self._committed_charged = charged
                     if receipt is not None:
                         for batch in batches:
-                            self._receipts[batch.root] = receipt
+                            self._receipts[batch.root] = (receipt, payload)
                         while len(self._receipts) > self._keep:
                             self._receipts.popitem(last=False)
                     more = bool(self._pending) and len(self._pending) >= self.max_batches

@@ -27,7 +27,7 @@ import numpy as np
 from sealroom.contract.inference import InferenceTerms
 from sealroom.contract.signed import SignedContract
 from sealroom.crypto.hpke_context import RoomHpkeKey
-from sealroom.crypto.signing import SigningKey, unb64
+from sealroom.crypto.signing import SigningKey
 from sealroom.errors import SealroomError
 from sealroom.ledger.entries import Receipt
 from sealroom.serve.attestation import RoomAttestation
@@ -36,7 +36,13 @@ from sealroom.serve.budget import OverBudget, QueryBudget
 from sealroom.serve.commit import CommitFailed, Committer, Sink
 from sealroom.serve.engine import EngineFailure, InputMismatch, ModelEngine
 from sealroom.serve.output_policy import apply_output_policy
-from sealroom.serve.receipts import BatchSigner, InferenceReceipt, ReceiptProof
+from sealroom.serve.receipts import (
+    BatchSigner,
+    InferenceReceipt,
+    ReceiptProof,
+    client_fingerprint,
+    outputs_sha256,
+)
 from sealroom.serve.stats import ServeStats
 from sealroom.serve.wire import WireError, open_request, verify_client_signature
 
@@ -52,16 +58,6 @@ class ServeRefusal(SealroomError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
-
-
-def client_fingerprint(public_key_b64: str) -> str:
-    """``sha256:`` + hex of the client's raw Ed25519 public key (what receipts carry)."""
-    return "sha256:" + hashlib.sha256(unb64(public_key_b64, "client key")).hexdigest()
-
-
-def outputs_sha256(outputs: list[Any]) -> str:
-    """Hex SHA-256 of the canonical JSON of a response's outputs (sorted keys, no spaces)."""
-    return hashlib.sha256(canonical_json(outputs)).hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:
@@ -197,7 +193,8 @@ class InferenceService:
         except Exception:
             raise ServeRefusal(503, "the room cannot attest right now") from None
 
-    def commitment(self, root_hex: str) -> Receipt | None:
+    def commitment(self, root_hex: str) -> tuple[Receipt, dict[str, Any]] | None:
+        """The ledger receipt and payload of the entry that lists ``root_hex``, if kept."""
         return self.committer.receipt_for(root_hex)
 
     async def infer(self, body: bytes) -> bytes:
@@ -232,7 +229,12 @@ class InferenceService:
         answer = await self._batch(_Job(request.array, request_sha256, client), n)
         sealing = time.perf_counter()
         plaintext = canonical_json(
-            {"outputs": answer.outputs, "receipt": answer.proof.model_dump(mode="json", exclude={"ledger"})}
+            {
+                "outputs": answer.outputs,
+                "receipt": answer.proof.model_dump(
+                    mode="json", exclude={"ledger", "ledger_payload"}
+                ),
+            }
         )
         sealed = sealer.seal(plaintext)
         done = time.perf_counter()

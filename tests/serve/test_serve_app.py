@@ -74,7 +74,7 @@ async def test_a_wrong_content_type_is_415(room: Room) -> None:
 
 
 async def test_an_oversized_body_is_413_and_never_reaches_the_service(room: Room) -> None:
-    body, _ = room.request(batch(64))  # 64 * 4 float32 + framing > 4096 bytes
+    body, _ = room.request(batch(400))  # 400 * 4 float32 > 4096 bytes
     assert len(body) > 4096
     async with client_for(room) as http:
         response = await http.post("/v1/infer", content=body, headers=SEALED)
@@ -202,7 +202,9 @@ async def test_commitments_are_public_by_root(room: Room) -> None:
         await room.service.committer.flush()
         found = await http.get(f"/v1/commitments/{root}")
         health = await http.get("/v1/health")
-    assert found.status_code == 200 and found.json()["kind"] == "inference.receipts"
+    assert found.status_code == 200
+    assert found.json()["ledger"]["kind"] == "inference.receipts"
+    assert root in [b["root"] for b in found.json()["ledger_payload"]["batches"]]
     assert health.json() == {"status": "ok"}
 
 

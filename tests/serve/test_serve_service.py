@@ -16,8 +16,8 @@ from serve_harness import MODEL, Room, expected_labels, make_room
 from sealroom.contract.inference import ServingLimits
 from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey
-from sealroom.serve.receipts import ReceiptProof, verify_receipt_proof
-from sealroom.serve.service import ReplayGuard, ServeRefusal, client_fingerprint
+from sealroom.serve.receipts import ReceiptProof, client_fingerprint, verify_receipt_proof
+from sealroom.serve.service import ReplayGuard, ServeRefusal
 
 pytestmark = pytest.mark.anyio
 CANARY = 1234.5678  # an input value that must never appear in an error line
@@ -70,7 +70,7 @@ async def test_a_request_gets_its_own_answer_and_a_receipt_that_verifies(room: R
     assert receipt.request_sha256 == key.request_sha256
     assert receipt.client == client_fingerprint(room.keys["alice"].public_b64)
     assert receipt.model_digest == MODEL and receipt.contract_digest == room.contract.digest
-    verify_receipt_proof(proof)
+    verify_receipt_proof(proof, trusted_signers={room.tee.key.public_b64})
     assert room.service.budget.used(receipt.client) == 3
 
 
@@ -244,12 +244,17 @@ async def test_batch_roots_are_committed_and_their_ledger_receipts_kept(room: Ro
     body, key = room.request(batch(1))
     proof = ReceiptProof.model_validate(Room.open(await room.service.infer(body), key)["receipt"])
     await room.service.committer.flush()
-    ledger_receipt = room.service.commitment(proof.batch.root)
-    assert ledger_receipt is not None and ledger_receipt.kind == "inference.receipts"
-    listed = [b["root"] for call in room.sink_calls for b in call["batches"]]
-    assert proof.batch.root in listed
-    full = proof.model_copy(update={"ledger": ledger_receipt})
-    verify_receipt_proof(full, ledger_public_key=room.ledger.public_key_b64)
+    found = room.service.commitment(proof.batch.root)
+    assert found is not None
+    ledger_receipt, payload = found
+    assert ledger_receipt.kind == "inference.receipts"
+    assert proof.batch.root in [b["root"] for b in payload["batches"]]
+    full = proof.model_copy(update={"ledger": ledger_receipt, "ledger_payload": payload})
+    verify_receipt_proof(
+        full,
+        ledger_public_key=room.ledger.public_key_b64,
+        trusted_signers={room.tee.key.public_b64},
+    )
 
 
 async def test_refusal_lines_are_fixed_and_never_echo_the_request(room: Room) -> None:
