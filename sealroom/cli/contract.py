@@ -19,6 +19,7 @@ from sealroom.contract import (
     verify_contract,
 )
 from sealroom.contract.revocation import check_stored_revocations
+from sealroom.contract.schema import Contract
 from sealroom.errors import ContractError
 from sealroom.workspace import Workspace
 
@@ -42,6 +43,7 @@ def _summary(signed: SignedContract) -> dict[str, Any]:
         "not_before": contract.not_before.isoformat(),
         "expires": contract.expires.isoformat(),
         "ledger_public_key": contract.ledger_public_key,
+        "inference": contract.inference.model_dump(mode="json") if contract.inference else None,
         "registered": receipt is not None,
         "receipt": receipt.model_dump(mode="json") if receipt else None,
     }
@@ -131,9 +133,12 @@ def show(
         console.print(
             f"dataset {dataset.id} from {dataset.provider}: {dataset.package_digest}{terms}"
         )
-    console.print(
-        f"outputs to {contract.consumer}: {', '.join(contract.constraints.released_outputs)}"
-    )
+    if contract.inference is not None:
+        _show_inference(contract)
+    else:
+        console.print(
+            f"outputs to {contract.consumer}: {', '.join(contract.constraints.released_outputs)}"
+        )
     if contract.ledger_public_key is not None:
         console.print(f"ledger: {contract.ledger_public_key}", highlight=False)
     if contract.constraints.pipeline_digest:
@@ -141,6 +146,40 @@ def show(
     if contract.constraints.max_runs:
         console.print(f"runs: at most {contract.constraints.max_runs} per package")
     console.print(_status_line(signed))
+
+
+def _show_inference(contract: Contract) -> None:
+    """The serving terms, as a client or the model owner reads them."""
+    terms = contract.inference
+    assert terms is not None and contract.model is not None  # the schema requires the model
+    console.print(
+        f"serves model {contract.model.package_digest} (owner {contract.model.owner}; "
+        "`sealroom model show` for the one provisioned now)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    who = "anyone (open, anonymous)" if terms.open else ", ".join(c.name for c in terms.clients)
+    output = terms.output
+    shown = {
+        "label": "label only",
+        "top_k": f"top {output.k} classes, scores to {output.decimals} decimals",
+        "probabilities": f"all class scores to {output.decimals} decimals",
+    }[output.kind]
+    budget = terms.query_budget
+    shared = " (shared)" if terms.open else " per client"
+    limits = terms.limits
+    console.print(f"clients: {who}", highlight=False)
+    console.print(f"output: {shown}", highlight=False)
+    console.print(
+        "budget: " + (f"{budget} examples{shared}" if budget is not None else "unlimited"),
+        highlight=False,
+    )
+    name = terms.input.name or "(the only input)"
+    console.print(
+        f"input: {name} {terms.input.dtype}{terms.input.shape} per example, at most "
+        f"{limits.max_examples_per_request} per request, {limits.max_body_bytes} bytes",
+        highlight=False,
+    )
 
 
 @app.command()

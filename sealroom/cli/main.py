@@ -13,6 +13,7 @@ from sealroom.cli import dataset as dataset_cli
 from sealroom.cli import keys as keys_cli
 from sealroom.cli import kms as kms_cli
 from sealroom.cli import ledger as ledger_cli
+from sealroom.cli import model as model_cli
 from sealroom.cli import output as output_cli
 from sealroom.cli import party as party_cli
 from sealroom.cli import pipeline as pipeline_cli
@@ -41,6 +42,7 @@ app.add_typer(dataset_cli.app, name="dataset")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(attest_cli.app, name="attest")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(model_cli.app, name="model")
 app.add_typer(kms_cli.app, name="kms")
 app.add_typer(policy_cli.app, name="policy")
 app.add_typer(output_cli.app, name="output")

@@ -18,6 +18,7 @@ Each statement carries a random id and its issue time; the same statement twice 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sealroom.contract.canonical import contract_digest
+from sealroom.contract.loading import describe_validation
 from sealroom.contract.schema import DIGEST_PATTERN, ID_PATTERN, NAME_PATTERN, Contract
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import contract_lock, verify_contract
@@ -221,19 +223,21 @@ def parse_statement(payload: object, where: str) -> ModelStatement:
     try:
         return ModelStatement.model_validate(payload)
     except ValidationError as exc:
-        from sealroom.contract.loading import describe_validation
-
         raise ProvisionError(describe_validation(where, exc)) from None
 
 
 def current_model(
-    ledger: LedgerView, signed: SignedContract, skipped: list[str] | None = None
+    ledger: LedgerView,
+    signed: SignedContract,
+    skipped: list[str] | None = None,
+    applied: list[tuple[int, ModelStatement]] | None = None,
 ) -> ModelState:
     """Replay the contract's model statements in ledger order; only verified ones count.
 
     Each ledger entry is checked (hash and ledger signature), then its statement (the owner's
     signature, this contract) and the transition it makes. Entries that fail are left out;
-    their reasons go to ``skipped`` when given, so that a caller can report them.
+    their reasons go to ``skipped`` when given, so that a caller can report them, and the
+    statements that count go to ``applied`` (ledger seq, statement).
     """
     contract = signed.contract
     model_owner(contract)
@@ -243,16 +247,15 @@ def current_model(
     state = ModelState()
     for entry in sorted(entries, key=lambda e: e.seq):
         try:
-            statement = parse_statement(entry.payload, f"ledger entry {entry.seq}")
+            statement = parse_statement(entry.payload, "payload")
             if KINDS[statement.action] != entry.kind:
-                raise ProvisionError(
-                    f"ledger entry {entry.seq} is a {entry.kind} entry holding a "
-                    f"{statement.action} statement"
-                )
+                raise ProvisionError(f"a {entry.kind} entry holding a {statement.action} statement")
             verify_statement(statement, contract)
             state = apply_statement(state, statement, contract).model_copy(
                 update={"seq": entry.seq}
             )
+            if applied is not None:
+                applied.append((entry.seq, statement))
         except ProvisionError as exc:
             if skipped is not None:
                 skipped.append(f"ledger entry {entry.seq}: {exc}")
@@ -293,6 +296,8 @@ def provision_model(
     provision: ``package_digest`` defaults to the contract's model; rotate: required (the new
     package; the previous one is the current); retire: defaults to the current model.
     """
+    if package_digest is not None and not re.match(DIGEST_PATTERN, package_digest):
+        raise ProvisionError(f"{package_digest!r} is not a package digest (sha256:<64 hex>)")
     with contract_lock(ws, contract_id):
         signed = verify_contract(ws, contract_id, now)
         contract = signed.contract
