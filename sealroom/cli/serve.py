@@ -165,9 +165,9 @@ def _png(path: Path, shape: list[int], dtype: str) -> np.ndarray:
         raise SealroomError(f"{path}: the model takes {shape}, not a C×H×W image")
     channels, height, width = shape
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
-            pixels = np.asarray(image)
+        with Image.open(path) as opened:
+            converted = opened.convert("L" if channels == 1 else "RGB").resize((width, height))
+            pixels = np.asarray(converted)
     except (OSError, UnidentifiedImageError) as exc:
         raise SealroomError(f"{path}: not a readable image ({exc})") from None
     array = pixels[np.newaxis] if channels == 1 else pixels.transpose(2, 0, 1)

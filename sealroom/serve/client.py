@@ -58,13 +58,6 @@ class _Document:
         return ClientError(f"{check}: {result}")
 
 
-def client_fingerprint(public_key_b64: str | None) -> str:
-    """How receipts name a client: sha256 of its raw public key, or ``anonymous``."""
-    if public_key_b64 is None:
-        return "anonymous"
-    return "sha256:" + hashlib.sha256(unb64(public_key_b64, "client key")).hexdigest()
-
-
 class InferenceClient:
     """One client of one serving room; see the module docstring."""
 
@@ -181,6 +174,8 @@ class InferenceClient:
             proof_data = doc["receipt"]
         except (ValueError, KeyError, TypeError):
             raise self._doc.fail("response", "not the room's response document") from None
+        from sealroom.serve.receipts import client_fingerprint
+
         fingerprint = client_fingerprint(key.public_b64 if key is not None else None)
         proof = self._check_receipt(proof_data, body, outputs, fingerprint)
         self._doc.ok("response", f"opened with request {b64(request.request_id)}'s key")
@@ -189,20 +184,19 @@ class InferenceClient:
     def _check_receipt(self, data: Any, body: bytes, outputs: list[Any], fingerprint: str) -> Any:
         from pydantic import ValidationError
 
-        from sealroom.serve.receipts import ReceiptProof, verify_receipt_proof
-        from sealroom.serve.service import outputs_sha256 as response_sha256
+        from sealroom.serve.receipts import ReceiptProof, outputs_sha256, verify_receipt_proof
 
         doc, att = self._doc, self.attestation
         try:
             proof = ReceiptProof.model_validate(data)
-            verify_receipt_proof(proof)
+            verify_receipt_proof(proof, trusted_signers=self.trusted)
         except (ValidationError, SealroomError) as exc:
             text = "malformed" if isinstance(exc, ValidationError) else one_line(str(exc))
             raise doc.fail("receipt", text) from None
         receipt = proof.receipt
         expected = {
             "request hash": (receipt.request_sha256, hashlib.sha256(body).hexdigest()),
-            "response hash": (receipt.response_sha256, response_sha256(outputs)),
+            "response hash": (receipt.response_sha256, outputs_sha256(outputs)),
             "receipt model": (receipt.model_digest, self.model_digest),
             "receipt contract": (
                 (receipt.contract_id, receipt.contract_digest),
@@ -230,25 +224,40 @@ class InferenceClient:
         return proof
 
     def fetch_commitment(self, proof: Any, wait_s: float = 3.0) -> Any:
-        """The proof with the ledger's receipt for its batch root, verified; None if the
-        room has not committed it within ``wait_s``."""
+        """The proof with the ledger's receipt for its batch root (and that entry's payload),
+        verified against the contract's pinned ledger key; None when the room has not
+        committed the root within ``wait_s`` or answers without the entry's payload."""
+        from pydantic import ValidationError
+
         from sealroom.ledger import Receipt
         from sealroom.serve.receipts import verify_receipt_proof
 
         deadline = time.monotonic() + wait_s
         while True:
-            response = self._http.get(f"/v1/commitments/{proof.batch.root}")
+            try:
+                response = self._http.get(f"/v1/commitments/{proof.batch.root}")
+            except httpx.HTTPError:
+                return None
             if response.status_code == 200:
                 break
             if response.status_code != 404 or time.monotonic() > deadline:
                 return None
             time.sleep(0.1)
         try:
-            ledger = Receipt.model_validate_json(response.content)
-            full = proof.model_copy(update={"ledger": ledger})
-            verify_receipt_proof(full, ledger_public_key=self.signed.contract.ledger_public_key)
-        except (ValueError, SealroomError) as exc:
-            raise self._doc.fail("ledger commitment", one_line(str(exc))) from None
+            data = response.json()
+            if not isinstance(data, dict) or "payload" not in data:
+                self._doc.ok("ledger commitment", "not checked: the room sent no entry payload")
+                return None
+            ledger = Receipt.model_validate(data["receipt"])
+            full = proof.model_copy(update={"ledger": ledger, "ledger_payload": data["payload"]})
+            verify_receipt_proof(
+                full,
+                ledger_public_key=self.signed.contract.ledger_public_key,
+                trusted_signers=self.trusted,
+            )
+        except (ValueError, KeyError, ValidationError, SealroomError) as exc:
+            text = one_line(str(exc)) if isinstance(exc, SealroomError) else "malformed answer"
+            raise self._doc.fail("ledger commitment", text) from None
         self._doc.ok("ledger commitment", f"root listed in ledger entry {ledger.seq}")
         return full
 

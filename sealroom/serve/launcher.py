@@ -164,7 +164,11 @@ def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _run(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sealroom.attest.software import attestation_key, measure_runtime
@@ -58,6 +59,7 @@ class Served:
     signed: SignedContract
     model_digest: str
     client_key: SigningKey
+    model_key: bytes
 
     def client(
         self, url: str, *, signed: SignedContract | None = None, **overrides: Any
@@ -68,6 +70,22 @@ class Served:
         }
         options.update(overrides)
         return InferenceClient(url, signed or self.signed, **options)
+
+    def with_contract(self, contract_id: str, **terms: Any) -> Served:
+        """Another registered inference contract for the same model, key imported, provisioned."""
+        signed = inference_contract(
+            self.ws,
+            self.parties,
+            self.model_digest,
+            self.client_key,
+            contract_id=contract_id,
+            **terms,
+        )
+        import_model_key(self.ws, signed, self.model_digest, self.model_key)
+        provision(self.ws, signed, self.model_digest, self.parties["lab"])
+        return Served(
+            self.ws, self.parties, signed, self.model_digest, self.client_key, self.model_key
+        )
 
 
 def inference_contract(
@@ -166,7 +184,19 @@ def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
     signed = inference_contract(ws, parties, digest, client_key, **terms)
     import_model_key(ws, signed, digest, key)
     provision(ws, signed, digest, parties["lab"])
-    return Served(ws, parties, signed, digest, client_key)
+    return Served(ws, parties, signed, digest, client_key, key)
+
+
+@contextmanager
+def module_workspace(tmp: Path) -> Iterator[Workspace]:
+    """A workspace for a module-scoped room (the per-test fixtures are function-scoped)."""
+    from sealroom.crypto.passphrase import ENV_VAR as PASSPHRASE_ENV
+    from sealroom.workspace import ENV_VAR
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV_VAR, str(tmp / "ws"))
+        patch.setenv(PASSPHRASE_ENV, "test passphrase, not a secret")
+        yield Workspace.create(tmp / "ws")
 
 
 @contextmanager
