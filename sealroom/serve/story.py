@@ -214,7 +214,7 @@ class InferenceStory(Story):
         bundle = self.base / f"{signed.id}.contract.json"
         bundle.write_text(load_contract(ws, signed.id).model_dump_json(indent=2) + "\n")
         import_contract(clinic_ws, bundle)
-        trust_attester(clinic_ws, attestation_key(ws).public_b64())
+        trust_attester(clinic_ws, attestation_key(ws).public_b64)
         self.narrator.note(f"{CLIENT} imported {bundle.name}; trusts the room host's attester")
         return signed.id
 
