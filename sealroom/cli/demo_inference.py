@@ -38,7 +38,12 @@ def inference_demo(
         f"same labels       {result.agreeing} of {result.images}",
         f"latency           p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms "
         "(one digit a request, encrypted, signed, receipted)",
-        f"receipts verified {result.receipts_verified} of {result.images}",
+        f"receipts verified {result.receipts_verified} of {result.images}"
+        + (
+            ", the last one's batch root committed to the ledger"
+            if result.committed_in_ledger
+            else ""
+        ),
     ]
     for line in lines:
         console.print(f"  {line}", highlight=False)

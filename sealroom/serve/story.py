@@ -33,6 +33,7 @@ INFERENCE_CONTRACT = "inference.yaml"
 CLIENT = "clinic"
 TRAINED_MODEL = "trained_model.onnx"
 SERVE_START_TIMEOUT_S = 120.0
+COMMIT_WAIT_S = 5.0  # the room commits receipt roots to the ledger every half second
 
 
 @dataclass
@@ -50,6 +51,7 @@ class InferenceResult:
     agreeing: int  # examples whose served label equals the local model's
     latencies_ms: list[float] = field(default_factory=list)
     receipts_verified: int = 0
+    committed_in_ledger: bool = False  # the last receipt's batch root, ledger-signed
     insecure: bool = True
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -72,9 +74,20 @@ class InferenceResult:
             "p99_ms": round(self.percentile_ms(99), 3),
             "mean_ms": round(statistics.fmean(self.latencies_ms), 3),
             "receipts_verified": self.receipts_verified,
+            "committed_in_ledger": self.committed_in_ledger,
             "insecure": self.insecure,
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
         }
+
+
+@dataclass
+class _Queried:
+    url: str
+    labels: list[int] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    verified: int = 0
+    committed: bool = False
+    insecure: bool = True
 
 
 class InferenceStory(Story):
@@ -142,25 +155,25 @@ class InferenceStory(Story):
 
         n.step(f"12. Operator {self.scenario.operator} serves it; the {CLIENT} classifies")
         clock = time.monotonic()
-        url, served, latencies, verified, insecure = self._serve_and_query(
-            ws, clinic_ws, contract_id, images
-        )
+        queried = self._serve_and_query(ws, clinic_ws, contract_id, images)
         seconds["serve"] = time.monotonic() - clock
-        agreeing = int(np.sum(np.asarray(served) == local))
+        served = np.asarray(queried.labels)
+        agreeing = int(np.sum(served == local))
         n.note(f"served labels equal the local model's on {agreeing} of {len(images)} digits")
         return InferenceResult(
             home=ws.home,
             clinic_home=clinic_ws.home,
             run_id=run_id,
             contract_id=contract_id,
-            url=url,
+            url=queried.url,
             images=len(images),
-            served_accuracy=float(np.mean(np.asarray(served) == labels)),
+            served_accuracy=float(np.mean(served == labels)),
             local_accuracy=float(np.mean(local == labels)),
             agreeing=agreeing,
-            latencies_ms=latencies,
-            receipts_verified=verified,
-            insecure=insecure,
+            latencies_ms=queried.latencies_ms,
+            receipts_verified=queried.verified,
+            committed_in_ledger=queried.committed,
+            insecure=queried.insecure,
             seconds=seconds,
         )
 
@@ -230,7 +243,7 @@ class InferenceStory(Story):
 
     def _serve_and_query(
         self, ws: Workspace, clinic_ws: Workspace, contract_id: str, images: np.ndarray
-    ) -> tuple[str, list[int], list[float], int, bool]:
+    ) -> _Queried:
         """Serve from a room (a thread here runs the operator's side) while the clinic, with
         only its own home, attests the room and sends one digit a request."""
         from sealroom.attest.software import trusted_attesters
@@ -264,9 +277,7 @@ class InferenceStory(Story):
             reason = str(failure[0]) if failure else "it did not start in time"
             raise RoomError(f"the serving room did not start: {reason}")
         self.narrator.note(f"room serving at {url}")
-        labels: list[int] = []
-        latencies: list[float] = []
-        verified = 0
+        out = _Queried(url)
         try:
             signed = load_contract(clinic_ws, contract_id)  # the clinic's own copy
             with InferenceClient(
@@ -276,13 +287,14 @@ class InferenceStory(Story):
                 client.attest()
                 for check, result in client.verification_document():
                     self.narrator.note(f"{check}: {result}")
-                insecure = bool(client.claims.insecure)
+                out.insecure = bool(client.claims.insecure)
                 for image in images:
                     answer = client.infer(image[np.newaxis])
-                    labels.append(int(answer.outputs[0]["label"]))
-                    latencies.append(answer.latency_s * 1000.0)
-                    verified += 1  # infer() raises unless the receipt verifies
-                committed = client.fetch_commitment(answer.proof)
+                    out.labels.append(int(answer.outputs[0]["label"]))
+                    out.latencies_ms.append(answer.latency_s * 1000.0)
+                    out.verified += 1  # infer() raises unless the receipt verifies
+                committed = client.fetch_commitment(answer.proof, wait_s=COMMIT_WAIT_S)
+                out.committed = committed is not None
                 if committed is not None:
                     self.narrator.note(
                         f"last batch root committed: ledger entry {committed.ledger.seq}"
@@ -292,7 +304,7 @@ class InferenceStory(Story):
             thread.join(60)
         if failure:
             raise RoomError(f"the serving room failed: {failure[0]}")
-        return url, labels, latencies, verified, insecure
+        return out
 
 
 def _local_labels(onnx: bytes, images: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ def test_served_labels_equal_the_local_models_and_every_receipt_verifies(tmp_pat
     assert result.agreeing == IMAGES  # the served model IS the lab's model
     assert result.served_accuracy == result.local_accuracy
     assert result.receipts_verified == IMAGES and len(result.latencies_ms) == IMAGES
+    assert result.committed_in_ledger  # the last receipt's root, in a ledger-signed entry
     assert result.url.startswith("http://127.0.0.1:") and result.insecure
     # The clinic's home holds its own key and public facts only.
     clinic = result.clinic_home
@@ -53,5 +54,5 @@ def test_demo_inference_trains_serves_and_matches_the_local_model(tmp_path: Path
     summary = json.loads(done.output[done.output.index("{") :])
     assert summary["images"] == 300 and summary["agreeing"] == 300
     assert summary["served_accuracy"] == summary["local_accuracy"] >= 0.8
-    assert summary["receipts_verified"] == 300
+    assert summary["receipts_verified"] == 300 and summary["committed_in_ledger"]
     assert summary["run_id"].startswith("run-")
