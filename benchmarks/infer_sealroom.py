@@ -82,12 +82,14 @@ class SealroomRoom:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.url = ""
+        self.pid = 0  # the room process, once started
 
     def start(self) -> SealroomRoom:
         from sealroom.serve.launcher import serve_room
 
         ready = threading.Event()
         errors: list[BaseException] = []
+        before = set(_children(os.getpid()))
 
         def on_ready(url: str, instance: str) -> None:
             self.url = url
@@ -105,6 +107,14 @@ class SealroomRoom:
         if not ready.wait(START_TIMEOUT_S) or errors:
             self.stop()
             raise RuntimeError(f"the room did not start: {errors[0] if errors else 'timeout'}")
+        rooms = [
+            pid for pid in set(_children(os.getpid())) - before
+            if b"sealroom.serve.room" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]  # fmt: skip
+        if len(rooms) != 1:
+            self.stop()
+            raise RuntimeError(f"expected one new room process, found {len(rooms)}")
+        self.pid = rooms[0]
         return self
 
     def stop(self) -> None:
@@ -117,14 +127,6 @@ class SealroomRoom:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def room_pid(self) -> int:
-        """The room process: our child running ``sealroom.serve.room``."""
-        for child in _children(os.getpid()):
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"sealroom.serve.room" in cmdline:
-                return child
-        raise RuntimeError("no room process among our children")
 
     def attestation(self) -> RoomAttestation:
         """Fetch and verify a fresh attestation (once per client, as InferenceClient does)."""
@@ -159,11 +161,11 @@ class SealroomRoom:
         return send
 
     def stats(self) -> dict[str, Any]:
-        from sealroom.serve.launcher import stats_token  # the operator's token for /v1/stats
+        from sealroom.httpguard import read_token
+        from sealroom.serve.launcher import stats_token_path  # the operator's /v1/stats token
 
-        answer = httpx.get(
-            f"{self.url}/v1/stats", headers={"authorization": f"Bearer {stats_token(self.ws)}"}
-        )
+        token = read_token(stats_token_path(self.ws, CONTRACT_ID))
+        answer = httpx.get(f"{self.url}/v1/stats", headers={"authorization": f"Bearer {token}"})
         answer.raise_for_status()
         return dict(answer.json())
 
