@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,13 @@ def main() -> None:
         for name in names:
             model = models[name]
             count = max(n, 4 * args.clients) if name == "mnist" else max(4 * args.clients, n // 4)
-            print(f"\n== throughput, {args.clients} clients, {model.name}, {count} requests each")
+            ceiling = batching_ceiling(model)
+            print(
+                f"\n== {model.name}: ONNX Runtime alone (1 thread), examples/s at batch 1 "
+                f"{ceiling['batch_1']:.0f}, at batch 32 {ceiling['batch_32']:.0f}: "
+                f"{ceiling['gain']:.2f}x is all batching can gain from the model itself"
+            )
+            print(f"== throughput, {args.clients} clients, {model.name}, {count} requests each")
             servers = {
                 f"{kind} {label}": start(
                     kind, model, paths[name], root / f"tp-{name}-{kind}-{label}", batching
@@ -194,12 +201,33 @@ def main() -> None:
                 cost = rows[f"sealroom {label}"].throughput / rows[f"baseline {label}"].throughput
                 print(f"  {label}: sealroom / baseline throughput {cost:.2f}x")
             figures["throughput"][name] = {k: _summary(v) for k, v in rows.items()}
+            figures["throughput"][name]["ort_alone_examples_per_s"] = ceiling
             for key in rows:
                 figures["throughput"][name][key]["server_cpu_ms_per_req"] = round(
                     cpu[key] / max(1, rows[key].count) * 1000, 3
                 )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def batching_ceiling(model: BenchModel, seconds: float = 2.0) -> dict[str, float]:
+    """Examples per second of the bare ONNX Runtime session at batch 1 and batch 32."""
+    from sealroom.contract.inference import InputSignature
+    from sealroom.serve.engine import ModelEngine
+
+    engine = ModelEngine.from_bytes(
+        model.onnx, InputSignature(dtype="float32", shape=list(model.shape)), threads=1
+    )
+    rates = {}
+    for size in (1, 32):
+        batch = np.random.default_rng(0).random((size, *model.shape), dtype=np.float32)
+        engine.run(batch)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds / 2:
+            engine.run(batch)
+            done += size
+        rates[f"batch_{size}"] = done / (time.perf_counter() - started)
+    return rates | {"gain": rates["batch_32"] / rates["batch_1"]}
 
 
 def _show(label: str, result: LoadResult, extra: str = "") -> None:
