@@ -13,7 +13,16 @@ seal/open, so a message can be opened only once and only in order.
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKeyPair, PyHPKEError
+from pyhpke import (
+    AEADId,
+    CipherSuite,
+    KDFId,
+    KEMId,
+    KEMKey,
+    KEMKeyInterface,
+    KEMKeyPair,
+    PyHPKEError,
+)
 from pyhpke import ContextInterface as _Ctx
 
 from sealroom.errors import SealError, WrongKeyError
@@ -83,12 +92,18 @@ class HpkeSuite:
             raise SealError("HPKE public key is not a usable X25519 key") from None
         return enc, SenderContext(ctx)
 
-    def open_context(self, private_key_raw: bytes, enc: bytes, info: bytes) -> RecipientContext:
+    def open_context(
+        self, private_key_raw: bytes | KEMKeyInterface, enc: bytes, info: bytes
+    ) -> RecipientContext:
         """The recipient context for ``enc``; a malformed ``enc`` raises WrongKeyError."""
         if len(enc) != ENC_SIZE:
             raise WrongKeyError(f"HPKE enc has {len(enc)} bytes, expected {ENC_SIZE}")
         try:
-            skr = self._suite.kem.deserialize_private_key(private_key_raw)
+            skr = (
+                self._suite.kem.deserialize_private_key(private_key_raw)
+                if isinstance(private_key_raw, bytes)
+                else private_key_raw
+            )
             ctx = self._suite.create_recipient_context(enc, skr, info)
         except (PyHPKEError, ValueError):
             # cryptography refuses low-order points (an all-zero shared secret) here.
@@ -103,7 +118,7 @@ class RoomHpkeKey:
     """The serving room's X25519 key: generated in the room, never stored, bound by attestation."""
 
     def __init__(self, private_key: X25519PrivateKey) -> None:
-        self._key = private_key
+        self._key = KEMKey.from_pyca_cryptography_key(private_key)  # parsed once, not per request
         self._public = private_key.public_key().public_bytes_raw()
 
     @classmethod
@@ -115,7 +130,7 @@ class RoomHpkeKey:
         return self._public
 
     def open_context(self, enc: bytes, info: bytes) -> RecipientContext:
-        return ROOM_SUITE.open_context(self._key.private_bytes_raw(), enc, info)
+        return ROOM_SUITE.open_context(self._key, enc, info)
 
     def __repr__(self) -> str:
         return f"RoomHpkeKey(public={self._public.hex()})"

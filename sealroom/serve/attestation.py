@@ -187,6 +187,8 @@ def check_room_policy(
             f"room evidence is insecure ({claims.tee_type}) and contract {signed.id} does not "
             "allow insecure rooms"
         )
+    if claims.debug:
+        raise AttestationError("the room's TEE runs in debug mode: the host can read its memory")
     if room.tee_types and claims.tee_type not in room.tee_types:
         raise AttestationError(f"TEE type {claims.tee_type} is not allowed by contract {signed.id}")
 

@@ -12,6 +12,8 @@ room's startup attestation, and, once committed, the ledger receipt of the
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +22,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.attest.evidence import Claims
+from sealroom.contract.schema import ID_PATTERN
 from sealroom.crypto.signing import SigningKey, b64, unb64, verify_signature
 from sealroom.errors import SealroomError, SignatureError
 from sealroom.ledger import Receipt
@@ -39,7 +42,7 @@ ANONYMOUS = "anonymous"
 _HEX64 = r"^[0-9a-f]{64}$"
 
 
-class ReceiptError(SealroomError):
+class InferenceReceiptError(SealroomError):
     """An inference receipt, its proof, its batch or its ledger commitment does not verify."""
 
 
@@ -55,7 +58,7 @@ class InferenceReceipt(_Doc):
     response_sha256: str = Field(pattern=_HEX64)  # of the RFC 8785 JSON of the outputs list
     model_digest: str = Field(pattern=DIGEST_PATTERN)
     measurement: str = Field(pattern=r"^[0-9a-f]{64,96}$")
-    contract_id: str
+    contract_id: str = Field(pattern=ID_PATTERN)
     contract_digest: str = Field(pattern=DIGEST_PATTERN)
     client: str = Field(pattern=r"^(anonymous|sha256:[0-9a-f]{64})$")
     sequence: int = Field(ge=0)  # per instance, from 0
@@ -85,7 +88,7 @@ class ReceiptProof(_Doc):
 
     receipt: InferenceReceipt
     index: int = Field(ge=0)
-    proof: list[str]
+    proof: list[str] = Field(max_length=64)  # a path is at most log2(batch size) long
     batch: SignedBatch
     attestation: RoomAttestation
     ledger: Receipt | None = None
@@ -96,9 +99,42 @@ def canonical(data: Any) -> bytes:
     return rfc8785.dumps(data)
 
 
+_PLAIN = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*")  # printable ASCII, no quote, no backslash
+
+
+def _fast_scalar(value: Any) -> str | None:
+    """RFC 8785 text of a scalar when it is trivially canonical; None: ask rfc8785."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if abs(value) < 2**53 else None
+    if isinstance(value, float):
+        # ES6 Number-to-String = Python's shortest repr in [1e-4, 1e16) (both in fixed
+        # notation there), without a trailing ".0"
+        if not (math.isfinite(value) and 1e-4 <= abs(value) < 1e16):
+            return None
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, str) and _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    return None
+
+
+def _canonical_flat(data: dict[str, Any]) -> bytes:
+    """RFC 8785 JSON of a flat object: ~10x faster than rfc8785 for receipts (same bytes:
+    sorted ASCII keys, and scalars spelled as RFC 8785 does); anything else goes to rfc8785."""
+    parts = []
+    for key in sorted(data):
+        text = _fast_scalar(data[key])
+        if text is None or not _PLAIN.fullmatch(key):
+            return canonical(data)
+        parts.append(f'"{key}":{text}')
+    return ("{" + ",".join(parts) + "}").encode("ascii")
+
+
 def receipt_leaf(receipt: InferenceReceipt) -> bytes:
     """The leaf data of a receipt: domain || RFC 8785 JSON."""
-    return RECEIPT_DOMAIN + canonical(receipt.model_dump(mode="json"))
+    return RECEIPT_DOMAIN + _canonical_flat(receipt.model_dump(mode="json"))
 
 
 def batch_message(instance: str, room_key: str, first_sequence: int, size: int, root: str) -> bytes:
@@ -109,7 +145,7 @@ def batch_message(instance: str, room_key: str, first_sequence: int, size: int, 
         "size": size,
         "root": root,
     }
-    return BATCH_DOMAIN + canonical(body)
+    return BATCH_DOMAIN + _canonical_flat(body)
 
 
 def outputs_sha256(outputs: list[Any]) -> str:
@@ -140,11 +176,11 @@ class BatchSigner:
     ) -> list[tuple[int, list[str], SignedBatch]]:
         """(index, audit path, signed batch) per receipt, in order; one signature in all."""
         if not receipts:
-            raise ReceiptError("a receipt batch needs at least one receipt")
+            raise InferenceReceiptError("a receipt batch needs at least one receipt")
         first = receipts[0].sequence
         for i, receipt in enumerate(receipts):
             if receipt.sequence != first + i or receipt.instance != self.instance:
-                raise ReceiptError(
+                raise InferenceReceiptError(
                     f"receipt {i} of the batch has sequence {receipt.sequence} of "
                     f"{receipt.instance}; expected {first + i} of {self.instance}"
                 )
@@ -193,20 +229,22 @@ class Check:
 def _leaf(proof: ReceiptProof) -> str:
     receipt, batch = proof.receipt, proof.batch
     if receipt.instance != batch.instance:
-        raise ReceiptError(f"receipt is from {receipt.instance}, the batch from {batch.instance}")
+        raise InferenceReceiptError(
+            f"receipt is from {receipt.instance}, the batch from {batch.instance}"
+        )
     if receipt.sequence != batch.first_sequence + proof.index:
-        raise ReceiptError(
+        raise InferenceReceiptError(
             f"receipt sequence {receipt.sequence} is not at index {proof.index} of a batch "
             f"starting at {batch.first_sequence}"
         )
     try:
         path = [bytes.fromhex(p) for p in proof.proof]
     except ValueError:
-        raise ReceiptError("inclusion proof holds a hash that is not hex") from None
+        raise InferenceReceiptError("inclusion proof holds a hash that is not hex") from None
     if not verify_inclusion(
         leaf_hash(receipt_leaf(receipt)), proof.index, batch.size, path, bytes.fromhex(batch.root)
     ):
-        raise ReceiptError(
+        raise InferenceReceiptError(
             f"receipt is not leaf {proof.index} of the {batch.size}-leaf tree with root "
             f"{batch.root[:16]}…"
         )
@@ -220,7 +258,7 @@ def _batch(proof: ReceiptProof) -> str:
             batch.room_key, unb64(batch.signature, "batch signature"), batch.message(), "room"
         )
     except SignatureError:
-        raise ReceiptError("batch signature does not verify with its room key") from None
+        raise InferenceReceiptError("batch signature does not verify with its room key") from None
     return f"signed by room key {batch.room_key[:12]}…"
 
 
@@ -235,10 +273,12 @@ def _binding(proof: ReceiptProof, claims: Claims) -> str:
     ]
     for what, attested, claimed in pairs:
         if attested != claimed:
-            raise ReceiptError(f"the attestation binds {what} {attested[:24]}, not {claimed[:24]}")
+            raise InferenceReceiptError(
+                f"the attestation binds {what} {attested[:24]}, not {claimed[:24]}"
+            )
     check_binding(att, claims)
     if claims.insecure and not receipt.insecure:
-        raise ReceiptError("the receipt hides that its room's evidence is insecure")
+        raise InferenceReceiptError("the receipt hides that its room's evidence is insecure")
     return f"{att.evidence.tee_type} evidence binds room key, model, contract, measurement"
 
 
@@ -246,13 +286,17 @@ def _ledger(proof: ReceiptProof, ledger_public_key: str | None) -> str:
     ledger, payload, batch = proof.ledger, proof.ledger_payload, proof.batch
     assert ledger is not None
     if ledger_public_key is None:
-        raise ReceiptError("the ledger commitment cannot be checked without a trusted ledger key")
+        raise InferenceReceiptError(
+            "the ledger commitment cannot be checked without a trusted ledger key"
+        )
     if payload is None:
-        raise ReceiptError("the ledger commitment comes without its entry's payload")
+        raise InferenceReceiptError("the ledger commitment comes without its entry's payload")
     ledger.verify(ledger_public_key)
     ledger.check_payload(payload)
     if ledger.kind != COMMITMENT_KIND:
-        raise ReceiptError(f"ledger entry {ledger.seq} is a {ledger.kind}, not {COMMITMENT_KIND}")
+        raise InferenceReceiptError(
+            f"ledger entry {ledger.seq} is a {ledger.kind}, not {COMMITMENT_KIND}"
+        )
     expect = {"root": batch.root, "size": batch.size, "first_sequence": batch.first_sequence}
     if (
         payload.get("instance") != batch.instance
@@ -260,7 +304,7 @@ def _ledger(proof: ReceiptProof, ledger_public_key: str | None) -> str:
         or payload.get("contract_id") != proof.receipt.contract_id
         or expect not in (payload.get("batches") or [])
     ):
-        raise ReceiptError(
+        raise InferenceReceiptError(
             f"ledger entry {ledger.seq} does not list root {batch.root[:16]}… of this room"
         )
     return f"root listed in ledger entry {ledger.seq} ({ledger.timestamp})"
@@ -306,20 +350,20 @@ def verify_receipt_proof(
     ledger_public_key: str | None = None,
     trusted_signers: set[str] | None = None,
 ) -> Claims:
-    """The room's claims if every check passes; ReceiptError naming the first failure."""
+    """The room's claims if every check passes; InferenceReceiptError naming the first failure."""
     checks, claims = check_receipt_proof(
         proof, ledger_public_key=ledger_public_key, trusted_signers=trusted_signers
     )
     for check in checks:
         if not check.ok:
-            raise ReceiptError(f"{check.name}: {check.detail}")
+            raise InferenceReceiptError(f"{check.name}: {check.detail}")
     assert claims is not None
     return claims
 
 
 def check_response(proof: ReceiptProof, request_sha256: str, outputs: list[Any]) -> None:
-    """ReceiptError unless the receipt names this request's body and these outputs."""
+    """InferenceReceiptError unless the receipt names this request's body and these outputs."""
     if proof.receipt.request_sha256 != request_sha256:
-        raise ReceiptError("the receipt names another request")
+        raise InferenceReceiptError("the receipt names another request")
     if proof.receipt.response_sha256 != outputs_sha256(outputs):
-        raise ReceiptError("the receipt names other outputs than the ones received")
+        raise InferenceReceiptError("the receipt names other outputs than the ones received")

@@ -103,7 +103,7 @@ def signed_message(request: InferenceRequest) -> bytes:
     """What a client signs: every field the room acts on, bound to this request's enc."""
     array = _wire_array(request.array)
     dtype = _dtype_name(array)
-    shape = json.dumps(list(array.shape)).encode("ascii")
+    shape = b"".join(struct.pack(">Q", size) for size in array.shape)  # u64be per axis
     return (
         SIGNATURE_DOMAIN
         + _lp(request.contract_digest.encode("utf-8"))

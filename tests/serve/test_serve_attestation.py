@@ -68,16 +68,20 @@ def make_contract(
 class FakeSoftwareTee:
     """Software evidence as SoftwareAttester signs it, with a chosen time and measurement."""
 
-    def __init__(self, measurement: str = MEASUREMENT, issued_at: datetime | None = None) -> None:
+    def __init__(
+        self, measurement: str = MEASUREMENT, issued_at: datetime | None = None, debug: bool = False
+    ) -> None:
         self.key = SigningKey.generate()
         self.measurement = measurement
         self.issued_at = issued_at
+        self.debug = debug
 
     def __call__(self, report_data: bytes) -> Evidence:
         claims = Claims(
             tee_type="software",
             measurement=self.measurement,
             insecure=True,
+            debug=self.debug,
             report_data=report_data,
             issued_at=self.issued_at or datetime.now(UTC),
         )
@@ -225,6 +229,12 @@ def test_client_pinned_measurement_is_enforced_even_when_contract_lists_none() -
 def test_insecure_evidence_refused_unless_contract_allows_it() -> None:
     contract, tee, nonce = make_contract(allow_insecure=False), FakeSoftwareTee(), os.urandom(32)
     with pytest.raises(AttestationError, match="does not allow insecure rooms"):
+        _verify(_attest(tee, contract, nonce), contract, nonce, tee)
+
+
+def test_debug_mode_tee_is_refused() -> None:
+    contract, tee, nonce = make_contract(), FakeSoftwareTee(debug=True), os.urandom(32)
+    with pytest.raises(AttestationError, match="debug mode"):
         _verify(_attest(tee, contract, nonce), contract, nonce, tee)
 
 

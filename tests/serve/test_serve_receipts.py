@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealroom.attest.evidence import Claims, Evidence
 from sealroom.crypto.hpke_context import RoomHpkeKey
@@ -19,15 +22,18 @@ from sealroom.serve.attestation import RoomAttestation, attest_room, new_instanc
 from sealroom.serve.receipts import (
     ANONYMOUS,
     COMMITMENT_KIND,
+    RECEIPT_DOMAIN,
     BatchSigner,
     InferenceReceipt,
-    ReceiptError,
+    InferenceReceiptError,
     ReceiptProof,
+    _canonical_flat,
     check_receipt_proof,
     check_response,
     client_fingerprint,
     commitment_payload,
     outputs_sha256,
+    receipt_leaf,
     verify_receipt_proof,
 )
 from sealroom.workspace import Workspace
@@ -138,11 +144,11 @@ def test_batches_continue_the_sequence() -> None:
 def test_batch_signer_refuses_gaps_and_other_instances() -> None:
     room = Room()
     receipts = room.receipts(3)
-    with pytest.raises(ReceiptError, match="expected 1"):
+    with pytest.raises(InferenceReceiptError, match="expected 1"):
         room.signer.sign([receipts[0], receipts[2]])
-    with pytest.raises(ReceiptError, match="expected"):
+    with pytest.raises(InferenceReceiptError, match="expected"):
         BatchSigner(room.key, new_instance_id()).sign(receipts)
-    with pytest.raises(ReceiptError, match="at least one"):
+    with pytest.raises(InferenceReceiptError, match="at least one"):
         room.signer.sign([])
 
 
@@ -153,13 +159,15 @@ def test_flipped_sibling_in_the_proof_is_refused() -> None:
     proof = Room().proofs(8)[3]
     path = list(proof.proof)
     path[1] = ("0" if path[1][0] != "0" else "1") + path[1][1:]
-    with pytest.raises(ReceiptError, match="inclusion: receipt is not leaf 3"):
+    with pytest.raises(InferenceReceiptError, match="inclusion: receipt is not leaf 3"):
         verify_receipt_proof(_replace(proof, proof=path))
 
 
 def test_wrong_index_is_refused() -> None:
     proof = Room().proofs(8)[3]
-    with pytest.raises(ReceiptError, match="inclusion: receipt sequence 3 is not at index 4"):
+    with pytest.raises(
+        InferenceReceiptError, match="inclusion: receipt sequence 3 is not at index 4"
+    ):
         verify_receipt_proof(_replace(proof, index=4))
 
 
@@ -167,7 +175,7 @@ def test_wrong_index_with_matching_sequence_is_refused() -> None:
     """Even if the sequence is moved along with the index, the path no longer fits."""
     proof = Room().proofs(8)[3]
     receipt = proof.receipt.model_copy(update={"sequence": 4})
-    with pytest.raises(ReceiptError, match="inclusion: receipt is not leaf 4"):
+    with pytest.raises(InferenceReceiptError, match="inclusion: receipt is not leaf 4"):
         verify_receipt_proof(_replace(proof, index=4, receipt=receipt.model_dump()))
 
 
@@ -187,7 +195,7 @@ def test_edited_receipt_is_refused() -> None:
         ("issued_at", 1.0),
     ]:
         receipt = proof.receipt.model_copy(update={field: value})
-        with pytest.raises(ReceiptError, match="inclusion"):
+        with pytest.raises(InferenceReceiptError, match="inclusion"):
             verify_receipt_proof(_replace(proof, receipt=receipt.model_dump()))
 
 
@@ -199,7 +207,9 @@ def test_batch_signed_by_a_key_the_attestation_does_not_bind_is_refused() -> Non
     proof = ReceiptProof(
         receipt=receipts[1], index=index, proof=path, batch=batch, attestation=room.attestation
     )
-    with pytest.raises(ReceiptError, match="attestation binding: the attestation binds room key"):
+    with pytest.raises(
+        InferenceReceiptError, match="attestation binding: the attestation binds room key"
+    ):
         verify_receipt_proof(proof)
 
 
@@ -207,7 +217,9 @@ def test_batch_signature_must_verify() -> None:
     proof = Room().proofs(4)[0]
     other = Room().proofs(4)[0]
     batch = proof.batch.model_copy(update={"signature": other.batch.signature})
-    with pytest.raises(ReceiptError, match="batch signature: batch signature does not verify"):
+    with pytest.raises(
+        InferenceReceiptError, match="batch signature: batch signature does not verify"
+    ):
         verify_receipt_proof(_replace(proof, batch=batch.model_dump()))
 
 
@@ -215,7 +227,7 @@ def test_attestation_of_another_model_or_measurement_is_refused() -> None:
     proof = Room().proofs(2)[0]
     other_model = Room(model="sha256:" + "22" * 32)
     swapped = _replace(proof, attestation=other_model.attestation.model_dump())
-    with pytest.raises(ReceiptError, match="attestation binding"):
+    with pytest.raises(InferenceReceiptError, match="attestation binding"):
         verify_receipt_proof(swapped)
     # an attestation edited to claim the receipt's key no longer matches its evidence
     forged = other_model.attestation.model_copy(
@@ -225,7 +237,7 @@ def test_attestation_of_another_model_or_measurement_is_refused() -> None:
             "model_digest": MODEL,
         }
     )
-    with pytest.raises(ReceiptError, match="does not bind"):
+    with pytest.raises(InferenceReceiptError, match="does not bind"):
         verify_receipt_proof(_replace(proof, attestation=forged.model_dump()))
 
 
@@ -236,7 +248,7 @@ def test_receipt_claiming_another_measurement_than_its_evidence_is_refused() -> 
     proof = ReceiptProof(
         receipt=receipts[0], index=index, proof=path, batch=batch, attestation=room.attestation
     )
-    with pytest.raises(ReceiptError, match="binds measurement"):
+    with pytest.raises(InferenceReceiptError, match="binds measurement"):
         verify_receipt_proof(proof)
 
 
@@ -247,22 +259,22 @@ def test_receipt_hiding_insecure_evidence_is_refused() -> None:
     proof = ReceiptProof(
         receipt=receipts[0], index=index, proof=path, batch=batch, attestation=room.attestation
     )
-    with pytest.raises(ReceiptError, match="hides that its room's evidence is insecure"):
+    with pytest.raises(InferenceReceiptError, match="hides that its room's evidence is insecure"):
         verify_receipt_proof(proof)
 
 
 def test_untrusted_evidence_signer_is_refused_when_signers_are_pinned() -> None:
     proof = Room().proofs(2)[0]
-    with pytest.raises(ReceiptError, match=r"evidence: .*does not trust"):
+    with pytest.raises(InferenceReceiptError, match=r"evidence: .*does not trust"):
         verify_receipt_proof(proof, trusted_signers={SigningKey.generate().public_b64})
 
 
 def test_check_response_ties_receipt_to_request_and_outputs() -> None:
     proof = Room().proofs(1)[0]
     check_response(proof, proof.receipt.request_sha256, [0])
-    with pytest.raises(ReceiptError, match="another request"):
+    with pytest.raises(InferenceReceiptError, match="another request"):
         check_response(proof, "00" * 32, [0])
-    with pytest.raises(ReceiptError, match="other outputs"):
+    with pytest.raises(InferenceReceiptError, match="other outputs"):
         check_response(proof, proof.receipt.request_sha256, [1])
 
 
@@ -302,7 +314,7 @@ def test_ledger_payload_that_does_not_list_the_root_is_refused(workspace: Worksp
     other = Room().proofs(1)[0].batch
     listing = [{"root": other.root, "size": other.size, "first_sequence": other.first_sequence}]
     proof, key = _committed(workspace, proofs, batches=listing)
-    with pytest.raises(ReceiptError, match="does not list root"):
+    with pytest.raises(InferenceReceiptError, match="does not list root"):
         verify_receipt_proof(proof, ledger_public_key=key)
 
 
@@ -313,27 +325,27 @@ def test_ledger_payload_swapped_after_signing_is_refused(workspace: Workspace) -
         "serve-1", proofs[0].batch.instance, proofs[0].batch.room_key, [proofs[0].batch], {}
     )
     forged = _replace(honest, ledger_payload=payload)
-    with pytest.raises(ReceiptError, match="payload does not match"):
+    with pytest.raises(InferenceReceiptError, match="payload does not match"):
         verify_receipt_proof(forged, ledger_public_key=key)
 
 
 def test_ledger_receipt_under_another_key_or_kind_is_refused(workspace: Workspace) -> None:
     proof, key = _committed(workspace, Room().proofs(2))
-    with pytest.raises(ReceiptError, match="signature does not verify"):
+    with pytest.raises(InferenceReceiptError, match="signature does not verify"):
         verify_receipt_proof(proof, ledger_public_key=SigningKey.generate().public_b64)
-    with pytest.raises(ReceiptError, match="without a trusted ledger key"):
+    with pytest.raises(InferenceReceiptError, match="without a trusted ledger key"):
         verify_receipt_proof(proof)
     ledger = Ledger.open(workspace)
     assert proof.ledger_payload is not None
     wrong_kind = ledger.append("inference.started", proof.ledger_payload)
-    with pytest.raises(ReceiptError, match=r"not inference\.receipts"):
+    with pytest.raises(InferenceReceiptError, match=r"not inference\.receipts"):
         verify_receipt_proof(_replace(proof, ledger=wrong_kind.model_dump()), ledger_public_key=key)
 
 
 def test_ledger_entry_of_another_room_is_refused(workspace: Workspace) -> None:
     proofs = Room().proofs(2)
     proof, key = _committed(workspace, proofs, room_key=SigningKey.generate().public_b64)
-    with pytest.raises(ReceiptError, match="does not list root"):
+    with pytest.raises(InferenceReceiptError, match="does not list root"):
         verify_receipt_proof(proof, ledger_public_key=key)
 
 
@@ -350,3 +362,26 @@ def test_attestation_json_round_trip_inside_proof() -> None:
     assert (
         ReceiptProof.model_validate_json(proof.model_dump_json()).attestation == proof.attestation
     )
+
+
+# --- the fast canonical encoder is RFC 8785 ----------------------------------------------------
+
+_scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1e-4, 9.99e-5, 1e16, 1e21, 1.0, 1764126000.0, 1764126000.123456]),
+    st.text(max_size=12),
+    st.sampled_from(["a\nb", 'q"', "b\\s", "é", "\x7f", "srv-20261126T031659-92b16a"]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _scalars, max_size=12))
+def test_fast_canonical_encoding_equals_rfc8785(data: dict[str, Any]) -> None:
+    assert _canonical_flat(data) == rfc8785.dumps(data)
+
+
+def test_receipt_leaf_is_rfc8785_of_the_receipt() -> None:
+    receipt = Room().receipts(1)[0]
+    assert receipt_leaf(receipt) == RECEIPT_DOMAIN + rfc8785.dumps(receipt.model_dump(mode="json"))

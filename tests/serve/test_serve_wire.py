@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealroom.crypto.hpke_context import ENC_SIZE, TAG_SIZE, RoomHpkeKey, seal_context
 from sealroom.crypto.signing import SigningKey
@@ -320,3 +322,34 @@ def test_nothing_readable_in_the_sealed_body() -> None:
     body, _ = seal_request(room.public_raw, _request("alice", array), SigningKey.generate())
     assert b"alice" not in body and DIGEST.encode() not in body
     assert array.tobytes()[:16] not in body
+
+
+# --- properties -----------------------------------------------------------------------------
+
+ROOM = RoomHpkeKey.generate()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["float32", "float64", "int64", "int32", "uint8"]),
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=7),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_allowed_array_round_trips(dtype: str, shape: list[int], seed: int) -> None:
+    array = (np.random.default_rng(seed).random(shape) * 100).astype(dtype)
+    request = InferenceRequest.new(array, DIGEST, None)
+    opened, _ = open_request(ROOM, seal_request(ROOM.public_raw, request, None)[0])
+    assert opened.array.dtype == np.dtype(dtype) and opened.array.shape == tuple(shape)
+    np.testing.assert_array_equal(opened.array, array)
+
+
+_SIGNED_BODY, _ = seal_request(ROOM.public_raw, _request(), SigningKey.generate())
+
+
+@settings(max_examples=120, deadline=None)
+@given(where=st.integers(0, len(_SIGNED_BODY) - 1), bit=st.integers(0, 7))
+def test_any_single_bit_flip_is_refused(where: int, bit: int) -> None:
+    body = bytearray(_SIGNED_BODY)
+    body[where] ^= 1 << bit
+    with pytest.raises(WireError):
+        open_request(ROOM, bytes(body))
