@@ -18,10 +18,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from sealroom.errors import SealroomError
 from sealroom.httpguard import GuardSettings, RateLimit, hardened_app
 from sealroom.serve.attestation import parse_nonce_hex
 from sealroom.serve.service import InferenceService, ServeRefusal
-from sealroom.errors import SealroomError
 
 PUBLIC_PATHS = ("/v1/attestation", "/v1/infer", "/v1/health")
 PUBLIC_PREFIXES = ("/v1/commitments/",)

@@ -3,7 +3,8 @@
 An asyncio front (``submit``) and ONE worker thread that runs the model (ONNX Runtime
 releases the GIL, so the event loop keeps accepting and decrypting while it runs). A batch
 is the oldest requests, in order, up to ``max_batch_size`` examples; it is cut when full or
-``max_wait_ms`` after its first request arrived. A request larger than a batch runs alone.
+``max_wait_ms`` after its first request arrived (``adaptive``: or as soon as no announced
+request is still on its way). A request larger than a batch runs alone.
 
 The queue is bounded in EXAMPLES (a request of 64 examples costs 64 times one of 1):
 beyond ``queue_size`` a request is refused at once (:class:`QueueFull`, HTTP 503 with
@@ -17,6 +18,7 @@ one result per payload, in order, and a length mismatch fails the whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -79,6 +81,7 @@ class DynamicBatcher(Generic[P, R]):
         timeout_s: float,
         stats: ServeStats | None = None,
         name: str = "sealroom-batcher",
+        adaptive: bool = False,
     ) -> None:
         if max_batch_size < 1 or queue_size < 1 or timeout_s <= 0 or max_wait_ms < 0:
             raise ValueError("batcher needs max_batch_size, queue_size >= 1 and timeout_s > 0")
@@ -95,6 +98,10 @@ class DynamicBatcher(Generic[P, R]):
         self._batch_seconds = 0.0  # moving average, for Retry-After
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._started = False
+        # adaptive: wait for more only while announced requests are on their way (decrypting,
+        # being checked); a lone request goes at once instead of paying max_wait for nothing
+        self.adaptive = adaptive
+        self._announced = 0
 
     @property
     def queued_examples(self) -> int:
@@ -116,14 +123,34 @@ class DynamicBatcher(Generic[P, R]):
         if self._started:
             self._thread.join(timeout)
 
-    async def submit(self, payload: P, examples: int) -> R:
-        """The result for ``payload`` (``examples`` >= 1 of them), or QueueFull/timeout."""
+    def announce(self) -> None:
+        """A request is on its way: an adaptive batch waits for it (up to max_wait)."""
+        with self._cond:
+            self._announced += 1
+
+    def withdraw(self) -> None:
+        """An announced request will not come (refused before it was submitted)."""
+        with self._cond:
+            self._announced -= 1
+            self._cond.notify_all()
+
+    async def submit(self, payload: P, examples: int, announced: bool = False) -> R:
+        """The result for ``payload`` (``examples`` >= 1 of them), or QueueFull/timeout.
+
+        ``announced``: this request called :meth:`announce`; it is withdrawn here, under
+        the same lock that queues it, so the worker never sees it neither coming nor queued.
+        """
         if examples < 1:
+            if announced:
+                self.withdraw()
             raise ValueError("a request carries at least one example")
         self.start()
         loop = asyncio.get_running_loop()
         job: _Job[P, R] = _Job(payload, examples, loop.create_future(), loop)
         with self._cond:
+            if announced:
+                self._announced -= 1
+                self._cond.notify_all()
             if self._stopping:
                 raise ServiceStopped("the inference service is stopping")
             if self._queued and self._queued + examples > self.queue_size:
@@ -170,7 +197,12 @@ class DynamicBatcher(Generic[P, R]):
             if self._stopping:
                 return None
             deadline = self._queue[0].enqueued + self.max_wait_s
-            while not self._stopping and self._queue and self._queued < self.max_batch_size:
+            while (
+                not self._stopping
+                and self._queue
+                and self._queued < self.max_batch_size
+                and (not self.adaptive or self._announced > 0)
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -233,7 +265,5 @@ def _deliver(job: _Job[P, R], result: Any) -> None:
         else:
             job.future.set_result(result)
 
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
         job.loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more

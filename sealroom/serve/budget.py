@@ -15,13 +15,27 @@ can over-charge a client by at most one unused lease and can never under-charge 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from sealroom.errors import SealroomError
 
 DEFAULT_LEASE = 256  # examples per lease; at most this many are lost to a crash
 LEASE_FRACTION = 20  # ... and at most 1/20 of the budget
+
+
+def charged_totals(payloads: Iterable[Mapping[str, Any]], contract_id: str) -> dict[str, int]:
+    """Totals to restart from: per client, the highest ``charged`` any committed
+    ``inference.receipts`` payload of ``contract_id`` names (totals are cumulative, and
+    several instances may have served the contract one after another)."""
+    totals: dict[str, int] = {}
+    for payload in payloads:
+        if payload.get("contract_id") != contract_id:
+            continue
+        for client, total in (payload.get("charged") or {}).items():
+            if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+                totals[client] = max(total, totals.get(client, 0))
+    return totals
 
 
 class OverBudget(SealroomError):
@@ -56,7 +70,9 @@ class QueryBudget:
         self._used: dict[str, int] = dict(start)  # charged to requests
         self._leased: dict[str, int] = dict(start)  # committed: may be served up to here
         if lease_size is None:
-            lease_size = DEFAULT_LEASE if limit is None else min(DEFAULT_LEASE, limit // LEASE_FRACTION)
+            lease_size = (
+                DEFAULT_LEASE if limit is None else min(DEFAULT_LEASE, limit // LEASE_FRACTION)
+            )
         self.lease_size = max(1, lease_size)
         self._lock = asyncio.Lock()  # one lease commit at a time
 

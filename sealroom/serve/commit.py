@@ -147,7 +147,14 @@ class Committer:
                 self._stats.commit_failed()
 
     async def flush(self, force: bool = False) -> None:
-        """Write pending roots and changed totals, ``max_batches`` roots per entry."""
+        """Write pending roots and changed totals, ``max_batches`` roots per entry.
+
+        Shielded: a cancelled caller (a client gone, the flusher stopping) leaves the write
+        to finish, so a root is never written twice or dropped half-way.
+        """
+        await asyncio.shield(self._flush(force))
+
+    async def _flush(self, force: bool) -> None:
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
         async with self._flush_lock:

@@ -35,7 +35,9 @@ def apply_output_policy(policy: OutputPolicy, logits: np.ndarray) -> list[dict[s
         return [{"label": int(label)} for label in labels]
     scores = softmax(logits)
     if policy.kind == "probabilities":
-        return [{"probabilities": [round(float(p), policy.decimals) for p in row]} for row in scores]
+        return [
+            {"probabilities": [round(float(p), policy.decimals) for p in row]} for row in scores
+        ]
     k = min(policy.k, logits.shape[1])
     results: list[dict[str, Any]] = []
     for row in scores:

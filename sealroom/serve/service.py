@@ -17,6 +17,7 @@ import hashlib
 import heapq
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from sealroom.serve.wire import WireError, open_request, verify_client_signature
 FRESHNESS_S = 60.0  # a request's issued_at must be within this of the room's clock
 MAX_SEEN = 1_000_000  # request ids remembered (16 bytes each); full -> 503, never forget early
 ANONYMOUS = "anonymous"
+MAX_ATTESTING = 4  # GET /v1/attestation calls waiting on the operator at once; beyond: 503
 
 
 class ServeRefusal(SealroomError):
@@ -76,7 +78,8 @@ class ReplayGuard:
     def check_fresh(self, issued_at: float, now: float) -> None:
         if not math.isfinite(issued_at) or abs(now - issued_at) > self.window_s:
             raise ServeRefusal(
-                400, f"request is stale: issued_at is not within {self.window_s:g} s of the room's clock"
+                400,
+                f"request is stale: issued_at is not within {self.window_s:g} s of the room clock",
             )
 
     def remember(self, request_id: bytes, issued_at: float, now: float) -> None:
@@ -110,6 +113,11 @@ class _Job:
     client: str
 
 
+@dataclass
+class _Flight:
+    announced: bool = True
+
+
 @dataclass(frozen=True)
 class _Answer:
     outputs: list[Any]
@@ -136,7 +144,7 @@ class InferenceService:
     ) -> None:
         terms = signed.contract.inference
         if terms is None:
-            raise ServeRefusal(500, "the contract has no inference terms")
+            raise SealroomError(f"contract {signed.id} has no inference terms: nothing to serve")
         self.terms: InferenceTerms = terms
         self.signed = signed
         self.contract_id = signed.id
@@ -144,14 +152,19 @@ class InferenceService:
         self.model_digest = model_digest
         self.engine = engine
         self.room = room
+        # The sink and the attester both call the operator; in the room that is ONE pipe,
+        # so calls are serialised here whatever thread they run in.
+        self._operator = threading.Lock()
         self._attest = attest
+        self._sink = sink
+        self._attesting = 0  # attestations in flight (each waits on the operator)
         self._clock = clock
         self.stats = ServeStats()
         self.replays = ReplayGuard(freshness_s)
         self._keys = {c.name: c.signing_key for c in terms.clients}
         self._fingerprints = {c.name: client_fingerprint(c.signing_key) for c in terms.clients}
         self.committer = Committer(
-            sink,
+            self._call_sink,
             contract_id=self.contract_id,
             instance=room.instance,
             room_key=room.room_key.public_b64,
@@ -168,6 +181,7 @@ class InferenceService:
             queue_size=limits.queue_size,
             timeout_s=limits.request_timeout_s,
             stats=self.stats,
+            adaptive=True,
         )
         self._signer = BatchSigner(room.room_key, room.instance)
         self._sequence = 0  # the batch worker alone advances it
@@ -188,10 +202,23 @@ class InferenceService:
 
     async def attestation(self, nonce: bytes) -> RoomAttestation:
         """A fresh attestation for ``nonce`` (the attester may block: run off the loop)."""
+        if self._attesting >= MAX_ATTESTING:
+            raise ServeRefusal(503, "too many attestations in progress; retry later", 1)
+        self._attesting += 1
         try:
-            return await asyncio.to_thread(self._attest, nonce)
+            return await asyncio.to_thread(self._call_attest, nonce)
         except Exception:
             raise ServeRefusal(503, "the room cannot attest right now") from None
+        finally:
+            self._attesting -= 1
+
+    def _call_attest(self, nonce: bytes) -> RoomAttestation:
+        with self._operator:
+            return self._attest(nonce)
+
+    def _call_sink(self, payload: dict[str, Any]) -> Receipt | None:
+        with self._operator:
+            return self._sink(payload)
 
     def commitment(self, root_hex: str) -> tuple[Receipt, dict[str, Any]] | None:
         """The ledger receipt and payload of the entry that lists ``root_hex``, if kept."""
@@ -213,10 +240,21 @@ class InferenceService:
 
     async def _infer(self, body: bytes, started: float) -> bytes:
         await self.start()
+        self.batcher.announce()  # a batch being filled waits for this one (up to max_wait)
+        flight = _Flight()
+        try:
+            return await self._serve(body, started, flight)
+        finally:
+            if flight.announced:  # refused before it reached the batcher
+                self.batcher.withdraw()
+
+    async def _serve(self, body: bytes, started: float, flight: _Flight) -> bytes:
         try:
             request, sealer = open_request(self.room.hpke_key, body)
         except WireError:
-            raise ServeRefusal(400, "sealed request cannot be opened (malformed, tampered or not for this room)") from None
+            raise ServeRefusal(
+                400, "sealed request cannot be opened (malformed, tampered or not for this room)"
+            ) from None
         request_sha256 = hashlib.sha256(body).hexdigest()
         opened = time.perf_counter()
         self.stats.stage("open", opened - started)
@@ -224,9 +262,13 @@ class InferenceService:
         n = int(request.array.shape[0]) if request.array.ndim else 0
         checked = time.perf_counter()
         self.stats.stage("checks", checked - opened)
-        await self._charge(client, n)
+        try:  # a lease waits on the operator: bound it like the rest of the request
+            async with asyncio.timeout(self.terms.limits.request_timeout_s):
+                await self._charge(client, n)
+        except TimeoutError:
+            raise ServeRefusal(504, "the query budget could not be charged in time") from None
         self.stats.stage("budget", time.perf_counter() - checked)
-        answer = await self._batch(_Job(request.array, request_sha256, client), n)
+        answer = await self._batch(_Job(request.array, request_sha256, client), n, flight)
         sealing = time.perf_counter()
         plaintext = canonical_json(
             {
@@ -253,7 +295,9 @@ class InferenceService:
             client = ANONYMOUS  # nobody is listed: anyone shares the one anonymous budget
         else:
             if request.client is None:
-                raise ServeRefusal(401, "this contract serves listed clients only; the request names none")
+                raise ServeRefusal(
+                    401, "this contract serves listed clients only; the request names none"
+                )
             key = self._keys.get(request.client)
             if key is None:
                 raise ServeRefusal(403, "client is not listed in the contract")
@@ -277,11 +321,14 @@ class InferenceService:
         except OverBudget as exc:
             raise ServeRefusal(429, str(exc)) from None
         except CommitFailed:
-            raise ServeRefusal(503, "the query budget lease could not be committed; retry later", 5) from None
+            raise ServeRefusal(
+                503, "the query budget lease could not be committed; retry later", 5
+            ) from None
 
-    async def _batch(self, job: _Job, n: int) -> _Answer:
+    async def _batch(self, job: _Job, n: int, flight: _Flight) -> _Answer:
+        flight.announced = False  # submit withdraws the announcement as it queues the job
         try:
-            return await self.batcher.submit(job, n)
+            return await self.batcher.submit(job, n, announced=True)
         except QueueFull as exc:
             raise ServeRefusal(503, str(exc), exc.retry_after) from None
         except RequestTimedOut as exc:

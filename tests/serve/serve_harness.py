@@ -225,4 +225,3 @@ def make_room(
         **service_args,
     )
     return room
-

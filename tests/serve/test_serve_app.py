@@ -69,7 +69,9 @@ async def test_a_tampered_request_is_a_json_400(room: Room) -> None:
 async def test_a_wrong_content_type_is_415(room: Room) -> None:
     body, _ = room.request(batch())
     async with client_for(room) as http:
-        response = await http.post("/v1/infer", content=body, headers={"content-type": "text/plain"})
+        response = await http.post(
+            "/v1/infer", content=body, headers={"content-type": "text/plain"}
+        )
     assert response.status_code == 415
 
 
@@ -86,7 +88,7 @@ async def test_an_unknown_client_is_403_and_a_replay_is_409(room: Room) -> None:
     from sealroom.crypto.signing import SigningKey
 
     stranger, _ = room.request(batch(), "mallory", key=SigningKey.generate())
-    body, key = room.request(batch())
+    body, _ = room.request(batch())
     async with client_for(room) as http:
         assert (await http.post("/v1/infer", content=stranger, headers=SEALED)).status_code == 403
         assert (await http.post("/v1/infer", content=body, headers=SEALED)).status_code == 200
@@ -131,10 +133,16 @@ async def test_a_flood_is_503_with_retry_after(tmp_path: Path) -> None:
     try:
         async with client_for(room) as http:
             bodies = [room.request(batch(1, seed=i)) for i in range(4)]
-            first = asyncio.create_task(http.post("/v1/infer", content=bodies[0][0], headers=SEALED))
+            first = asyncio.create_task(
+                http.post("/v1/infer", content=bodies[0][0], headers=SEALED)
+            )
             await asyncio.to_thread(gate.entered.wait, 5)
-            queued = asyncio.create_task(http.post("/v1/infer", content=bodies[1][0], headers=SEALED))
-            queued2 = asyncio.create_task(http.post("/v1/infer", content=bodies[2][0], headers=SEALED))
+            queued = asyncio.create_task(
+                http.post("/v1/infer", content=bodies[1][0], headers=SEALED)
+            )
+            queued2 = asyncio.create_task(
+                http.post("/v1/infer", content=bodies[2][0], headers=SEALED)
+            )
             while room.service.batcher.queued_examples < 2:
                 await asyncio.sleep(0.005)
             flood = await http.post("/v1/infer", content=bodies[3][0], headers=SEALED)
@@ -143,13 +151,18 @@ async def test_a_flood_is_503_with_retry_after(tmp_path: Path) -> None:
         assert flood.status_code == 503 and int(flood.headers["retry-after"]) >= 1
         assert [r.status_code for r in done] == [200, 200, 200]
         for response, (_, key), seed in zip(done, bodies, range(3), strict=False):
-            assert Room.open(response.content, key)["outputs"][0]["label"] == expected_labels(batch(1, seed=seed))[0]
+            assert (
+                Room.open(response.content, key)["outputs"][0]["label"]
+                == expected_labels(batch(1, seed=seed))[0]
+            )
     finally:
         gate.open.set()
         await room.service.stop()
 
 
-async def test_a_request_not_answered_in_time_is_504_and_nothing_is_returned(tmp_path: Path) -> None:
+async def test_a_request_not_answered_in_time_is_504_and_nothing_is_returned(
+    tmp_path: Path,
+) -> None:
     limits = ServingLimits(max_batch_size=1, max_wait_ms=0, request_timeout_s=0.2)
     room = make_room(tmp_path, limits=limits)
     gate = Gate(room)
@@ -213,6 +226,55 @@ def test_a_guard_body_limit_above_the_contract_is_refused(tmp_path: Path) -> Non
     from sealroom.httpguard import GuardSettings
 
     room = make_room(tmp_path, limits=ServingLimits(max_body_bytes=4096))
-    settings = GuardSettings.for_loopback(PORT, TOKEN, public_paths=["/v1/infer"], max_body_bytes=1 << 20)
+    settings = GuardSettings.for_loopback(
+        PORT, TOKEN, public_paths=["/v1/infer"], max_body_bytes=1 << 20
+    )
     with pytest.raises(SealroomError, match="exceeds the contract"):
         create_app(room.service, settings)
+
+
+async def test_64_concurrent_clients_over_real_uvicorn_and_nothing_in_the_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+    import socket
+
+    import uvicorn
+
+    canary = 1234.5678
+    room = make_room(tmp_path, limits=ServingLimits(max_batch_size=16, max_wait_ms=2))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(room.service, guard_settings(room.service, port, TOKEN))
+    config = uvicorn.Config(app, log_config=None, log_level="debug", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    caplog.set_level(logging.DEBUG)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        arrays = [np.full((1, 4), canary, dtype=np.float32) * (1 + (i % 5)) - i for i in range(64)]
+        sealed = [room.request(a, "alice" if i % 2 else "bob") for i, a in enumerate(arrays)]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            bad, _ = room.request(np.full((1, 3), canary, dtype=np.float32))
+            refused = await http.post("/v1/infer", content=bad, headers=SEALED)
+            responses = await asyncio.gather(
+                *(http.post("/v1/infer", content=body, headers=SEALED) for body, _ in sealed)
+            )
+        assert refused.status_code == 422
+        assert [r.status_code for r in responses] == [200] * 64
+        for array, (_, key), response in zip(arrays, sealed, responses, strict=True):
+            outputs = Room.open(response.content, key)["outputs"]
+            assert [o["label"] for o in outputs] == expected_labels(array)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+    assert room.sink_calls, "stopping the app flushed the receipts"
+    logged = "\n".join(r.getMessage() for r in caplog.records) + "".join(capfd.readouterr())
+    assert "/v1/infer" in logged  # the access log ran, and says no more than the path
+    for secret in (str(canary), "alice", "bob", arrays[0].tobytes().hex()[:16]):
+        assert secret not in logged, secret

@@ -193,3 +193,36 @@ async def test_a_stopped_batcher_refuses() -> None:
     runner.stop()
     with pytest.raises(ServiceStopped):
         await runner.submit(np.ones((1, 2)), 1)
+
+
+async def test_an_adaptive_batch_goes_at_once_when_nothing_else_is_coming() -> None:
+    model = Model()
+    runner = batcher(model, max_wait_ms=2000)
+    runner.adaptive = True
+    try:
+        started = asyncio.get_running_loop().time()
+        await runner.submit(np.ones((1, 2)), 1)
+        assert asyncio.get_running_loop().time() - started < 1.0
+    finally:
+        runner.stop()
+
+
+async def test_an_adaptive_batch_waits_for_an_announced_request() -> None:
+    model = Model()
+    runner = batcher(model, max_wait_ms=2000)
+    runner.adaptive = True
+    try:
+        runner.announce()  # e.g. still being decrypted
+        first = asyncio.create_task(runner.submit(np.ones((1, 2)), 1))
+        await asyncio.sleep(0.05)
+        assert model.batches == []  # the first waits for the announced one
+        await runner.submit(np.ones((2, 2)), 2, announced=True)
+        await first
+        runner.announce()
+        lone = asyncio.create_task(runner.submit(np.ones((1, 2)), 1))
+        await asyncio.sleep(0.05)
+        runner.withdraw()  # refused before it was queued: the waiting batch goes now
+        await asyncio.wait_for(lone, 1.0)
+    finally:
+        runner.stop()
+    assert model.batches == [[1, 2], [1]]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sealroom.serve.budget import OverBudget, QueryBudget
+from sealroom.serve.budget import OverBudget, QueryBudget, charged_totals
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +109,13 @@ async def test_an_unlimited_budget_counts_without_leases() -> None:
     await budget.charge("anonymous", 4)
     await budget.charge("anonymous", 2)
     assert ledger.leases == [] and ledger.notes == {"anonymous": 6}
+
+
+def test_restart_totals_are_the_highest_committed_per_client_of_this_contract() -> None:
+    payloads = [
+        {"contract_id": "c", "charged": {"a": 10, "b": 3}},
+        {"contract_id": "c", "charged": {"a": 20}},
+        {"contract_id": "other", "charged": {"a": 999}},
+        {"contract_id": "c", "charged": {"a": 15, "b": -1, "x": True}},
+    ]
+    assert charged_totals(payloads, "c") == {"a": 20, "b": 3}

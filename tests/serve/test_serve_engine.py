@@ -76,7 +76,7 @@ def test_an_operator_outside_the_allow_list_is_refused() -> None:
 
 
 def test_a_fixed_batch_axis_is_refused_with_a_clear_line() -> None:
-    with pytest.raises(EngineError, match="batch axis is fixed at 1.*dynamic"):
+    with pytest.raises(EngineError, match=r"batch axis is fixed at 1.*dynamic"):
         ModelEngine.from_bytes(linear_onnx(batch=1), SIG)
 
 
@@ -134,5 +134,5 @@ def test_check_input_refuses_what_the_signature_does_not_describe(
 
 def test_a_failing_run_says_a_fixed_line_without_data() -> None:
     engine = ModelEngine.from_bytes(linear_onnx(), SIG)
-    with pytest.raises(EngineFailure, match="^the model failed on this batch$"):
+    with pytest.raises(EngineFailure, match=r"^the model failed on this batch$"):
         engine.run(np.full((1, 7), 1234.5, dtype=np.float32))

@@ -21,7 +21,9 @@ def test_label_gives_the_arg_max_only() -> None:
 def test_top_k_gives_k_classes_with_rounded_softmax_scores_ties_by_lower_class() -> None:
     out = apply_output_policy(OutputPolicy(kind="top_k", k=2, decimals=3), LOGITS)
     probs = softmax(LOGITS)
-    assert out[0] == {"top_k": [[1, round(float(probs[0, 1]), 3)], [2, round(float(probs[0, 2]), 3)]]}
+    assert out[0] == {
+        "top_k": [[1, round(float(probs[0, 1]), 3)], [2, round(float(probs[0, 2]), 3)]]
+    }
     assert [c for c, _ in out[1]["top_k"]] == [0, 2]
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,7 +188,9 @@ async def test_a_restart_reloads_the_committed_totals(tmp_path: Path) -> None:
     alice = client_fingerprint(first.keys["alice"].public_b64)
     committed = max(call["charged"][alice] for call in first.sink_calls if alice in call["charged"])
     assert committed >= 3
-    second = make_room(tmp_path, budget=10, lease_size=4, keys=first.keys, charged={alice: committed})
+    second = make_room(
+        tmp_path, budget=10, lease_size=4, keys=first.keys, charged={alice: committed}
+    )
     try:
         assert second.service.budget.used(alice) == committed  # starts from the ledger
         body, key = second.request(batch(10 - committed), key=first.keys["alice"])
@@ -234,7 +238,10 @@ async def test_64_concurrent_requests_each_get_their_own_answer(tmp_path: Path) 
             assert answer["receipt"]["receipt"]["request_sha256"] == key.request_sha256
         stats = room.service.stats.snapshot()
         assert stats["batches"] < 64 and stats["examples_served"] == sum(len(a) for a in arrays)
-        sequences = sorted(Room.open(b, k)["receipt"]["receipt"]["sequence"] for b, (_, k) in zip(answers, sealed, strict=True))
+        sequences = sorted(
+            Room.open(b, k)["receipt"]["receipt"]["sequence"]
+            for b, (_, k) in zip(answers, sealed, strict=True)
+        )
         assert sequences == list(range(64))
     finally:
         await room.service.stop()
@@ -263,3 +270,39 @@ async def test_refusal_lines_are_fixed_and_never_echo_the_request(room: Room) ->
         body, _ = room.request(np.full((1, 3), CANARY, dtype=np.float32), request_id=os.urandom(16))
         lines.add(str(await refused(room, body, 422)))
     assert len(lines) == 1
+
+
+async def test_operator_calls_never_overlap_and_attestations_are_bounded(tmp_path: Path) -> None:
+    room = make_room(tmp_path)
+    service = room.service
+    active = {"now": 0, "most": 0}
+    guard = threading.Lock()
+
+    def counted(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def wrapper(arg: Any) -> Any:
+            with guard:
+                active["now"] += 1
+                active["most"] = max(active["most"], active["now"])
+            time.sleep(0.02)
+            with guard:
+                active["now"] -= 1
+            return call(arg)
+
+        return wrapper
+
+    service._attest = counted(service._attest)  # type: ignore[method-assign]
+    service._sink = counted(service._sink)  # type: ignore[method-assign]
+    try:
+        body, key = room.request(batch(1))
+        Room.open(await service.infer(body), key)
+        results = await asyncio.gather(
+            *(service.attestation(os.urandom(32)) for _ in range(6)),
+            service.committer.flush(force=True),
+            return_exceptions=True,
+        )
+    finally:
+        await service.stop()
+    refusals = [r for r in results if isinstance(r, ServeRefusal)]
+    assert active["most"] == 1
+    assert refusals and all(r.status == 503 for r in refusals)
+    assert sum(1 for r in results[:6] if not isinstance(r, BaseException)) == 4
