@@ -112,6 +112,84 @@ def retire(
 
 
 @app.command()
+def sign(
+    contract_id: str = ContractOption,
+    action: str = typer.Option(..., "--action", help="provision, rotate or retire."),
+    package: str = typer.Option(
+        None, "--package", help="Package digest (provision: default the contract's model)."
+    ),
+    previous: str = typer.Option(None, "--previous", help="rotate: the model it replaces."),
+    as_name: str = OwnerOption,
+    out: Path = typer.Option(..., "--out", help="Where to write the signed statement."),
+    passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+) -> None:
+    """Sign a statement here, for the key service's workspace to record (`model import`).
+
+    Example: sealroom model sign --contract mnist-serve --action rotate --package sha256:…
+    --previous sha256:… --as lab --out rotate.json
+    """
+    from sealroom.contract.provision import ProvisionError, sign_statement
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        if action not in ("provision", "rotate", "retire"):
+            raise ProvisionError(f"--action {action!r}: use provision, rotate or retire")
+        if out.exists():
+            raise ProvisionError(f"--out {out}: already exists")
+        statement = sign_statement(
+            Workspace.find(),
+            contract_id,
+            as_name,
+            action,  # type: ignore[arg-type]  # checked above
+            package,
+            previous,
+        )
+        try:
+            out.write_text(statement.model_dump_json(indent=2) + "\n")
+        except OSError as exc:
+            raise ProvisionError(f"--out {out}: cannot write ({exc.strerror})") from None
+    console.print(
+        f"wrote {out}: {action} {statement.package_digest} for contract {contract_id}, "
+        f"signed by {as_name}; record it with `sealroom model import {out.name}`",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A statement from `sealroom model sign`."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Record a model statement the owner signed in another workspace, once it verifies.
+
+    Example: sealroom model import rotate.json
+    """
+    from sealroom.contract.provision import import_statement
+    from sealroom.workspace import Workspace
+
+    with refusals():
+        statement, state, receipt = import_statement(Workspace.find(), file)
+    if json_out:
+        emit_json(
+            {
+                "statement": statement.model_dump(mode="json"),
+                "ledger_seq": receipt.seq,
+                "kind": receipt.kind,
+                "serving": state.serving,
+                "retired": state.retired,
+            }
+        )
+        return
+    console.print(
+        f"contract [bold]{statement.contract_id}[/]: {statement.action} "
+        f"{statement.package_digest} by {statement.signer} recorded (ledger entry {receipt.seq})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def show(contract_id: str = ContractOption, json_out: bool = JSON_OPTION) -> None:
     """The model a contract serves, by its owner's verified statements in the ledger.
 

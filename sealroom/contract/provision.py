@@ -22,6 +22,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import rfc8785
@@ -31,7 +32,7 @@ from sealroom.contract.canonical import contract_digest
 from sealroom.contract.loading import describe_validation
 from sealroom.contract.schema import DIGEST_PATTERN, ID_PATTERN, NAME_PATTERN, Contract
 from sealroom.contract.signed import SignedContract
-from sealroom.contract.store import contract_lock, verify_contract
+from sealroom.contract.store import contract_lock, load_contract, verify_contract
 from sealroom.crypto.rotation import fingerprint_of, load_party_with_keys
 from sealroom.crypto.signing import b64, unb64, verify_signature
 from sealroom.errors import ContractError, SignatureError
@@ -45,6 +46,7 @@ KINDS: dict[str, str] = {
     "rotate": "model.rotated",
     "retire": "model.retired",
 }
+MAX_STATEMENT_BYTES = 1 << 16
 MAX_CLOCK_SKEW_S = 300.0  # a statement issued further in the future than this is refused
 
 
@@ -296,8 +298,7 @@ def provision_model(
     provision: ``package_digest`` defaults to the contract's model; rotate: required (the new
     package; the previous one is the current); retire: defaults to the current model.
     """
-    if package_digest is not None and not re.match(DIGEST_PATTERN, package_digest):
-        raise ProvisionError(f"{package_digest!r} is not a package digest (sha256:<64 hex>)")
+    _check_digest(package_digest)
     with contract_lock(ws, contract_id):
         signed = verify_contract(ws, contract_id, now)
         contract = signed.contract
@@ -316,10 +317,75 @@ def provision_model(
                 digest, previous = package_digest, state.digest
             else:
                 digest = package_digest or state.digest or ""
-            listed = contract.party(as_name)
-            party = load_party_with_keys(
-                ws, as_name, fingerprint_of(listed.signing_key, listed.encryption_key)
-            )
-            statement = make_statement(contract, action, digest, previous, as_name, party.sign, now)
+            sign = _owner_key(ws, contract, as_name)
+            statement = make_statement(contract, action, digest, previous, as_name, sign, now)
             state, receipt = record_statement(ledger, signed, statement, now)
     return statement, state, receipt
+
+
+def sign_statement(
+    ws: Workspace,
+    contract_id: str,
+    as_name: str,
+    action: Action,
+    package_digest: str | None = None,
+    previous_digest: str | None = None,
+    now: datetime | None = None,
+) -> ModelStatement:
+    """Sign a statement without recording it, for a ledger in another workspace (the
+    operator's, where the key service runs: ``import_statement`` there records it).
+
+    The owner states the transition in full (rotate: ``previous_digest``), since its own
+    ledger need not hold the earlier statements; the recording side checks it.
+    """
+    for digest in (package_digest, previous_digest):
+        _check_digest(digest)
+    signed = load_contract(ws, contract_id)
+    signed.verify_signatures()
+    signed.check_in_force(now)
+    contract = signed.contract
+    check_owner(contract, as_name)
+    assert contract.model is not None  # check_owner: an inference contract names its model
+    if action == "provision":
+        package_digest = package_digest or contract.model.package_digest
+    elif package_digest is None or (action == "rotate" and previous_digest is None):
+        need = "--package and --previous" if action == "rotate" else "--package"
+        raise ProvisionError(f"a {action} statement signed for another workspace needs {need}")
+    sign = _owner_key(ws, contract, as_name)
+    return make_statement(contract, action, package_digest, previous_digest, as_name, sign, now)
+
+
+def import_statement(
+    ws: Workspace, path: Path, now: datetime | None = None
+) -> tuple[ModelStatement, ModelState, Receipt]:
+    """Record a statement the owner signed elsewhere (``sign_statement``), once it verifies."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STATEMENT_BYTES + 1)
+    except OSError as exc:
+        raise ProvisionError(f"{path}: cannot read model statement ({exc.strerror})") from None
+    if len(data) > MAX_STATEMENT_BYTES:
+        raise ProvisionError(f"{path}: larger than {MAX_STATEMENT_BYTES} bytes; not a statement")
+    try:
+        statement = ModelStatement.model_validate_json(data)
+    except ValidationError as exc:
+        raise ProvisionError(describe_validation(str(path), exc)) from None
+    with contract_lock(ws, statement.contract_id):
+        signed = verify_contract(ws, statement.contract_id, now)
+        with Ledger.open(ws) as ledger:
+            state, receipt = record_statement(ledger, signed, statement, now)
+    return statement, state, receipt
+
+
+def _check_digest(digest: str | None) -> None:
+    if digest is not None and not re.match(DIGEST_PATTERN, digest):
+        raise ProvisionError(f"{digest!r} is not a package digest (sha256:<64 hex>)")
+
+
+def _owner_key(ws: Workspace, contract: Contract, name: str) -> Callable[[bytes], bytes]:
+    """``name``'s signing function with the keys the contract pins (current or archived)."""
+    listed = contract.party(name)
+    party = load_party_with_keys(
+        ws, name, fingerprint_of(listed.signing_key, listed.encryption_key)
+    )
+    return party.sign

@@ -41,11 +41,11 @@ def refused(*args: str) -> str:
     return " ".join(result.stderr.split())
 
 
-def seal_model(tmp_path: Path, name: str, content: bytes) -> tuple[Path, str]:
+def seal_model(tmp_path: Path, name: str, content: bytes, owner: str = "lab") -> tuple[Path, str]:
     source = tmp_path / f"{name}.onnx"
     source.write_bytes(content)
     out = tmp_path / f"{name}.sealed"
-    report = ok("seal", str(source), "--owner", "lab", "--out", str(out), "--format", "onnx")
+    report = ok("seal", str(source), "--owner", owner, "--out", str(out), "--format", "onnx")
     return out, report["digest"]
 
 
@@ -195,3 +195,38 @@ def test_policy_check_refuses_a_training_pipeline(
     )
     assert result.exit_code == 1
     assert "contract mnist-serve is an inference contract: no training run" in result.stdout
+
+
+def test_only_the_model_owner_imports_a_model_key(
+    workspace: Workspace, story: dict[str, Any], tmp_path: Path
+) -> None:
+    """A package the contract does not name counts as the model owner's: anyone else's
+    import under the inference contract is refused."""
+    package, digest = seal_model(tmp_path, "clinic-model", b"the clinic's model", owner="clinic")
+    line = refused(
+        "keys", "import", str(package), "--as", "clinic", "--contract", CONTRACT, "--allow-insecure"
+    )
+    assert f"contract {CONTRACT} names lab as owner of {digest}, not clinic" in line
+
+
+def test_sign_here_import_there(
+    workspace: Workspace, story: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "provision.json"
+    result = runner.invoke(
+        app,
+        ["model", "sign", "--contract", CONTRACT, "--action", "provision", "--as", "lab",
+         "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _model_entries(workspace) == 0  # signing records nothing
+    recorded = ok("model", "import", str(out))
+    assert recorded["serving"] == story["digest"] and recorded["kind"] == "model.provisioned"
+    line = refused("model", "import", str(out))
+    assert "was already recorded (replayed)" in line
+    line = refused(
+        "model", "sign", "--contract", CONTRACT, "--action", "delete", "--as", "lab",
+        "--out", str(tmp_path / "x.json"),
+    )  # fmt: skip
+    assert "--action 'delete': use provision, rotate or retire" in line
+    assert _model_entries(workspace) == 1

@@ -251,3 +251,65 @@ def test_a_training_contract_has_no_model_to_provision(
     store_contract(workspace, train_parties)
     with pytest.raises(ProvisionError, match="mnist-demo is not an inference contract"):
         provision_model(workspace, "mnist-demo", "lab", "provision")
+
+
+def test_a_statement_for_another_version_of_the_contract_is_refused(
+    workspace: Workspace, signed: SignedContract, parties: dict[str, Party]
+) -> None:
+    """Same id, other terms (e.g. a copy with an open client list): another digest."""
+    other = signed.contract.model_copy(update={"purpose": "serve anyone"})
+    statement = make_statement(other, "provision", MODEL, None, "lab", parties["lab"].sign)
+    with pytest.raises(ProvisionError, match="another version of contract mnist-serve"):
+        _record(workspace, statement)
+    assert _model_entries(workspace) == 0
+
+
+def test_the_owner_signs_in_its_own_workspace_and_the_operator_records(
+    tmp_path: Path,
+) -> None:
+    """The key service runs in the operator's workspace; the owner's keys never go there."""
+    import yaml
+
+    from sealroom.contract import import_contract
+    from sealroom.contract.provision import import_statement, sign_statement
+
+    lab_ws = Workspace.create(tmp_path / "lab")
+    op_ws = Workspace.create(tmp_path / "op")
+    lab = create_party(lab_ws, "lab", "consumer").identity
+    operator = create_party(op_ws, "operator", "operator").identity
+    draft = yaml.safe_load(EXAMPLE.read_text())
+    draft["parties"] = [
+        {"name": p.name, "role": p.role, "signing_key": p.signing_key,
+         "encryption_key": p.encryption_key}
+        for p in (lab, operator)
+    ]  # fmt: skip
+    draft["inference"]["clients"] = draft["inference"]["clients"][1:]  # the raw-key client
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(draft))
+    with Ledger.open(op_ws) as ledger:
+        op_ledger = ledger.public_key_b64
+    propose_contract(lab_ws, path, "lab", ledger_key=op_ledger)
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(load_contract(lab_ws, CONTRACT).model_dump_json())
+    import_contract(op_ws, bundle)
+    sign_contract(op_ws, CONTRACT, "operator")
+    bundle.write_text(load_contract(op_ws, CONTRACT).model_dump_json())
+    import_contract(lab_ws, bundle)
+
+    def sign_and_record(name: str, *args: str | None) -> ModelState:
+        statement = sign_statement(lab_ws, CONTRACT, "lab", *args)  # type: ignore[arg-type]
+        file = tmp_path / name
+        file.write_text(statement.model_dump_json())
+        return import_statement(op_ws, file)[1]
+
+    assert sign_and_record("p.json", "provision").serving == MODEL
+    assert sign_and_record("r.json", "rotate", NEW_MODEL, MODEL).serving == NEW_MODEL
+    with pytest.raises(ProvisionError, match="already recorded"):
+        import_statement(op_ws, tmp_path / "r.json")
+    with pytest.raises(ProvisionError, match="stale statement"):
+        sign_and_record("s.json", "rotate", NEWER_MODEL, MODEL)
+    with pytest.raises(ProvisionError, match="needs --package and --previous"):
+        sign_statement(lab_ws, CONTRACT, "lab", "rotate", NEWER_MODEL)
+    with pytest.raises(ProvisionError, match="refused: operator is not the model owner"):
+        sign_statement(op_ws, CONTRACT, "operator", "retire", NEW_MODEL)
+    assert _state(op_ws).serving == NEW_MODEL
