@@ -8,6 +8,8 @@ key trusted (`sealroom attest trust`), the client's party key when it queries by
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,9 @@ def serve_command(
 
     def ready(url: str, instance: str) -> None:
         seconds = time.perf_counter() - started
-        if json_out:
-            emit_json({"url": url, "instance": instance, "startup_s": round(seconds, 3)})
+        if json_out:  # one line, flushed: a supervisor reads it to learn the address
+            facts = {"url": url, "instance": instance, "startup_s": round(seconds, 3)}
+            print(json.dumps(facts), flush=True)
             return
         console.print(f"[bold]sealroom serve[/] contract [bold]{contract}[/]")
         console.print(f"[bold yellow]room: {INSECURE_LABEL}[/]")
@@ -50,7 +53,7 @@ def serve_command(
 
     with refusals():
         ws = Workspace.find()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the room is stopped, not failed
             serve_room(
                 ws,
                 contract,
@@ -59,8 +62,6 @@ def serve_command(
                 on_ready=ready,
                 allow_unsandboxed=allow_unsandboxed,
             )
-        except KeyboardInterrupt:
-            pass
     if not json_out:
         err_console.print("room stopped")
 
@@ -77,7 +78,7 @@ def infer_command(
         None, "--receipts", help="Folder to save each response's receipt proof (JSON)."
     ),
     verify: bool = typer.Option(
-        True, "--verify/--no-verify-document", help="Print the verification document."
+        True, "--verify/--no-verify", help="Print the verification document."
     ),
     json_out: bool = JSON_OPTION,
 ) -> None:

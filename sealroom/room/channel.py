@@ -14,8 +14,9 @@ Calls: ``attest`` (software evidence over 64 bytes of report data), ``nonce`` an
 ``budget.reserve`` / ``budget.settle`` and ``record`` (run.started, run.failed or
 run.completed of this run only). A serving room (sealroom.serve.room) uses ``attest``,
 ``nonce``, ``record`` (inference.* entries), ``release_model`` and ``counts``; its desk
-(sealroom.serve.desk) refuses the training calls, and the training desk the serving ones. Lines are capped at MAX_LINE_BYTES; the operator treats
-the room as untrusted and refuses anything else.
+(sealroom.serve.desk) refuses the training calls, and the training desk the serving ones.
+Lines are capped at MAX_LINE_BYTES; the operator treats the room as untrusted and refuses
+anything else.
 """
 
 from __future__ import annotations

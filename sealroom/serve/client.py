@@ -53,6 +53,9 @@ class _Document:
     def ok(self, check: str, result: str) -> None:
         self.lines.append((check, f"ok: {result}"))
 
+    def note(self, check: str, result: str) -> None:
+        self.lines.append((check, result))
+
     def fail(self, check: str, result: str) -> ClientError:
         self.lines.append((check, f"FAILED: {result}"))
         return ClientError(f"{check}: {result}")
@@ -174,17 +177,24 @@ class InferenceClient:
             proof_data = doc["receipt"]
         except (ValueError, KeyError, TypeError):
             raise self._doc.fail("response", "not the room's response document") from None
-        from sealroom.serve.receipts import client_fingerprint
-
-        fingerprint = client_fingerprint(key.public_b64 if key is not None else None)
-        proof = self._check_receipt(proof_data, body, outputs, fingerprint)
+        proof = self.check_receipt(proof_data, body, outputs)
         self._doc.ok("response", f"opened with request {b64(request.request_id)}'s key")
         return InferenceResult(outputs=outputs, proof=proof, latency_s=latency)
 
-    def _check_receipt(self, data: Any, body: bytes, outputs: list[Any], fingerprint: str) -> Any:
+    def check_receipt(self, data: Any, body: bytes, outputs: list[Any]) -> Any:
+        """The response's receipt proof, verified offline and against what this client
+        attested, sent and received; ClientError naming the first mismatch."""
         from pydantic import ValidationError
 
-        from sealroom.serve.receipts import ReceiptProof, outputs_sha256, verify_receipt_proof
+        from sealroom.serve.receipts import (
+            ReceiptProof,
+            client_fingerprint,
+            outputs_sha256,
+            verify_receipt_proof,
+        )
+
+        key = self.identity[1] if self.identity is not None else None
+        fingerprint = client_fingerprint(key.public_b64 if key is not None else None)
 
         doc, att = self._doc, self.attestation
         try:
@@ -226,7 +236,7 @@ class InferenceClient:
     def fetch_commitment(self, proof: Any, wait_s: float = 3.0) -> Any:
         """The proof with the ledger's receipt for its batch root (and that entry's payload),
         verified against the contract's pinned ledger key; None when the room has not
-        committed the root within ``wait_s`` or answers without the entry's payload."""
+        committed the root within ``wait_s``."""
         from pydantic import ValidationError
 
         from sealroom.ledger import Receipt
@@ -245,11 +255,10 @@ class InferenceClient:
             time.sleep(0.1)
         try:
             data = response.json()
-            if not isinstance(data, dict) or "payload" not in data:
-                self._doc.ok("ledger commitment", "not checked: the room sent no entry payload")
-                return None
-            ledger = Receipt.model_validate(data["receipt"])
-            full = proof.model_copy(update={"ledger": ledger, "ledger_payload": data["payload"]})
+            ledger = Receipt.model_validate(data["ledger"])
+            full = proof.model_copy(
+                update={"ledger": ledger, "ledger_payload": data["ledger_payload"]}
+            )
             verify_receipt_proof(
                 full,
                 ledger_public_key=self.signed.contract.ledger_public_key,

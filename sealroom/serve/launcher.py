@@ -10,6 +10,8 @@ The operator never sees a request, a response or the model in plaintext.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -45,6 +47,7 @@ for _name in ("sealroom.attest", "sealroom.kms"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 STOP_GRACE_S = 10.0
+STARTUP_TIMEOUT_S = 120.0  # key release, decryption, model load and attestation
 OnReady = Callable[[str, str], None]
 Line = bytes | None | ChannelError
 
@@ -67,6 +70,25 @@ def bind_listener(host: str, port: int) -> socket.socket:
 def stats_token_path(ws: Workspace, contract_id: str) -> Path:
     """Where ``sealroom serve`` keeps the bearer token of ``GET /v1/stats`` (0600)."""
     return ws.home / "serve" / f"{contract_id}.stats-token"
+
+
+@contextlib.contextmanager
+def serving_lock(ws: Workspace, contract_id: str) -> Iterator[None]:
+    """One serving room per contract and workspace: two would each spend the same query
+    budget from the same reloaded totals. The lock dies with the operator's process."""
+    folder = ws.home / "serve"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with open(folder / f"{contract_id}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ServeError(
+                f"contract {contract_id} is already being served from this workspace"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def url_of(sock: socket.socket) -> str:
@@ -131,7 +153,19 @@ def serve_room(
     Either way ``inference.stopped`` is in the ledger once the room had started.
     """
     signed = load_contract(ws, contract_id)
-    stop = stop or threading.Event()
+    with serving_lock(ws, contract_id):
+        _serve(ws, signed, host, port, on_ready, allow_unsandboxed, stop or threading.Event())
+
+
+def _serve(
+    ws: Workspace,
+    signed: SignedContract,
+    host: str,
+    port: int,
+    on_ready: OnReady | None,
+    allow_unsandboxed: bool,
+    stop: threading.Event,
+) -> None:
     sock = bind_listener(host, port)
     restore = _stop_on_sigterm(stop)
     workdir = private_workdir()
@@ -152,7 +186,7 @@ def serve_room(
             finally:
                 desk.close()
     if reason is not None:
-        raise ServeError(f"serving {contract_id} failed: {reason}")
+        raise ServeError(f"serving {signed.id} failed: {reason}")
 
 
 def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
@@ -197,9 +231,13 @@ def _run(
     url = url_of(sock)
     reason: str | None = None
     serving = False
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
         _send(proc.stdin, request.model_dump_json())
         while not stop.is_set():
+            if not serving and time.monotonic() > deadline:
+                reason = f"room did not start serving within {STARTUP_TIMEOUT_S:g} s"
+                break
             try:
                 line = lines.get(timeout=0.2)
             except queue.Empty:

@@ -4,6 +4,7 @@ and clients that pin it."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +96,7 @@ def inference_contract(
     client_key: SigningKey,
     *,
     contract_id: str = CONTRACT_ID,
+    client_public: str | None = None,
     **terms: Any,
 ) -> SignedContract:
     """Propose, sign (lab and operator) and register an inference contract."""
@@ -102,7 +104,7 @@ def inference_contract(
     with Ledger.open(ws) as ledger:
         ledger_key = ledger.public_key_b64
     inference: dict[str, Any] = {
-        "clients": [{"name": "alice", "signing_key": client_key.public_b64}],
+        "clients": [{"name": "alice", "signing_key": client_public or client_key.public_b64}],
         "output": {"kind": "probabilities", "decimals": 4},
         "input": {"name": "x", "dtype": "float32", "shape": [FEATURES]},
         "limits": {"max_batch_size": 8, "max_wait_ms": 1},
@@ -173,7 +175,7 @@ def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) 
     provision_model(ws, signed.id, owner.name, "provision", digest)
 
 
-def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
+def build(ws: Workspace, tmp: Path, client_public: str | None = None, **terms: Any) -> Served:
     """Parties, a sealed tiny model, its contract registered, its key imported, provisioned."""
     parties = {
         "lab": create_party(ws, "lab", "consumer"),
@@ -181,7 +183,9 @@ def build(ws: Workspace, tmp: Path, **terms: Any) -> Served:
     }
     digest, key = seal_model(ws, parties["lab"], tmp, tiny_classifier())
     client_key = SigningKey.generate()
-    signed = inference_contract(ws, parties, digest, client_key, **terms)
+    signed = inference_contract(
+        ws, parties, digest, client_key, client_public=client_public, **terms
+    )
     import_model_key(ws, signed, digest, key)
     provision(ws, signed, digest, parties["lab"])
     return Served(ws, parties, signed, digest, client_key, key)
@@ -229,3 +233,38 @@ def running_room(served: Served, timeout: float = 30.0) -> Iterator[tuple[str, s
         thread.join(timeout)
     if errors:
         raise errors[0]
+
+
+def room_processes() -> list[int]:
+    """Process ids of serving rooms this test process started (its direct children)."""
+    me = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = stat.rsplit(")", 1)[1].split()[1]
+        if ppid == me and b"sealroom.serve.room" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def files_containing(roots: list[Path], needles: list[bytes]) -> list[str]:
+    """Every file under ``roots`` holding any of ``needles`` (what a canary test forbids)."""
+    hits = []
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if not path.is_file() or path.is_symlink():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            hits.extend(f"{path}: {needle[:12]!r}" for needle in needles if needle in data)
+    return hits

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -13,8 +14,9 @@ import pytest
 
 from sealroom.attest.software import SoftwareAttester
 from sealroom.contract.provision import ProvisionError, provision_model
+from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey, b64
-from sealroom.serve.attestation import RoomAttestation
+from sealroom.serve.attestation import RoomAttestation, attest_room
 from sealroom.serve.client import ClientError, InferenceClient
 from tests.serve.helpers import Served, build, module_workspace, running_room
 
@@ -74,10 +76,28 @@ def limited(
         yield served, url
 
 
-def _refused(client: InferenceClient, match: str, array: np.ndarray = X) -> None:
+def watched(served: Served, url: str, **options: Any) -> tuple[InferenceClient, Mitm]:
+    """A client whose traffic a Mitm records (the test's own, when it passes one)."""
+    mitm = options.setdefault("transport", Mitm())
+    assert isinstance(mitm, Mitm)
+    return served.client(url, **options), mitm
+
+
+def _refused(client: InferenceClient, mitm: Mitm, match: str, array: np.ndarray = X) -> None:
+    """Refused with one line, and nothing released: a refused attestation sends no request;
+    a refused request gets a JSON error, never a sealed answer the client could open."""
+    before = len(mitm.seen)
     with pytest.raises(ClientError, match=match) as caught:
         client.infer(array)
     assert "\n" not in str(caught.value)
+    attested = client.attestation is not None
+    sent = [(r, resp) for r, _, resp in mitm.seen[before:] if r.url.path == "/v1/infer"]
+    if not attested:
+        assert sent == [], "a request went to a room the client did not trust"
+        return
+    for _, response in sent:
+        if response.status_code != 200:
+            assert response.headers["content-type"] == "application/json"
 
 
 def test_the_honest_path_works_and_documents_its_checks(room: tuple[Served, str]) -> None:
@@ -106,28 +126,32 @@ def test_wrong_measurement(room: tuple[Served, str]) -> None:
         )
 
     mitm.response = other_build
-    with served.client(url, transport=mitm) as client:
-        _refused(client, "not allowed by contract")
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
+        _refused(client, mitm, "not allowed by contract")
 
 
 def test_wrong_model_digest(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url, model_digest="sha256:" + "0" * 64) as client:
-        _refused(client, "attestation is for model")
+    client, mitm = watched(served, url, model_digest="sha256:" + "0" * 64)
+    with client:
+        _refused(client, mitm, "attestation is for model")
 
 
 def test_wrong_contract(room: tuple[Served, str]) -> None:
     served, url = room
     other = served.with_contract("tiny-other")
-    with served.client(url, signed=other.signed) as client:
-        _refused(client, "attestation is for contract digest")
+    client, mitm = watched(served, url, signed=other.signed)
+    with client:
+        _refused(client, mitm, "attestation is for contract digest")
 
 
 def test_replayed_nonce(room: tuple[Served, str]) -> None:
     """A relay answers a new attestation request with an earlier (genuine) attestation."""
     served, url = room
     mitm = Mitm()
-    with served.client(url, transport=mitm) as client:
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
         client.attest()
         first = mitm.seen[-1][2].content
         mitm.response = lambda req, resp: (
@@ -139,14 +163,16 @@ def test_replayed_nonce(room: tuple[Served, str]) -> None:
 
 def test_stale_evidence(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url, clock=lambda: time.time() + 3600) as client:
-        _refused(client, "not fresh")
+    client, mitm = watched(served, url, clock=lambda: time.time() + 3600)
+    with client:
+        _refused(client, mitm, "not fresh")
 
 
 def test_untrusted_attester(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url, trusted_attesters={SigningKey.generate().public_b64}) as client:
-        _refused(client, "does not trust")
+    client, mitm = watched(served, url, trusted_attesters={SigningKey.generate().public_b64})
+    with client:
+        _refused(client, mitm, "does not trust")
 
 
 def test_swapped_hpke_key(room: tuple[Served, str]) -> None:
@@ -162,8 +188,34 @@ def test_swapped_hpke_key(room: tuple[Served, str]) -> None:
         return replaced(response, mine.model_dump_json().encode())
 
     mitm.response = swap
-    with served.client(url, transport=mitm) as client:
-        _refused(client, "report data does not bind")
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
+        _refused(client, mitm, "report data does not bind")
+
+
+def test_receipt_naming_another_hpke_key(room: tuple[Served, str]) -> None:
+    """A room whose receipts point at a startup attestation with another HPKE key than the
+    one the client attested (evidence genuine and self-consistent): refused."""
+    served, url = room
+    mitm = Mitm()
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
+        result = client.infer(X)
+        body = mitm.seen[-1][1]
+        genuine = result.proof.attestation
+        other = attest_room(
+            SoftwareAttester(served.ws).attest,
+            nonce=genuine.nonce,
+            hpke_public_key=RoomHpkeKey.generate().public_raw,
+            room_key=genuine.room_key,
+            model_digest=genuine.model_digest,
+            contract_digest=genuine.contract_digest,
+            instance=genuine.instance,
+        )
+        forged = result.proof.model_copy(update={"attestation": other})
+        with pytest.raises(ClientError, match=r"^HPKE key: the receipt names"):
+            client.check_receipt(forged.model_dump(mode="json"), body, result.outputs)
+        assert client.check_receipt(result.proof.model_dump(mode="json"), body, result.outputs)
 
 
 def test_tampered_request_ciphertext(room: tuple[Served, str]) -> None:
@@ -178,69 +230,78 @@ def test_tampered_request_ciphertext(room: tuple[Served, str]) -> None:
         return resent(request, bytes(body))
 
     mitm.request = flip
-    with served.client(url, transport=mitm) as client:
-        _refused(client, r"\(400\).*cannot be opened")
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
+        _refused(client, mitm, r"\(400\).*cannot be opened")
 
 
 def test_replayed_request(room: tuple[Served, str]) -> None:
     """A relay resends a request the room already answered: refused as a replay."""
     served, url = room
     mitm = Mitm()
-    with served.client(url, transport=mitm) as client:
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
         client.infer(X)
         first = mitm.seen[-1][1]
         mitm.request = lambda r: resent(r, first) if r.url.path == "/v1/infer" else r
-        _refused(client, r"\(409\).*replayed")
+        _refused(client, mitm, r"\(409\).*replayed")
 
 
 def test_replayed_response(room: tuple[Served, str]) -> None:
     served, url = room
     mitm = Mitm()
-    with served.client(url, transport=mitm) as client:
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
         client.infer(X)
         old = mitm.seen[-1][2].content
         mitm.response = lambda req, resp: (
             replaced(resp, old) if req.url.path == "/v1/infer" else resp
         )
-        _refused(client, "does not open with this request's key")
+        _refused(client, mitm, "does not open with this request's key")
 
 
 def test_unknown_client(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url, identity=("mallory", SigningKey.generate())) as client:
-        _refused(client, r"\(403\).*not listed")
+    client, mitm = watched(served, url, identity=("mallory", SigningKey.generate()))
+    with client:
+        _refused(client, mitm, r"\(403\).*not listed")
 
 
 def test_listed_name_with_another_key(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url, identity=("alice", SigningKey.generate())) as client:
-        _refused(client, r"\(40[13]\)")
+    client, mitm = watched(served, url, identity=("alice", SigningKey.generate()))
+    with client:
+        _refused(client, mitm, r"\(40[13]\)")
 
 
 def test_anonymous_client_of_a_restricted_contract(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url, identity=None) as client:
-        _refused(client, r"\(401\)")
+    client, mitm = watched(served, url, identity=None)
+    with client:
+        _refused(client, mitm, r"\(401\)")
 
 
 def test_wrong_shape_and_dtype(room: tuple[Served, str]) -> None:
     served, url = room
-    with served.client(url) as client:
-        _refused(client, r"\(4\d\d\)", np.zeros((1, 5), dtype=np.float32))
-        _refused(client, r"\(4\d\d\)", np.zeros((1, 4), dtype=np.int64))
+    client, mitm = watched(served, url)
+    with client:
+        _refused(client, mitm, r"\(4\d\d\)", np.zeros((1, 5), dtype=np.float32))
+        _refused(client, mitm, r"\(4\d\d\)", np.zeros((1, 4), dtype=np.int64))
 
 
 def test_over_budget(limited: tuple[Served, str]) -> None:
     served, url = limited
-    with served.client(url) as client:
+    client, mitm = watched(served, url)
+    with client:
         client.infer(np.zeros((4, 4), dtype=np.float32))
-        _refused(client, r"\(429\)|budget")
+        _refused(client, mitm, r"\(429\)|budget")
 
 
 def test_oversized_body(limited: tuple[Served, str]) -> None:
     served, url = limited
-    with served.client(url) as client:
-        _refused(client, r"\(413\)", np.zeros((64, 4), dtype=np.float32))
+    client, mitm = watched(served, url)
+    with client:
+        _refused(client, mitm, r"\(413\)", np.zeros((64, 4), dtype=np.float32))
 
 
 def test_non_owner_cannot_provision_or_retire(room: tuple[Served, str]) -> None:
@@ -254,8 +315,8 @@ def test_errors_carry_no_request_content(room: tuple[Served, str]) -> None:
     """What a refusal sends in clear names no client and no value of the request."""
     served, url = room
     mitm = Mitm()
-    with served.client(url, identity=("mallory", SigningKey.generate()), transport=mitm) as c:
-        with pytest.raises(ClientError):
-            c.infer(X)
+    stranger = ("mallory", SigningKey.generate())
+    with served.client(url, identity=stranger, transport=mitm) as c, pytest.raises(ClientError):
+        c.infer(X)
     text = mitm.seen[-1][2].content.decode()
     assert "mallory" not in text and json.loads(text)["error"]

@@ -20,6 +20,7 @@ from sealroom.crypto.hpke import generate_ephemeral
 from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey
 from sealroom.kms.models import ModelReleaseRequest
+from sealroom.ledger import Ledger
 from sealroom.room.channel import (
     CountsCall,
     ModelReleaseCall,
@@ -32,9 +33,9 @@ from sealroom.room.channel import (
 from sealroom.sandbox import landlock_abi, scrubbed_environment
 from sealroom.serve.attestation import attest_room, new_instance_id
 from sealroom.serve.desk import RECEIPTS, STARTED, ServeDesk
-from sealroom.serve.launcher import bind_listener, url_of
+from sealroom.serve.launcher import ServeError, bind_listener, serve_room, url_of
 from sealroom.workspace import Workspace
-from tests.serve.helpers import Served, build
+from tests.serve.helpers import Served, build, running_room
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,7 +200,7 @@ def test_desk_refuses_a_charged_total_that_goes_down(workspace: Workspace, tmp_p
 def test_desk_refuses_training_calls_other_contracts_and_other_models(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    served, desk = _desk_and_room(workspace, tmp_path)
+    _, desk = _desk_and_room(workspace, tmp_path)
     reserve = _call(desk, ReserveCall(op="budget.reserve", epsilon=1.0, delta=1e-5))
     assert not reserve.ok and "serving room may not call 'budget.reserve'" in reserve.error
     other = _call(desk, NonceCall(op="nonce", package_digest="sha256:" + "b" * 64))
@@ -236,3 +237,12 @@ def test_desk_releases_the_model_key_once_for_this_instance_only(
     assert release(desk.instance).ok
     again = release(desk.instance)
     assert not again.ok and "already has its model key" in again.error
+
+
+def test_one_room_per_contract_and_workspace(workspace: Workspace, tmp_path: Path) -> None:
+    """Two rooms would spend one query budget twice from the same reloaded totals."""
+    served = build(workspace, tmp_path)
+    with running_room(served), pytest.raises(ServeError, match="already being served"):
+        serve_room(workspace, served.signed.id, port=0)
+    with Ledger.open(workspace) as ledger:
+        assert len(ledger.find("inference.started", contract_id=served.signed.id)) == 1
