@@ -28,6 +28,7 @@ from sealroom.workspace import Workspace
 from tests.serve.helpers import FEATURES, WEIGHTS, Served, build, running_room
 
 CLIENTS = 64
+ATTESTING = 4
 REQUESTS_PER_CLIENT = 4
 DECIMALS = 4
 MAX_RSS_GROWTH = 24 << 20  # bytes, after a warm-up: a leak of 1 KiB a request shows at once
@@ -57,9 +58,11 @@ def _rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _clients(served: Served, url: str) -> list[InferenceClient]:
-    clients = [served.client(url, timeout=20.0) for _ in range(CLIENTS)]
-    with ThreadPoolExecutor(CLIENTS) as pool:  # each attests the room on its own
+def _clients(served: Served, url: str, count: int = CLIENTS) -> list[InferenceClient]:
+    """``count`` clients, each having attested the room on its own (4 at a time: the room
+    answers at most 4 attestations at once, each one asks the operator's attester)."""
+    clients = [served.client(url, timeout=20.0) for _ in range(count)]
+    with ThreadPoolExecutor(ATTESTING) as pool:
         list(pool.map(lambda c: c.attest(), clients))
     return clients
 
@@ -144,7 +147,7 @@ def test_room_killed_mid_load_leaves_clear_errors_and_no_plaintext(
     canary = np.full((1, FEATURES), CANARY, dtype=np.float32)
     with pytest.raises(Exception), running_room(served) as (url, _):  # the room's death is reported
         pid = _room_pid()
-        clients = _clients(served, url)[:16]
+        clients = _clients(served, url, 16)
         killed = threading.Event()
 
         def inputs(client: int, k: int) -> np.ndarray:
