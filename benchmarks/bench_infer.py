@@ -86,14 +86,18 @@ def start(
     return Served(kind, process.url, plain, dict, process.proc.pid, process.stop)
 
 
+def warm(servers: dict[str, Served], clients: int) -> None:
+    """A block of requests to each server first: connections, sessions, caches."""
+    for served in servers.values():
+        load(served.url, served.request, max(2 * clients, 10), clients)
+
+
 def interleaved(
     servers: dict[str, Served], n: int, clients: int, rounds: int
 ) -> dict[str, LoadResult]:
     """``n`` requests to each server from ``clients`` clients, in ``rounds`` alternating
     blocks (order reversed every round), so a neighbour's load on this shared machine falls
-    on every server alike; one warm-up block each first."""
-    for served in servers.values():
-        load(served.url, served.request, max(2 * clients, 10), clients)
+    on every server alike."""
     results = {key: LoadResult() for key in servers}
     keys = list(servers)
     for block in range(rounds):
@@ -146,6 +150,7 @@ def main() -> None:
             for kind in ("baseline", "sealroom")
         }
         try:
+            warm(servers, 1)
             lat = interleaved(servers, n, 1, rounds=10)
             breakdown = servers["sealroom"].stats()
         finally:
@@ -184,28 +189,34 @@ def main() -> None:
                 for label, batching in (("unbatched", UNBATCHED), ("batched", BATCHED))
             }
             try:
+                warm(servers, args.clients)
                 cpu0 = {k: v.cpu_seconds() for k, v in servers.items()}
                 rows = interleaved(servers, count, args.clients, rounds=3)
                 cpu = {k: v.cpu_seconds() - cpu0[k] for k, v in servers.items()}
+                cpu = {
+                    k: cpu[k] * 1000 / max(1, rows[k].count + sum(rows[k].errors.values()))
+                    for k in cpu
+                }
+                batches = {k: v.stats().get("mean_batch_examples") for k, v in servers.items()}
             finally:
                 for served in servers.values():
                     served.stop()
             for key, result in rows.items():
-                _show(
-                    key, result, f"server CPU {cpu[key] / max(1, result.count) * 1000:.2f} ms/req"
-                )
+                extra = f"server CPU {cpu[key]:.2f} ms/req"
+                if batches[key] is not None:
+                    extra += f", mean batch {batches[key]} examples"
+                _show(key, result, extra)
             for kind in ("baseline", "sealroom"):
                 gain = rows[f"{kind} batched"].throughput / rows[f"{kind} unbatched"].throughput
                 print(f"  {kind}: batched / unbatched throughput {gain:.2f}x")
             for label in ("unbatched", "batched"):
                 cost = rows[f"sealroom {label}"].throughput / rows[f"baseline {label}"].throughput
                 print(f"  {label}: sealroom / baseline throughput {cost:.2f}x")
-            figures["throughput"][name] = {k: _summary(v) for k, v in rows.items()}
-            figures["throughput"][name]["ort_alone_examples_per_s"] = ceiling
+            table: dict[str, Any] = {k: _summary(v) for k, v in rows.items()}
             for key in rows:
-                figures["throughput"][name][key]["server_cpu_ms_per_req"] = round(
-                    cpu[key] / max(1, rows[key].count) * 1000, 3
-                )
+                table[key] |= {"server_cpu_ms_per_req": round(cpu[key], 3)}
+                table[key] |= {"mean_batch_examples": batches[key]}
+            figures["throughput"][name] = table | {"ort_alone_examples_per_s": ceiling}
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
