@@ -105,6 +105,7 @@ def interleaved(
             part = load(servers[key].url, servers[key].request, n // rounds, clients)
             results[key].latencies += part.latencies
             results[key].seconds += part.seconds
+            results[key].client_cpu_s += part.client_cpu_s
             for message, count in part.errors.items():
                 results[key].errors[message] = results[key].errors.get(message, 0) + count
     return results
@@ -202,7 +203,8 @@ def main() -> None:
                 for served in servers.values():
                     served.stop()
             for key, result in rows.items():
-                extra = f"server CPU {cpu[key]:.2f} ms/req"
+                client_cpu = result.client_cpu_s * 1000 / max(1, result.count)
+                extra = f"CPU ms/req: server {cpu[key]:.2f}, clients {client_cpu:.2f}"
                 if batches[key] is not None:
                     extra += f", mean batch {batches[key]} examples"
                 _show(key, result, extra)
@@ -215,6 +217,11 @@ def main() -> None:
             table: dict[str, Any] = {k: _summary(v) for k, v in rows.items()}
             for key in rows:
                 table[key] |= {"server_cpu_ms_per_req": round(cpu[key], 3)}
+                table[key] |= {
+                    "client_cpu_ms_per_req": round(
+                        rows[key].client_cpu_s * 1000 / max(1, rows[key].count), 3
+                    )
+                }
                 table[key] |= {"mean_batch_examples": batches[key]}
             figures["throughput"][name] = table | {"ort_alone_examples_per_s": ceiling}
     if args.json:

@@ -101,6 +101,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    client_cpu_s: float = 0.0  # CPU time of this (client) process while it ran
 
     @property
     def count(self) -> int:
@@ -146,9 +147,10 @@ async def run_load(url: str, request: Request, total: int, concurrency: int) -> 
                     continue
                 result.latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
+    result.client_cpu_s = time.process_time() - cpu
     return result
 
 
