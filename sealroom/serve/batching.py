@@ -123,6 +123,15 @@ class DynamicBatcher(Generic[P, R]):
         if self._started:
             self._thread.join(timeout)
 
+    def check_room(self, examples: int) -> None:
+        """QueueFull now if ``examples`` would not fit (lets a caller refuse before charging)."""
+        with self._cond:
+            if self._queued and self._queued + examples > self.queue_size:
+                raise QueueFull(
+                    f"queue full ({self.queue_size} examples waiting); retry later",
+                    self._retry_after(),
+                )
+
     def announce(self) -> None:
         """A request is on its way: an adaptive batch waits for it (up to max_wait)."""
         with self._cond:

@@ -235,6 +235,9 @@ class InferenceService:
         except ServeRefusal as refusal:
             status = refusal.status
             raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code): counted, not an error of ours
+            raise
         finally:
             self.stats.request_done(status, time.perf_counter() - started)
 
@@ -316,6 +319,10 @@ class InferenceService:
     async def _charge(self, client: str, n: int) -> None:
         if self.committer.backlogged:
             raise ServeRefusal(503, "inference receipts are not being committed; retry later", 5)
+        try:  # a full queue refuses before the budget is charged (best effort: no lock held)
+            self.batcher.check_room(n)
+        except QueueFull as exc:
+            raise ServeRefusal(503, str(exc), exc.retry_after) from None
         try:
             await self.budget.charge(client, n)
         except OverBudget as exc:

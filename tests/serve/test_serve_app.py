@@ -16,7 +16,7 @@ from serve_harness import MODEL, Room, expected_labels, make_room
 from sealroom.contract.inference import ServingLimits
 from sealroom.serve.app import SEALED_TYPE, create_app, guard_settings
 from sealroom.serve.attestation import RoomAttestation, verify_room_attestation
-from sealroom.serve.receipts import ReceiptProof
+from sealroom.serve.receipts import ReceiptProof, client_fingerprint
 
 pytestmark = pytest.mark.anyio
 PORT = 8470
@@ -149,6 +149,8 @@ async def test_a_flood_is_503_with_retry_after(tmp_path: Path) -> None:
             gate.open.set()
             done = await asyncio.gather(first, queued, queued2)
         assert flood.status_code == 503 and int(flood.headers["retry-after"]) >= 1
+        alice = client_fingerprint(room.keys["alice"].public_b64)
+        assert room.service.budget.used(alice) == 3  # the refused request was not charged
         assert [r.status_code for r in done] == [200, 200, 200]
         for response, (_, key), seed in zip(done, bodies, range(3), strict=False):
             assert (
