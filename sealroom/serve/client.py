@@ -277,26 +277,42 @@ class InferenceClient:
     # ------------------------------------------------------------------ HTTP
 
     def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
-        return self._checked(lambda: self._http.get(path, params=params), path)
+        return self._checked(self._http.build_request("GET", path, params=params), path)
 
     def _post(self, path: str, body: bytes) -> httpx.Response:
         headers = {"content-type": "application/octet-stream"}
-        return self._checked(lambda: self._http.post(path, content=body, headers=headers), path)
+        request = self._http.build_request("POST", path, content=body, headers=headers)
+        return self._checked(request, path)
 
-    def _checked(self, send: Callable[[], httpx.Response], path: str) -> httpx.Response:
+    def _checked(self, request: httpx.Request, path: str) -> httpx.Response:
+        """The answer, read up to MAX_RESPONSE_BYTES (a room cannot make the client hold
+        more); ClientError with one line when unreachable, too large or refused."""
         try:
-            response = send()
+            response = self._http.send(request, stream=True)
+            try:
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise ClientError(f"room at {self.url}: response to {path} is too large")
+                    chunks.append(chunk)
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise ClientError(
                 f"room at {self.url} unreachable or gone ({type(exc).__name__}) on {path}"
             ) from None
-        if len(response.content) > MAX_RESPONSE_BYTES:
-            raise ClientError(f"room at {self.url}: response to {path} is too large")
-        if response.status_code != 200:
-            raise ClientError(
-                f"room refused {path} ({response.status_code}): {_error_text(response)}"
-            )
-        return response
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+        }
+        answer = httpx.Response(
+            response.status_code, headers=headers, content=b"".join(chunks), request=request
+        )
+        if answer.status_code != 200:
+            raise ClientError(f"room refused {path} ({answer.status_code}): {_error_text(answer)}")
+        return answer
 
 
 def _error_text(response: httpx.Response) -> str:

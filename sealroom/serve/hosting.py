@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -24,8 +25,14 @@ def inherited_socket(fd: int) -> socket.socket:
     return sock
 
 
-def serve_on_socket(app: Any, fd: int | socket.socket, on_started: Callable[[], None]) -> None:
-    """Serve ``app`` on the listening socket (or its fd) until SIGTERM or SIGINT.
+def serve_on_socket(
+    app: Any,
+    fd: int | socket.socket,
+    on_started: Callable[[], None],
+    stop_at: float | None = None,
+) -> str:
+    """Serve ``app`` on the listening socket (or its fd) until SIGTERM or SIGINT, or until
+    the unix time ``stop_at`` (the contract's end); returns "signal" or "deadline".
 
     ``on_started`` runs once uvicorn accepts connections (the room then tells the operator).
     """
@@ -50,12 +57,24 @@ def serve_on_socket(app: Any, fd: int | socket.socket, on_started: Callable[[], 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
+    ended = ["signal"]
+
+    async def deadline() -> None:
+        assert stop_at is not None
+        await asyncio.sleep(max(0.0, stop_at - time.time()))
+        ended[0] = "deadline"
+        server.should_exit = True
+
     async def run() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.005)
         if server.started:
             on_started()
+        timer = asyncio.create_task(deadline()) if stop_at is not None else None
         await task
+        if timer is not None:
+            timer.cancel()
 
     asyncio.run(run())
+    return ended[0]

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import load_contract
@@ -130,10 +129,16 @@ def serving_request(ws: Workspace, signed: SignedContract, socket_fd: int) -> Se
         model_digest=digest,
         packages=packages,
         socket_fd=socket_fd,
-        threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
+        threads=_threads(),
         secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts],
         stats_token=write_token(stats_token_path(ws, signed.id)),
     )
+
+
+def _threads() -> int:
+    """ONNX Runtime's intra-op threads: the operator's OMP_NUM_THREADS, else 1."""
+    text = os.environ.get("OMP_NUM_THREADS", "")
+    return min(int(text), 256) if text.isdigit() and int(text) > 0 else 1
 
 
 def serve_room(
@@ -307,12 +312,3 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
-
-
-def describe(request: ServeRequest) -> dict[str, Any]:
-    """What the operator may print about the room it starts (public facts only)."""
-    return {
-        "instance": request.instance,
-        "contract": request.contract.id,
-        "model_digest": request.model_digest,
-    }

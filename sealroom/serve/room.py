@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.contract.signed import SignedContract
+from sealroom.errors import SealroomError
 from sealroom.room.events import RoomEvent
 
 if TYPE_CHECKING:
@@ -247,7 +248,12 @@ class ServingInstance:
 
         sock = inherited_socket(self.request.socket_fd)
         app = self.build_app(sock.getsockname()[1])
-        serve_on_socket(app, sock, lambda: self.emit(_serving_event()))
+        expires = self.signed.contract.expires
+        ended = serve_on_socket(
+            app, sock, lambda: self.emit(_serving_event()), stop_at=expires.timestamp()
+        )
+        if ended == "deadline":
+            raise ContractExpired(f"contract {self.signed.id} expired at {expires.isoformat()}")
 
     def build_app(self, port: int) -> Any:
         """The InferenceService behind the hardened app, keyed with this room's keys."""
@@ -277,6 +283,10 @@ class ServingInstance:
         return create_app(service, guard_settings(service, port, self.request.stats_token))
 
 
+class ContractExpired(SealroomError):
+    """The contract's term ended while the room served: it stops (one line, public facts)."""
+
+
 def _serving_event() -> RoomEvent:
     return RoomEvent(type="stage", stage=SERVING, message="serving")
 
@@ -285,9 +295,22 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(f"signal {signal.Signals(signum).name}")
 
 
+def die_with_the_operator() -> None:
+    """The kernel kills the room when the operator's serving thread ends, however it ends
+    (kill -9 included): a room nobody answers must not go on serving without committing
+    its receipts. If the operator is already gone, leave now."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() == 1:
+        os._exit(1)
+
+
 def main() -> int:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.umask(0o077)
+    die_with_the_operator()
     from sealroom.room.process import _private_stdout, _Relay
 
     emit = LockedWriter(_private_stdout())
@@ -314,6 +337,9 @@ def main() -> int:
         room = ServingInstance(request, channel, emit)
         room.prepare()
         room.serve()
+    except ContractExpired as exc:  # public facts only: said as it is
+        emit(RoomEvent(type="failed", stage="serve", message=str(exc)))
+        return 1
     except BaseException as exc:  # every failure ends the room the same way
         stage = room.stage if room is not None else "start"
         released = room.keys_released if room is not None else False

@@ -72,7 +72,9 @@ class Served:
         options.update(overrides)
         return InferenceClient(url, signed or self.signed, **options)
 
-    def with_contract(self, contract_id: str, **terms: Any) -> Served:
+    def with_contract(
+        self, contract_id: str, expires: datetime | None = None, **terms: Any
+    ) -> Served:
         """Another registered inference contract for the same model, key imported, provisioned."""
         signed = inference_contract(
             self.ws,
@@ -80,6 +82,7 @@ class Served:
             self.model_digest,
             self.client_key,
             contract_id=contract_id,
+            expires=expires,
             **terms,
         )
         import_model_key(self.ws, signed, self.model_digest, self.model_key)
@@ -97,6 +100,7 @@ def inference_contract(
     *,
     contract_id: str = CONTRACT_ID,
     client_public: str | None = None,
+    expires: datetime | None = None,
     **terms: Any,
 ) -> SignedContract:
     """Propose, sign (lab and operator) and register an inference contract."""
@@ -121,7 +125,7 @@ def inference_contract(
         "consumer": "lab",
         "room": {"measurements": [measure_runtime()], "allow_insecure": True},
         "not_before": (now - timedelta(days=1)).isoformat(),
-        "expires": (now + timedelta(days=30)).isoformat(),
+        "expires": (expires or now + timedelta(days=30)).isoformat(),
         "ledger_public_key": ledger_key,
         "inference": inference,
     }
@@ -175,18 +179,27 @@ def provision(ws: Workspace, signed: SignedContract, digest: str, owner: Party) 
     provision_model(ws, signed.id, owner.name, "provision", digest)
 
 
-def build(ws: Workspace, tmp: Path, client_public: str | None = None, **terms: Any) -> Served:
+def build(
+    ws: Workspace,
+    tmp: Path,
+    client_public: str | None = None,
+    *,
+    onnx: bytes | None = None,
+    import_key: bool = True,
+    **terms: Any,
+) -> Served:
     """Parties, a sealed tiny model, its contract registered, its key imported, provisioned."""
     parties = {
         "lab": create_party(ws, "lab", "consumer"),
         "operator": create_party(ws, "operator", "operator"),
     }
-    digest, key = seal_model(ws, parties["lab"], tmp, tiny_classifier())
+    digest, key = seal_model(ws, parties["lab"], tmp, onnx or tiny_classifier())
     client_key = SigningKey.generate()
     signed = inference_contract(
         ws, parties, digest, client_key, client_public=client_public, **terms
     )
-    import_model_key(ws, signed, digest, key)
+    if import_key:
+        import_model_key(ws, signed, digest, key)
     provision(ws, signed, digest, parties["lab"])
     return Served(ws, parties, signed, digest, client_key, key)
 

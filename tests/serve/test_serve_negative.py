@@ -17,7 +17,7 @@ from sealroom.contract.provision import ProvisionError, provision_model
 from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey, b64
 from sealroom.serve.attestation import RoomAttestation, attest_room
-from sealroom.serve.client import ClientError, InferenceClient
+from sealroom.serve.client import MAX_RESPONSE_BYTES, ClientError, InferenceClient
 from tests.serve.helpers import Served, build, module_workspace, running_room
 
 X = np.array([[0.5, -1.0, 2.0, 0.25]], dtype=np.float32)
@@ -129,6 +129,17 @@ def test_wrong_measurement(room: tuple[Served, str]) -> None:
     client, mitm = watched(served, url, transport=mitm)
     with client:
         _refused(client, mitm, "not allowed by contract")
+
+
+def test_oversized_answer_is_not_held(room: tuple[Served, str]) -> None:
+    """A relay (or room) answering with more than the client's cap: refused, not held."""
+    served, url = room
+    mitm = Mitm()
+    flood = b"x" * (MAX_RESPONSE_BYTES + 1)
+    mitm.response = lambda request, response: replaced(response, flood)
+    client, mitm = watched(served, url, transport=mitm)
+    with client:
+        _refused(client, mitm, "too large")
 
 
 def test_wrong_model_digest(room: tuple[Served, str]) -> None:
