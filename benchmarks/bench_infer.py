@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infer_load import LoadResult, Request, ServerProcess, load
+from infer_load import LoadResult, RawClient, Request, ServerProcess, load
 from infer_models import MODELS, BenchModel
 from infer_sealroom import SealroomRoom, hpke_costs
 from machine_info import machine
@@ -77,9 +76,10 @@ def start(
     process = ServerProcess(argv)
     body = example.tobytes()
 
-    async def plain(http: httpx.AsyncClient, index: int) -> None:
-        answer = await http.post("/v1/infer", content=body)
-        answer.raise_for_status()
+    async def plain(http: RawClient, index: int) -> None:
+        answer = await http.post("/v1/infer", body, "application/octet-stream")
+        if answer.status_code != 200:
+            raise RuntimeError(f"HTTP {answer.status_code}: {answer.content[:200]!r}")
         if len(answer.json()["outputs"]) != 1:
             raise RuntimeError("wrong number of outputs")
 

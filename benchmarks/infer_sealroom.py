@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from infer_load import Request
+from infer_load import RawClient, Request
 from infer_models import BenchModel
 
 from sealroom.attest.software import attestation_key
@@ -146,14 +146,12 @@ class SealroomRoom:
         room_key = unb64(att.hpke_public_key, "HPKE key")
         digest, key = self.signed.digest, self.client_key
 
-        async def send(http: httpx.AsyncClient, index: int) -> None:
+        async def send(http: RawClient, index: int) -> None:
             request = InferenceRequest.new(example, digest, CLIENT)
             body, response_key = seal_request(room_key, request, key)
-            answer = await http.post(
-                "/v1/infer", content=body, headers={"content-type": "application/octet-stream"}
-            )
+            answer = await http.post("/v1/infer", body, "application/octet-stream")
             if answer.status_code != 200:
-                raise RuntimeError(f"HTTP {answer.status_code}: {answer.text[:200]}")
+                raise RuntimeError(f"HTTP {answer.status_code}: {answer.content[:200]!r}")
             document = json.loads(response_key.open(answer.content))
             if len(document["outputs"]) != len(example):
                 raise RuntimeError("wrong number of outputs")

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     # writes (headers, body) waits for the client's delayed ACK (~40 ms).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)  # before the port is printed: a client may connect at once
     port = sock.getsockname()[1]
     info: dict[str, Any] = {"port": port}
     onnx = args.model.read_bytes()
