@@ -86,6 +86,36 @@ def start(
     return Served(kind, process.url, plain, dict, process.proc.pid, process.stop)
 
 
+def batch_1_latency(
+    model: BenchModel, path: Path, root: Path, n: int, hpke: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """One client, one example a request, unbatched servers: p50/p99 and the breakdown."""
+    print(f"\n== batch-1 latency, one client, {model.name}, unbatched, {n} requests")
+    servers = {
+        kind: start(kind, model, path, root / f"lat-{model.name}-{kind}", UNBATCHED)
+        for kind in ("baseline", "sealroom")
+    }
+    try:
+        warm(servers, 1)
+        lat = interleaved(servers, n, 1, rounds=10)
+        breakdown = servers["sealroom"].stats()
+    finally:
+        for served in servers.values():
+            served.stop()
+    for kind, result in lat.items():
+        _show(kind, result)
+    p50 = lat["sealroom"].p50_ms / lat["baseline"].p50_ms
+    p99 = lat["sealroom"].p99_ms / lat["baseline"].p99_ms
+    print(f"  sealroom / baseline: p50 {p50:.2f}x, p99 {p99:.2f}x (goal <= 1.2)")
+    figures: dict[str, Any] = {k: _summary(v) for k, v in lat.items()}
+    figures |= {"p50_ratio": round(p50, 3), "p99_ratio": round(p99, 3)}
+    print(f"  where a sealroom request's time goes ({model.name}, batch 1, means):")
+    stages = _stages(breakdown, lat["sealroom"].mean_ms, hpke)
+    for stage, ms in stages.items():
+        print(f"    {stage:<34} {ms:8.3f} ms")
+    return figures, stages
+
+
 def warm(servers: dict[str, Served], clients: int) -> None:
     """A block of requests to each server first: connections, sessions, caches."""
     for served in servers.values():
@@ -144,32 +174,11 @@ def main() -> None:
             print(f"  {stage:<28} {us:8.1f} us")
         figures["hpke_us"] = costs
 
-        first = names[0]
-        print(f"\n== batch-1 latency, one client, {models[first].name}, unbatched, {n} requests")
-        servers = {
-            kind: start(kind, models[first], paths[first], root / f"lat-{kind}", UNBATCHED)
-            for kind in ("baseline", "sealroom")
-        }
-        try:
-            warm(servers, 1)
-            lat = interleaved(servers, n, 1, rounds=10)
-            breakdown = servers["sealroom"].stats()
-        finally:
-            for served in servers.values():
-                served.stop()
-        for kind, result in lat.items():
-            _show(kind, result)
-        p50 = lat["sealroom"].p50_ms / lat["baseline"].p50_ms
-        p99 = lat["sealroom"].p99_ms / lat["baseline"].p99_ms
-        print(f"  sealroom / baseline: p50 {p50:.2f}x, p99 {p99:.2f}x (goal <= 1.2)")
-        figures["latency"] = {k: _summary(v) for k, v in lat.items()}
-        figures["latency"] |= {"p50_ratio": round(p50, 3), "p99_ratio": round(p99, 3)}
-
-        print("\n== where a sealroom request's time goes (batch 1, means)")
-        stages = _stages(breakdown, lat["sealroom"].mean_ms, costs)
-        for stage, ms in stages.items():
-            print(f"  {stage:<34} {ms:8.3f} ms")
-        figures["breakdown_ms"] = stages
+        figures["latency"], figures["breakdown_ms"] = {}, {}
+        for name in names:
+            count = n if name == "mnist" else max(40, n // 4)
+            lat, stages = batch_1_latency(models[name], paths[name], root, count, costs)
+            figures["latency"][name], figures["breakdown_ms"][name] = lat, stages
 
         figures["throughput"] = {}
         for name in names:
