@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from sealroom.contract.inference import InputSignature, OutputPolicy, ServingLimits
@@ -25,7 +25,7 @@ from sealroom.serve.output_policy import apply_output_policy
 TOKEN = "baseline-bench-token-not-a-secret"  # /v1/infer is public, as sealroom's is
 
 
-def baseline_app(onnx: bytes, shape: tuple[int, ...], port: int, limits: ServingLimits):  # type: ignore[no-untyped-def]
+def baseline_app(onnx: bytes, shape: tuple[int, ...], port: int, limits: ServingLimits) -> FastAPI:
     """The plain server for ``onnx`` on ``127.0.0.1:port``: ``POST /v1/infer`` float32 bytes."""
     signature = InputSignature(dtype="float32", shape=list(shape))
     engine = ModelEngine.from_bytes(onnx, signature, threads=1)

@@ -44,7 +44,7 @@ def resnet18_32(seed: int = 0) -> BenchModel:
     model = resnet18(num_classes=10)
     # 32×32 inputs: a 7×7 stride-2 stem and a max-pool would leave 1×1 maps by layer 3.
     model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()  # type: ignore[assignment]
+    model.maxpool = nn.Identity()
     shape = (3, 32, 32)
     return _checked(BenchModel("resnet18-32", export_onnx(model.eval(), shape).data, shape))
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sealroom.serve.receipts import verify_receipt_proof
 
 from sealroom.serve.client import InferenceClient
+from sealroom.serve.receipts import verify_receipt_proof
 from sealroom.workspace import Workspace
 from tests.serve.helpers import FEATURES, WEIGHTS, Served, build, running_room
 
