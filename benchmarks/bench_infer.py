@@ -39,6 +39,7 @@ from infer_models import MODELS, BenchModel
 from infer_sealroom import SealroomRoom, hpke_costs
 from machine_info import machine
 
+OPTIONS: dict[str, Any] = {"threads": 1, "allow_unsandboxed": False}
 BATCHED = {"max_batch_size": 32, "max_wait_ms": 5.0}
 UNBATCHED = {"max_batch_size": 1, "max_wait_ms": 0.0}
 
@@ -65,13 +66,14 @@ def start(
     """The baseline in infer_server.py's process, or a real sealroom serving room."""
     example = np.random.default_rng(0).random((1, *model.shape), dtype=np.float32)
     if kind == "sealroom":
-        room = SealroomRoom(model, batching, state).start()
+        room = SealroomRoom(model, batching, state, OPTIONS["allow_unsandboxed"]).start()
         return Served(kind, room.url, room.request(example), room.stats, room.pid, room.stop)
     argv = [
         str(Path(__file__).with_name("infer_server.py")), kind, "--model", str(path),
         "--shape", ",".join(map(str, model.shape)),
         "--max-batch-size", str(batching["max_batch_size"]),
         "--max-wait-ms", str(batching["max_wait_ms"]),
+        "--threads", str(OPTIONS["threads"]),
     ]  # fmt: skip
     process = ServerProcess(argv)
     body = example.tobytes()
@@ -152,11 +154,25 @@ def main() -> None:
     parser.add_argument("--models", default="mnist,resnet18")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="ONNX Runtime intra-op threads, every server alike (the room reads OMP_NUM_THREADS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-unsandboxed", action="store_true",
+        help="let the room run where Landlock/seccomp are missing (said in the output)",
+    )  # fmt: skip
     args = parser.parse_args()
+    OPTIONS.update(threads=args.threads, allow_unsandboxed=args.allow_unsandboxed)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     n = 60 if args.quick else args.requests
     names = [m for m in args.models.split(",") if m]
     print(f"machine: {machine()}")
     print("servers: one process each (uvicorn, 127.0.0.1); clients: asyncio in this process")
+    print(
+        f"ONNX Runtime intra-op threads: {args.threads}"
+        + ("; room UNSANDBOXED (--allow-unsandboxed)" if args.allow_unsandboxed else "")
+    )
     figures: dict[str, Any] = {"machine": machine(), "requests": n}
     with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
         root = Path(tmp)
@@ -186,7 +202,7 @@ def main() -> None:
             count = max(n, 4 * args.clients) if name == "mnist" else max(4 * args.clients, n // 4)
             ceiling = batching_ceiling(model)
             print(
-                f"\n== {model.name}: ONNX Runtime alone (1 thread), examples/s at batch 1 "
+                f"\n== {model.name}: ONNX Runtime alone, examples/s at batch 1 "
                 f"{ceiling['batch_1']:.0f}, at batch 32 {ceiling['batch_32']:.0f}: "
                 f"{ceiling['gain']:.2f}x is all batching can gain from the model itself"
             )
@@ -238,12 +254,15 @@ def main() -> None:
 
 
 def batching_ceiling(model: BenchModel, seconds: float = 2.0) -> dict[str, float]:
-    """Examples per second of the bare ONNX Runtime session at batch 1 and batch 32."""
+    """Examples per second of the bare ONNX Runtime session at batch 1 and batch 32 (as many
+    intra-op threads as the servers)."""
     from sealroom.contract.inference import InputSignature
     from sealroom.serve.engine import ModelEngine
 
     engine = ModelEngine.from_bytes(
-        model.onnx, InputSignature(dtype="float32", shape=list(model.shape)), threads=1
+        model.onnx,
+        InputSignature(dtype="float32", shape=list(model.shape)),
+        threads=OPTIONS["threads"],
     )
     rates = {}
     for size in (1, 32):

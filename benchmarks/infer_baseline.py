@@ -25,10 +25,12 @@ from sealroom.serve.output_policy import apply_output_policy
 TOKEN = "baseline-bench-token-not-a-secret"  # /v1/infer is public, as sealroom's is
 
 
-def baseline_app(onnx: bytes, shape: tuple[int, ...], port: int, limits: ServingLimits) -> FastAPI:
+def baseline_app(
+    onnx: bytes, shape: tuple[int, ...], port: int, limits: ServingLimits, threads: int = 1
+) -> FastAPI:
     """The plain server for ``onnx`` on ``127.0.0.1:port``: ``POST /v1/infer`` float32 bytes."""
     signature = InputSignature(dtype="float32", shape=list(shape))
-    engine = ModelEngine.from_bytes(onnx, signature, threads=1)
+    engine = ModelEngine.from_bytes(onnx, signature, threads=threads)
     batcher: DynamicBatcher[np.ndarray, np.ndarray] = DynamicBatcher(
         lambda arrays: _run_batch(engine, arrays),
         max_batch_size=limits.max_batch_size,

@@ -53,7 +53,13 @@ START_TIMEOUT_S = 120.0
 class SealroomRoom:
     """A provisioned model served by a real room on 127.0.0.1:0 until ``stop``."""
 
-    def __init__(self, model: BenchModel, batching: dict[str, float], root: Path) -> None:
+    def __init__(
+        self,
+        model: BenchModel,
+        batching: dict[str, float],
+        root: Path,
+        allow_unsandboxed: bool = False,
+    ) -> None:
         from sealroom.attest.measure import measure_runtime
 
         root.mkdir(parents=True, exist_ok=True)
@@ -80,6 +86,7 @@ class SealroomRoom:
         _provision(self.ws, sealed.digest)
         self.model_digest = sealed.digest
         self._stop = threading.Event()
+        self.allow_unsandboxed = allow_unsandboxed  # machines without Landlock/seccomp
         self._thread: threading.Thread | None = None
         self.url = ""
         self.pid = 0  # the room process, once started
@@ -97,7 +104,10 @@ class SealroomRoom:
 
         def run() -> None:
             try:
-                serve_room(self.ws, CONTRACT_ID, port=0, on_ready=on_ready, stop=self._stop)
+                serve_room(
+                    self.ws, CONTRACT_ID, port=0, on_ready=on_ready, stop=self._stop,
+                    allow_unsandboxed=self.allow_unsandboxed,
+                )  # fmt: skip
             except BaseException as exc:
                 errors.append(exc)
                 ready.set()

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shape", required=True, help="one example, e.g. 1,28,28")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     args = parser.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     limits = ServingLimits(
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     onnx = args.model.read_bytes()
     from infer_baseline import baseline_app
 
-    app = baseline_app(onnx, shape, port, limits)
+    app = baseline_app(onnx, shape, port, limits, args.threads)
     # As the serving room runs uvicorn (sealroom/serve/hosting.py): asyncio loop, no headers.
     config = uvicorn.Config(
         app, loop="asyncio", log_level="warning", proxy_headers=False, server_header=False,
