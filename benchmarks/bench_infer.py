@@ -170,6 +170,10 @@ def main() -> None:
     print(f"machine: {machine()}")
     print("servers: one process each (uvicorn, 127.0.0.1); clients: asyncio in this process")
     print(
+        f"note: {os.cpu_count()} logical CPUs shared by servers and clients; absolute figures "
+        "move with the machine's load, the ratios (same run, alternating blocks) are the result"
+    )
+    print(
         f"ONNX Runtime intra-op threads: {args.threads}"
         + ("; room UNSANDBOXED (--allow-unsandboxed)" if args.allow_unsandboxed else "")
     )
