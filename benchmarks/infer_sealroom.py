@@ -90,6 +90,7 @@ class SealroomRoom:
         self._thread: threading.Thread | None = None
         self.url = ""
         self.pid = 0  # the room process, once started
+        self.last_receipt: dict[str, Any] = {}  # the receipt proof of the last answer
 
     def start(self) -> SealroomRoom:
         from sealroom.serve.launcher import serve_room
@@ -165,8 +166,18 @@ class SealroomRoom:
             document = json.loads(response_key.open(answer.content))
             if len(document["outputs"]) != len(example):
                 raise RuntimeError("wrong number of outputs")
+            self.last_receipt = document["receipt"]
 
         return send
+
+    def receipt_check_us(self, n: int = 200) -> float:
+        """Median µs for a client to verify the last answer's receipt proof offline, as
+        InferenceClient does per answer (inclusion, batch signature, attestation binding)."""
+        from sealroom.serve.receipts import ReceiptProof, verify_receipt_proof
+
+        trusted = {attestation_key(self.ws).public_b64}
+        proof = ReceiptProof.model_validate(self.last_receipt)
+        return _median_us(lambda: verify_receipt_proof(proof, trusted_signers=trusted), n)
 
     def stats(self) -> dict[str, Any]:
         from sealroom.httpguard import read_token
