@@ -48,17 +48,6 @@ class ServerProcess:
         self.info: dict[str, Any] = json.loads(line)
         self.url = f"http://127.0.0.1:{self.info['port']}"
 
-    def rss_bytes(self) -> int:
-        """Resident set size of the server process, from /proc (no psutil here)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS line")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             if self.proc.stdin is not None:
