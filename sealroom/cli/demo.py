@@ -50,7 +50,8 @@ class RichNarrator:
 
 def demo_command(
     name: str = typer.Argument(
-        "mnist", help="Scenario: mnist, dp-mnist, dp-fashion, mri (see scenarios/)."
+        "mnist",
+        help="Scenario: mnist, dp-mnist, dp-fashion, mri, inference (see scenarios/).",
     ),
     home: Path = typer.Option(
         None, "--home", help="Empty folder for the demo (default: a new temp folder)."
@@ -65,6 +66,11 @@ def demo_command(
     from sealroom.errors import WorkspaceError
     from sealroom.room.story import Story, iter_metrics, load_scenario
 
+    if name == "inference":  # trains, then serves: its own story and summary
+        from sealroom.cli.demo_inference import inference_demo
+
+        inference_demo(home, epochs, json_out, RichNarrator(quiet=json_out))
+        return
     with refusals():
         scenario = load_scenario(name)
         if home is None:
