@@ -135,6 +135,14 @@ def serving_request(ws: Workspace, signed: SignedContract, socket_fd: int) -> Se
     )
 
 
+def serving_environment(workdir: Path) -> dict[str, str]:
+    """The room's environment, with one thread at import: numpy's BLAS starts
+    OMP_NUM_THREADS threads when imported, before the room confines itself, and the sandbox
+    refuses a process that already has threads. ONNX Runtime gets the operator's thread
+    count from the request (``threads``), after confinement."""
+    return {**room_environment(workdir), "OMP_NUM_THREADS": "1"}
+
+
 def _threads() -> int:
     """ONNX Runtime's intra-op threads: the operator's OMP_NUM_THREADS, else 1."""
     text = os.environ.get("OMP_NUM_THREADS", "")
@@ -226,7 +234,7 @@ def _run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=workdir,
-        env=room_environment(workdir),
+        env=serving_environment(workdir),
         pass_fds=(sock.fileno(),),
         start_new_session=True,  # Ctrl-C reaches the operator, which stops the room
     )

@@ -122,6 +122,19 @@ def test_non_loopback_host_is_refused() -> None:
         bind_listener("0.0.0.0", 0)
 
 
+def test_the_room_imports_on_one_thread_and_runs_the_model_on_the_operators(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """numpy's BLAS starts OMP_NUM_THREADS threads at import, before the room confines
+    itself, and the sandbox refuses a process with threads (seen on a 16-core machine): the
+    room starts on one, and ONNX Runtime gets the operator's count through the request."""
+    from sealroom.serve.launcher import _threads, serving_environment
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert serving_environment(tmp_path)["OMP_NUM_THREADS"] == "1"
+    assert _threads() == 8
+
+
 def test_url_of_names_the_bound_port() -> None:
     sock = bind_listener("127.0.0.1", 0)
     try:
