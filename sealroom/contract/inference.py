@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sealroom.crypto.signing import unb64
-from sealroom.errors import SignatureError
+from sealroom.crypto.signing import raw_public_key
 
 CLIENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 InputDtype = Literal["float32", "float64", "int64", "int32", "uint8"]
@@ -32,16 +31,7 @@ class ClientRef(_Terms):
     name: str = Field(pattern=CLIENT_NAME_PATTERN)
     signing_key: str
 
-    @field_validator("signing_key")
-    @classmethod
-    def _raw_key(cls, value: str) -> str:
-        try:
-            raw = unb64(value, "client signing key")
-        except SignatureError as exc:
-            raise ValueError(str(exc)) from None
-        if len(raw) != 32:
-            raise ValueError(f"expected a 32-byte raw public key, got {len(raw)} bytes")
-        return value
+    _key = field_validator("signing_key")(raw_public_key)
 
 
 class OutputPolicy(_Terms):

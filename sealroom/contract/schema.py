@@ -21,8 +21,7 @@ from pydantic import (
 )
 
 from sealroom.contract.inference import InferenceTerms
-from sealroom.crypto.signing import unb64
-from sealroom.errors import SignatureError
+from sealroom.crypto.signing import raw_public_key
 
 Role = Literal["provider", "consumer", "operator", "service"]
 
@@ -52,18 +51,8 @@ class _Strict(BaseModel):
         return data
 
 
-def _raw_key(value: str) -> str:
-    try:
-        raw = unb64(value, "key")
-    except SignatureError as exc:
-        raise ValueError(str(exc).removeprefix("key: ")) from None
-    if len(raw) != 32:
-        raise ValueError(f"expected a 32-byte raw public key, got {len(raw)} bytes")
-    return value
-
-
 def _optional_raw_key(value: str | None) -> str | None:
-    return None if value is None else _raw_key(value)
+    return None if value is None else raw_public_key(value)
 
 
 class PartyRef(_Strict):
@@ -74,7 +63,7 @@ class PartyRef(_Strict):
     signing_key: str
     encryption_key: str
 
-    _keys = field_validator("signing_key", "encryption_key")(_raw_key)
+    _keys = field_validator("signing_key", "encryption_key")(raw_public_key)
 
 
 class DatasetPrivacy(_Strict):

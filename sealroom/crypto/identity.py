@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sealroom.crypto.hpke import open_sealed
 from sealroom.crypto.keyfiles import is_encrypted, read_private_key, write_private_key
 from sealroom.crypto.passphrase import WrongPassphrase, existing_passphrase, new_passphrase
-from sealroom.crypto.signing import b64, unb64, verify_signature
-from sealroom.errors import IdentityError, SealroomError
+from sealroom.crypto.signing import b64, raw_public_key, unb64, verify_signature
+from sealroom.errors import IdentityError
 from sealroom.workspace import Workspace
 
 Role = Literal["provider", "consumer", "operator", "service"]
@@ -51,16 +51,7 @@ class PublicIdentity(BaseModel):
     signing_key: str
     encryption_key: str
 
-    @field_validator("signing_key", "encryption_key")
-    @classmethod
-    def _raw_32_bytes(cls, value: str) -> str:
-        try:
-            raw = unb64(value, "key")
-        except SealroomError as exc:
-            raise ValueError(str(exc)) from None
-        if len(raw) != 32:
-            raise ValueError("must be a base64-encoded 32-byte key")
-        return value
+    _keys = field_validator("signing_key", "encryption_key")(raw_public_key)
 
     @property
     def fingerprint(self) -> str:

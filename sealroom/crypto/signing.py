@@ -32,6 +32,18 @@ def unb64(text: str, what: str) -> bytes:
     return raw
 
 
+def raw_public_key(value: str) -> str:
+    """A pydantic field check: ``value`` is canonical base64 of a raw 32-byte public key
+    (Ed25519 or X25519); ValueError otherwise, so the schema error names the field."""
+    try:
+        raw = unb64(value, "key")
+    except SignatureError as exc:
+        raise ValueError(str(exc).removeprefix("key: ")) from None
+    if len(raw) != 32:
+        raise ValueError(f"expected a 32-byte raw public key, got {len(raw)} bytes")
+    return value
+
+
 class SigningKey:
     """An Ed25519 private key with its public half in the base64 form documents carry."""
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from sealroom.contract.signed import SignedContract
+from sealroom.crypto.signing import b64
 from sealroom.errors import SealroomError
 from sealroom.kms.service import KeyServiceAPI
 from sealroom.ledger import Ledger, Receipt
 from sealroom.room.channel import (
-    ERRORS,
     AttestCall,
     ChannelError,
     NonceCall,
@@ -29,12 +29,9 @@ from sealroom.room.channel import (
     ReleaseCall,
     Request,
     ReserveCall,
-    Response,
     SettleCall,
-    parse_room_line,
-    request_id,
 )
-from sealroom.room.events import RoomEvent
+from sealroom.room.desk_base import ChannelDesk, only_fields
 from sealroom.room.failures import CATEGORIES, one_line
 from sealroom.room.receipt import COMPLETED, FAILED, ROOM_KINDS, STARTED, RunRecord
 from sealroom.workspace import Workspace
@@ -48,7 +45,7 @@ _STARTED_FIELDS = {"run_id", "contract_id", "pipeline_digest"}
 _FAILED_FIELDS = {"run_id", "contract_id", "pipeline_digest", "stage", "reason"}
 
 
-class OperatorDesk:
+class OperatorDesk(ChannelDesk):
     """Answers one run's calls; ``finish`` settles what the room left open."""
 
     def __init__(self, ws: Workspace, run_id: str, signed: SignedContract) -> None:
@@ -69,29 +66,6 @@ class OperatorDesk:
             service.close()
         self._services.clear()
 
-    def answer(self, line: bytes) -> Response | RoomEvent | None:
-        """A response for a call line, the event of an event line, None for noise.
-
-        ChannelError when the line is a call that cannot even be answered (no usable id).
-        """
-        try:
-            message = parse_room_line(line)
-        except ChannelError as exc:
-            ident = request_id(line)
-            if ident is None:
-                raise
-            return _refusal(ident, exc)
-        if isinstance(message, Request):
-            return self.handle(message)
-        return message
-
-    def handle(self, request: Request) -> Response:
-        try:
-            result = self._dispatch(request)
-        except SealroomError as exc:
-            return _refusal(request.id, exc)
-        return Response(id=request.id, ok=True, result=result)
-
     def _dispatch(self, request: Request) -> dict[str, Any]:
         call = request.call
         if isinstance(call, AttestCall):
@@ -101,7 +75,7 @@ class OperatorDesk:
             return {"evidence": evidence.model_dump(mode="json")}
         if isinstance(call, NonceCall):
             nonce = self._service(call.package_digest).request_nonce()
-            return {"nonce": _b64(nonce)}
+            return {"nonce": b64(nonce)}
         if isinstance(call, ReleaseCall):
             if call.request.contract_id != self.contract.id:
                 raise ChannelError(
@@ -116,7 +90,7 @@ class OperatorDesk:
                 )
             sealed = self._service(call.request.package_digest).release(call.request)
             self.releases.append(call.request.package_digest)
-            return {"sealed_key": _b64(sealed)}
+            return {"sealed_key": b64(sealed)}
         if isinstance(call, ReserveCall):
             return self._reserve(call)
         if isinstance(call, SettleCall):
@@ -251,9 +225,9 @@ class OperatorDesk:
         if kind in self.recorded or FAILED in self.recorded or COMPLETED in self.recorded:
             raise ChannelError(f"room channel: run {self.run_id} cannot record {kind} now")
         if kind == STARTED:
-            payload = _only(payload, _STARTED_FIELDS, kind)
+            payload = only_fields(payload, _STARTED_FIELDS, kind)
         elif kind == FAILED:
-            payload = _only(payload, _FAILED_FIELDS, kind)
+            payload = only_fields(payload, _FAILED_FIELDS, kind)
             if payload.get("stage") not in {*CATEGORIES, "start"}:
                 raise ChannelError("room channel: run.failed names an unknown stage")
             payload["reason"] = one_line(str(payload.get("reason", "")))
@@ -322,26 +296,3 @@ class OperatorDesk:
                 }
                 self.append(FAILED, payload)
                 self.recorded[FAILED] = payload
-
-
-def _only(payload: dict[str, Any], allowed: set[str], kind: str) -> dict[str, Any]:
-    extra = sorted(set(payload) - allowed)
-    if extra:
-        raise ChannelError(f"room channel: {kind} may not carry {extra[0][:40]!r}")
-    return dict(payload)
-
-
-def _refusal(ident: int, exc: SealroomError) -> Response:
-    name = type(exc).__name__
-    return Response(
-        id=ident,
-        ok=False,
-        error=one_line(str(exc)),
-        error_type=name if name in ERRORS else "ChannelError",
-    )
-
-
-def _b64(data: bytes) -> str:
-    from sealroom.crypto.signing import b64
-
-    return b64(data)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sealroom.attest.evidence import Claims, Evidence
 from sealroom.attest.software import MAX_AGE, MAX_SKEW
 from sealroom.contract.signed import SignedContract
-from sealroom.crypto.signing import b64, unb64
+from sealroom.crypto.signing import b64, raw_public_key, unb64
 from sealroom.errors import AttestationError, SignatureError
 from sealroom.room.runkey import evidence_claims
 
@@ -93,16 +93,7 @@ class RoomAttestation(BaseModel):
     contract_digest: str = Field(pattern=DIGEST_PATTERN)
     instance: str = Field(pattern=INSTANCE_PATTERN)
 
-    @field_validator("hpke_public_key", "room_key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        try:
-            raw = unb64(value, "key")
-        except SignatureError as exc:
-            raise ValueError(str(exc)) from None
-        if len(raw) != 32:
-            raise ValueError(f"expected a 32-byte raw key, got {len(raw)} bytes")
-        return value
+    _keys = field_validator("hpke_public_key", "room_key")(raw_public_key)
 
     @property
     def hpke_public_raw(self) -> bytes:

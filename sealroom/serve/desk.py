@@ -21,10 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from sealroom.contract.signed import SignedContract
+from sealroom.crypto.signing import b64
 from sealroom.errors import SealroomError
 from sealroom.ledger import Ledger, Receipt
 from sealroom.room.channel import (
-    ERRORS,
     AttestCall,
     ChannelError,
     CountsCall,
@@ -32,11 +32,8 @@ from sealroom.room.channel import (
     NonceCall,
     RecordCall,
     Request,
-    Response,
-    parse_room_line,
-    request_id,
 )
-from sealroom.room.events import RoomEvent
+from sealroom.room.desk_base import ChannelDesk, only_fields
 from sealroom.room.failures import one_line
 from sealroom.serve.budget import CHARGED_KIND, charged_totals
 from sealroom.workspace import Workspace
@@ -80,7 +77,7 @@ def _checked_totals(payload: dict[str, Any]) -> dict[str, int]:
         raise ChannelError(f"room channel: {exc}") from None
 
 
-class ServeDesk:
+class ServeDesk(ChannelDesk):
     """Answers one serving instance's calls; ``finish`` records the stop."""
 
     def __init__(
@@ -107,26 +104,6 @@ class ServeDesk:
     def close(self) -> None:
         self._service = None
 
-    def answer(self, line: bytes) -> Response | RoomEvent | None:
-        """A response for a call line, the event of an event line, None for noise."""
-        try:
-            message = parse_room_line(line)
-        except ChannelError as exc:
-            ident = request_id(line)
-            if ident is None:
-                raise
-            return _refusal(ident, exc)
-        if isinstance(message, Request):
-            return self.handle(message)
-        return message
-
-    def handle(self, request: Request) -> Response:
-        try:
-            result = self._dispatch(request)
-        except SealroomError as exc:
-            return _refusal(request.id, exc)
-        return Response(id=request.id, ok=True, result=result)
-
     def _dispatch(self, request: Request) -> dict[str, Any]:
         call = request.call
         if isinstance(call, AttestCall):
@@ -139,9 +116,9 @@ class ServeDesk:
             self._own_model(call.package_digest)
             nonce: bytes = self._keys().request_nonce()
             self._issued.append(nonce)
-            return {"nonce": _b64(nonce)}
+            return {"nonce": b64(nonce)}
         if isinstance(call, ModelReleaseCall):
-            return {"sealed_key": _b64(self._release(call.request))}
+            return {"sealed_key": b64(self._release(call.request))}
         if isinstance(call, RecordCall):
             return self._record(call.kind, call.payload)
         if isinstance(call, CountsCall):
@@ -223,7 +200,7 @@ class ServeDesk:
 
         if self.started is not None:
             raise ChannelError(f"room channel: instance {self.instance} already started")
-        payload = _only(payload, _STARTED_FIELDS, STARTED)
+        payload = only_fields(payload, _STARTED_FIELDS, STARTED, complete=True)
         self._own_model(str(payload.get("model_digest")))
         try:
             att = RoomAttestation.model_validate(payload.get("attestation"))
@@ -252,7 +229,9 @@ class ServeDesk:
 
     def _receipts(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Roots only: this payload is public (GET /v1/commitments), so no usage rides in it."""
-        payload = self._own_room(_only(payload, _RECEIPTS_FIELDS, RECEIPTS), RECEIPTS)
+        payload = self._own_room(
+            only_fields(payload, _RECEIPTS_FIELDS, RECEIPTS, complete=True), RECEIPTS
+        )
         batches = payload.get("batches")
         if not isinstance(batches, list) or len(batches) > MAX_BATCHES_PER_ENTRY:
             raise ChannelError(f"room channel: {RECEIPTS}: batches must be a bounded list")
@@ -263,7 +242,9 @@ class ServeDesk:
 
     def _charged(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Cumulative totals that never go down, for every client the contract charged."""
-        payload = self._own_room(_only(payload, _CHARGED_FIELDS, CHARGED), CHARGED)
+        payload = self._own_room(
+            only_fields(payload, _CHARGED_FIELDS, CHARGED, complete=True), CHARGED
+        )
         charged = _checked_totals(payload)
         for name, before in self.charged.items():
             if charged.get(name, 0) < before:
@@ -308,32 +289,6 @@ class ServeDesk:
         self.stopped = True
 
 
-def _only(payload: dict[str, Any], allowed: set[str], kind: str) -> dict[str, Any]:
-    extra = sorted(set(payload) - allowed)
-    if extra:
-        raise ChannelError(f"room channel: {kind} may not carry {extra[0][:40]!r}")
-    missing = sorted(allowed - set(payload))
-    if missing:
-        raise ChannelError(f"room channel: {kind} lacks {missing[0]!r}")
-    return dict(payload)
-
-
 def _first(exc: ValidationError) -> str:
     first = exc.errors()[0]
     return ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
-
-
-def _refusal(ident: int, exc: SealroomError) -> Response:
-    name = type(exc).__name__
-    return Response(
-        id=ident,
-        ok=False,
-        error=one_line(str(exc)),
-        error_type=name if name in ERRORS else "ChannelError",
-    )
-
-
-def _b64(data: bytes) -> str:
-    from sealroom.crypto.signing import b64
-
-    return b64(data)
