@@ -23,6 +23,19 @@ ContractOption = typer.Option(..., "--contract", help="Inference contract id.")
 OwnerOption = typer.Option(..., "--as", help="The contract's model owner (signs the statement).")
 
 
+def _emit_recorded(statement: Any, state: Any, receipt: Any) -> None:
+    """The `--json` line of a recorded statement: what was signed and what is served now."""
+    emit_json(
+        {
+            "statement": statement.model_dump(mode="json"),
+            "ledger_seq": receipt.seq,
+            "kind": receipt.kind,
+            "serving": state.serving,
+            "retired": state.retired,
+        }
+    )
+
+
 def _act(
     action: Literal["provision", "rotate", "retire"],
     contract_id: str,
@@ -42,15 +55,7 @@ def _act(
             package,
         )
     if json_out:
-        emit_json(
-            {
-                "statement": statement.model_dump(mode="json"),
-                "ledger_seq": receipt.seq,
-                "kind": receipt.kind,
-                "serving": state.serving,
-                "retired": state.retired,
-            }
-        )
+        _emit_recorded(statement, state, receipt)
         return
     done = {
         "provision": f"provisioned {statement.package_digest}",
@@ -171,15 +176,7 @@ def import_(
     with refusals():
         statement, state, receipt = import_statement(Workspace.find(), file)
     if json_out:
-        emit_json(
-            {
-                "statement": statement.model_dump(mode="json"),
-                "ledger_seq": receipt.seq,
-                "kind": receipt.kind,
-                "serving": state.serving,
-                "retired": state.retired,
-            }
-        )
+        _emit_recorded(statement, state, receipt)
         return
     console.print(
         f"contract [bold]{statement.contract_id}[/]: {statement.action} "

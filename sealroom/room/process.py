@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING
 from sealroom.room.events import EventWriter, RoomEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sealroom.contract.schema import RoomLimits
     from sealroom.room.channel import RoomRequest
 
 LIBRARY_WARNING = "a library in the room logged a warning (its text stays in the room)"
@@ -60,22 +63,36 @@ def enter_sandbox(request: RoomRequest) -> str:
     folder and its private working directory; open no socket; and stays within the
     contract's room limits (memory: see ``limit_memory``). Irreversible.
     """
-    from sealroom.sandbox import (
-        SandboxPolicy,
-        confine,
-        device_paths,
-        python_runtime_paths,
+    return confine_room(
+        request.contract.contract.constraints.room_limits,
+        read_paths=(request.pipeline, *request.packages.values()),
+        write_paths=(request.staging,),
+        allow_unsandboxed=request.allow_unsandboxed,
+        secret_paths=request.secret_paths,
     )
 
-    limits = request.contract.contract.constraints.room_limits
+
+def confine_room(
+    limits: RoomLimits,
+    *,
+    read_paths: Sequence[Path],
+    write_paths: Sequence[Path],
+    allow_unsandboxed: bool,
+    secret_paths: Sequence[Path],
+) -> str:
+    """Confine this process as a room (training or serving): it reads the Python runtime
+    and ``read_paths``, writes its working directory and ``write_paths``, opens no socket,
+    and stays within the contract's rlimits. Returns the sandbox kind. Irreversible."""
+    from sealroom.sandbox import SandboxPolicy, confine, device_paths, python_runtime_paths
+
     policy = SandboxPolicy(
-        read_paths=(*python_runtime_paths(), request.pipeline, *request.packages.values()),
-        write_paths=(request.staging, Path.cwd(), *device_paths()),
+        read_paths=(*python_runtime_paths(), *read_paths),
+        write_paths=(*write_paths, Path.cwd(), *device_paths()),
         max_file_bytes=limits.file_mb << 20,
         max_open_files=limits.open_files,
         max_processes=limits.processes,
-        allow_unsandboxed=request.allow_unsandboxed,
-        secret_paths=tuple(request.secret_paths),
+        allow_unsandboxed=allow_unsandboxed,
+        secret_paths=tuple(secret_paths),
     )
     return confine(policy).kind
 

@@ -95,19 +95,15 @@ def enter_sandbox(request: ServeRequest) -> str:
     It may read the Python runtime and its model package, write only its private working
     directory, and open no socket: it serves on the inherited one. Irreversible.
     """
-    from sealroom.sandbox import SandboxPolicy, confine, device_paths, python_runtime_paths
+    from sealroom.room.process import confine_room
 
-    limits = request.contract.contract.constraints.room_limits
-    policy = SandboxPolicy(
-        read_paths=(*python_runtime_paths(), *request.packages.values()),
-        write_paths=(Path.cwd(), *device_paths()),
-        max_file_bytes=limits.file_mb << 20,
-        max_open_files=limits.open_files,
-        max_processes=limits.processes,
+    return confine_room(
+        request.contract.contract.constraints.room_limits,
+        read_paths=tuple(request.packages.values()),
+        write_paths=(),
         allow_unsandboxed=request.allow_unsandboxed,
-        secret_paths=tuple(request.secret_paths),
+        secret_paths=request.secret_paths,
     )
-    return confine(policy).kind
 
 
 class ServingInstance:
