@@ -21,11 +21,11 @@ from sealroom.attest.software import INSECURE_LABEL
 from sealroom.contract.provision import current_model
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import verify_contract
-from sealroom.crypto.hpke import seal_to
 from sealroom.errors import SealroomError
-from sealroom.kms.models import KeyRecord, ModelReleaseRequest, release_info
+from sealroom.kms.denied import Denied
+from sealroom.kms.models import KeyRecord, ModelReleaseRequest
 from sealroom.kms.release_policy import check_release
-from sealroom.kms.service import KeyService, _Denied
+from sealroom.kms.service import KeyService
 
 log = logging.getLogger("sealroom.kms")
 
@@ -44,30 +44,15 @@ def release_model(service: KeyService, request: ModelReleaseRequest) -> bytes:
     }
     try:
         claims, record, model_seq = _check(service, request)
-        data_key = service._root.unwrap(
-            record.wrapped_key, record.package_digest, record.contract_id
-        )
-        sealed = seal_to(
-            request.ephemeral_public_key, data_key, release_info(request.package_digest)
-        )
-    except _Denied as denied:
+        sealed = service._sealed_key(record, request.ephemeral_public_key)
+    except Denied as denied:
         raise service._denial(facts, denied.reason, denied.facts) from None
     except SealroomError as exc:  # anything unexpected in a check still fails closed
         raise service._denial(facts, str(exc), {}) from None
     except ValueError as exc:  # e.g. HPKE refusing a malformed public key
         raise service._denial(facts, f"cannot seal to the ephemeral key: {exc}", {}) from None
-    service._record(
-        "key.released",
-        {
-            **facts,
-            "measurement": claims.measurement,
-            "insecure": claims.insecure,
-            "owner": record.owner,
-            "model_statement_seq": model_seq,
-            "ephemeral_key_sha256": hashlib.sha256(
-                request.ephemeral_public_key.encode("ascii")
-            ).hexdigest(),
-        },
+    service._released(
+        facts, claims, record, request.ephemeral_public_key, model_statement_seq=model_seq
     )
     if claims.insecure:
         log.warning(
@@ -86,7 +71,7 @@ def _check(service: KeyService, request: ModelReleaseRequest) -> tuple[Claims, K
     try:
         signed = verify_contract(service.ws, request.contract_id)
     except SealroomError as exc:
-        raise _Denied(str(exc), measurement=claims.measurement) from None
+        raise Denied(str(exc), measurement=claims.measurement) from None
     contract = signed.contract
     _check_inference(contract, record, claims)
     skipped: list[str] = []
@@ -94,36 +79,36 @@ def _check(service: KeyService, request: ModelReleaseRequest) -> tuple[Claims, K
     for reason in skipped:  # e.g. an entry nobody but the operator could have written
         log.warning("contract %s: model statement ignored: %s", contract.id, reason)
     if state.digest is None or state.seq is None:
-        raise _Denied(
+        raise Denied(
             f"the model of contract {contract.id} was never provisioned by its owner",
             measurement=claims.measurement,
         )
     if state.retired:
-        raise _Denied(
+        raise Denied(
             f"the model of contract {contract.id} was retired by its owner",
             measurement=claims.measurement,
         )
     if request.package_digest != state.digest:
-        raise _Denied(
+        raise Denied(
             f"package {request.package_digest} is not the model contract {contract.id} serves "
             f"(current: {state.digest})",
             measurement=claims.measurement,
         )
     violations = check_release(record.policy, contract, claims, request.contract_id)
     if violations:
-        raise _Denied("; ".join(violations), measurement=claims.measurement)
+        raise Denied("; ".join(violations), measurement=claims.measurement)
     return claims, record, state.seq
 
 
 def _check_inference(contract: Contract, record: KeyRecord, claims: Claims) -> None:
     """An inference contract, and the key is its model owner's."""
     if contract.inference is None or contract.model is None:
-        raise _Denied(
+        raise Denied(
             f"contract {contract.id} is not an inference contract: it serves no model",
             measurement=claims.measurement,
         )
     if record.owner != contract.model.owner:
-        raise _Denied(
+        raise Denied(
             f"the key of this package was imported by {record.owner}, not by the model owner "
             f"of contract {contract.id} ({contract.model.owner})",
             measurement=claims.measurement,

@@ -29,14 +29,11 @@ from typing import Any, Protocol
 from sealroom.attest.evidence import Claims, make_report_data
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.attest.verifiers import verify_evidence
-from sealroom.contract.pipeline_signature import (
-    PipelineSignatureError,
-    verify_pipeline_signature,
-)
 from sealroom.contract.schema import Contract
 from sealroom.contract.store import load_contract, verify_contract
 from sealroom.crypto.hpke import seal_to
-from sealroom.errors import ConfigError, KeyReleaseDenied, SealroomError
+from sealroom.errors import KeyReleaseDenied, SealroomError
+from sealroom.kms.denied import Denied
 from sealroom.kms.grant import KeyGrant, import_key_of, open_grant
 from sealroom.kms.models import (
     KeyRecord,
@@ -45,13 +42,12 @@ from sealroom.kms.models import (
     ReleaseRequest,
     release_info,
 )
+from sealroom.kms.pipeline_release import checked_pipeline
 from sealroom.kms.release_policy import check_release
 from sealroom.kms.repository import KmsRepository, NonceState, ReleaseClaim
 from sealroom.kms.rootkey import RootKey
 from sealroom.ledger import Ledger
-from sealroom.pipeline.compose import pipeline_digest, validate_part
 from sealroom.pipeline.schema import Pipeline
-from sealroom.policy.pipeline_check import check_pipeline
 from sealroom.workspace import Workspace
 
 log = logging.getLogger("sealroom.kms")
@@ -79,15 +75,6 @@ ReleaseGuard = Callable[[Contract, Pipeline, ReleaseRequest], str | None]
 
 A guard with a ``consume`` method of the same signature is also called once the key is
 sealed, before it is returned: a reason from it denies the release (the key never leaves)."""
-
-
-class _Denied(Exception):
-    """Internal: one check failed; ``reason`` is what the ledger and the caller see."""
-
-    def __init__(self, reason: str, **facts: Any) -> None:
-        super().__init__(reason)
-        self.reason = " ".join(reason.split())
-        self.facts = facts
 
 
 class KeyService:
@@ -201,35 +188,19 @@ class KeyService:
             claims, record, contract, pipeline = self._check(request)
             run = self._claim_run(request, contract, claims)
             try:
-                data_key = self._root.unwrap(
-                    record.wrapped_key, record.package_digest, record.contract_id
-                )
-                sealed = seal_to(
-                    request.ephemeral_public_key, data_key, release_info(request.package_digest)
-                )
+                sealed = self._sealed_key(record, request.ephemeral_public_key)
                 self._consume(contract, pipeline, request, claims)
             except BaseException:
                 # The key never left: the run it was claimed for does not count.
                 self._repo.drop_release(request.contract_id, request.package_digest, run)
                 raise
-        except _Denied as denied:
+        except Denied as denied:
             raise self._denial(facts, denied.reason, denied.facts) from None
         except SealroomError as exc:  # anything unexpected in a check still fails closed
             raise self._denial(facts, str(exc), {}) from None
         except ValueError as exc:  # e.g. HPKE refusing a malformed public key
             raise self._denial(facts, f"cannot seal to the ephemeral key: {exc}", {}) from None
-        self._record(
-            "key.released",
-            {
-                **facts,
-                "measurement": claims.measurement,
-                "insecure": claims.insecure,
-                "owner": record.owner,
-                "ephemeral_key_sha256": hashlib.sha256(
-                    request.ephemeral_public_key.encode("ascii")
-                ).hexdigest(),
-            },
-        )
+        self._released(facts, claims, record, request.ephemeral_public_key)
         if claims.insecure:
             log.warning(
                 "released %s to a room attested by %s", record.package_digest, INSECURE_LABEL
@@ -242,6 +213,33 @@ class KeyService:
         from sealroom.kms.model_release import release_model
 
         return release_model(self, request)
+
+    def _sealed_key(self, record: KeyRecord, ephemeral_public_key: str) -> bytes:
+        """The record's data key, unwrapped and HPKE-sealed to the room's ephemeral key."""
+        data_key = self._root.unwrap(record.wrapped_key, record.package_digest, record.contract_id)
+        return seal_to(ephemeral_public_key, data_key, release_info(record.package_digest))
+
+    def _released(
+        self,
+        facts: dict[str, Any],
+        claims: Claims,
+        record: KeyRecord,
+        ephemeral_public_key: str,
+        **extra: Any,
+    ) -> None:
+        """The ``key.released`` ledger entry: the request's facts, who attested, whose key."""
+        key_sha256 = hashlib.sha256(ephemeral_public_key.encode("ascii")).hexdigest()
+        self._record(
+            "key.released",
+            {
+                **facts,
+                "measurement": claims.measurement,
+                "insecure": claims.insecure,
+                "owner": record.owner,
+                **extra,
+                "ephemeral_key_sha256": key_sha256,
+            },
+        )
 
     def _denial(
         self, facts: dict[str, Any], reason: str, extra: dict[str, Any]
@@ -261,7 +259,7 @@ class KeyService:
             consume = getattr(guard, "consume", None)
             reason = consume(contract, pipeline, request) if consume is not None else None
             if reason:
-                raise _Denied(reason, measurement=claims.measurement)
+                raise Denied(reason, measurement=claims.measurement)
 
     def private_datasets_held(self, contract: Contract) -> list[str]:
         """The contract's private datasets whose key this service holds: the budgets it keeps."""
@@ -277,15 +275,15 @@ class KeyService:
         record = self._check_record(request)
         contract = self._check_contract(request)
         if contract.inference is not None:
-            raise _Denied(f"contract {contract.id} is an inference contract: no training run")
-        pipeline = self._check_pipeline(request, contract, claims)
+            raise Denied(f"contract {contract.id} is an inference contract: no training run")
+        pipeline = checked_pipeline(request, contract, claims)
         for guard in self.guards:
             reason = guard(contract, pipeline, request)
             if reason:
-                raise _Denied(reason, measurement=claims.measurement)
+                raise Denied(reason, measurement=claims.measurement)
         violations = check_release(record.policy, contract, claims, request.contract_id)
         if violations:
-            raise _Denied("; ".join(violations), measurement=claims.measurement)
+            raise Denied("; ".join(violations), measurement=claims.measurement)
         return claims, record, contract, pipeline
 
     def _claim_run(self, request: ReleaseRequest, contract: Contract, claims: Claims) -> str:
@@ -300,48 +298,36 @@ class KeyService:
             contract.id, request.package_digest, run, limit, time.time()
         )
         if state is ReleaseClaim.RUN_REPEATED:
-            raise _Denied(
+            raise Denied(
                 f"run {run} already received this package's key (a run receives each key once)",
                 measurement=claims.measurement,
             )
         if state is ReleaseClaim.LIMIT_REACHED:
             plural = "s" if limit != 1 else ""
-            raise _Denied(
+            raise Denied(
                 f"contract {contract.id} allows {limit} run{plural} (max_runs) and "
                 f"{limit} already received this package's key",
                 measurement=claims.measurement,
             )
         return run
 
-    def _check_pins(self, request: ReleaseRequest, contract: Contract, digest: str) -> None:
-        """The pipeline is the one the contract pins (if any) and its consumer signed."""
-        pinned = contract.constraints.pipeline_digest
-        if pinned is not None and digest != pinned:
-            raise _Denied(
-                f"contract {contract.id} pins pipeline {pinned}; this pipeline is {digest}"
-            )
-        try:
-            verify_pipeline_signature(request.pipeline_signature, contract, digest)
-        except PipelineSignatureError as exc:
-            raise _Denied(str(exc)) from None
-
     def _check_nonce(self, nonce: bytes) -> None:
         state = self._repo.consume_nonce(nonce, time.time())
         if state is NonceState.UNKNOWN:
-            raise _Denied("nonce was not issued by this key service (or expired and was purged)")
+            raise Denied("nonce was not issued by this key service (or expired and was purged)")
         if state is NonceState.USED:
-            raise _Denied("nonce was already used (replayed request)")
+            raise Denied("nonce was already used (replayed request)")
         if state is NonceState.EXPIRED:
-            raise _Denied(f"nonce expired (nonces live {NONCE_TTL_S:.0f} s)")
+            raise Denied(f"nonce expired (nonces live {NONCE_TTL_S:.0f} s)")
 
     def _check_evidence(self, request: ReleaseRequest | ModelReleaseRequest) -> Claims:
         try:
             claims = verify_evidence(request.evidence, self.ws)
             expected = make_report_data(request.nonce, request.ephemeral_public_key)
         except SealroomError as exc:
-            raise _Denied(f"evidence rejected: {exc}") from None
+            raise Denied(f"evidence rejected: {exc}") from None
         if not secrets.compare_digest(claims.report_data, expected):
-            raise _Denied(
+            raise Denied(
                 "evidence report data does not bind this nonce and ephemeral public key",
                 measurement=claims.measurement,
             )
@@ -353,49 +339,20 @@ class KeyService:
             return record
         others = sorted(r.contract_id for r in self._repo.keys(request.package_digest))
         if others:
-            raise _Denied(
+            raise Denied(
                 f"the key for this package is not released under contract {request.contract_id} "
                 f"(imported for: {', '.join(others)})"
             )
-        raise _Denied("no key is imported for this package")
+        raise Denied("no key is imported for this package")
 
     def _check_contract(self, request: ReleaseRequest) -> Contract:
         try:
             contract = verify_contract(self.ws, request.contract_id).contract
         except SealroomError as exc:
-            raise _Denied(str(exc)) from None
+            raise Denied(str(exc)) from None
         named = {d.package_digest for d in contract.datasets}
         if contract.model is not None:
             named.add(contract.model.package_digest)
         if request.package_digest not in named:
-            raise _Denied(f"contract {contract.id} does not name this package")
+            raise Denied(f"contract {contract.id} does not name this package")
         return contract
-
-    def _check_pipeline(
-        self, request: ReleaseRequest, contract: Contract, claims: Claims
-    ) -> Pipeline:
-        if request.pipeline is None:
-            raise _Denied("the request carries no pipeline document to check")
-        try:
-            pipeline = validate_part(Pipeline, request.pipeline, "release request pipeline")
-        except ConfigError as exc:
-            raise _Denied(f"pipeline document is invalid: {exc}") from None
-        digest = pipeline_digest(pipeline)
-        if digest != request.pipeline_digest:
-            raise _Denied(
-                f"pipeline digest mismatch: the request names {request.pipeline_digest} "
-                f"but the pipeline sent hashes to {digest}"
-            )
-        self._check_pins(request, contract, digest)
-        packages = {
-            d.id: d.package_digest
-            for d in contract.datasets
-            if d.package_digest == request.package_digest
-        }
-        decision = check_pipeline(contract, pipeline, packages=packages)
-        if not decision.allow:
-            raise _Denied(
-                "pipeline violates the contract: " + "; ".join(decision.violations),
-                measurement=claims.measurement,
-            )
-        return pipeline
