@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_dp.py speed
 	$(BIN)/python benchmarks/bench_dp.py accuracy --models scatter-linear --epsilons 3
 	$(BIN)/python benchmarks/bench_mri.py
+	$(BIN)/python benchmarks/bench_infer.py
 
 lint: setup
 	$(BIN)/ruff check sealroom tests benchmarks scenarios

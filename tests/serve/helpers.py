@@ -268,7 +268,7 @@ def room_processes() -> list[int]:
 
 def files_containing(roots: list[Path], needles: list[bytes]) -> list[str]:
     """Every file under ``roots`` holding any of ``needles`` (what a canary test forbids)."""
-    hits = []
+    hits: list[str] = []
     for root in roots:
         if not root.exists():
             continue
