@@ -22,6 +22,7 @@ anything else.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -227,15 +228,21 @@ def request_id(line: bytes) -> int | None:
 
 
 class RoomChannel:
-    """The room's end: one call at a time, each answered before the next."""
+    """The room's end: one call at a time, each answered before the next (a serving room
+    calls from several threads: the lock keeps each call and its answer together)."""
 
     def __init__(self, write_line: Callable[[str], None], responses: IO[bytes]) -> None:
         self._write = write_line
         self._responses = responses
         self._next = 0
+        self._lock = threading.Lock()
 
     def call(self, call: Call) -> dict[str, Any]:
         """The operator's result for ``call``; its refusal raised as a SealroomError."""
+        with self._lock:
+            return self._call(call)
+
+    def _call(self, call: Call) -> dict[str, Any]:
         self._next += 1
         self._write(Request(id=self._next, call=call).model_dump_json() + "\n")
         line = read_line(self._responses)

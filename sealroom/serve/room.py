@@ -30,7 +30,6 @@ from sealroom.errors import SealroomError
 from sealroom.room.events import RoomEvent
 
 if TYPE_CHECKING:
-    from sealroom.room.channel import RoomChannel
     from sealroom.room.events import EventWriter
     from sealroom.serve.attestation import RoomAttestation
 
@@ -55,23 +54,6 @@ class ServeRequest(BaseModel):
     secret_paths: list[Path] = Field(default_factory=list)
     # The operator's bearer token for GET /v1/stats (aggregates only; clients need none).
     stats_token: str = Field(min_length=16)
-
-
-class LockedChannel:
-    """The room's channel shared by its threads: one call at a time, whole lines only."""
-
-    def __init__(self, channel: RoomChannel) -> None:
-        self.channel = channel
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.channel, name)
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return locked
 
 
 class LockedWriter:
@@ -333,7 +315,7 @@ def main() -> int:
 
             limits = request.contract.contract.constraints.room_limits
             limit_memory_growth(limits.memory_mb << 20)
-        channel = LockedChannel(RoomChannel(emit.write_line, sys.stdin.buffer))
+        channel = RoomChannel(emit.write_line, sys.stdin.buffer)
         room = ServingInstance(request, channel, emit)
         room.prepare()
         room.serve()
