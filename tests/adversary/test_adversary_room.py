@@ -13,20 +13,17 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from sealroom.attest.evidence import Claims, Evidence
 from sealroom.attest.software import SoftwareAttester
 from sealroom.cli.main import app
 from sealroom.contract.store import load_contract
 from sealroom.contract.workflow import propose_contract, sign_contract
 from sealroom.crypto.identity import load_party
 from sealroom.crypto.sealing import seal
-from sealroom.crypto.signing import SigningKey
 from sealroom.errors import RoomError
 from sealroom.kms.models import ReleasePolicy
 from sealroom.kms.repository import KmsRepository
@@ -45,6 +42,7 @@ from sealroom.workspace import Workspace
 from tests.adversary.room_attacks import BYPASS_HOOK, HOOK, gather_model, key_stealing_model
 from tests.e2e import conftest as e2e
 from tests.e2e.stories import PlayedStory
+from tests.serve.serve_harness import SoftwareTee
 
 mnist_story = e2e.mnist_story  # the played MNIST story the end-to-end tests share
 party_passphrase = e2e.party_passphrase  # its parties' keys are under the demo passphrase
@@ -262,20 +260,6 @@ def test_the_room_never_opens_the_key_service_ledger_or_party_keys(
     assert receipt.record.metrics == {}
 
 
-def _forged_evidence(key: SigningKey, report_data: bytes, measurement: str) -> Evidence:
-    claims = Claims(
-        tee_type="software",
-        measurement=measurement,
-        insecure=True,
-        report_data=report_data,
-        issued_at=datetime.now(UTC),
-    )
-    payload = claims.model_dump_json().encode()
-    return Evidence(
-        tee_type="software", payload=payload, signature=key.sign(payload), signer=key.public_b64
-    )
-
-
 def test_a_forged_run_record_is_refused_by_the_operator(mnist_story: PlayedStory) -> None:
     ws: Workspace = mnist_story.ws
     honest = mnist_story.result.receipt.record
@@ -299,11 +283,7 @@ def test_a_forged_run_record_is_refused_by_the_operator(mnist_story: PlayedStory
     answer = record(wrong.model_dump(mode="json"))
     assert not answer.ok and "room signature does not verify" in answer.error
     # Signed and bound, but the evidence is not from this workspace's attestation key.
-    fake = _forged_evidence(
-        SigningKey.generate(),
-        room_report_data("run-forged", key.public_b64),
-        honest.room.measurement,
-    )
+    fake = SoftwareTee(honest.room.measurement)(room_report_data("run-forged", key.public_b64))
     forged: RunRecord = sign_record(base.model_copy(update={"room_evidence": fake}), key)
     answer = record(forged.model_dump(mode="json"))
     assert not answer.ok and "attestation key" in answer.error

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sealroom.attest.evidence import Claims, Evidence
 from sealroom.cli.main import app
 from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey
@@ -27,6 +25,7 @@ from sealroom.serve.receipts import (
     outputs_sha256,
 )
 from sealroom.workspace import Workspace
+from tests.serve.serve_harness import SoftwareTee
 
 runner = CliRunner()
 MEASUREMENT = "aa" * 32
@@ -34,24 +33,10 @@ MODEL = "sha256:" + "11" * 32
 CONTRACT = "sha256:" + "33" * 32
 
 
-def _software_tee(report_data: bytes, key: SigningKey = SigningKey.generate()) -> Evidence:
-    claims = Claims(
-        tee_type="software",
-        measurement=MEASUREMENT,
-        insecure=True,
-        report_data=report_data,
-        issued_at=datetime.now(UTC),
-    )
-    payload = claims.model_dump_json().encode()
-    return Evidence(
-        tee_type="software", payload=payload, signature=key.sign(payload), signer=key.public_b64
-    )
-
-
 def _proofs(n: int = 4) -> list[ReceiptProof]:
     key, instance = SigningKey.generate(), new_instance_id()
     attestation = attest_room(
-        _software_tee,
+        SoftwareTee(),
         nonce=os.urandom(32),
         hpke_public_key=RoomHpkeKey.generate().public_raw,
         room_key=key.public_b64,

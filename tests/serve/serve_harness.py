@@ -63,18 +63,29 @@ def expected_labels(array: np.ndarray) -> list[int]:
 
 
 class SoftwareTee:
-    """Software evidence signed by a throwaway key (what SoftwareAttester produces)."""
+    """Software evidence as SoftwareAttester signs it, without a workspace: a throwaway key
+    (or the one given), a chosen measurement, time and debug flag."""
 
-    def __init__(self) -> None:
-        self.key = SigningKey.generate()
+    def __init__(
+        self,
+        measurement: str = MEASUREMENT,
+        issued_at: datetime | None = None,
+        debug: bool = False,
+        key: SigningKey | None = None,
+    ) -> None:
+        self.key = key or SigningKey.generate()
+        self.measurement = measurement
+        self.issued_at = issued_at
+        self.debug = debug
 
     def __call__(self, report_data: bytes) -> Evidence:
         claims = Claims(
             tee_type="software",
-            measurement=MEASUREMENT,
+            measurement=self.measurement,
             insecure=True,
+            debug=self.debug,
             report_data=report_data,
-            issued_at=datetime.now(UTC),
+            issued_at=self.issued_at or datetime.now(UTC),
         )
         payload = claims.model_dump_json().encode()
         return Evidence(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sealroom.attest.evidence import Claims, Evidence
+from sealroom.attest.evidence import Claims
 from sealroom.attest.software import MAX_AGE, SoftwareAttester
 from sealroom.contract.inference import ClientRef, InferenceTerms, InputSignature
 from sealroom.contract.schema import Contract, ModelRef, PartyRef, RoomPolicy
@@ -25,6 +25,7 @@ from sealroom.serve.attestation import (
     verify_room_attestation,
 )
 from sealroom.workspace import Workspace
+from tests.serve.serve_harness import SoftwareTee
 
 MEASUREMENT = "aa" * 32
 MODEL = "sha256:" + "11" * 32
@@ -65,35 +66,6 @@ def make_contract(
     return SignedContract(contract=contract)
 
 
-class FakeSoftwareTee:
-    """Software evidence as SoftwareAttester signs it, with a chosen time and measurement."""
-
-    def __init__(
-        self, measurement: str = MEASUREMENT, issued_at: datetime | None = None, debug: bool = False
-    ) -> None:
-        self.key = SigningKey.generate()
-        self.measurement = measurement
-        self.issued_at = issued_at
-        self.debug = debug
-
-    def __call__(self, report_data: bytes) -> Evidence:
-        claims = Claims(
-            tee_type="software",
-            measurement=self.measurement,
-            insecure=True,
-            debug=self.debug,
-            report_data=report_data,
-            issued_at=self.issued_at or datetime.now(UTC),
-        )
-        payload = claims.model_dump_json().encode()
-        return Evidence(
-            tee_type="software",
-            payload=payload,
-            signature=self.key.sign(payload),
-            signer=self.key.public_b64,
-        )
-
-
 def _attest(
     tee: Any, contract: SignedContract, nonce: bytes, model: str = MODEL, **over: Any
 ) -> RoomAttestation:
@@ -123,7 +95,7 @@ def _verify(
 
 
 def test_good_attestation_verifies_and_round_trips_json() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     again = RoomAttestation.model_validate_json(att.model_dump_json())
     assert again == att
@@ -146,14 +118,14 @@ def test_real_software_attester_works_with_its_workspace_key(workspace: Workspac
 
 
 def test_replayed_nonce_is_refused() -> None:
-    contract, tee = make_contract(), FakeSoftwareTee()
+    contract, tee = make_contract(), SoftwareTee()
     att = _attest(tee, contract, os.urandom(32))
     with pytest.raises(AttestationError, match="another nonce"):
         _verify(att, contract, os.urandom(32), tee)
 
 
 def test_nonce_swapped_in_the_document_breaks_the_binding() -> None:
-    contract, tee, fresh = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, fresh = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, os.urandom(32)).model_copy(update={"nonce": fresh})
     with pytest.raises(AttestationError, match="does not bind"):
         _verify(att, contract, fresh, tee)
@@ -161,24 +133,24 @@ def test_nonce_swapped_in_the_document_breaks_the_binding() -> None:
 
 def test_stale_evidence_is_refused() -> None:
     contract, nonce = make_contract(), os.urandom(32)
-    tee = FakeSoftwareTee(issued_at=datetime.now(UTC) - MAX_AGE - timedelta(seconds=5))
+    tee = SoftwareTee(issued_at=datetime.now(UTC) - MAX_AGE - timedelta(seconds=5))
     att = _attest(tee, contract, nonce)
     with pytest.raises(AttestationError, match="not fresh"):
         _verify(att, contract, nonce, tee)
-    future = FakeSoftwareTee(issued_at=datetime.now(UTC) + timedelta(hours=1))
+    future = SoftwareTee(issued_at=datetime.now(UTC) + timedelta(hours=1))
     with pytest.raises(AttestationError, match="not fresh"):
         _verify(_attest(future, contract, nonce), contract, nonce, future)
 
 
 def test_wrong_model_digest_is_refused() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce, model=OTHER_MODEL)
     with pytest.raises(AttestationError, match="for model sha256:2222"):
         _verify(att, contract, nonce, tee)
 
 
 def test_model_digest_swapped_in_the_document_breaks_the_binding() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce, model=OTHER_MODEL).model_copy(
         update={"model_digest": MODEL}
     )
@@ -190,7 +162,7 @@ def test_wrong_contract_digest_is_refused() -> None:
     contract, other, tee, nonce = (
         make_contract(),
         make_contract("serve-2"),
-        FakeSoftwareTee(),
+        SoftwareTee(),
         os.urandom(32),
     )
     att = _attest(tee, other, nonce)
@@ -200,7 +172,7 @@ def test_wrong_contract_digest_is_refused() -> None:
 
 @pytest.mark.parametrize("field", ["hpke_public_key", "room_key", "contract_digest"])
 def test_swapped_key_or_contract_in_the_document_breaks_the_binding(field: str) -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     if field == "contract_digest":
         other = make_contract("serve-2")
@@ -213,13 +185,13 @@ def test_swapped_key_or_contract_in_the_document_breaks_the_binding(field: str) 
 
 def test_measurement_not_in_contract_is_refused() -> None:
     contract, nonce = make_contract(), os.urandom(32)
-    tee = FakeSoftwareTee(measurement="bb" * 32)
+    tee = SoftwareTee(measurement="bb" * 32)
     with pytest.raises(AttestationError, match="not allowed by contract serve-1"):
         _verify(_attest(tee, contract, nonce), contract, nonce, tee)
 
 
 def test_client_pinned_measurement_is_enforced_even_when_contract_lists_none() -> None:
-    contract, tee, nonce = make_contract(measurements=[]), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(measurements=[]), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     _verify(att, contract, nonce, tee)  # the contract alone does not pin a measurement
     with pytest.raises(AttestationError, match="not one this client pins"):
@@ -227,26 +199,26 @@ def test_client_pinned_measurement_is_enforced_even_when_contract_lists_none() -
 
 
 def test_insecure_evidence_refused_unless_contract_allows_it() -> None:
-    contract, tee, nonce = make_contract(allow_insecure=False), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(allow_insecure=False), SoftwareTee(), os.urandom(32)
     with pytest.raises(AttestationError, match="does not allow insecure rooms"):
         _verify(_attest(tee, contract, nonce), contract, nonce, tee)
 
 
 def test_debug_mode_tee_is_refused() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(debug=True), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(debug=True), os.urandom(32)
     with pytest.raises(AttestationError, match="debug mode"):
         _verify(_attest(tee, contract, nonce), contract, nonce, tee)
 
 
 def test_untrusted_evidence_signer_is_refused() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     with pytest.raises(AttestationError, match="does not trust"):
         _verify(att, contract, nonce, tee, trusted_signers={SigningKey.generate().public_b64})
 
 
 def test_forged_evidence_signature_is_refused() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     forged = att.evidence.model_copy(update={"signature": bytes(64)})
     with pytest.raises(AttestationError, match="signature does not verify"):
@@ -254,7 +226,7 @@ def test_forged_evidence_signature_is_refused() -> None:
 
 
 def test_hardware_evidence_cannot_be_checked_offline() -> None:
-    contract, tee, nonce = make_contract(), FakeSoftwareTee(), os.urandom(32)
+    contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     hw = att.evidence.model_copy(update={"tee_type": "sev-snp"})
     with pytest.raises(AttestationError, match="cannot be checked offline"):

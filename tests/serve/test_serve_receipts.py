@@ -6,7 +6,6 @@ import base64
 import hashlib
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealroom.attest.evidence import Claims, Evidence
 from sealroom.crypto.hpke_context import RoomHpkeKey
 from sealroom.crypto.signing import SigningKey
 from sealroom.ledger import Ledger
@@ -37,34 +35,11 @@ from sealroom.serve.receipts import (
     verify_receipt_proof,
 )
 from sealroom.workspace import Workspace
+from tests.serve.serve_harness import SoftwareTee
 
 MEASUREMENT = "aa" * 32
 MODEL = "sha256:" + "11" * 32
 CONTRACT = "sha256:" + "33" * 32
-
-
-class SoftwareTee:
-    """Signs software claims like SoftwareAttester, without a workspace."""
-
-    def __init__(self, measurement: str = MEASUREMENT) -> None:
-        self.key = SigningKey.generate()
-        self.measurement = measurement
-
-    def __call__(self, report_data: bytes) -> Evidence:
-        claims = Claims(
-            tee_type="software",
-            measurement=self.measurement,
-            insecure=True,
-            report_data=report_data,
-            issued_at=datetime.now(UTC),
-        )
-        payload = claims.model_dump_json().encode()
-        return Evidence(
-            tee_type="software",
-            payload=payload,
-            signature=self.key.sign(payload),
-            signer=self.key.public_b64,
-        )
 
 
 class Room:
