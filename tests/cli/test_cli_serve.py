@@ -47,6 +47,10 @@ def homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Served, Work
     return served, client_ws
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def serving(homes: tuple[Served, Workspace]) -> Iterator[tuple[str, float]]:
     """`sealroom serve --port 0 --json` in its own process; yields (url, startup seconds)."""
@@ -61,6 +65,9 @@ def serving(homes: tuple[Served, Workspace]) -> Iterator[tuple[str, float]]:
         stderr=subprocess.PIPE,
         env=env,
         text=True,
+        # A shell that starts the suite in the background ignores SIGINT in every child
+        # (POSIX), and the Ctrl-C below would then never arrive: give `serve` a terminal's.
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
