@@ -142,17 +142,21 @@ def _inference_proof(arg: str) -> ReceiptProof | None:
     from pydantic import ValidationError
 
     from sealroom.contract.loading import describe_validation
+    from sealroom.room.receipt import RECEIPT_FILE
     from sealroom.serve.receipts import InferenceReceiptError, ReceiptProof
 
     path = Path(arg)
-    if not path.is_file():
-        return None
+    if not path.is_file() or path.name == RECEIPT_FILE:
+        return None  # a run id, a run folder or a run's receipt.json
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return None  # not ours: the run-receipt path reports it
+        data = None
     if not isinstance(data, dict) or "batch" not in data or "attestation" not in data:
-        return None
+        raise InferenceReceiptError(
+            f"{path}: not an inference receipt (a JSON object with batch and attestation) "
+            f"and not a run's {RECEIPT_FILE}"
+        )
     try:
         return ReceiptProof.model_validate(data)
     except ValidationError as exc:

@@ -161,3 +161,16 @@ def test_other_json_still_goes_to_the_run_receipt_path(
     result = runner.invoke(app, ["receipt", "verify", str(other)])
     assert result.exit_code == 1
     assert "batch" not in result.stderr and "attestation binding" not in result.stdout
+
+
+def test_a_file_that_is_neither_receipt_says_so_in_one_line(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Not "receipt.json: missing": the file given is there, it is just not a receipt."""
+    for name, text in (("r.json", "{}"), ("notes.txt", "not json")):
+        given = tmp_path / name
+        given.write_text(text)
+        result = runner.invoke(app, ["receipt", "verify", str(given)])
+        assert result.exit_code == 1
+        assert "not an inference receipt" in result.stderr and name in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
