@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from sealroom.contract.schema import Contract
 from sealroom.errors import ContractError
+from sealroom.files import read_capped
 
 KeyResolver = Callable[[str], tuple[str, str] | None]
 """party name -> (signing_key, encryption_key) base64, or None if unknown."""
@@ -40,13 +41,7 @@ def describe_validation(source: str, error: ValidationError) -> str:
 
 def read_document(path: Path) -> dict[str, Any]:
     """Parse JSON or YAML (chosen by suffix) into a mapping; ContractError naming the file."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONTRACT_BYTES + 1)
-    except OSError as exc:
-        raise ContractError(f"{path}: cannot read contract file ({exc.strerror})") from None
-    if len(raw) > MAX_CONTRACT_BYTES:
-        raise ContractError(f"{path}: larger than {MAX_CONTRACT_BYTES:,} bytes; not a contract")
+    raw = read_capped(path, MAX_CONTRACT_BYTES, "a contract file", ContractError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -26,7 +26,7 @@ from sealroom.contract.schema import DIGEST_PATTERN, ID_PATTERN, NAME_PATTERN, C
 from sealroom.crypto.identity import Party
 from sealroom.crypto.signing import b64, unb64, verify_signature
 from sealroom.errors import SignatureError
-from sealroom.files import write_atomic
+from sealroom.files import read_capped, write_atomic
 
 DOMAIN = "sealroom.pipeline.v1"
 SIGNATURE_SUFFIX = ".sig"
@@ -127,17 +127,9 @@ def save_pipeline_signature(path: Path, signature: PipelineSignature) -> None:
 
 def load_pipeline_signature(path: Path) -> PipelineSignature:
     """Read a ``.sig`` file; PipelineSignatureError (naming the file) if it is not one."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SIGNATURE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise PipelineSignatureError(
-            f"{path}: cannot read the pipeline signature ({exc.strerror})"
-        ) from None
-    if len(raw) > MAX_SIGNATURE_FILE_BYTES:
-        raise PipelineSignatureError(
-            f"{path}: larger than {MAX_SIGNATURE_FILE_BYTES} bytes, not a pipeline signature"
-        )
+    raw = read_capped(
+        path, MAX_SIGNATURE_FILE_BYTES, "the pipeline signature", PipelineSignatureError
+    )
     try:
         return PipelineSignature.model_validate(json.loads(raw.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -36,6 +36,7 @@ from sealroom.contract.store import contract_lock, load_contract, verify_contrac
 from sealroom.crypto.rotation import fingerprint_of, load_party_with_keys
 from sealroom.crypto.signing import b64, unb64, verify_signature
 from sealroom.errors import ContractError, SignatureError
+from sealroom.files import read_capped
 from sealroom.ledger import Ledger, LedgerView, Receipt
 from sealroom.workspace import Workspace
 
@@ -359,13 +360,7 @@ def import_statement(
     ws: Workspace, path: Path, now: datetime | None = None
 ) -> tuple[ModelStatement, ModelState, Receipt]:
     """Record a statement the owner signed elsewhere (``sign_statement``), once it verifies."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_STATEMENT_BYTES + 1)
-    except OSError as exc:
-        raise ProvisionError(f"{path}: cannot read model statement ({exc.strerror})") from None
-    if len(data) > MAX_STATEMENT_BYTES:
-        raise ProvisionError(f"{path}: larger than {MAX_STATEMENT_BYTES} bytes; not a statement")
+    data = read_capped(path, MAX_STATEMENT_BYTES, "a model statement", ProvisionError)
     try:
         statement = ModelStatement.model_validate_json(data)
     except ValidationError as exc:

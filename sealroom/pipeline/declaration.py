@@ -29,7 +29,7 @@ from sealroom.contract.schema import ID_PATTERN, NAME_PATTERN
 from sealroom.crypto.identity import Party
 from sealroom.crypto.signing import b64, unb64, verify_signature
 from sealroom.errors import DataError, SignatureError
-from sealroom.files import write_atomic
+from sealroom.files import read_capped, write_atomic
 from sealroom.pipeline.schema import DatasetConfig, DataSource, Seed, Strict
 
 DOMAIN = b"sealroom.dataset-declaration.v1\n"
@@ -203,14 +203,7 @@ def parse_declaration(data: Any, where: str) -> DatasetDeclaration:
 
 
 def _read_bounded(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_DECLARATION_BYTES + 1)
-    except OSError as exc:
-        raise DeclarationError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_DECLARATION_BYTES:
-        raise DeclarationError(f"{path}: larger than {MAX_DECLARATION_BYTES} bytes")
-    return raw
+    return read_capped(path, MAX_DECLARATION_BYTES, "a dataset declaration", DeclarationError)
 
 
 def read_declaration_draft(path: Path) -> DatasetDeclaration:
