@@ -25,11 +25,14 @@ from sealroom.room.failures import one_line
 class ChannelDesk:
     """Answers a room's calls; a subclass says how in ``_dispatch``."""
 
-    def answer(self, line: bytes) -> Response | RoomEvent | None:
+    def answer(self, line: bytes | ChannelError) -> Response | RoomEvent | None:
         """A response for a call line, the event of an event line, None for noise.
 
-        ChannelError when the line is a call that cannot even be answered (no usable id).
+        ChannelError when the line is a call that cannot even be answered (no usable id), or
+        when the reader already refused it (``line`` is that refusal: an over-long line).
         """
+        if isinstance(line, ChannelError):
+            raise line
         try:
             message = parse_room_line(line)
         except ChannelError as exc:

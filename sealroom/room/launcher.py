@@ -262,8 +262,6 @@ def _serve(
             if line is None:
                 break
             try:
-                if isinstance(line, ChannelError):
-                    raise line
                 message = desk.answer(line)
             except ChannelError as exc:
                 reason = f"room broke the channel protocol and was killed: {exc}"

@@ -259,8 +259,6 @@ def _run(
                 reason = reason or _ended(proc, serving)
                 break
             try:
-                if isinstance(line, ChannelError):
-                    raise line
                 message = desk.answer(line)
             except ChannelError as exc:
                 reason = f"room broke the channel protocol and was stopped: {exc}"
