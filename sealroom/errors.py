@@ -83,3 +83,7 @@ class RoomError(SealroomError):
 
 class SandboxError(SealroomError):
     """The room cannot be confined (no Landlock, a bad path, threads already running)."""
+
+
+class LabError(SealroomError):
+    """An experiment, entry point, job or queue of the testbed is invalid or unknown."""
