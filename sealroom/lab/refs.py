@@ -27,6 +27,9 @@ class Ref:
 
     @property
     def text(self) -> str:
+        if self.scope == "jobs":
+            job, artifact = self.parts
+            return f"${{jobs.{job}.artifacts.{artifact}}}"
         return "${" + ".".join((self.scope, *self.parts)) + "}"
 
 
