@@ -111,6 +111,9 @@ class FakeRunner:
     def starts(self, job_id: str) -> list[int]:
         return [e[3] for e in self.events if e[0] == "start" and e[1] == job_id]
 
+    def started_attempts(self, job_id: str) -> list[int]:
+        return sorted(e[2] for e in self.events if e[0] == "start" and e[1] == job_id)
+
     def ends(self, job_id: str) -> list[int]:
         return [e[3] for e in self.events if e[0] == "end" and e[1] == job_id]
 

@@ -91,7 +91,7 @@ def test_an_artifact_parameter_must_name_an_artifact_the_dependency_declares():
     with lab_at() as lab:
         lab.scheduler.submit(job())
         bad = {"ep": "consume", "parameters": {"src": "${jobs.job-1.artifacts.model}"}}
-        with pytest.raises(LabError, match="job job-1 .* declares no artifact 'model'"):
+        with pytest.raises(LabError, match=r"job job-1 .* declares no artifact 'model'"):
             lab.scheduler.submit(job(**bad, depends_on=["job-1"]))
         with pytest.raises(LabError, match="not in depends_on"):
             lab.scheduler.submit(job(**consume("job-1")))
