@@ -8,6 +8,7 @@ not serve are held unstarted (and show in :meth:`running`) until cancelled.
 
 from __future__ import annotations
 
+import dataclasses
 import queue as queue_mod
 import threading
 import time
@@ -72,7 +73,7 @@ class InlineEngine:
                 ended_at=time.time(),
             )
         if not outcome.worker:
-            outcome = AttemptOutcome(**{**outcome.__dict__, "worker": self.worker_id})
+            outcome = dataclasses.replace(outcome, worker=self.worker_id)
         self._report(key, outcome)
 
     def _report(self, key: tuple[str, int], outcome: AttemptOutcome) -> None:

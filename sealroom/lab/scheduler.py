@@ -16,6 +16,7 @@ ready jobs to the engine, records how attempts ended, and applies the dependency
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -318,7 +319,7 @@ class Scheduler:
                 if current is None or current.status != "queued":
                     return
                 number = sj.start_attempt(conn, current, now)
-            payload = AttemptPayload(**{**payload.__dict__, "attempt": number})
+            payload = dataclasses.replace(payload, attempt=number)
             try:
                 self.engine.submit(payload, job.queue)
             except Exception as exc:  # the engine refused: the job fails, the loop goes on

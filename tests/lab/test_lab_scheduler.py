@@ -247,6 +247,8 @@ def test_a_lost_worker_is_retried_while_max_retries_allows_then_fails():
         lab.scheduler.submit(job())
         lab.run()
         assert [a.status for a in lab.store.attempts("job-1")] == ["lost", "succeeded"]
+        assert [m.value for m in lab.store.metrics(["job-1"], ["loss"], attempt=1)] == [1.0, 0.5]
+        assert [m.value for m in lab.store.metrics(["job-1"], ["loss"])] == [0.5, 0.5]
         assert lab.store.get_job("job-1").status == "succeeded"
         assert [a.status for a in lab.store.attempts("job-2")] == ["lost"] * 3
         assert lab.store.get_job("job-2").reason == "attempt 3 lost its worker"

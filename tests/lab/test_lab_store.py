@@ -104,7 +104,6 @@ def test_the_database_survives_reopening_at_the_latest_schema(store):
     with sqlite3.connect(store.paths.db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert oct(store.paths.db.stat().st_mode & 0o777) == "0o600"
-    store._db = LabStore(store.paths, check=accept)._db  # for the fixture's close
 
 
 def test_unknown_jobs_and_attempts_are_refused_in_one_line(store):
