@@ -321,3 +321,27 @@ def test_listeners_hear_every_ended_attempt_and_a_failing_listener_does_not_stop
             ("job-2", 1, "lost"),
             ("job-2", 2, "succeeded"),
         ]
+
+
+def test_the_inline_engine_holds_attempts_for_queues_it_does_not_serve_until_cancelled():
+    from core_kit import FakeRunner
+
+    from sealroom.lab.attempts import AttemptPayload
+    from sealroom.lab.inline_engine import InlineEngine
+
+    runner = FakeRunner()
+    engine = InlineEngine(runner, queues=("default",))
+    try:
+        engine.submit(AttemptPayload("job-1", 1, "exp", "", {}), "gpu")
+        engine.submit(AttemptPayload("job-2", 1, "exp", "", {}), "default")
+        done = engine.poll(5.0)
+        assert [(o.job_id, o.status, o.worker) for o in done] == [("job-2", "succeeded", "inline")]
+        assert engine.running() == {("job-1", 1)} and runner.starts("job-1") == []
+        engine.cancel("job-1", 1)
+        assert [(o.job_id, o.status) for o in engine.poll(1.0)] == [("job-1", "cancelled")]
+        assert engine.running() == set() and runner.starts("job-1") == []
+        [worker] = engine.workers()
+        assert (worker.queues, worker.alive, worker.slots) == (("default",), True, {"default": 2.0})
+    finally:
+        engine.shutdown(wait=True)
+    assert engine.workers() == []
