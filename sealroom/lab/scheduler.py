@@ -365,6 +365,8 @@ class Scheduler:
         folder = self.store.paths.logs / outcome.job_id
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / f"{outcome.attempt}.log"
+        if not outcome.logs and path.exists():
+            return  # a second, empty report (a stop after the end) keeps the first log
         tmp = Path(f"{path}.tmp")
         tmp.write_text(outcome.logs, encoding="utf-8")
         tmp.replace(path)

@@ -87,6 +87,8 @@ class FakeRunner:
         error = None
         if what == "fail":
             status, error = "failed", "step run: boom"
+        if what == "fail_traceback":
+            status, error = "failed", "step run: boom\nTraceback (most recent call last):\n  ..."
         if what == "lose" or (what == "lose_once" and payload.attempt == 1):
             status, error = "lost", "worker died"
         body = json.dumps(

@@ -168,14 +168,17 @@ def test_a_failure_cancels_dependants_transitively_and_allow_failure_still_runs(
         assert lab.store.artifacts("job-1") == []
 
 
-def test_an_execute_that_raises_is_a_failed_attempt_naming_the_error():
+def test_an_execute_that_raises_is_a_failed_attempt_naming_the_error_in_one_line():
     with lab_at() as lab:
-        lab.runner.behaviour["job-1"] = "raise"
+        lab.runner.behaviour.update({"job-1": "raise", "job-2": "fail_traceback"})
+        lab.scheduler.submit(job())
         lab.scheduler.submit(job())
         lab.run()
         assert lab.store.get_job("job-1").reason == (
             "attempt 1 failed: RuntimeError: the task blew up"
         )
+        assert lab.store.get_job("job-2").reason == "attempt 1 failed: step run: boom"
+        assert lab.store.attempts("job-2")[0].error == "step run: boom"
 
 
 def test_a_missing_declared_artifact_or_a_path_like_file_name_fails_the_job():
