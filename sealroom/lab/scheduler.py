@@ -101,8 +101,8 @@ class Scheduler:
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel a job that has not ended (a running attempt is stopped) and, transitively,
         its dependants that do not allow failure. An ended job is returned unchanged."""
+        stop: tuple[str, int] | None = None
         with self._lock:
-            stop: tuple[str, int] | None = None
             with self.store.transaction() as conn:
                 job = sj.get_job(conn, job_id)
                 if job is None:
@@ -118,7 +118,8 @@ class Scheduler:
                 sj.settle(conn, now)
             if stop is not None:
                 self.engine.cancel(*stop)
-                self._notify([stop])
+        if stop is not None:
+            self._notify([stop])
         return self.store.get_job(job_id)
 
     # -- restart --------------------------------------------------------------------------

@@ -348,3 +348,41 @@ def test_the_inline_engine_holds_attempts_for_queues_it_does_not_serve_until_can
     finally:
         engine.shutdown(wait=True)
     assert engine.workers() == []
+
+
+def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
+    import threading
+
+    with lab_at() as lab:
+        lab.runner.behaviour.update({f"job-{n}": "slow" for n in range(1, 21, 4)})
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                lab.scheduler.tick(0.005)
+
+        ticker = threading.Thread(target=loop)
+        ticker.start()
+        ids: list[str] = []
+
+        def client():
+            for n in range(5):
+                new = lab.scheduler.submit(job()).id
+                ids.append(new)
+                if n % 2:
+                    assert lab.scheduler.cancel(new).status in ("cancelled", "succeeded")
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        stop.set()
+        ticker.join()
+        assert sorted(ids, key=lambda i: int(i[4:])) == [f"job-{n}" for n in range(1, 21)]
+        lab.run()
+        for j in lab.store.list_jobs():
+            attempts = lab.store.attempts(j.id)
+            assert j.status in ("succeeded", "cancelled") and len(attempts) <= 1
+            if j.status == "succeeded":
+                assert [a.attempt for a in lab.store.artifacts(j.id)] == [1]
