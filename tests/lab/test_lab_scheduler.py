@@ -365,12 +365,17 @@ def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
         ticker.start()
         ids: list[str] = []
 
+        errors: list[BaseException] = []
+
         def client():
-            for n in range(5):
-                new = lab.scheduler.submit(job()).id
-                ids.append(new)
-                if n % 2:
-                    assert lab.scheduler.cancel(new).status in ("cancelled", "succeeded")
+            try:
+                for n in range(5):
+                    new = lab.scheduler.submit(job()).id
+                    ids.append(new)
+                    if n % 2:
+                        assert lab.scheduler.cancel(new).status in ("cancelled", "succeeded")
+            except BaseException as exc:
+                errors.append(exc)
 
         clients = [threading.Thread(target=client) for _ in range(4)]
         for c in clients:
@@ -379,6 +384,7 @@ def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
             c.join()
         stop.set()
         ticker.join()
+        assert errors == []
         assert sorted(ids, key=lambda i: int(i[4:])) == [f"job-{n}" for n in range(1, 21)]
         lab.run()
         for j in lab.store.list_jobs():
