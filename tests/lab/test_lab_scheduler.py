@@ -356,16 +356,18 @@ def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
     with lab_at() as lab:
         lab.runner.behaviour.update({f"job-{n}": "slow" for n in range(1, 21, 4)})
         stop = threading.Event()
+        errors: list[BaseException] = []
 
         def loop():
-            while not stop.is_set():
-                lab.scheduler.tick(0.005)
+            try:
+                while not stop.is_set():
+                    lab.scheduler.tick(0.005)
+            except BaseException as exc:
+                errors.append(exc)
 
         ticker = threading.Thread(target=loop)
         ticker.start()
         ids: list[str] = []
-
-        errors: list[BaseException] = []
 
         def client():
             try:
