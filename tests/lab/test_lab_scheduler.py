@@ -394,3 +394,17 @@ def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
             assert j.status in ("succeeded", "cancelled") and len(attempts) <= 1
             if j.status == "succeeded":
                 assert [a.attempt for a in lab.store.artifacts(j.id)] == [1]
+
+
+def test_an_allow_failure_consumer_of_a_failed_producer_fails_naming_the_missing_artifact():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "fail"
+        lab.scheduler.submit(job())
+        lab.scheduler.submit(job(**consume("job-1"), depends_on=["job-1"], allow_failure=True))
+        lab.run()
+        rec = lab.store.get_job("job-2")
+        assert (rec.status, rec.reason) == (
+            "failed",
+            "job job-2: parameter 'src': job job-1 has no artifact 'out' (it failed)",
+        )
+        assert lab.store.attempts("job-2") == [] and lab.runner.starts("job-2") == []
