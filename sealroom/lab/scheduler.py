@@ -300,49 +300,68 @@ class Scheduler:
         self._notify(stopped)
 
     def _dispatch(self, workers: list[WorkerInfo]) -> None:
-        served = {q for w in workers if w.alive for q in w.queues}
+        """Start queued jobs, oldest first, while their queue has a free slot on a live
+        worker: a job shows ``running`` only when it can run, so its timeout is fair."""
+        capacity: dict[str, float] = {}
+        for w in workers:
+            if w.alive:
+                for q in w.queues:
+                    capacity[q] = capacity.get(q, 0.0) + w.slots.get(q, 1.0)
         with self.store.transaction("DEFERRED") as conn:
             queued = conn.execute(
                 "SELECT id, queue, queued_at, reason FROM jobs WHERE status = 'queued' ORDER BY n"
             ).fetchall()
+            busy = dict(
+                conn.execute(
+                    "SELECT queue, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY queue"
+                ).fetchall()
+            )
         for job_id, queue, queued_at, reason in queued:
             now = self.clock()
-            if queue not in served:
+            if queue not in capacity:
                 waited = now - (queued_at if queued_at is not None else now)
                 message = f"no worker for queue {queue}"
                 if waited >= self.no_worker_after_s and reason != message:
                     with self.store.transaction() as conn:
                         sj.set_reason(conn, job_id, message)
                 continue
-            self._start(job_id, now)
+            if busy.get(queue, 0) >= capacity[queue]:
+                continue
+            if self._start(job_id, now):
+                busy[queue] = busy.get(queue, 0) + 1
 
-    def _start(self, job_id: str, now: float) -> None:
+    def _start(self, job_id: str, now: float) -> bool:
+        """Number a new attempt and hand it to the engine; True when it was started."""
+        refused: tuple[str, int] | None = None
         with self._lock:
             job = self.store.get_job(job_id)
             if job.status != "queued":
-                return
+                return False
             try:
                 payload = build_payload(self.store, self.artifacts, job)
             except LabError as exc:
                 with self.store.transaction() as conn:
                     sj.end_job(conn, job.id, "failed", str(exc), now)
                     sj.settle(conn, now)
-                return
+                return False
             with self.store.transaction() as conn:
                 current = sj.get_job(conn, job_id)
                 if current is None or current.status != "queued":
-                    return
+                    return False
                 number = sj.start_attempt(conn, current, now)
-            payload = dataclasses.replace(payload, attempt=number)
             try:
-                self.engine.submit(payload, job.queue)
+                self.engine.submit(dataclasses.replace(payload, attempt=number), job.queue)
             except Exception as exc:  # the engine refused: the job fails, the loop goes on
-                error = f"the engine refused attempt {number}: {exc}".splitlines()[0]
+                error = f"the engine refused attempt {number}: {exc}"
                 with self.store.transaction() as conn:
                     sj.end_attempt(conn, job.id, number, "failed", now, error)
                     sj.end_job(conn, job.id, "failed", error, now)
                     sj.settle(conn, now)
-                self._notify([(job.id, number)])
+                refused = (job.id, number)
+        if refused is not None:
+            self._notify([refused])
+            return False
+        return True
 
     # -- side effects ---------------------------------------------------------------------
     def _notify(self, ended: list[tuple[str, int]]) -> None:

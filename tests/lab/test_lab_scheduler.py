@@ -408,3 +408,35 @@ def test_an_allow_failure_consumer_of_a_failed_producer_fails_naming_the_missing
             "job job-2: parameter 'src': job job-1 has no artifact 'out' (it failed)",
         )
         assert lab.store.attempts("job-2") == [] and lab.runner.starts("job-2") == []
+
+
+def test_jobs_run_only_while_their_queue_has_a_free_slot():
+    with lab_at(slots=1) as lab:
+        for _ in range(3):
+            lab.runner.behaviour[lab.scheduler.submit(job()).id] = "block"
+        for _ in range(5):
+            lab.scheduler.tick(0.01)
+        assert [j.status for j in lab.store.list_jobs()] == ["running", "queued", "queued"]
+        lab.runner.gate.set()
+        lab.run()
+        assert [j.status for j in lab.store.list_jobs()] == ["succeeded"] * 3
+        starts = sorted(e[3] for e in lab.runner.events if e[0] == "start")
+        ends = sorted(e[3] for e in lab.runner.events if e[0] == "end")
+        assert starts[1] > ends[0] and starts[2] > ends[1]  # one at a time
+
+
+def test_an_engine_that_refuses_a_submission_fails_the_job_in_one_line():
+    with lab_at() as lab:
+
+        def refuse(payload, queue):
+            raise RuntimeError("cluster unreachable\nTraceback ...")
+
+        lab.engine.submit = refuse  # type: ignore[method-assign]
+        lab.scheduler.submit(job())
+        lab.scheduler.tick(0.0)
+        rec = lab.store.get_job("job-1")
+        assert (rec.status, rec.reason) == (
+            "failed",
+            "the engine refused attempt 1: cluster unreachable",
+        )
+        assert [a.status for a in lab.store.attempts("job-1")] == ["failed"]
