@@ -30,6 +30,7 @@ def consume(dep: str, **kw) -> dict:
 def test_a_job_runs_and_its_artifacts_logs_metrics_and_params_are_recorded():
     with lab_at() as lab:
         rec = lab.scheduler.submit(job(parameters={"tag": "x"}))
+        assert lab.store.logs("job-1") == "" and lab.store.metrics(["job-1"]) == []
         assert (rec.id, rec.status, rec.entry_point_version, rec.trust) == (
             "job-1",
             "queued",
