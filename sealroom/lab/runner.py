@@ -142,6 +142,8 @@ def execute(payload: AttemptPayload, tasks: dict[str, TaskSpec] | None = None) -
     finally:
         restore()
         shutil.rmtree(workdir, ignore_errors=True)
+    if error is not None:
+        ctx.log(f"failed: {error}")
     logs = "\n".join(ctx.lines)
     if len(logs) > MAX_LOG_CHARS:
         logs = "[earlier lines cut]\n" + logs[-MAX_LOG_CHARS:]

@@ -162,6 +162,7 @@ def test_returned_outputs_that_differ_from_the_declared_ones_fail_naming_the_ste
     assert (
         outcome.error == "step w (wrong): returned outputs ['extra', 'value'], declared ['value']"
     )
+    assert outcome.logs.splitlines()[-1] == f"failed: {outcome.error}"
 
 
 def test_a_declared_artifact_that_is_not_a_blob_fails_naming_the_step() -> None:
