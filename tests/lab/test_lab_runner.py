@@ -254,3 +254,12 @@ def test_a_bad_thread_setting_fails_the_attempt_without_raising(
     monkeypatch.setenv("SEALROOM_LAB_THREADS", "lots")
     outcome = run(ep("  - {name: a, task: emit}"))
     assert outcome.status == "failed" and "SEALROOM_LAB_THREADS" in outcome.error
+
+
+def test_a_job_id_cannot_steer_the_private_folder(tmp_path: Path) -> None:
+    payload = AttemptPayload(
+        "../../" + str(tmp_path) + "/x", 1, "e", ep("  - {name: a, task: emit}"), {}
+    )
+    outcome = execute(payload, TASKS)
+    assert outcome.status == "succeeded", outcome.error
+    assert list(tmp_path.iterdir()) == []
