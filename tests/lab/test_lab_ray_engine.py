@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,10 @@ from sealroom.lab.engine_ray import (
 
 pytest.importorskip("ray")
 
-from ray_helpers import RAY_QUEUES, fake_execute, local_ray  # noqa: E402
+from ray_helpers import RAY_QUEUES, fake_execute, local_ray, worker_pythonpath  # noqa: E402
+
+from sealroom.errors import LabError  # noqa: E402
+from sealroom.lab.workers import worker_command  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +158,51 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_worker_command_checks_its_arguments() -> None:
+    command = worker_command("10.0.0.1:6379", "gpu", 2)
+    assert command[-7:] == ["--address", "10.0.0.1:6379", "--resources", '{"queue:gpu": 2}', "--block", "--num-cpus", "2"][-7:]
+    for bad, message in [
+        (("nohost", "gpu", 1), "is not HOST:PORT"),
+        (("h:1", "GPU Q", 1), "queue name 'GPU Q'"),
+        (("h:1", "gpu", 0), "--slots 0"),
+    ]:
+        with pytest.raises(LabError, match=message):
+            worker_command(*bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow  # about 15 s on two cores: a second raylet joins, then dies
+def test_joined_worker_serves_its_queue_and_its_death_is_noticed(
+    engine: RayEngine, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": worker_pythonpath(), "RAY_USAGE_STATS_ENABLED": "0"}
+    node = subprocess.Popen(
+        worker_command(engine.address, "gpu", 1),
+        env=env,
+        start_new_session=True,  # the node's raylet and workers die with its group
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        started = time.monotonic()
+        while "gpu" not in {q for w in engine.workers() for q in w.queues}:
+            assert time.monotonic() - started < 30, "joined worker never showed up"
+            assert node.poll() is None, "ray start exited"
+            time.sleep(0.2)
+        print(f"worker joined in {time.monotonic() - started:.1f}s")
+        pidfile = tmp_path / "pid"
+        engine.submit(payload("job-7", sleep=60, pidfile=str(pidfile)), "gpu")
+        wait_pid(pidfile, limit_s=30)
+        os.killpg(node.pid, signal.SIGKILL)  # the whole node: raylet, its workers
+        died = time.monotonic()
+        [outcome] = wait_for(engine, 1, limit_s=15)
+        assert (outcome.job_id, outcome.status) == ("job-7", "lost")
+        while "gpu" in {q for w in engine.workers() for q in w.queues}:
+            assert time.monotonic() - died < 10, "dead worker still listed after 10 s"
+            time.sleep(0.2)
+        print(f"node death noticed in {time.monotonic() - died:.1f}s")
+    finally:
+        if node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)
+        node.wait(timeout=10)
