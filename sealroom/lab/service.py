@@ -46,7 +46,7 @@ class LabService:
         self.engine = engine
         self.tracker = tracker
         self.store = LabStore.open(paths)
-        self.artifacts = ArtifactStore(paths, self.store)
+        self.artifacts = ArtifactStore(paths)
         self.scheduler = Scheduler(
             self.store, engine, self.artifacts, no_worker_after_s=no_worker_after_s
         )
@@ -93,7 +93,7 @@ class LabService:
         failed_at = {} if failed_at is None else failed_at
         done = 0
         for attempt in self.store.untracked_attempts():
-            key = _key(attempt)
+            key = (attempt.job_id, attempt.number)
             if self._stop.is_set():
                 break
             if time.monotonic() - failed_at.get(key, -TRACK_RETRY_S) < TRACK_RETRY_S:
@@ -117,9 +117,7 @@ class LabService:
         for thread in self._threads:
             thread.join(timeout_s)
         self.engine.shutdown()
-        close = getattr(self.store, "close", None)
-        if callable(close):
-            close()
+        self.store.close()
 
     def __enter__(self) -> LabService:
         return self.start()
@@ -127,9 +125,3 @@ class LabService:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-
-def _key(attempt: Any) -> tuple[str, int]:
-    """(job id, attempt number) of an AttemptRecord, or of a (job, number) pair."""
-    if isinstance(attempt, tuple):
-        return str(attempt[0]), int(attempt[1])
-    return str(attempt.job_id), int(attempt.number)
