@@ -166,6 +166,9 @@ class RayEngine:
                 "logging_level": logging.WARNING,
             }
             if address is None:
+                # "local": always a new private Ray, never one a `ray start` on this
+                # machine left in /tmp/ray/ray_current_cluster (another lab, another user)
+                options["address"] = "local"
                 slots = queues if queues is not None else {"default": 2.0}
                 options["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count() or 2
                 options["resources"] = {QUEUE_PREFIX + q: float(n) for q, n in slots.items()}

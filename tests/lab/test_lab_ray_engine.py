@@ -206,3 +206,15 @@ def test_joined_worker_serves_its_queue_and_its_death_is_noticed(
         if node.poll() is None:
             os.killpg(node.pid, signal.SIGKILL)
         node.wait(timeout=10)
+        forget_joined_cluster(engine.address)
+
+
+def forget_joined_cluster(address: str) -> None:
+    """`ray start --address` records the cluster in /tmp/ray/ray_current_cluster, where a
+    later plain ray.init() would find it: remove it when it names this test's cluster."""
+    current = Path("/tmp/ray/ray_current_cluster")
+    try:
+        if current.read_text().strip() == address:
+            current.unlink()
+    except OSError:
+        pass
