@@ -312,6 +312,23 @@ def worker_list(json_out: bool = JSON_OPTION) -> None:
     show(rows, json_out, ("worker_id", "queues", "address", "alive", "last_heartbeat"), "workers")
 
 
+@worker_app.command("start")
+def worker_start(
+    address: str = typer.Option(..., "--address", help="The lab's Ray address, HOST:PORT."),
+    queue: str = typer.Option("default", "--queue", "-q", help="Queue this worker serves."),
+    slots: int = typer.Option(1, "--slots", help="Jobs it runs at a time."),
+    num_cpus: int = typer.Option(None, "--num-cpus", help="CPUs it offers Ray (default: slots)."),
+) -> None:
+    """Join this machine to the lab's Ray cluster as a worker for a queue (until Ctrl-C).
+
+    Example: sealroom lab worker start --address 10.0.0.5:6379 --queue gpu --slots 1
+    """
+    from sealroom.lab.workers import start_worker
+
+    with refusals():
+        start_worker(address, queue, slots, num_cpus)
+
+
 @model_app.command("list")
 def model_list(json_out: bool = JSON_OPTION) -> None:
     with refusals(), client() as lab:

@@ -15,7 +15,6 @@ from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, r
 from sealroom.cli.lab import cell, client, read_text_file, show, table
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
-from sealroom.lab.params import bind_parameters
 from sealroom.lab.spec import TERMINAL, parse_entry_point
 
 job_app = typer.Typer(help="Jobs: one entry point run with parameters.", no_args_is_help=True)
@@ -68,6 +67,8 @@ def gather_parameters(
         if not sep or not name.strip():
             raise LabError(f"--param {item!r}: write NAME=VALUE")
         values[name.strip()] = value
+    from sealroom.lab.params import bind_parameters
+
     record = lab.get_entry_point(entry_point)
     ep = parse_entry_point(record["text"], f"entry point {entry_point}")
     return bind_parameters(ep, values, depends_on, "--param")
