@@ -289,7 +289,9 @@ def entrypoint_show(
 
 @queue_app.command("add")
 def queue_add(
-    name: str, description: str = typer.Option("", "--description", "-d"), json_out: bool = JSON_OPTION
+    name: str,
+    description: str = typer.Option("", "--description", "-d"),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Declare a queue. Example: sealroom lab queue add gpu"""
     with refusals(), client() as lab:

@@ -12,7 +12,7 @@ import yaml
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
-from sealroom.cli.lab import cell, client, read_text_file, show, table
+from sealroom.cli.lab import client, read_text_file, show, table
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
 from sealroom.lab.spec import TERMINAL, parse_entry_point
@@ -293,5 +293,3 @@ def compare(
         return
     shown = table(rows, ("job", "entry_point", "parameters", "metric", "step", "value"), "metrics")
     console.print(shown)
-
-

@@ -20,9 +20,9 @@ runner = CliRunner()
 
 @pytest.fixture
 def lab(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[TickingLab]:
-    with ticking_lab(LabPaths.of_workspace(workspace.home).root, monkeypatch) as running:
-        with served(running):
-            yield running
+    root = LabPaths.of_workspace(workspace.home).root
+    with ticking_lab(root, monkeypatch) as running, served(running):
+        yield running
 
 
 def lab_cli(*args: str, ok: bool = True) -> str:
@@ -51,8 +51,18 @@ def test_a_researchers_session_from_the_terminal(lab: TickingLab, tmp_path: Path
     params = tmp_path / "params.yaml"
     params.write_text("label: from-file\nvalue: 0.1\n")
     first = json.loads(
-        lab_cli("job", "submit", "score", "-e", "exp", "-P", "value=0.7", "--params-file",
-                str(params), "--json")  # fmt: skip
+        lab_cli(
+            "job",
+            "submit",
+            "score",
+            "-e",
+            "exp",
+            "-P",
+            "value=0.7",
+            "--params-file",
+            str(params),
+            "--json",
+        )
     )
     assert first["parameters"] == {"value": 0.7, "label": "from-file"}  # typed, -P wins
     assert "job-2 queued" in lab_cli("job", "submit", "score", "-e", "exp", "-P", "value=0.2")
@@ -99,7 +109,9 @@ def test_refusals_are_one_line_and_exit_1(lab: TickingLab, tmp_path: Path) -> No
     _catalogue(tmp_path)
     bad = lab_cli("job", "submit", "score", "-e", "exp", "-P", "value=abc", ok=False)
     assert "value" in bad and "Traceback" not in bad
-    assert "unknown parameter" in lab_cli("job", "submit", "score", "-e", "exp", "-P", "x=1", ok=False)
+    assert "unknown parameter" in lab_cli(
+        "job", "submit", "score", "-e", "exp", "-P", "x=1", ok=False
+    )
     assert "job-9" in lab_cli("job", "show", "job-9", ok=False)
 
     lab_cli("job", "submit", "fail", "-e", "exp")

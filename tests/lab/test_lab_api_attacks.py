@@ -85,8 +85,8 @@ def test_yaml_bombs_and_oversized_entry_points_are_refused(http: TestClient) -> 
     assert "aliases" in refused.json()["detail"]
 
     deep = "name: deep\nsteps:\n  - name: s\n    task: lab_api_score\n    args:\n"
-    deep += "      value: 0.5\n      label: " + "[" * (MAX_YAML_DEPTH + 1) + "]" * (
-        MAX_YAML_DEPTH + 1
+    deep += (
+        "      value: 0.5\n      label: " + "[" * (MAX_YAML_DEPTH + 1) + "]" * (MAX_YAML_DEPTH + 1)
     )
     refused = http.post("/v1/entrypoints", json={"text": deep})
     assert refused.status_code == 400 and "nested deeper" in refused.json()["detail"]

@@ -91,7 +91,7 @@ def test_the_client_covers_a_whole_story(lab: TickingLab, tmp_path: Path) -> Non
                     "experiment": "exp",
                     "entry_point": "consume",
                     "depends_on": [job["id"]],
-                    "parameters": {"source": "${jobs.%s.artifacts.report}" % job["id"]},
+                    "parameters": {"source": f"${{jobs.{job['id']}.artifacts.report}}"},
                 }
             ]
         }
