@@ -163,6 +163,15 @@ def conflict(call: Callable[[], T]) -> T:
         raise ApiRefusal(409, str(exc)) from None
 
 
+def refuse_existing(get: Callable[[], Any], what: str) -> None:
+    """Creating a name that exists is a conflict (the store would return the old record)."""
+    try:
+        get()
+    except LabError:
+        return
+    raise ApiRefusal(409, f"{what} already exists")
+
+
 def as_json(record: Any) -> dict[str, Any]:
     data = record.to_json()
     return dict(data) if isinstance(data, dict) else {"value": data}
@@ -240,7 +249,8 @@ def _resource_routes(app: FastAPI, service: LabServiceLike) -> None:
 
     @app.post(f"{API_PREFIX}/experiments", status_code=201)
     def create_experiment(body: ExperimentCreate) -> dict[str, Any]:
-        return as_json(conflict(lambda: store.create_experiment(body.name, body.description)))
+        refuse_existing(lambda: store.get_experiment(body.name), f"experiment {body.name!r}")
+        return as_json(store.create_experiment(body.name, body.description))
 
     @app.get(f"{API_PREFIX}/experiments/{{name}}")
     def experiment(name: str) -> dict[str, Any]:
@@ -283,7 +293,8 @@ def _resource_routes(app: FastAPI, service: LabServiceLike) -> None:
 
     @app.post(f"{API_PREFIX}/queues", status_code=201)
     def add_queue(body: QueueCreate) -> dict[str, Any]:
-        return as_json(conflict(lambda: store.add_queue(body.name, body.description)))
+        refuse_existing(lambda: store.get_queue(body.name), f"queue {body.name!r}")
+        return as_json(store.add_queue(body.name, body.description))
 
     @app.get(f"{API_PREFIX}/workers")
     def workers() -> list[dict[str, Any]]:
