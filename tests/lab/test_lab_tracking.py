@@ -167,3 +167,33 @@ def test_names_and_values_fit_mlflow() -> None:
     assert mlflow_name("../x") == ".._x" and mlflow_name("a//b") == "a__b"
     assert param_value([1, 2]) == "[1, 2]" and param_value("s") == "s" and param_value(True) == "true"
     assert len(param_value("y" * 10_000)) == MAX_PARAM_VALUE
+
+
+def test_scanner_finds_pickles_in_files_zips_databases_and_model_flavours(tmp_path: Path) -> None:
+    """The no-pickle test above is only as good as this detector: each hiding place is found."""
+    import pickle
+    import sqlite3
+    import zipfile
+
+    from tests.lab.lab_tracking_support import tiny_onnx as onnx_bytes
+
+    root = tmp_path / "mlruns"
+    (root / "m").mkdir(parents=True)
+    (root / "m" / "clean.onnx").write_bytes(onnx_bytes() * 50)
+    (root / "m" / "weights.bin").write_bytes(b"\0" * 10 + pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
+    with zipfile.ZipFile(root / "m" / "model.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"k": "v"}, protocol=4))
+    (root / "m" / "MLmodel").write_text(
+        "flavors:\n  pytorch: {}\n  python_function: {loader_module: mlflow.pytorch}\n")
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a TEXT, b BLOB)")
+        conn.execute("INSERT INTO t VALUES (?, ?)", ("plain", pickle.dumps([1, 2, 3], protocol=5)))
+    problems = scan_tracking_store(db, root)
+    text = "\n".join(problems)
+    assert "weights.bin: pickle stream at byte 10" in text
+    assert "model.zip!archive/data.pkl: pickle-style member name" in text
+    assert "model.zip!archive/data.pkl: pickle stream at byte 0" in text
+    assert "t.b row 0 holds a pickle" in text
+    assert "flavours ['python_function', 'pytorch']" in text
+    assert "clean.onnx" not in text
