@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("ray")
 
-from lab_story_tasks import FIRST, story_execute  # noqa: E402
-from ray_helpers import local_ray  # noqa: E402
+from lab_story_tasks import FIRST, story_execute
+from ray_helpers import local_ray
 
-from sealroom.lab.engine_ray import RayEngine  # noqa: E402
-from sealroom.lab.paths import LabPaths  # noqa: E402
-from sealroom.lab.service import LabService  # noqa: E402
-from sealroom.lab.spec import TERMINAL, JobRequest  # noqa: E402
+from sealroom.lab.engine_ray import RayEngine
+from sealroom.lab.paths import LabPaths
+from sealroom.lab.service import LabService
+from sealroom.lab.spec import TERMINAL, JobRequest
 
 
 @pytest.fixture(scope="module")
