@@ -21,8 +21,10 @@ pytest.importorskip("ray")
 from lab_story_tasks import FIRST, NEXT
 from ray_helpers import alive, kill_session, start_story_server
 
+from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
 from sealroom.lab.paths import LabPaths
+from sealroom.lab.server import _server_lock, run_lab_server
 
 
 @pytest.fixture
@@ -124,9 +126,21 @@ def test_killed_server_restarts_interrupted_attempt_and_keeps_completed_jobs(
         out = lab.download_artifact(c, "out", tmp_path / "out.txt")
         assert out.read_text() == "abc"
         assert lab.get_job(b)["attempts"] == 2 and lab.get_job(a)["attempts"] == 1
+        # every attempt, the interrupted one too, reaches MLflow once
+        attempts = lambda: [x for j in (a, b, c) for x in lab.attempts(j)]  # noqa: E731
+        wait_until(lambda: all(x["tracked"] for x in attempts()), "all attempts tracked", 90)
+        assert len({x["mlflow_run_id"] for x in attempts()}) == 4
 
     proc.send_signal(signal.SIGTERM)  # a clean stop removes server.json
     assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
     assert not paths.server_file.exists()
     kill_session(proc)  # its session is empty, or emptied now
     assert os.path.exists(paths.db)
+
+
+def test_second_server_on_the_same_workspace_is_refused(tmp_path: Path) -> None:
+    paths = LabPaths(tmp_path / "lab").create()
+    refused = pytest.raises(LabError, match=r"a lab server already runs for .*lab stop first")
+    with _server_lock(paths), refused:  # the lock as a running server holds it
+        run_lab_server(paths)
+    assert not paths.server_file.exists()
