@@ -94,8 +94,10 @@ def _check_ref(
                 f"{at}: {ref.text}: step {step} has no output {output!r} (it has: {declared})"
             )
     else:
+        job, name = ref.parts  # Ref.text drops the "artifacts" segment of a jobs reference
         raise LabError(
-            f"{at}: {ref.text}: a job's artifact is passed through an artifact parameter, "
+            f"{at}: ${{jobs.{job}.artifacts.{name}}}: a job's artifact is passed through an "
+            "artifact parameter, "
             "not named in the entry point"
         )
 
@@ -111,8 +113,11 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
-def execute(payload: AttemptPayload) -> AttemptOutcome:
-    """Run one attempt; never raises (errors come back as a failed outcome)."""
+def execute(payload: AttemptPayload, tasks: dict[str, TaskSpec] | None = None) -> AttemptOutcome:
+    """Run one attempt; never raises (errors come back as a failed outcome).
+
+    ``tasks`` replaces the registry (tests); engines call ``execute(payload)``.
+    """
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix=f"sealroom-lab-{payload.job_id}-"))
     ctx = TaskContext(payload.job_id, payload.attempt, payload.seed, workdir / "work")
@@ -123,7 +128,7 @@ def execute(payload: AttemptPayload) -> AttemptOutcome:
     try:
         restore = _seed_everything(payload.seed)
         ep = parse_entry_point(payload.entry_point, "entry point")
-        tasks = registered_tasks()
+        tasks = registered_tasks() if tasks is None else tasks
         check_entry_point(ep, tasks)
         values = _bind(ep, payload, workdir / "inputs")
         params = {name: _as_text(value) for name, value in _shown(ep, payload, values).items()}

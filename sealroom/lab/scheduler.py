@@ -16,6 +16,7 @@ ready jobs to the engine, records how attempts ended, and applies the dependency
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -318,7 +319,7 @@ class Scheduler:
                 if current is None or current.status != "queued":
                     return
                 number = sj.start_attempt(conn, current, now)
-            payload = AttemptPayload(**{**payload.__dict__, "attempt": number})
+            payload = dataclasses.replace(payload, attempt=number)
             try:
                 self.engine.submit(payload, job.queue)
             except Exception as exc:  # the engine refused: the job fails, the loop goes on
@@ -364,6 +365,8 @@ class Scheduler:
         folder = self.store.paths.logs / outcome.job_id
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / f"{outcome.attempt}.log"
+        if not outcome.logs and path.exists():
+            return  # a second, empty report (a stop after the end) keeps the first log
         tmp = Path(f"{path}.tmp")
         tmp.write_text(outcome.logs, encoding="utf-8")
         tmp.replace(path)
