@@ -11,6 +11,7 @@ database. Only plain dicts, strings, numbers and bytes cross to the worker and b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -99,7 +100,7 @@ def run_attempt(execute: Execute | None, wire: Wire) -> Wire:
         execute = run
     try:
         outcome = execute(payload)
-    except Exception as exc:  # noqa: BLE001 - a test's execute; the runner itself never raises
+    except Exception as exc:  # a test's execute; the runner itself never raises
         outcome = AttemptOutcome(
             job_id=payload.job_id,
             attempt=payload.attempt,
@@ -123,6 +124,7 @@ class _Pending:
     queue: str
     submitted_at: float
     cancelled: bool = False
+    stranded: str | None = None  # why it is reported lost without Ray saying so
 
 
 def _ray() -> Any:
@@ -150,6 +152,7 @@ class RayEngine:
         *,
         execute: Execute | None = None,
         task_cpus: float = 1.0,
+        stranded_after_s: float = 5.0,
     ) -> None:
         ray = _ray()
         self._ray = ray
@@ -157,6 +160,9 @@ class RayEngine:
         self._task_cpus = task_cpus
         self._lock = threading.Lock()
         self._pending: dict[Any, _Pending] = {}  # ObjectRef -> what it runs
+        self._stranded_after_s = stranded_after_s
+        self._unserved_since: dict[str, float] = {}
+        self._checked_at = 0.0
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -166,6 +172,9 @@ class RayEngine:
                 "logging_level": logging.WARNING,
             }
             if address is None:
+                # "local": always a new private Ray, never one a `ray start` on this
+                # machine left in /tmp/ray/ray_current_cluster (another lab, another user)
+                options["address"] = "local"
                 slots = queues if queues is not None else {"default": 2.0}
                 options["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count() or 2
                 options["resources"] = {QUEUE_PREFIX + q: float(n) for q, n in slots.items()}
@@ -174,7 +183,7 @@ class RayEngine:
                 options["address"] = address
             try:
                 ray.init(**options)
-            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; one line out
+            except Exception as exc:  # Ray raises many kinds; one line out
                 where = address or "a local Ray"
                 raise LabError(f"cannot start Ray ({where}): {exc}".splitlines()[0]) from None
         self._remote = ray.remote(max_retries=0, num_cpus=task_cpus)(run_attempt)
@@ -197,6 +206,8 @@ class RayEngine:
         if not refs:
             time.sleep(max(0.0, timeout_s))  # the caller's loop keeps its pace
             return []
+        if time.monotonic() - self._checked_at >= 1.0:
+            self._strand_unserved()
         ready, _ = self._ray.wait(refs, num_returns=1, timeout=max(0.0, timeout_s))
         if ready:
             ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
@@ -208,11 +219,35 @@ class RayEngine:
                 outcomes.append(self._outcome(ref, pending))
         return outcomes
 
+    def _strand_unserved(self) -> None:
+        """An attempt whose queue no live node serves waits in Ray forever (its node died
+        before it started, or the lab dispatched just before it did): after
+        ``stranded_after_s`` it is stopped and reported lost, so the lab can retry it or
+        fail its job. One that was running on the dead node Ray reports itself."""
+        now = time.monotonic()
+        self._checked_at = now
+        served = {q for worker in self.workers() for q in worker.queues}
+        with self._lock:
+            waiting = [(ref, p) for ref, p in self._pending.items() if not p.stranded]
+        for queue in list(self._unserved_since):
+            if queue in served:
+                del self._unserved_since[queue]
+        for ref, pending in waiting:
+            if pending.queue in served or pending.cancelled:
+                continue
+            since = self._unserved_since.setdefault(pending.queue, now)
+            if now - since >= self._stranded_after_s:
+                pending.stranded = f"worker lost: no live worker serves queue {pending.queue}"
+                with contextlib.suppress(Exception):
+                    self._ray.cancel(ref, force=True)
+
     def _outcome(self, ref: Any, pending: _Pending) -> AttemptOutcome:
         exceptions = self._ray.exceptions
         try:
             wire = self._ray.get(ref, timeout=30)
         except exceptions.TaskCancelledError:
+            if pending.stranded and not pending.cancelled:
+                return self._ended(pending, "lost", pending.stranded)
             return self._ended(pending, "cancelled", "cancelled")
         except (
             exceptions.WorkerCrashedError,
@@ -258,10 +293,9 @@ class RayEngine:
             for _, pending in found:
                 pending.cancelled = True
         for ref, _ in found:
-            try:
-                self._ray.cancel(ref, force=True)  # kills the worker process running it
-            except Exception:  # noqa: BLE001, S110 - already finished: poll reports it
-                pass
+            # kills the worker process running it; one that already ended: poll reports it
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref, force=True)
 
     def running(self) -> set[tuple[str, int]]:
         with self._lock:
@@ -289,7 +323,7 @@ class RayEngine:
                 WorkerInfo(
                     worker_id=str(node["NodeID"]),
                     queues=tuple(sorted(slots)),
-                    address=f"{node.get('NodeManagerAddress', '?')}:{node.get('NodeManagerPort', 0)}",
+                    address=f"{node.get('NodeManagerAddress')}:{node.get('NodeManagerPort')}",
                     alive=True,
                     slots=slots,
                 )
@@ -301,9 +335,7 @@ class RayEngine:
             pending = list(self._pending.items())
             self._pending.clear()
         for ref, _ in pending:
-            try:
+            with contextlib.suppress(Exception):  # best effort on the way out
                 self._ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001, S110 - best effort on the way out
-                pass
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()

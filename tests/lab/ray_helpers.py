@@ -28,6 +28,7 @@ def local_ray(tmp_home: Path) -> Iterator[None]:
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = worker_pythonpath()  # Ray workers inherit it from the raylet
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

@@ -23,10 +23,10 @@ from sealroom.lab.engine_ray import (
 
 pytest.importorskip("ray")
 
-from ray_helpers import RAY_QUEUES, fake_execute, local_ray, worker_pythonpath  # noqa: E402
+from ray_helpers import RAY_QUEUES, fake_execute, local_ray, worker_pythonpath
 
-from sealroom.errors import LabError  # noqa: E402
-from sealroom.lab.workers import worker_command  # noqa: E402
+from sealroom.errors import LabError
+from sealroom.lab.workers import worker_command
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def payload(job: str, attempt: int = 1, **params: object) -> AttemptPayload:
         attempt=attempt,
         experiment="exp",
         entry_point="name: ep\n",
-        parameters=dict(params),  # type: ignore[arg-type]
+        parameters=dict(params),
         seed=7,
     )
 
@@ -71,17 +71,31 @@ def wait_pid(path: Path, limit_s: float = 20.0) -> int:
 
 def test_wire_round_trip_keeps_every_field() -> None:
     blob = ArtifactBlob("m", "onnx", "m.onnx", bytes(range(256)))
-    sent = AttemptPayload("job-1", 2, "e", "text", {"a": [1, 2]}, {"${jobs.job-0.artifacts.m}": blob}, 3, 9.5)
+    sent = AttemptPayload(
+        "job-1", 2, "e", "text", {"a": [1, 2]}, {"${jobs.job-0.artifacts.m}": blob}, 3, 9.5
+    )
     assert payload_from_wire(payload_to_wire(sent)) == sent
     outcome = AttemptOutcome(
-        "job-1", 2, "failed", "boom", {"m": blob}, [MetricPoint("acc", 0.5, 3)], {"a": "1"}, "log", "w", 1.0, 2.0
+        "job-1",
+        2,
+        "failed",
+        "boom",
+        {"m": blob},
+        [MetricPoint("acc", 0.5, 3)],
+        {"a": "1"},
+        "log",
+        "w",
+        1.0,
+        2.0,
     )
     assert outcome_from_wire(outcome_to_wire(outcome)) == outcome
 
 
 def test_attempt_outcome_comes_back_with_artifacts_metrics_and_worker(engine: RayEngine) -> None:
     blob = ArtifactBlob("in", "npz", "in.npz", b"\x00\x01")
-    sent = AttemptPayload("job-1", 1, "exp", "ep", {"k": 1}, {"${jobs.job-0.artifacts.in}": blob}, 7)
+    sent = AttemptPayload(
+        "job-1", 1, "exp", "ep", {"k": 1}, {"${jobs.job-0.artifacts.in}": blob}, 7
+    )
     started = time.monotonic()
     engine.submit(sent, "default")
     assert engine.running() == {("job-1", 1)}
@@ -136,13 +150,29 @@ def test_killed_worker_process_is_lost(engine: RayEngine, tmp_path: Path) -> Non
     assert again.status == "succeeded"
 
 
-def test_attempt_on_an_unserved_queue_waits_and_can_be_cancelled(engine: RayEngine) -> None:
+def test_attempt_on_an_unserved_queue_can_be_cancelled(engine: RayEngine) -> None:
     engine.submit(payload("job-5"), "gpu")
     assert engine.poll(1.0) == []
     assert engine.running() == {("job-5", 1)}
     engine.cancel("job-5", 1)
     [outcome] = wait_for(engine, 1, limit_s=10)
     assert outcome.status == "cancelled"
+
+
+def test_attempt_stranded_on_an_unserved_queue_is_lost(ray_cluster: None) -> None:
+    engine = RayEngine(execute=fake_execute, stranded_after_s=1.0)
+    try:
+        engine.submit(payload("job-6"), "gone")
+        started = time.monotonic()
+        [outcome] = wait_for(engine, 1, limit_s=10)
+        assert (outcome.status, outcome.error) == (
+            "lost",
+            "worker lost: no live worker serves queue gone",
+        )
+        assert 1.0 <= time.monotonic() - started < 5
+        assert engine.running() == set()
+    finally:
+        engine.shutdown()
 
 
 def test_workers_are_nodes_with_their_queue_slots(engine: RayEngine) -> None:
@@ -162,14 +192,25 @@ def _alive(pid: int) -> bool:
 
 def test_worker_command_checks_its_arguments() -> None:
     command = worker_command("10.0.0.1:6379", "gpu", 2)
-    assert command[-7:] == ["--address", "10.0.0.1:6379", "--resources", '{"queue:gpu": 2}', "--block", "--num-cpus", "2"][-7:]
+    assert (
+        command[-7:]
+        == [
+            "--address",
+            "10.0.0.1:6379",
+            "--resources",
+            '{"queue:gpu": 2}',
+            "--block",
+            "--num-cpus",
+            "2",
+        ][-7:]
+    )
     for bad, message in [
         (("nohost", "gpu", 1), "is not HOST:PORT"),
         (("h:1", "GPU Q", 1), "queue name 'GPU Q'"),
         (("h:1", "gpu", 0), "--slots 0"),
     ]:
         with pytest.raises(LabError, match=message):
-            worker_command(*bad)  # type: ignore[arg-type]
+            worker_command(*bad)
 
 
 @pytest.mark.slow  # about 15 s on two cores: a second raylet joins, then dies
@@ -206,3 +247,15 @@ def test_joined_worker_serves_its_queue_and_its_death_is_noticed(
         if node.poll() is None:
             os.killpg(node.pid, signal.SIGKILL)
         node.wait(timeout=10)
+        forget_joined_cluster(engine.address)
+
+
+def forget_joined_cluster(address: str) -> None:
+    """`ray start --address` records the cluster in /tmp/ray/ray_current_cluster, where a
+    later plain ray.init() would find it: remove it when it names this test's cluster."""
+    current = Path("/tmp/ray/ray_current_cluster")
+    try:
+        if current.read_text().strip() == address:
+            current.unlink()
+    except OSError:
+        pass
