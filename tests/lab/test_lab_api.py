@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,3 +232,12 @@ def test_an_unexpected_error_is_a_500_without_its_text(
     response = http.get("/v1/jobs")
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error (RuntimeError); see the lab server's log"}
+
+
+def test_the_guides_entry_points_are_accepted(http: TestClient) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "lab.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, flags=re.DOTALL)
+    assert len(blocks) == 2
+    for text in blocks:
+        response = http.post("/v1/entrypoints", json={"text": text})
+        assert response.status_code == 201, response.text
