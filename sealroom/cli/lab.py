@@ -109,6 +109,12 @@ def show(data: Any, json_out: bool, columns: Sequence[str], title: str | None = 
     console.print(table(data, columns, title))
 
 
+def verbatim(text: str) -> None:
+    """Text as stored (YAML, logs): no markup, no highlighting, never wrapped."""
+    end = "" if text.endswith("\n") else "\n"
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end=end)
+
+
 def read_text_file(path: Path, what: str, limit: int = MAX_ENTRY_POINT_BYTES) -> str:
     raw = read_capped(path, limit, what, LabError)
     try:
@@ -304,7 +310,7 @@ def entrypoint_show(
         emit_json(record)
     else:
         console.print(f"# {record['name']} version {record['version']}", highlight=False)
-        console.print(record["text"], markup=False, highlight=False)
+        verbatim(record["text"])
 
 
 @queue_app.command("add")
