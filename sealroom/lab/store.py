@@ -262,6 +262,8 @@ class LabStore:
         """An attempt's log (default: the latest); empty while it runs."""
         job = self.get_job(job_id)
         number = attempt if attempt is not None else job.attempts
+        if attempt is None and number == 0:
+            return ""  # not started yet
         if number < 1 or number > job.attempts:
             raise LabError(f"job {job_id} has no attempt {number}")
         path = self.paths.logs / job_id / f"{number}.log"

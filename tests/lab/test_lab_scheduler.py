@@ -30,6 +30,7 @@ def consume(dep: str, **kw) -> dict:
 def test_a_job_runs_and_its_artifacts_logs_metrics_and_params_are_recorded():
     with lab_at() as lab:
         rec = lab.scheduler.submit(job(parameters={"tag": "x"}))
+        assert lab.store.logs("job-1") == "" and lab.store.metrics(["job-1"]) == []
         assert (rec.id, rec.status, rec.entry_point_version, rec.trust) == (
             "job-1",
             "queued",
@@ -133,6 +134,11 @@ def test_a_plan_is_all_or_none_when_one_job_is_bad():
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "parameters": {"nope": 1}}))
         with pytest.raises(LabError, match="plan job 'b': depends_on: unknown job 'zz'"):
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "depends_on": ["zz"]}))
+        with pytest.raises(LabError, match=r"plan job 'b': .*references job a, which is not in"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", **consume("a")}))
+        bad = {"ep": "consume", "parameters": {"src": "${jobs.a.artifacts.model}"}}
+        with pytest.raises(LabError, match=r"plan job 'b': parameter 'src': job a \(entry point"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", **bad, "depends_on": ["a"]}))
         with pytest.raises(LabError, match="key is used twice"):
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "a"}))
         assert lab.store.list_jobs() == []
@@ -348,3 +354,95 @@ def test_the_inline_engine_holds_attempts_for_queues_it_does_not_serve_until_can
     finally:
         engine.shutdown(wait=True)
     assert engine.workers() == []
+
+
+def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
+    import threading
+
+    with lab_at() as lab:
+        lab.runner.behaviour.update({f"job-{n}": "slow" for n in range(1, 21, 4)})
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def loop():
+            try:
+                while not stop.is_set():
+                    lab.scheduler.tick(0.005)
+            except BaseException as exc:
+                errors.append(exc)
+
+        ticker = threading.Thread(target=loop)
+        ticker.start()
+        ids: list[str] = []
+
+        def client():
+            try:
+                for n in range(5):
+                    new = lab.scheduler.submit(job()).id
+                    ids.append(new)
+                    if n % 2:
+                        assert lab.scheduler.cancel(new).status in ("cancelled", "succeeded")
+            except BaseException as exc:
+                errors.append(exc)
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        stop.set()
+        ticker.join()
+        assert errors == []
+        assert sorted(ids, key=lambda i: int(i[4:])) == [f"job-{n}" for n in range(1, 21)]
+        lab.run()
+        for j in lab.store.list_jobs():
+            attempts = lab.store.attempts(j.id)
+            assert j.status in ("succeeded", "cancelled") and len(attempts) <= 1
+            if j.status == "succeeded":
+                assert [a.attempt for a in lab.store.artifacts(j.id)] == [1]
+
+
+def test_an_allow_failure_consumer_of_a_failed_producer_fails_naming_the_missing_artifact():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "fail"
+        lab.scheduler.submit(job())
+        lab.scheduler.submit(job(**consume("job-1"), depends_on=["job-1"], allow_failure=True))
+        lab.run()
+        rec = lab.store.get_job("job-2")
+        assert (rec.status, rec.reason) == (
+            "failed",
+            "job job-2: parameter 'src': job job-1 has no artifact 'out' (it failed)",
+        )
+        assert lab.store.attempts("job-2") == [] and lab.runner.starts("job-2") == []
+
+
+def test_jobs_run_only_while_their_queue_has_a_free_slot():
+    with lab_at(slots=1) as lab:
+        for _ in range(3):
+            lab.runner.behaviour[lab.scheduler.submit(job()).id] = "block"
+        for _ in range(5):
+            lab.scheduler.tick(0.01)
+        assert [j.status for j in lab.store.list_jobs()] == ["running", "queued", "queued"]
+        lab.runner.gate.set()
+        lab.run()
+        assert [j.status for j in lab.store.list_jobs()] == ["succeeded"] * 3
+        starts = sorted(e[3] for e in lab.runner.events if e[0] == "start")
+        ends = sorted(e[3] for e in lab.runner.events if e[0] == "end")
+        assert starts[1] > ends[0] and starts[2] > ends[1]  # one at a time
+
+
+def test_an_engine_that_refuses_a_submission_fails_the_job_in_one_line():
+    with lab_at() as lab:
+
+        def refuse(payload, queue):
+            raise RuntimeError("cluster unreachable\nTraceback ...")
+
+        lab.engine.submit = refuse  # type: ignore[method-assign]
+        lab.scheduler.submit(job())
+        lab.scheduler.tick(0.0)
+        rec = lab.store.get_job("job-1")
+        assert (rec.status, rec.reason) == (
+            "failed",
+            "the engine refused attempt 1: cluster unreachable",
+        )
+        assert [a.status for a in lab.store.attempts("job-1")] == ["failed"]
