@@ -70,3 +70,16 @@ def test_a_pickled_npz_is_refused_not_unpickled(tmp_path: Path) -> None:
         read_npz(b"PK\x03\x04 not really", "w")
     with pytest.raises(LabError, match=r"file: artifact d is onnx, not npz"):
         read_data(ctx(tmp_path), file=ArtifactBlob("d", "onnx", "d.onnx", b""))
+
+
+def test_an_npz_that_inflates_past_the_bound_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sealroom.lab.tasks.values as values
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x_train=np.zeros((1000, 1000), dtype=np.float32))
+    assert len(buffer.getvalue()) < 50_000  # 4 MB of zeros compress to almost nothing
+    monkeypatch.setattr(values, "MAX_NPZ_BYTES", 1_000_000)
+    with pytest.raises(LabError, match=r"w: npz arrays of 4,000,\d+ bytes are over 1,000,000"):
+        read_npz(buffer.getvalue(), "w")

@@ -116,3 +116,38 @@ def test_a_rerun_with_the_same_seed_reproduces_the_numbers_and_the_model() -> No
     first = once(11)
     assert once(11) == first
     assert once(12)[0] != first[0]
+
+
+def test_evaluate_reads_the_attack_tasks_adversarial_sets(digits: LabData, tmp_path: Path) -> None:
+    c = ctx(tmp_path)
+    model = train(c, digits, arch="mlp", epochs=3, lr=0.01)["model"]
+    noisy = np.clip(digits.x_test + 0.5, 0, 1).astype(np.float32)
+    x_adv = np.stack([np.stack([digits.x_test, noisy])] * 2)  # (methods, eps, N, C, H, W)
+    sets = {
+        "format": np.array("sealroom.adversarial/1"),
+        "x": digits.x_test,
+        "y": digits.y_test,
+        "methods": np.array(["fgm", "pgd"]),
+        "eps": np.array([0.0, 0.5]),
+        "x_adv": x_adv,
+    }
+    c.metrics.clear()
+    report = json.loads(evaluate(c, model, adversarial=npz_blob("a", "a.npz", sets))["report"].data)
+    assert [(p["method"], p["epsilon"]) for p in report["robust"]] == [
+        ("fgm", 0.0), ("fgm", 0.5), ("pgd", 0.0), ("pgd", 0.5)
+    ]  # fmt: skip
+    names = {(m.name, m.step) for m in c.metrics}
+    assert ("robust_accuracy_pgd", 1) in names
+    sets["x_adv"] = x_adv[:, :1]
+    with pytest.raises(LabError, match=r"adversarial: x_adv has shape \(2, 1, 80, 1, 8, 8\)"):
+        evaluate(c, model, adversarial=npz_blob("a", "a.npz", sets))
+
+
+def test_train_takes_a_pinned_seed_over_the_jobs(digits: LabData, tmp_path: Path) -> None:
+    def loss(job_seed: int, seed: int | None) -> float:
+        c = ctx(tmp_path, job_seed)
+        train(c, digits, arch="mlp", epochs=1, seed=seed)
+        return next(m.value for m in c.metrics if m.name == "train_loss")
+
+    assert loss(1, 5) == loss(2, 5)
+    assert loss(1, None) != loss(2, None)
