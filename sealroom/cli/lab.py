@@ -26,7 +26,9 @@ from sealroom.lab.client import LabClient, read_server_file
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.spec import MAX_ENTRY_POINT_BYTES
 
-app = typer.Typer(help="Experiment testbed: experiments, entry points, queues, jobs.")
+app = typer.Typer(
+    help="Experiment testbed: experiments, entry points, queues, jobs.", no_args_is_help=True
+)
 experiment_app = typer.Typer(help="Experiments group jobs.", no_args_is_help=True)
 entrypoint_app = typer.Typer(help="Entry points: versioned YAML recipes.", no_args_is_help=True)
 queue_app = typer.Typer(help="Queues route jobs to the workers serving them.", no_args_is_help=True)
