@@ -215,30 +215,29 @@ class Tracker:
     def _write_run(
         self, store: TrackedStore, experiment_id: str, job: Any, record: Any, key: str
     ) -> str:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         started_ms = int((record.started_at or job.created_at or time.time()) * 1000)
         ended_ms = int((record.ended_at or time.time()) * 1000)
-        tags = self._tags(job, record, key)
+        tags = {**self._tags(job, record, key), ATTEMPT_KEY_TAG: key}
         params = self._params(job, store.params(job.id, record.number))  # may refuse: first
-        run = self.client.create_run(
-            experiment_id,
-            start_time=started_ms,
-            tags={ATTEMPT_KEY_TAG: key},
-            run_name=f"{job.id} #{record.number}",
-        )
-        run_id: str = run.info.run_id
-        for batch in _chunks([Param(k, v) for k, v in params.items()], _BATCH):
-            self.client.log_batch(run_id, params=batch)
-        for batch in _chunks([RunTag(k, v) for k, v in tags.items()], _BATCH):
-            self.client.log_batch(run_id, tags=batch)
         metrics = [
             Metric(mlflow_name(m.name), float(m.value), ended_ms, int(m.step))
             for m in store.metrics([job.id])
             if m.attempt == record.number
         ]
-        for batch in _chunks(metrics, _METRIC_BATCH):
-            self.client.log_batch(run_id, metrics=batch)
+        run = self.client.create_run(
+            experiment_id, start_time=started_ms, tags=tags, run_name=f"{job.id} #{record.number}"
+        )
+        run_id: str = run.info.run_id
+        # few, large writes: each MLflow call is one sqlite commit (an fsync)
+        param_batches = list(_chunks([Param(k, v) for k, v in params.items()], _BATCH)) or [[]]
+        metric_batches = list(_chunks(metrics, _METRIC_BATCH - _BATCH)) or [[]]
+        for index in range(max(len(param_batches), len(metric_batches))):
+            batch_params = param_batches[index] if index < len(param_batches) else []
+            batch_metrics = metric_batches[index] if index < len(metric_batches) else []
+            if batch_params or batch_metrics:
+                self.client.log_batch(run_id, metrics=batch_metrics, params=batch_params)
         artifacts = [a for a in store.artifacts(job.id) if a.attempt == record.number]
         for artifact in artifacts:
             path = store.paths.artifacts / artifact.path
