@@ -121,8 +121,22 @@ class Tracker:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a lab never phones home
             import mlflow
 
+            self._create_sqlite_store()
             self._client = mlflow.MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client
+
+    def _create_sqlite_store(self) -> None:
+        """Create a new sqlite store with its "Default" experiment under ``artifact_root``:
+        left to MlflowClient, that experiment would point at ``./mlruns`` of the cwd."""
+        prefix = "sqlite:///"
+        if not self.tracking_uri.startswith(prefix):
+            return
+        if Path(self.tracking_uri[len(prefix) :]).exists():
+            return
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        self.artifact_root.mkdir(parents=True, exist_ok=True)
+        SqlAlchemyStore(self.tracking_uri, (self.artifact_root / "Default").as_uri())
 
     # -- public -----------------------------------------------------------------------
 
