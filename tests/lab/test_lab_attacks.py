@@ -105,7 +105,7 @@ def test_lab_attacks_set_reader_refuses_bad_files(crafted) -> None:  # type: ign
         "methods": np.array(["fgm"]), "eps": np.array([0.1]), "x_adv": X[None, None],
     }  # fmt: skip
     read_set(_npz(**base), "ok.npz")
-    with pytest.raises(LabError, match="a.npz: x_adv has shape"):
+    with pytest.raises(LabError, match=r"a\.npz: x_adv has shape"):
         read_set(_npz(**{**base, "x_adv": X[None, None, :10]}), "a.npz")
     with pytest.raises(LabError, match="unknown attack method"):
         read_set(_npz(**{**base, "methods": np.array(["cw"])}), "a.npz")
@@ -171,12 +171,12 @@ def test_lab_attacks_task_refuses_an_onnx_with_external_data(tmp_path: Path) -> 
     )
     path = tmp_path / "evil.onnx"
     path.write_bytes(helper.make_model(graph).SerializeToString())
-    with pytest.raises(ModelError, match="attack.model"):
+    with pytest.raises(ModelError, match=r"attack\.model"):
         attack_task(ctx(tmp_path), model=InputFile("m", "onnx", path), data=(X, Y), eps=[0.1])
 
 
 def test_lab_attacks_task_refuses_a_source_name_that_is_a_path(models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(LabError, match="attack.source"):
+    with pytest.raises(LabError, match=r"attack\.source"):
         attack_task(ctx(tmp_path), model=models["mlp"], data=(X, Y), source="../x")
 
 
