@@ -130,8 +130,11 @@ def read_set(data: bytes, where: str) -> AdversarialSet:
 def as_module(value: Any, where: str) -> nn.Module:
     """A model argument: a torch module (an earlier step), or an ONNX artifact (checked,
     then converted with onnx2torch)."""
+    from sealroom.lab.tasks.values import LabModel
     from sealroom.train.models import load_onnx
 
+    if isinstance(value, LabModel):
+        return value.module.eval()
     if isinstance(value, nn.Module):
         return value.eval()
     if isinstance(value, InputFile):
@@ -144,8 +147,12 @@ def as_module(value: Any, where: str) -> nn.Module:
 
 
 def as_arrays(value: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Test data: (x, y), a mapping or an npz file with x_test/y_test (else x/y)."""
-    if isinstance(value, tuple | list) and len(value) == 2:
+    """Test data: LabData, (x, y), a mapping or an npz file with x_test/y_test (else x/y)."""
+    from sealroom.lab.tasks.values import LabData
+
+    if isinstance(value, LabData):
+        x, y = value.x_test, value.y_test
+    elif isinstance(value, tuple | list) and len(value) == 2:
         x, y = value
     else:
         if isinstance(value, InputFile | ArtifactBlob):

@@ -27,6 +27,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "sealroom.lab.tasks.export",
     "sealroom.lab.tasks.evaluate",
     "sealroom.lab.tasks.plot",
+    "sealroom.lab.tasks.attacks",
+    "sealroom.lab.tasks.robustness",
+    "sealroom.lab.tasks.report",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
