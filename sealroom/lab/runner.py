@@ -111,8 +111,11 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
-def execute(payload: AttemptPayload) -> AttemptOutcome:
-    """Run one attempt; never raises (errors come back as a failed outcome)."""
+def execute(payload: AttemptPayload, tasks: dict[str, TaskSpec] | None = None) -> AttemptOutcome:
+    """Run one attempt; never raises (errors come back as a failed outcome).
+
+    ``tasks`` replaces the registry (tests); engines call ``execute(payload)``.
+    """
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix=f"sealroom-lab-{payload.job_id}-"))
     ctx = TaskContext(payload.job_id, payload.attempt, payload.seed, workdir / "work")
@@ -123,7 +126,7 @@ def execute(payload: AttemptPayload) -> AttemptOutcome:
     try:
         restore = _seed_everything(payload.seed)
         ep = parse_entry_point(payload.entry_point, "entry point")
-        tasks = registered_tasks()
+        tasks = registered_tasks() if tasks is None else tasks
         check_entry_point(ep, tasks)
         values = _bind(ep, payload, workdir / "inputs")
         params = {name: _as_text(value) for name, value in _shown(ep, payload, values).items()}

@@ -27,7 +27,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "sealroom.lab.tasks.export",
     "sealroom.lab.tasks.evaluate",
     "sealroom.lab.tasks.plot",
+    "sealroom.lab.tasks.room",
     "sealroom.lab.tasks.attacks",
+    "sealroom.lab.tasks.attacks_served",
     "sealroom.lab.tasks.robustness",
     "sealroom.lab.tasks.report",
 )
