@@ -17,7 +17,7 @@ from sealroom.lab.tasks.attacks import AdversarialSet, craft, predict, success_r
 from sealroom.lab.tasks.attacks_served import attack_served, query_sealed
 from sealroom.lab.tasks.registry import InputFile, TaskContext
 from tests.lab.lab_attack_models import halves, onnx_bytes, trained
-from tests.serve.helpers import Served, build, module_workspace, running_room
+from tests.serve.helpers import build, module_workspace, running_room
 
 INPUT = {"name": "input", "dtype": "float32", "shape": [1, 8, 8]}
 X, Y = halves(12, seed=5)

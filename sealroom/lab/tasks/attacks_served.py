@@ -54,7 +54,7 @@ def label_of(output: Any) -> int:
             return int(output["label"])
         if "probabilities" in output:
             return int(np.argmax(np.asarray(output["probabilities"], dtype=np.float64)))
-        if "top_k" in output and output["top_k"]:
+        if output.get("top_k"):
             return int(output["top_k"][0][0])
     raise LabError("attack_served: the room's output holds no label, scores or top-k")
 
