@@ -146,7 +146,7 @@ def _matrix_figure(
 ) -> Any:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4.2 * len(matrices), 3.8), layout="constrained")
+    figure = Figure(figsize=(4.2 * len(matrices) + 1.0, 4.4), layout="constrained")
     axes = figure.subplots(1, len(matrices), squeeze=False)[0]
     for ax, (method, matrix) in zip(axes, matrices.items(), strict=True):
         image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
