@@ -134,10 +134,11 @@ class InlineEngine:
             )
         ]
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop: unreported attempts are cancelled; ``wait`` lets started threads finish."""
         with self._lock:
             self._closed = True
             pending = list(self._live)
         for job_id, attempt in pending:
             self.cancel(job_id, attempt)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -1,0 +1,321 @@
+"""The scheduler's contract, one behaviour per test, on the inline engine with a fake
+runner (no tasks run, no torch)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from core_kit import lab_at
+
+from sealroom.errors import LabError
+from sealroom.lab.spec import JobRequest, Plan, PlanJob
+
+
+def job(**kw) -> JobRequest:
+    return JobRequest(experiment="exp", entry_point=kw.pop("ep", "step"), **kw)
+
+
+def plan(*jobs: dict) -> Plan:
+    return Plan(
+        jobs=[PlanJob(experiment="exp", entry_point=j.pop("ep", "step"), **j) for j in jobs]
+    )
+
+
+def consume(dep: str, **kw) -> dict:
+    return {"ep": "consume", "parameters": {"src": f"${{jobs.{dep}.artifacts.out}}"}, **kw}
+
+
+def test_a_job_runs_and_its_artifacts_logs_metrics_and_params_are_recorded():
+    with lab_at() as lab:
+        rec = lab.scheduler.submit(job(parameters={"tag": "x"}))
+        assert (rec.id, rec.status, rec.entry_point_version, rec.trust) == (
+            "job-1",
+            "queued",
+            1,
+            "outside-room",
+        )
+        lab.run()
+        done = lab.store.get_job("job-1")
+        assert done.status == "succeeded" and done.attempts == 1 and done.ended_at is not None
+        [art] = lab.store.artifacts("job-1")
+        path = lab.paths.artifacts / "job-1" / "1" / "out.json"
+        assert art.path == "job-1/1/out.json" and path.is_file()
+        assert art.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert lab.artifacts.read(art).data == path.read_bytes()
+        assert lab.store.logs("job-1") == "ran job-1 attempt 1\n"
+        assert [(m.name, m.step, m.value) for m in lab.store.metrics(["job-1"])] == [
+            ("loss", 0, 1.0),
+            ("loss", 1, 0.5),
+        ]
+        assert lab.store.params("job-1") == {"tag": "x"}
+        [attempt] = lab.store.attempts("job-1")
+        assert (attempt.status, attempt.worker, attempt.tracked) == ("succeeded", "inline", False)
+        assert [a.job_id for a in lab.store.untracked_attempts()] == ["job-1"]
+
+
+def test_a_dependants_payload_carries_the_dependency_artifact_bytes():
+    with lab_at() as lab:
+        lab.scheduler.submit(job())
+        lab.scheduler.submit(job(**consume("job-1"), depends_on=["job-1"]))
+        assert lab.store.get_job("job-2").status == "waiting"
+        lab.run()
+        assert lab.store.get_job("job-2").status == "succeeded"
+        [payload] = [p for p in lab.runner.payloads if p.job_id == "job-2"]
+        blob = payload.inputs["${jobs.job-1.artifacts.out}"]
+        assert json.loads(blob.data)["job"] == "job-1"
+        assert lab.runner.ends("job-1")[-1] < lab.runner.starts("job-2")[0]
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "message"),
+    [
+        ({"depends_on": ["job-9"]}, "job request: depends_on: unknown job 'job-9'"),
+        ({"experiment": "nope"}, "job request: unknown experiment 'nope'"),
+        ({"entry_point": "nope"}, "job request: unknown entry point 'nope'"),
+        ({"parameters": {"colour": 1}}, "job request: unknown parameter 'colour'"),
+        ({"parameters": {"tag": 3}}, "job request: parameter 'tag': expected text"),
+    ],
+)
+def test_bad_requests_are_refused_in_one_line_and_nothing_is_written(request_kw, message):
+    with lab_at() as lab:
+        fields = {"experiment": "exp", "entry_point": "step", **request_kw}
+        with pytest.raises(LabError) as err:
+            lab.scheduler.submit(JobRequest(**fields))
+        assert message in str(err.value) and "\n" not in str(err.value)
+        assert lab.store.list_jobs() == []
+
+
+def test_an_artifact_parameter_must_name_an_artifact_the_dependency_declares():
+    with lab_at() as lab:
+        lab.scheduler.submit(job())
+        bad = {"ep": "consume", "parameters": {"src": "${jobs.job-1.artifacts.model}"}}
+        with pytest.raises(LabError, match="job job-1 .* declares no artifact 'model'"):
+            lab.scheduler.submit(job(**bad, depends_on=["job-1"]))
+        with pytest.raises(LabError, match="not in depends_on"):
+            lab.scheduler.submit(job(**consume("job-1")))
+
+
+def test_a_plan_resolves_keys_to_ids_in_dependencies_and_references():
+    with lab_at() as lab:
+        recs = lab.scheduler.submit_plan(
+            plan(
+                {"key": "train"},
+                {"key": "attack", **consume("train"), "depends_on": ["train"]},
+            )
+        )
+        assert [r.id for r in recs] == ["job-1", "job-2"]
+        assert recs[1].depends_on == ("job-1",)
+        assert recs[1].parameters["src"] == "${jobs.job-1.artifacts.out}"
+        lab.run()
+        assert [j.status for j in lab.store.list_jobs()] == ["succeeded", "succeeded"]
+
+
+def test_a_plan_with_a_cycle_is_refused_naming_the_cycle_and_nothing_is_written():
+    with lab_at() as lab:
+        with pytest.raises(LabError, match=r"^plan: cycle job a -> b -> a$"):
+            lab.scheduler.submit_plan(
+                plan(
+                    {"key": "a", "depends_on": ["b"]},
+                    {"key": "b", "depends_on": ["a"]},
+                    {"key": "c"},
+                )
+            )
+        with pytest.raises(LabError, match=r"plan job 'a': cycle job a -> a"):
+            lab.scheduler.submit_plan(plan({"key": "a", "depends_on": ["a"]}))
+        assert lab.store.list_jobs() == []
+
+
+def test_a_plan_is_all_or_none_when_one_job_is_bad():
+    with lab_at() as lab:
+        with pytest.raises(LabError, match="plan job 'b': unknown parameter 'nope'"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "parameters": {"nope": 1}}))
+        with pytest.raises(LabError, match="plan job 'b': depends_on: unknown job 'zz'"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "depends_on": ["zz"]}))
+        with pytest.raises(LabError, match="key is used twice"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "a"}))
+        assert lab.store.list_jobs() == []
+
+
+def test_a_failure_cancels_dependants_transitively_and_allow_failure_still_runs():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "fail"
+        lab.scheduler.submit_plan(
+            plan(
+                {"key": "a"},
+                {"key": "b", "depends_on": ["a"]},
+                {"key": "c", "depends_on": ["b"]},
+                {"key": "d", "depends_on": ["b"], "allow_failure": True},
+            )
+        )
+        lab.run()
+        jobs = {j.id: j for j in lab.store.list_jobs()}
+        assert (jobs["job-1"].status, jobs["job-1"].reason) == (
+            "failed",
+            "attempt 1 failed: step run: boom",
+        )
+        assert (jobs["job-2"].status, jobs["job-2"].reason) == (
+            "cancelled",
+            "dependency job-1 failed",
+        )
+        assert (jobs["job-3"].status, jobs["job-3"].reason) == (
+            "cancelled",
+            "dependency job-2 cancelled",
+        )
+        assert jobs["job-4"].status == "succeeded"
+        assert lab.runner.starts("job-2") == [] and lab.runner.starts("job-3") == []
+        assert lab.store.artifacts("job-1") == []
+
+
+def test_an_execute_that_raises_is_a_failed_attempt_naming_the_error():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "raise"
+        lab.scheduler.submit(job())
+        lab.run()
+        assert lab.store.get_job("job-1").reason == (
+            "attempt 1 failed: RuntimeError: the task blew up"
+        )
+
+
+def test_a_missing_declared_artifact_or_a_path_like_file_name_fails_the_job():
+    with lab_at() as lab:
+        lab.runner.behaviour.update({"job-1": "no_artifact", "job-2": "bad_artifact"})
+        lab.scheduler.submit(job())
+        lab.scheduler.submit(job())
+        lab.run()
+        assert "declared artifact 'out' was not produced" in lab.store.get_job("job-1").reason
+        reason = lab.store.get_job("job-2").reason
+        assert "artifact 'out': file name '../escape.json' is not a plain file name" in reason
+        assert not (lab.paths.artifacts / "escape.json").exists()
+        assert [a.status for a in lab.store.attempts("job-2")] == ["failed"]
+
+
+def test_cancel_of_a_running_job_stops_it_cascades_and_its_result_is_never_committed():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "block"
+        lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "depends_on": ["a"]}))
+        while lab.store.get_job("job-1").status != "running":
+            lab.scheduler.tick(0.01)
+        rec = lab.scheduler.cancel("job-1")
+        assert (rec.status, rec.reason) == ("cancelled", "cancelled by request")
+        assert lab.store.get_job("job-2").status == "cancelled"
+        lab.runner.gate.set()  # the thread finishes and reports success: ignored
+        lab.engine.shutdown(wait=True)
+        for _ in range(3):
+            lab.scheduler.tick(0.01)
+        assert [a.status for a in lab.store.attempts("job-1")] == ["cancelled"]
+        assert lab.store.artifacts("job-1") == []
+        assert not (lab.paths.artifacts / "job-1" / "1").exists()
+        assert lab.scheduler.cancel("job-1").status == "cancelled"  # ended: unchanged
+
+
+def test_rerun_makes_a_new_job_with_the_pinned_version_parameters_and_seed():
+    with lab_at() as lab:
+        lab.scheduler.submit(job(parameters={"tag": "v1"}))
+        lab.run()
+        lab.store.add_entry_point(lab.store.get_entry_point("step").text + "\n# v2\n")
+        assert lab.store.get_entry_point("step").version == 2
+        old = lab.store.get_job("job-1")
+        new = lab.scheduler.rerun("job-1")
+        assert (new.id, new.rerun_of, new.entry_point_version) == ("job-2", "job-1", 1)
+        assert (new.parameters, new.seed, new.queue) == (old.parameters, old.seed, old.queue)
+        with pytest.raises(LabError, match="job job-2 is queued; rerun it once it has ended"):
+            lab.scheduler.rerun("job-2")
+        lab.run()
+        assert lab.store.get_job("job-2").status == "succeeded"
+
+
+def test_a_job_past_its_timeout_is_stopped_and_fails_its_dependants():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "block"
+        lab.scheduler.submit_plan(
+            plan({"key": "a", "timeout_s": 0.2}, {"key": "b", "depends_on": ["a"]})
+        )
+        lab.run()
+        one = lab.store.get_job("job-1")
+        assert (one.status, one.reason) == ("failed", "attempt 1 timed out after 0.2s")
+        assert [a.status for a in lab.store.attempts("job-1")] == ["timed_out"]
+        assert lab.store.get_job("job-2").reason == "dependency job-1 failed"
+
+
+def test_a_lost_worker_is_retried_while_max_retries_allows_then_fails():
+    with lab_at() as lab:
+        lab.runner.behaviour.update({"job-1": "lose_once", "job-2": "lose", "job-3": "lose_once"})
+        lab.scheduler.submit(job(max_retries=1))
+        lab.scheduler.submit(job(max_retries=2))
+        lab.scheduler.submit(job())
+        lab.run()
+        assert [a.status for a in lab.store.attempts("job-1")] == ["lost", "succeeded"]
+        assert lab.store.get_job("job-1").status == "succeeded"
+        assert [a.status for a in lab.store.attempts("job-2")] == ["lost"] * 3
+        assert lab.store.get_job("job-2").reason == "attempt 3 lost its worker"
+        assert lab.store.get_job("job-3").status == "failed"
+        assert [len(lab.runner.starts(j)) for j in ("job-1", "job-2", "job-3")] == [2, 3, 1]
+
+
+def test_a_queue_without_a_worker_says_so_and_runs_when_one_appears():
+    now = [1000.0]
+    with lab_at(queues=("default",), no_worker_after_s=5.0, clock=lambda: now[0]) as lab:
+        lab.scheduler.submit(job(queue="gpu"))
+        lab.scheduler.tick(0.0)
+        assert lab.store.get_job("job-1").reason == ""
+        now[0] += 5.0
+        lab.scheduler.tick(0.0)
+        rec = lab.store.get_job("job-1")
+        assert (rec.status, rec.reason) == ("queued", "no worker for queue gpu")
+        assert [q.name for q in lab.store.list_queues()] == ["gpu"]
+        [worker] = lab.store.list_workers()
+        assert (worker.worker_id, worker.queues, worker.alive, worker.last_heartbeat) == (
+            "inline",
+            ("default",),
+            True,
+            1005.0,
+        )
+        lab.engine.queues = ("default", "gpu")
+        lab.run()
+        assert lab.store.get_job("job-1").status == "succeeded"
+
+
+def test_an_attempt_superseded_before_commit_is_not_committed():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "block"
+        lab.scheduler.submit(job())
+        while lab.store.get_job("job-1").status != "running":
+            lab.scheduler.tick(0.01)
+        # a restart happened meanwhile: attempt 1 interrupted, attempt 2 started
+        assert lab.scheduler.recover() == ["job-1"]
+        lab.runner.behaviour["job-1"] = "ok"
+        lab.runner.gate.set()
+        lab.run()
+        attempts = lab.store.attempts("job-1")
+        assert [a.status for a in attempts] == ["interrupted", "succeeded"]
+        assert [a.attempt for a in lab.store.artifacts("job-1")] == [2]
+        assert not (lab.paths.artifacts / "job-1" / "1").exists()
+        assert not [p for p in (lab.paths.artifacts / "job-1").iterdir() if p.name.startswith(".")]
+
+
+def test_a_tampered_artifact_is_refused_on_read():
+    with lab_at() as lab:
+        lab.scheduler.submit(job())
+        lab.run()
+        [art] = lab.store.artifacts("job-1")
+        (lab.paths.artifacts / art.path).write_bytes(b"{}")
+        with pytest.raises(LabError, match="job job-1: artifact 'out' does not match its recorded"):
+            lab.artifacts.read(art)
+
+
+def test_listeners_hear_every_ended_attempt_and_a_failing_listener_does_not_stop_the_loop():
+    with lab_at() as lab:
+        heard: list[tuple[str, int, str]] = []
+        lab.scheduler.on_attempt_ended.append(lambda j, a: heard.append((j.id, a.number, a.status)))
+        lab.scheduler.on_attempt_ended.append(lambda j, a: 1 / 0)
+        lab.runner.behaviour["job-2"] = "lose_once"
+        lab.scheduler.submit(job())
+        lab.scheduler.submit(job(max_retries=1))
+        lab.run()
+        assert sorted(heard) == [
+            ("job-1", 1, "succeeded"),
+            ("job-2", 1, "lost"),
+            ("job-2", 2, "succeeded"),
+        ]
