@@ -94,8 +94,10 @@ def _check_ref(
                 f"{at}: {ref.text}: step {step} has no output {output!r} (it has: {declared})"
             )
     else:
+        job, name = ref.parts  # Ref.text drops the "artifacts" segment of a jobs reference
         raise LabError(
-            f"{at}: {ref.text}: a job's artifact is passed through an artifact parameter, "
+            f"{at}: ${{jobs.{job}.artifacts.{name}}}: a job's artifact is passed through an "
+            "artifact parameter, "
             "not named in the entry point"
         )
 

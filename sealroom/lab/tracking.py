@@ -220,6 +220,7 @@ class Tracker:
         started_ms = int((record.started_at or job.created_at or time.time()) * 1000)
         ended_ms = int((record.ended_at or time.time()) * 1000)
         tags = self._tags(job, record, key)
+        params = self._params(job, store.params(job.id, record.number))  # may refuse: first
         run = self.client.create_run(
             experiment_id,
             start_time=started_ms,
@@ -227,7 +228,6 @@ class Tracker:
             run_name=f"{job.id} #{record.number}",
         )
         run_id: str = run.info.run_id
-        params = self._params(job, store.params(job.id, record.number))
         for batch in _chunks([Param(k, v) for k, v in params.items()], _BATCH):
             self.client.log_batch(run_id, params=batch)
         for batch in _chunks([RunTag(k, v) for k, v in tags.items()], _BATCH):
