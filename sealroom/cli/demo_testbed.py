@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import signal
 import subprocess
@@ -213,27 +212,28 @@ def _run_served(
 
 
 def _start_server(paths: Any, log_path: Path, out: Any) -> tuple[subprocess.Popen[bytes], str]:
-    """`sealroom lab start --port 0 --json` in this workspace, as a child process."""
+    """`sealroom lab start --port 0` in this workspace, as a child process; ready once it
+    wrote the lab's server file naming its own pid."""
+    from sealroom.lab.client import read_server_file
+
     env = {**os.environ, "SEALROOM_HOME": str(paths.root.parent)}
     command = [sys.executable, "-c", "from sealroom.cli.main import main; main()"]
-    command += ["lab", "start", "--port", "0", "--queue", "default=2", "--json"]
+    command += ["lab", "start", "--port", "0", "--queue", "default=2"]
     out.print("  starting the lab server (local Ray, MLflow tracking) …")
     with log_path.open("wb") as log:
-        server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env)
-    assert server.stdout is not None
+        server = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     deadline = time.monotonic() + SERVER_START_S
-    line = b""
     while time.monotonic() < deadline and server.poll() is None:
-        line = server.stdout.readline()
-        if line.strip().startswith(b"{"):
-            break
-    try:
-        url = str(json.loads(line)["url"])
-    except (ValueError, KeyError, TypeError):
-        _stop_server(server)
-        raise LabError(f"the lab server did not start; see {log_path}") from None
-    out.print(f"  lab server at {url} (pid {server.pid}; log {log_path})", highlight=False)
-    return server, url
+        try:
+            url, pid = read_server_file(paths)
+        except LabError:
+            pid = None
+        if pid == server.pid:
+            out.print(f"  lab server at {url} (pid {server.pid}; log {log_path})", highlight=False)
+            return server, url
+        time.sleep(0.5)
+    _stop_server(server)
+    raise LabError(f"the lab server did not start; see {log_path}")
 
 
 def _wait(client: Any, keys: dict[str, str], alive: Callable[[], bool]) -> list[dict[str, Any]]:
@@ -273,5 +273,3 @@ def _stop_server(server: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(10)
-    if server.stdout is not None:
-        server.stdout.close()
