@@ -185,7 +185,16 @@ def start(
 def stop(json_out: bool = JSON_OPTION) -> None:
     """Stop the running lab server (SIGTERM; it finishes its bookkeeping first)."""
     with refusals():
-        url, pid = read_server_file(lab_paths())
+        paths = lab_paths()
+        url, pid = read_server_file(paths)
+        # A server.json left by a killed server may name a pid reused by another process:
+        # signal it only while the lab answers at the recorded address.
+        with LabClient(url, "unused-token-for-the-health-check", timeout=5.0) as probe:
+            if not probe.health():
+                raise LabError(
+                    f"no lab server answers at {url}; lab/server.json is stale "
+                    f"(pid {pid} was not signalled)"
+                )
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_WAIT_S
         while time.monotonic() < deadline:

@@ -108,13 +108,11 @@ def check_yaml_shape(text: str, where: str) -> None:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             events += 1
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                line = event.start_mark.line + 1
-                raise LabError(f"{where}: line {line}: YAML anchors and aliases are not accepted")
+                raise LabError(f"{where}:{_line(event)} YAML anchors and aliases are not accepted")
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:
-                    line = event.start_mark.line + 1
-                    raise LabError(f"{where}: line {line}: nested deeper than {MAX_YAML_DEPTH}")
+                    raise LabError(f"{where}:{_line(event)} nested deeper than {MAX_YAML_DEPTH}")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
             if events > MAX_YAML_EVENTS:
@@ -123,6 +121,11 @@ def check_yaml_shape(text: str, where: str) -> None:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise LabError(f"{where}:{line} is not valid YAML") from None
+
+
+def _line(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f" line {mark.line + 1}:" if mark is not None else ""
 
 
 _ABSOLUTE = re.compile(r"(?<![\w.:/])/(?:[^\s'\"`:,;()\[\]{}]+)")

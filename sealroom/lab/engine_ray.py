@@ -11,6 +11,7 @@ database. Only plain dicts, strings, numbers and bytes cross to the worker and b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -99,7 +100,7 @@ def run_attempt(execute: Execute | None, wire: Wire) -> Wire:
         execute = run
     try:
         outcome = execute(payload)
-    except Exception as exc:  # noqa: BLE001 - a test's execute; the runner itself never raises
+    except Exception as exc:  # a test's execute; the runner itself never raises
         outcome = AttemptOutcome(
             job_id=payload.job_id,
             attempt=payload.attempt,
@@ -177,7 +178,7 @@ class RayEngine:
                 options["address"] = address
             try:
                 ray.init(**options)
-            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; one line out
+            except Exception as exc:  # Ray raises many kinds; one line out
                 where = address or "a local Ray"
                 raise LabError(f"cannot start Ray ({where}): {exc}".splitlines()[0]) from None
         self._remote = ray.remote(max_retries=0, num_cpus=task_cpus)(run_attempt)
@@ -261,10 +262,9 @@ class RayEngine:
             for _, pending in found:
                 pending.cancelled = True
         for ref, _ in found:
-            try:
-                self._ray.cancel(ref, force=True)  # kills the worker process running it
-            except Exception:  # noqa: BLE001, S110 - already finished: poll reports it
-                pass
+            # kills the worker process running it; one that already ended: poll reports it
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref, force=True)
 
     def running(self) -> set[tuple[str, int]]:
         with self._lock:
@@ -292,7 +292,7 @@ class RayEngine:
                 WorkerInfo(
                     worker_id=str(node["NodeID"]),
                     queues=tuple(sorted(slots)),
-                    address=f"{node.get('NodeManagerAddress', '?')}:{node.get('NodeManagerPort', 0)}",
+                    address=f"{node.get('NodeManagerAddress')}:{node.get('NodeManagerPort')}",
                     alive=True,
                     slots=slots,
                 )
@@ -304,9 +304,7 @@ class RayEngine:
             pending = list(self._pending.items())
             self._pending.clear()
         for ref, _ in pending:
-            try:
+            with contextlib.suppress(Exception):  # best effort on the way out
                 self._ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001, S110 - best effort on the way out
-                pass
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()

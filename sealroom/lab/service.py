@@ -124,4 +124,3 @@ class LabService:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-

@@ -69,7 +69,8 @@ def get_job(conn: Connection, job_id: str) -> JobRecord | None:
 
 def jobs_with_status(conn: Connection, status: str) -> list[JobRecord]:
     rows = conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY n", (status,)  # noqa: S608
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY n",
+        (status,),
     ).fetchall()
     return [job_from_row(row) for row in rows]
 

@@ -101,7 +101,7 @@ class TickingLab(LabService):
     def __init__(self, paths: LabPaths) -> None:
         super().__init__(paths, InlineEngine(queues=("default",)), None, no_worker_after_s=0.2)
 
-    def wait(self, job_id: str, timeout_s: float = 10.0) -> Any:
+    def wait(self, job_id: str, timeout_s: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             job = self.store.get_job(job_id)

@@ -117,6 +117,8 @@ def test_a_failed_job_cancels_its_dependants_and_its_error_is_shown(
 
 def test_cancel_a_waiting_job_and_rerun_a_finished_one(http: TestClient, lab: TickingLab) -> None:
     _submit(http, queue="nowhere")
+    early = http.post("/v1/jobs/job-1/rerun")
+    assert early.status_code == 409 and "job-1 is" in early.json()["detail"]
     cancelled = http.post("/v1/jobs/job-1/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     _submit(http, parameters={"value": 0.4})

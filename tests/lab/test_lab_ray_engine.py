@@ -23,10 +23,10 @@ from sealroom.lab.engine_ray import (
 
 pytest.importorskip("ray")
 
-from ray_helpers import RAY_QUEUES, fake_execute, local_ray, worker_pythonpath  # noqa: E402
+from ray_helpers import RAY_QUEUES, fake_execute, local_ray, worker_pythonpath
 
-from sealroom.errors import LabError  # noqa: E402
-from sealroom.lab.workers import worker_command  # noqa: E402
+from sealroom.errors import LabError
+from sealroom.lab.workers import worker_command
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def payload(job: str, attempt: int = 1, **params: object) -> AttemptPayload:
         attempt=attempt,
         experiment="exp",
         entry_point="name: ep\n",
-        parameters=dict(params),  # type: ignore[arg-type]
+        parameters=dict(params),
         seed=7,
     )
 
@@ -71,17 +71,31 @@ def wait_pid(path: Path, limit_s: float = 20.0) -> int:
 
 def test_wire_round_trip_keeps_every_field() -> None:
     blob = ArtifactBlob("m", "onnx", "m.onnx", bytes(range(256)))
-    sent = AttemptPayload("job-1", 2, "e", "text", {"a": [1, 2]}, {"${jobs.job-0.artifacts.m}": blob}, 3, 9.5)
+    sent = AttemptPayload(
+        "job-1", 2, "e", "text", {"a": [1, 2]}, {"${jobs.job-0.artifacts.m}": blob}, 3, 9.5
+    )
     assert payload_from_wire(payload_to_wire(sent)) == sent
     outcome = AttemptOutcome(
-        "job-1", 2, "failed", "boom", {"m": blob}, [MetricPoint("acc", 0.5, 3)], {"a": "1"}, "log", "w", 1.0, 2.0
+        "job-1",
+        2,
+        "failed",
+        "boom",
+        {"m": blob},
+        [MetricPoint("acc", 0.5, 3)],
+        {"a": "1"},
+        "log",
+        "w",
+        1.0,
+        2.0,
     )
     assert outcome_from_wire(outcome_to_wire(outcome)) == outcome
 
 
 def test_attempt_outcome_comes_back_with_artifacts_metrics_and_worker(engine: RayEngine) -> None:
     blob = ArtifactBlob("in", "npz", "in.npz", b"\x00\x01")
-    sent = AttemptPayload("job-1", 1, "exp", "ep", {"k": 1}, {"${jobs.job-0.artifacts.in}": blob}, 7)
+    sent = AttemptPayload(
+        "job-1", 1, "exp", "ep", {"k": 1}, {"${jobs.job-0.artifacts.in}": blob}, 7
+    )
     started = time.monotonic()
     engine.submit(sent, "default")
     assert engine.running() == {("job-1", 1)}
@@ -162,14 +176,25 @@ def _alive(pid: int) -> bool:
 
 def test_worker_command_checks_its_arguments() -> None:
     command = worker_command("10.0.0.1:6379", "gpu", 2)
-    assert command[-7:] == ["--address", "10.0.0.1:6379", "--resources", '{"queue:gpu": 2}', "--block", "--num-cpus", "2"][-7:]
+    assert (
+        command[-7:]
+        == [
+            "--address",
+            "10.0.0.1:6379",
+            "--resources",
+            '{"queue:gpu": 2}',
+            "--block",
+            "--num-cpus",
+            "2",
+        ][-7:]
+    )
     for bad, message in [
         (("nohost", "gpu", 1), "is not HOST:PORT"),
         (("h:1", "GPU Q", 1), "queue name 'GPU Q'"),
         (("h:1", "gpu", 0), "--slots 0"),
     ]:
         with pytest.raises(LabError, match=message):
-            worker_command(*bad)  # type: ignore[arg-type]
+            worker_command(*bad)
 
 
 @pytest.mark.slow  # about 15 s on two cores: a second raylet joins, then dies

@@ -9,19 +9,20 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import Popen
+from typing import Any
 
 import pytest
 
 pytest.importorskip("ray")
 
-from lab_story_tasks import FIRST, NEXT  # noqa: E402
-from ray_helpers import alive, kill_session, start_story_server  # noqa: E402
+from lab_story_tasks import FIRST, NEXT
+from ray_helpers import alive, kill_session, start_story_server
 
-from sealroom.lab.client import LabClient  # noqa: E402
-from sealroom.lab.paths import LabPaths  # noqa: E402
+from sealroom.lab.client import LabClient
+from sealroom.lab.paths import LabPaths
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def servers() -> Iterator[list[Popen[bytes]]]:
             kill_session(proc)
 
 
-def wait_until(check, what: str, limit_s: float = 60.0):  # type: ignore[no-untyped-def]
+def wait_until(check: Callable[[], Any], what: str, limit_s: float = 60.0) -> Any:
     deadline = time.monotonic() + limit_s
     while True:
         value = check()
@@ -61,15 +62,31 @@ def test_killed_server_restarts_interrupted_attempt_and_keeps_completed_jobs(
         jobs = lab.submit_plan(
             {
                 "jobs": [
-                    {"key": "a", "experiment": "story", "entry_point": "story-first",
-                     "parameters": {"text": "a"}},
-                    {"key": "b", "experiment": "story", "entry_point": "story-next",
-                     "depends_on": ["a"],
-                     "parameters": {"source": "${jobs.a.artifacts.out}", "text": "b",
-                                    "hold": str(hold), "pidfile": str(pidfile)}},
-                    {"key": "c", "experiment": "story", "entry_point": "story-next",
-                     "depends_on": ["b"],
-                     "parameters": {"source": "${jobs.b.artifacts.out}", "text": "c"}},
+                    {
+                        "key": "a",
+                        "experiment": "story",
+                        "entry_point": "story-first",
+                        "parameters": {"text": "a"},
+                    },
+                    {
+                        "key": "b",
+                        "experiment": "story",
+                        "entry_point": "story-next",
+                        "depends_on": ["a"],
+                        "parameters": {
+                            "source": "${jobs.a.artifacts.out}",
+                            "text": "b",
+                            "hold": str(hold),
+                            "pidfile": str(pidfile),
+                        },
+                    },
+                    {
+                        "key": "c",
+                        "experiment": "story",
+                        "entry_point": "story-next",
+                        "depends_on": ["b"],
+                        "parameters": {"source": "${jobs.b.artifacts.out}", "text": "c"},
+                    },
                 ]
             }
         )
@@ -91,13 +108,18 @@ def test_killed_server_restarts_interrupted_attempt_and_keeps_completed_jobs(
     servers.append(proc)
     print(f"server restarted in {time.monotonic() - t0:.1f}s")
     with LabClient.from_workspace(paths) as lab:
-        wait_until(lambda: lab.get_job(c)["status"] in ("succeeded", "failed", "cancelled"),
-                   "job c ended", 120)
+        wait_until(
+            lambda: lab.get_job(c)["status"] in ("succeeded", "failed", "cancelled"),
+            "job c ended",
+            120,
+        )
         print(f"DAG finished {time.monotonic() - t0:.1f}s after the restart")
         assert [lab.get_job(j)["status"] for j in (a, b, c)] == ["succeeded"] * 3
         assert [x["status"] for x in lab.attempts(a)] == ["succeeded"]
         assert [(x["number"], x["status"]) for x in lab.attempts(b)] == [
-            (1, "interrupted"), (2, "succeeded")]
+            (1, "interrupted"),
+            (2, "succeeded"),
+        ]
         assert [x["status"] for x in lab.attempts(c)] == ["succeeded"]
         out = lab.download_artifact(c, "out", tmp_path / "out.txt")
         assert out.read_text() == "abc"

@@ -13,13 +13,13 @@ import pytest
 
 pytest.importorskip("ray")
 
-from lab_story_tasks import FIRST, story_execute  # noqa: E402
-from ray_helpers import alive, local_ray  # noqa: E402
+from lab_story_tasks import FIRST, story_execute
+from ray_helpers import alive, local_ray
 
-from sealroom.lab.engine_ray import RayEngine  # noqa: E402
-from sealroom.lab.paths import LabPaths  # noqa: E402
-from sealroom.lab.service import LabService  # noqa: E402
-from sealroom.lab.spec import JobRequest  # noqa: E402
+from sealroom.lab.engine_ray import RayEngine
+from sealroom.lab.paths import LabPaths
+from sealroom.lab.service import LabService
+from sealroom.lab.spec import JobRequest
 
 
 class ListTracker:
@@ -41,9 +41,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture
 def service(ray_cluster: None, tmp_path: Path) -> Iterator[LabService]:
     tracker = ListTracker()
-    service = LabService(
-        LabPaths(tmp_path / "lab"), RayEngine(execute=story_execute), tracker
-    )
+    service = LabService(LabPaths(tmp_path / "lab"), RayEngine(execute=story_execute), tracker)
     service.store.create_experiment("story")
     service.store.add_entry_point(FIRST)
     service.start()
