@@ -109,6 +109,12 @@ class Tracker:
         self._client: Any = None
         self._experiments: dict[str, str] = {}
 
+    @property
+    def _local(self) -> bool:
+        """A store this process writes files for itself (sqlite, other databases, file:),
+        as opposed to a tracking server that places and serves its own artifacts."""
+        return not self.tracking_uri.startswith(("http://", "https://", "databricks"))
+
     @classmethod
     def for_lab(cls, paths: LabPaths, tracking_uri: str | None = None) -> Tracker:
         """The lab's own store (``lab/mlflow.db`` + ``lab/mlruns``) unless a URI is given."""
@@ -180,9 +186,12 @@ class Tracker:
         found = self.client.get_experiment_by_name(name)
         if found is None:
             folder = self.artifact_root / re.sub(r"[^\w.\-]", "_", name)
+            # a local store keeps files under artifact_root; a tracking server decides
+            # where its experiments' files go (its --default-artifact-root / proxy)
+            location = folder.as_uri() if self._local else None
             try:
                 experiment_id = self.client.create_experiment(
-                    name, artifact_location=folder.as_uri(), tags={"sealroom.trust": TRUST}
+                    name, artifact_location=location, tags={"sealroom.trust": TRUST}
                 )
             except Exception:  # created meanwhile by another tracker: use that one
                 found = self.client.get_experiment_by_name(name)

@@ -90,6 +90,8 @@ def test_one_run_per_attempt_with_tags_and_status(lab: SmallLab) -> None:
     assert "step train: boom" in _run(lab, "job-3", 1).data.tags["sealroom.error"]
     assert _run(lab, "job-2", 1).data.tags["sealroom.status"] == "lost"
     assert lab.store.untracked_attempts() == []
+    assert lab.tracker.find_run("job-2", 2).info.run_id == _run(lab, "job-2", 2).info.run_id
+    assert lab.tracker.find_run("job-2", 3) is None
 
 
 def test_experiments_live_under_the_artifact_root_not_the_cwd(lab: SmallLab) -> None:
