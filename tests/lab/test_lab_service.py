@@ -129,3 +129,25 @@ def test_failed_tracking_is_retried_and_never_blocks_jobs(tmp_path: Path) -> Non
         assert [a.mlflow_run_id for a in service.store.attempts(job)] == ["run-1"]
     assert tracker.calls == [(job, 1), (job, 1)]
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("lab-"))
+
+
+def test_stop_mid_job_then_start_reruns_it(ray_cluster: None, tmp_path: Path) -> None:
+    paths = LabPaths(tmp_path / "lab")
+    hold, pidfile = tmp_path / "hold", tmp_path / "pid"
+    hold.write_text("wait")
+    first = LabService(paths, RayEngine(execute=story_execute))
+    first.store.create_experiment("story")
+    first.store.add_entry_point(FIRST)
+    with first:
+        job = submit(first, parameters={"text": "x", "hold": str(hold), "pidfile": str(pidfile)})
+        wait_until(pidfile.exists, "attempt 1 started", 60)
+    pid = int(pidfile.read_text().split()[0])
+    wait_until(lambda: not alive(pid), "a clean stop ends the running attempt", 10)
+    hold.unlink()
+    with LabService(paths, RayEngine(execute=story_execute)) as second:
+        assert second.recovered == [job]
+        wait_until(lambda: second.store.get_job(job).status == "succeeded", "rerun", 60)
+        assert [(a.number, a.status) for a in second.store.attempts(job)] == [
+            (1, "interrupted"),
+            (2, "succeeded"),
+        ]
