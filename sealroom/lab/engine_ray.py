@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -190,7 +191,12 @@ class RayEngine:
                 # machine left in /tmp/ray/ray_current_cluster (another lab, another user)
                 options["address"] = "local"
                 slots = queues if queues is not None else {"default": 2.0}
-                options["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count() or 2
+                # every slot can run at once: an attempt the lab counts as started must not
+                # wait in Ray for a CPU while its timeout runs
+                wanted = math.ceil(sum(slots.values()) * task_cpus)
+                options["num_cpus"] = (
+                    num_cpus if num_cpus is not None else max(os.cpu_count() or 2, wanted)
+                )
                 options["resources"] = {QUEUE_PREFIX + q: float(n) for q, n in slots.items()}
                 options["_system_config"] = HEALTH_CHECK
             else:
