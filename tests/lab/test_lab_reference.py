@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from sealroom.lab.paths import LabPaths
-from sealroom.lab.refs import refs_in
 from sealroom.lab.reference.inline import install, run_inline
 from sealroom.lab.reference.plan import (
     ARCHS,
@@ -21,6 +20,7 @@ from sealroom.lab.reference.plan import (
     entry_point_texts,
     reference_plan,
 )
+from sealroom.lab.refs import refs_in
 from sealroom.lab.spec import Plan
 
 
@@ -49,7 +49,10 @@ def test_lab_reference_plan_chains_train_attack_evaluate_report(scale) -> None: 
         referenced = {ref.parts[0] for ref in refs_in(job.parameters, job.key)}
         assert referenced <= set(job.depends_on), job.key  # every reference is a dependency
     by_key = {job.key: job for job in plan.jobs}
-    assert set(by_key["evaluate-lenet"].depends_on) == {"attack-lenet", *(f"train-{a}" for a in ARCHS)}
+    assert set(by_key["evaluate-lenet"].depends_on) == {
+        "attack-lenet",
+        *(f"train-{a}" for a in ARCHS),
+    }
     assert by_key["report"].depends_on == [f"evaluate-{a}" for a in ARCHS]
     # seeds are parameters, fixed by the plan: the same plan twice is the same plan
     assert reference_plan(scale=scale, seed=7) == plan
@@ -70,7 +73,9 @@ def test_lab_reference_plan_is_accepted_whole_by_the_scheduler(tmp_path: Path) -
     engine = InlineEngine(execute=lambda payload: pytest.fail("nothing runs here"))
     try:
         install(store)
-        jobs = Scheduler(store, engine, ArtifactStore(paths)).submit_plan(reference_plan(scale=TINY))
+        jobs = Scheduler(store, engine, ArtifactStore(paths)).submit_plan(
+            reference_plan(scale=TINY)
+        )
         assert len(jobs) == 13
         report = jobs[-1]
         assert report.entry_point == "robustness-report"

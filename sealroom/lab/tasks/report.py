@@ -38,7 +38,7 @@ OUTPUTS = (
 )
 
 
-def _csv(header: Sequence[str], rows: list[Sequence[Any]]) -> bytes:
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -73,7 +73,7 @@ def _models(rows: list[Row]) -> tuple[list[str], list[str], list[str], list[floa
 def pick_eps(rows: list[Row], eps: float | None) -> float:
     """The ε the matrix and table use: the one asked for (it must be on every grid), else
     the largest ε every source attacked with."""
-    grids = {}
+    grids: dict[str, set[float]] = {}
     for row in rows:
         grids.setdefault(row.source, set()).add(row.eps)
     common = set.intersection(*grids.values())
