@@ -26,7 +26,7 @@ from sealroom.errors import LabError
 from sealroom.lab.attempts import ArtifactBlob
 from sealroom.lab.tasks.attacks import eps_label
 from sealroom.lab.tasks.registry import TaskContext, task
-from sealroom.lab.tasks.robustness import Row, _input_bytes, read_results
+from sealroom.lab.tasks.robustness import Row, artifact_bytes, read_results
 
 OUTPUTS = (
     "transferability_csv",
@@ -281,7 +281,7 @@ def robustness_report(
     for i, value in enumerate(results):
         rows.extend(
             read_results(
-                _input_bytes(value, f"robustness_report.results[{i}]"),
+                artifact_bytes(value, f"robustness_report.results[{i}]"),
                 f"robustness_report.results[{i}]",
             )
         )
