@@ -7,6 +7,7 @@ accepted whole or not at all.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -43,7 +44,13 @@ def pinned_entry_point(
     ).fetchone()
     if row is None:
         raise LabError(f"{where}: unknown entry point {name!r} (add it first)")
-    return parse_entry_point(row[1], f"entry point {name} v{row[0]}"), int(row[0])
+    return _parsed(row[1], f"entry point {name} v{row[0]}"), int(row[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str, where: str) -> EntryPoint:
+    """Stored texts are immutable and parsed on every dispatch and commit: parse once."""
+    return parse_entry_point(text, where)
 
 
 def insert_requests(
