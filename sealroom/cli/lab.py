@@ -7,8 +7,10 @@ Lab jobs run outside the rooms (trust: outside-room).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -161,12 +163,10 @@ def start(
         queues = parse_queues(queue)
 
     def ready(url: str) -> None:
-        if json_out:
-            emit_json({"url": url, "pid": os.getpid()})
+        if json_out:  # one line: a script reads it and goes on
+            sys.stdout.write(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
         else:
             console.print(f"lab server at [bold]{url}[/] (Ctrl-C stops it)")
-        import sys
-
         sys.stdout.flush()
 
     with refusals():
@@ -198,9 +198,7 @@ def stop(json_out: bool = JSON_OPTION) -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_WAIT_S
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if _exited(pid):
                 break
             time.sleep(0.2)
         else:
@@ -209,6 +207,19 @@ def stop(json_out: bool = JSON_OPTION) -> None:
         emit_json({"stopped": url, "pid": pid})
     else:
         console.print(f"lab server at {url} stopped")
+
+
+def _exited(pid: int) -> bool:
+    """The process is gone, or has exited and waits for its parent to reap it (a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @app.command("status")

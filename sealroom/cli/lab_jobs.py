@@ -181,6 +181,16 @@ def _summary(records: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{job_id} {r['status']}" for job_id, r in records.items())
 
 
+def _current(lab: LabClient, records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The jobs' records now, in one request per experiment (polling many jobs one request
+    each would run into the server's rate limit)."""
+    fresh: dict[str, dict[str, Any]] = {}
+    for experiment in sorted({r["experiment"] for r in records.values()}):
+        for job in lab.list_jobs(experiment=experiment):
+            fresh[job["id"]] = job
+    return {job_id: fresh.get(job_id, old) for job_id, old in records.items()}
+
+
 def wait_for(lab: LabClient, job_ids: list[str], timeout: float | None) -> dict[str, Any]:
     """Poll until every job is terminal; a rich status line on stderr meanwhile."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -196,7 +206,7 @@ def wait_for(lab: LabClient, job_ids: list[str], timeout: float | None) -> dict[
                     f"({records[pending[0]]['status']})"
                 )
             time.sleep(POLL_S)
-            records = {job_id: lab.get_job(job_id) for job_id in job_ids}
+            records = _current(lab, records)
             bars.update(line, description=_summary(records))
     return records
 
