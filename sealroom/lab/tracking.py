@@ -109,6 +109,12 @@ class Tracker:
         self._client: Any = None
         self._experiments: dict[str, str] = {}
 
+    @property
+    def _local(self) -> bool:
+        """A store this process writes files for itself (sqlite, other databases, file:),
+        as opposed to a tracking server that places and serves its own artifacts."""
+        return not self.tracking_uri.startswith(("http://", "https://", "databricks"))
+
     @classmethod
     def for_lab(cls, paths: LabPaths, tracking_uri: str | None = None) -> Tracker:
         """The lab's own store (``lab/mlflow.db`` + ``lab/mlruns``) unless a URI is given."""
@@ -121,8 +127,22 @@ class Tracker:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a lab never phones home
             import mlflow
 
+            self._create_sqlite_store()
             self._client = mlflow.MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client
+
+    def _create_sqlite_store(self) -> None:
+        """Create a new sqlite store with its "Default" experiment under ``artifact_root``:
+        left to MlflowClient, that experiment would point at ``./mlruns`` of the cwd."""
+        prefix = "sqlite:///"
+        if not self.tracking_uri.startswith(prefix):
+            return
+        if Path(self.tracking_uri[len(prefix) :]).exists():
+            return
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        self.artifact_root.mkdir(parents=True, exist_ok=True)
+        SqlAlchemyStore(self.tracking_uri, (self.artifact_root / "Default").as_uri())
 
     # -- public -----------------------------------------------------------------------
 
@@ -166,9 +186,12 @@ class Tracker:
         found = self.client.get_experiment_by_name(name)
         if found is None:
             folder = self.artifact_root / re.sub(r"[^\w.\-]", "_", name)
+            # a local store keeps files under artifact_root; a tracking server decides
+            # where its experiments' files go (its --default-artifact-root / proxy)
+            location = folder.as_uri() if self._local else None
             try:
                 experiment_id = self.client.create_experiment(
-                    name, artifact_location=folder.as_uri(), tags={"sealroom.trust": TRUST}
+                    name, artifact_location=location, tags={"sealroom.trust": TRUST}
                 )
             except Exception:  # created meanwhile by another tracker: use that one
                 found = self.client.get_experiment_by_name(name)
@@ -215,30 +238,29 @@ class Tracker:
     def _write_run(
         self, store: TrackedStore, experiment_id: str, job: Any, record: Any, key: str
     ) -> str:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         started_ms = int((record.started_at or job.created_at or time.time()) * 1000)
         ended_ms = int((record.ended_at or time.time()) * 1000)
-        tags = self._tags(job, record, key)
+        tags = {**self._tags(job, record, key), ATTEMPT_KEY_TAG: key}
         params = self._params(job, store.params(job.id, record.number))  # may refuse: first
-        run = self.client.create_run(
-            experiment_id,
-            start_time=started_ms,
-            tags={ATTEMPT_KEY_TAG: key},
-            run_name=f"{job.id} #{record.number}",
-        )
-        run_id: str = run.info.run_id
-        for batch in _chunks([Param(k, v) for k, v in params.items()], _BATCH):
-            self.client.log_batch(run_id, params=batch)
-        for batch in _chunks([RunTag(k, v) for k, v in tags.items()], _BATCH):
-            self.client.log_batch(run_id, tags=batch)
         metrics = [
             Metric(mlflow_name(m.name), float(m.value), ended_ms, int(m.step))
             for m in store.metrics([job.id])
             if m.attempt == record.number
         ]
-        for batch in _chunks(metrics, _METRIC_BATCH):
-            self.client.log_batch(run_id, metrics=batch)
+        run = self.client.create_run(
+            experiment_id, start_time=started_ms, tags=tags, run_name=f"{job.id} #{record.number}"
+        )
+        run_id: str = run.info.run_id
+        # few, large writes: each MLflow call is one sqlite commit (an fsync)
+        param_batches = list(_chunks([Param(k, v) for k, v in params.items()], _BATCH)) or [[]]
+        metric_batches = list(_chunks(metrics, _METRIC_BATCH - _BATCH)) or [[]]
+        for index in range(max(len(param_batches), len(metric_batches))):
+            batch_params = param_batches[index] if index < len(param_batches) else []
+            batch_metrics = metric_batches[index] if index < len(metric_batches) else []
+            if batch_params or batch_metrics:
+                self.client.log_batch(run_id, metrics=batch_metrics, params=batch_params)
         artifacts = [a for a in store.artifacts(job.id) if a.attempt == record.number]
         for artifact in artifacts:
             path = store.paths.artifacts / artifact.path

@@ -90,6 +90,8 @@ def test_one_run_per_attempt_with_tags_and_status(lab: SmallLab) -> None:
     assert "step train: boom" in _run(lab, "job-3", 1).data.tags["sealroom.error"]
     assert _run(lab, "job-2", 1).data.tags["sealroom.status"] == "lost"
     assert lab.store.untracked_attempts() == []
+    assert lab.tracker.find_run("job-2", 2).info.run_id == _run(lab, "job-2", 2).info.run_id
+    assert lab.tracker.find_run("job-2", 3) is None
 
 
 def test_experiments_live_under_the_artifact_root_not_the_cwd(lab: SmallLab) -> None:
@@ -238,3 +240,28 @@ def test_scanner_finds_pickles_in_files_zips_databases_and_model_flavours(tmp_pa
     assert "t.b row 0 holds a pickle" in text
     assert "flavours ['python_function', 'pytorch']" in text
     assert "clean.onnx" not in text
+
+
+def test_mlflow_ui_backend_serves_the_store(lab: SmallLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same Flask app `mlflow ui --backend-store-uri sqlite:///…/lab/mlflow.db` serves,
+    driven in-process (no socket): experiments, runs and registered models are listed."""
+    from mlflow.server import app, handlers
+
+    monkeypatch.setenv("_MLFLOW_SERVER_FILE_STORE", lab.paths.default_tracking_uri)
+    monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", lab.paths.mlflow_artifacts.as_uri())
+    monkeypatch.setattr(handlers, "_tracking_store", None)
+    monkeypatch.setattr(handlers, "_model_registry_store", None)
+    web = app.test_client()
+    found = web.post("/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 10})
+    assert found.status_code == 200
+    experiments = {e["name"]: e for e in found.get_json()["experiments"]}
+    assert {"Default", "mnist", "other"} <= set(experiments)
+    root = lab.paths.mlflow_artifacts.resolve().as_uri()
+    assert all(e["artifact_location"].startswith(root) for e in experiments.values())
+    runs = web.post(
+        "/ajax-api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [experiments["mnist"]["experiment_id"]]},
+    ).get_json()["runs"]
+    assert sorted(r["info"]["run_name"] for r in runs) == ["job-1 #1", "job-2 #1", "job-2 #2"]
+    models = web.get("/ajax-api/2.0/mlflow/registered-models/search").get_json()
+    assert [m["name"] for m in models["registered_models"]] == ["mnist-model"]
