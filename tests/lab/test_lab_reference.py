@@ -121,3 +121,16 @@ def test_lab_reference_demo_refuses_a_used_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "is not empty; the demo needs a fresh folder" in result.output
     assert not (tmp_path / "lab").exists()
+
+
+def test_lab_reference_exports_in_threads_of_one_process() -> None:
+    """The in-process engine runs jobs in threads; torch's ONNX exporter has global state,
+    so export serialises (without the lock one export fails with 'GLOBALS.in_onnx_export')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.lab.lab_attack_models import SHAPE, halves, onnx_bytes, trained
+
+    model = trained("mlp", 0, *halves(50, seed=0))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(lambda _: onnx_bytes(model), range(8)))
+    assert len(done) == 8 and len(set(done)) == 1 and SHAPE == (1, 8, 8)
