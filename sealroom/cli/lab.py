@@ -7,8 +7,10 @@ Lab jobs run outside the rooms (trust: outside-room).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,7 +26,9 @@ from sealroom.lab.client import LabClient, read_server_file
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.spec import MAX_ENTRY_POINT_BYTES
 
-app = typer.Typer(help="Experiment testbed: experiments, entry points, queues, jobs.")
+app = typer.Typer(
+    help="Experiment testbed: experiments, entry points, queues, jobs.", no_args_is_help=True
+)
 experiment_app = typer.Typer(help="Experiments group jobs.", no_args_is_help=True)
 entrypoint_app = typer.Typer(help="Entry points: versioned YAML recipes.", no_args_is_help=True)
 queue_app = typer.Typer(help="Queues route jobs to the workers serving them.", no_args_is_help=True)
@@ -107,6 +111,12 @@ def show(data: Any, json_out: bool, columns: Sequence[str], title: str | None = 
     console.print(table(data, columns, title))
 
 
+def verbatim(text: str) -> None:
+    """Text as stored (YAML, logs): no markup, no highlighting, never wrapped."""
+    end = "" if text.endswith("\n") else "\n"
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end=end)
+
+
 def read_text_file(path: Path, what: str, limit: int = MAX_ENTRY_POINT_BYTES) -> str:
     raw = read_capped(path, limit, what, LabError)
     try:
@@ -161,12 +171,10 @@ def start(
         queues = parse_queues(queue)
 
     def ready(url: str) -> None:
-        if json_out:
-            emit_json({"url": url, "pid": os.getpid()})
+        if json_out:  # one line: a script reads it and goes on
+            sys.stdout.write(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
         else:
             console.print(f"lab server at [bold]{url}[/] (Ctrl-C stops it)")
-        import sys
-
         sys.stdout.flush()
 
     with refusals():
@@ -198,9 +206,7 @@ def stop(json_out: bool = JSON_OPTION) -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_WAIT_S
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if _exited(pid):
                 break
             time.sleep(0.2)
         else:
@@ -209,6 +215,19 @@ def stop(json_out: bool = JSON_OPTION) -> None:
         emit_json({"stopped": url, "pid": pid})
     else:
         console.print(f"lab server at {url} stopped")
+
+
+def _exited(pid: int) -> bool:
+    """The process is gone, or has exited and waits for its parent to reap it (a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @app.command("status")
@@ -293,7 +312,7 @@ def entrypoint_show(
         emit_json(record)
     else:
         console.print(f"# {record['name']} version {record['version']}", highlight=False)
-        console.print(record["text"], markup=False, highlight=False)
+        verbatim(record["text"])
 
 
 @queue_app.command("add")

@@ -12,7 +12,7 @@ import yaml
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
-from sealroom.cli.lab import client, read_text_file, show, table
+from sealroom.cli.lab import client, read_text_file, show, table, verbatim
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
 from sealroom.lab.spec import TERMINAL, parse_entry_point
@@ -152,7 +152,7 @@ def job_logs(
     if json_out:
         emit_json({"job": job_id, "attempt": attempt, "text": text})
     else:
-        console.print(text, markup=False, highlight=False, end="" if text.endswith("\n") else "\n")
+        verbatim(text)
 
 
 @job_app.command("cancel")
@@ -181,6 +181,16 @@ def _summary(records: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{job_id} {r['status']}" for job_id, r in records.items())
 
 
+def _current(lab: LabClient, records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The jobs' records now, in one request per experiment (polling many jobs one request
+    each would run into the server's rate limit)."""
+    fresh: dict[str, dict[str, Any]] = {}
+    for experiment in sorted({r["experiment"] for r in records.values()}):
+        for job in lab.list_jobs(experiment=experiment):
+            fresh[job["id"]] = job
+    return {job_id: fresh.get(job_id, old) for job_id, old in records.items()}
+
+
 def wait_for(lab: LabClient, job_ids: list[str], timeout: float | None) -> dict[str, Any]:
     """Poll until every job is terminal; a rich status line on stderr meanwhile."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -196,7 +206,7 @@ def wait_for(lab: LabClient, job_ids: list[str], timeout: float | None) -> dict[
                     f"({records[pending[0]]['status']})"
                 )
             time.sleep(POLL_S)
-            records = {job_id: lab.get_job(job_id) for job_id in job_ids}
+            records = _current(lab, records)
             bars.update(line, description=_summary(records))
     return records
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from sealroom.errors import LabError
 from sealroom.httpguard import HttpGuardError, read_token
 from sealroom.lab.paths import LabPaths
 
+RATE_RETRIES = 3
+MAX_RETRY_WAIT_S = 5.0
 NO_SERVER = "no lab server running; start one with `sealroom lab start`"
 JsonDict = dict[str, Any]
 
@@ -83,12 +86,18 @@ class LabClient:
     # ------------------------------------------------------------------ transport
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, "/v1" + path, **kwargs)
-        except httpx.TimeoutException:
-            raise LabError(f"lab server at {self.url} did not answer in time") from None
-        except httpx.HTTPError:
-            raise LabError(f"{NO_SERVER} (nothing answers at {self.url})") from None
+        for tries_left in range(RATE_RETRIES, -1, -1):
+            try:
+                response = self._http.request(method, "/v1" + path, **kwargs)
+            except httpx.TimeoutException:
+                raise LabError(f"lab server at {self.url} did not answer in time") from None
+            except httpx.HTTPError:
+                raise LabError(f"{NO_SERVER} (nothing answers at {self.url})") from None
+            # A read refused by the rate limit is asked again after the wait the server
+            # names (bounded); a refused write is reported, never repeated behind your back.
+            if response.status_code != 429 or method != "GET" or not tries_left:
+                break
+            time.sleep(_retry_after(response))
         if response.status_code >= 400:
             raise LabError(_refusal(response))
         return response
@@ -214,6 +223,14 @@ def _refusal(response: httpx.Response) -> str:
     if response.status_code == 401:
         line = f"lab server refused this client's token: {line}"
     return line
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        wait = 1.0
+    return min(max(wait, 0.1), MAX_RETRY_WAIT_S)
 
 
 def _filename(response: httpx.Response, fallback: str) -> str:

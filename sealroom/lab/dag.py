@@ -78,17 +78,3 @@ def settle(allow_failure: bool, dependencies: Mapping[str, str]) -> Verdict:
 def _order(job_id: str) -> tuple[int, str]:
     number = job_id.rpartition("-")[2]
     return (int(number), job_id) if number.isdigit() else (0, job_id)
-
-
-def transitive_dependants(
-    start: Iterable[str], dependants: Mapping[str, Iterable[str]]
-) -> set[str]:
-    """Every job reachable from ``start`` along dependant edges (``start`` excluded)."""
-    seen: set[str] = set()
-    todo = list(start)
-    while todo:
-        for child in dependants.get(todo.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return seen

@@ -124,6 +124,7 @@ class _Pending:
     queue: str
     submitted_at: float
     cancelled: bool = False
+    stranded: str | None = None  # why it is reported lost without Ray saying so
 
 
 def _ray() -> Any:
@@ -151,6 +152,7 @@ class RayEngine:
         *,
         execute: Execute | None = None,
         task_cpus: float = 1.0,
+        stranded_after_s: float = 5.0,
     ) -> None:
         ray = _ray()
         self._ray = ray
@@ -158,6 +160,9 @@ class RayEngine:
         self._task_cpus = task_cpus
         self._lock = threading.Lock()
         self._pending: dict[Any, _Pending] = {}  # ObjectRef -> what it runs
+        self._stranded_after_s = stranded_after_s
+        self._unserved_since: dict[str, float] = {}
+        self._checked_at = 0.0
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -201,6 +206,8 @@ class RayEngine:
         if not refs:
             time.sleep(max(0.0, timeout_s))  # the caller's loop keeps its pace
             return []
+        if time.monotonic() - self._checked_at >= 1.0:
+            self._strand_unserved()
         ready, _ = self._ray.wait(refs, num_returns=1, timeout=max(0.0, timeout_s))
         if ready:
             ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
@@ -212,11 +219,35 @@ class RayEngine:
                 outcomes.append(self._outcome(ref, pending))
         return outcomes
 
+    def _strand_unserved(self) -> None:
+        """An attempt whose queue no live node serves waits in Ray forever (its node died
+        before it started, or the lab dispatched just before it did): after
+        ``stranded_after_s`` it is stopped and reported lost, so the lab can retry it or
+        fail its job. One that was running on the dead node Ray reports itself."""
+        now = time.monotonic()
+        self._checked_at = now
+        served = {q for worker in self.workers() for q in worker.queues}
+        with self._lock:
+            waiting = [(ref, p) for ref, p in self._pending.items() if not p.stranded]
+        for queue in list(self._unserved_since):
+            if queue in served:
+                del self._unserved_since[queue]
+        for ref, pending in waiting:
+            if pending.queue in served or pending.cancelled:
+                continue
+            since = self._unserved_since.setdefault(pending.queue, now)
+            if now - since >= self._stranded_after_s:
+                pending.stranded = f"worker lost: no live worker serves queue {pending.queue}"
+                with contextlib.suppress(Exception):
+                    self._ray.cancel(ref, force=True)
+
     def _outcome(self, ref: Any, pending: _Pending) -> AttemptOutcome:
         exceptions = self._ray.exceptions
         try:
             wire = self._ray.get(ref, timeout=30)
         except exceptions.TaskCancelledError:
+            if pending.stranded and not pending.cancelled:
+                return self._ended(pending, "lost", pending.stranded)
             return self._ended(pending, "cancelled", "cancelled")
         except (
             exceptions.WorkerCrashedError,

@@ -8,11 +8,12 @@ not serve are held unstarted (and show in :meth:`running`) until cancelled.
 
 from __future__ import annotations
 
+import dataclasses
 import queue as queue_mod
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from sealroom.lab.attempts import AttemptOutcome, AttemptPayload
 from sealroom.lab.engine import WorkerInfo
@@ -43,6 +44,7 @@ class InlineEngine:
         self._lock = threading.Lock()
         self._live: set[tuple[str, int]] = set()  # submitted, not reported
         self._held: dict[tuple[str, int], AttemptPayload] = {}  # queue not served
+        self._futures: dict[tuple[str, int], Future[None]] = {}
         self._closed = False
 
     def submit(self, payload: AttemptPayload, queue: str) -> None:
@@ -54,7 +56,7 @@ class InlineEngine:
             if queue not in self.queues:
                 self._held[key] = payload
                 return
-        self._pool.submit(self._run, payload)
+            self._futures[key] = self._pool.submit(self._run, payload)
 
     def _run(self, payload: AttemptPayload) -> None:
         key = (payload.job_id, payload.attempt)
@@ -71,11 +73,12 @@ class InlineEngine:
                 ended_at=time.time(),
             )
         if not outcome.worker:
-            outcome = AttemptOutcome(**{**outcome.__dict__, "worker": self.worker_id})
+            outcome = dataclasses.replace(outcome, worker=self.worker_id)
         self._report(key, outcome)
 
     def _report(self, key: tuple[str, int], outcome: AttemptOutcome) -> None:
         with self._lock:
+            self._futures.pop(key, None)
             if key not in self._live:
                 return  # cancelled: its result is dropped
             self._live.discard(key)
@@ -104,6 +107,9 @@ class InlineEngine:
                 return
             self._live.discard(key)
             self._held.pop(key, None)
+            future = self._futures.pop(key, None)
+        if future is not None:
+            future.cancel()  # not started yet: it never will be
         now = time.time()
         self._done.put(
             AttemptOutcome(

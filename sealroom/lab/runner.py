@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import os
 import random
+import re
 import shutil
 import socket
 import tempfile
@@ -119,7 +120,8 @@ def execute(payload: AttemptPayload, tasks: dict[str, TaskSpec] | None = None) -
     ``tasks`` replaces the registry (tests); engines call ``execute(payload)``.
     """
     started = time.time()
-    workdir = Path(tempfile.mkdtemp(prefix=f"sealroom-lab-{payload.job_id}-"))
+    label = re.sub(r"[^A-Za-z0-9-]", "", str(payload.job_id))[:40]  # ids are job-N; be sure
+    workdir = Path(tempfile.mkdtemp(prefix=f"sealroom-lab-{label}-"))
     ctx = TaskContext(payload.job_id, payload.attempt, payload.seed, workdir / "work")
     params: dict[str, str] = {}
     artifacts: dict[str, ArtifactBlob] = {}
@@ -142,6 +144,8 @@ def execute(payload: AttemptPayload, tasks: dict[str, TaskSpec] | None = None) -
     finally:
         restore()
         shutil.rmtree(workdir, ignore_errors=True)
+    if error is not None:
+        ctx.log(f"failed: {error}")
     logs = "\n".join(ctx.lines)
     if len(logs) > MAX_LOG_CHARS:
         logs = "[earlier lines cut]\n" + logs[-MAX_LOG_CHARS:]

@@ -10,23 +10,29 @@ ready jobs to the engine, records how attempts ended, and applies the dependency
 3. attempts past their job's ``timeout_s`` are stopped: attempt ``timed_out``, job failed;
 4. workers the engine sees are recorded (heartbeat);
 5. waiting jobs are settled (:func:`sealroom.lab.dag.settle`, cancels cascade);
-6. queued jobs whose queue has a live worker are dispatched; others show
-   ``no worker for queue Q`` once they waited ``no_worker_after_s``.
+6. queued jobs are dispatched, oldest first, while their queue has a free slot on a live
+   worker; a queue no live worker serves shows ``no worker for queue Q`` once its jobs
+   waited ``no_worker_after_s``.
+
+Submissions, cancels and reruns may come from other threads (the API) while the loop
+ticks: every state change re-checks the state it acts on inside one ``BEGIN IMMEDIATE``
+transaction, and dispatch and cancel share a lock so a cancelled attempt is never submitted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from sqlite3 import Connection
 
 from sealroom.errors import LabError
 from sealroom.lab import store_jobs as sj
 from sealroom.lab.artifacts import ArtifactStore
-from sealroom.lab.attempts import AttemptOutcome, AttemptPayload
+from sealroom.lab.attempt_io import build_payload, write_log
+from sealroom.lab.attempts import AttemptOutcome
 from sealroom.lab.engine import Engine, WorkerInfo
 from sealroom.lab.spec import TERMINAL, JobRequest, Plan
 from sealroom.lab.store import LabStore
@@ -34,6 +40,7 @@ from sealroom.lab.store_records import ArtifactRecord, AttemptRecord, JobRecord
 from sealroom.lab.submit import insert_requests, pinned_entry_point, plan_items
 
 log = logging.getLogger(__name__)
+HEARTBEAT_EVERY_S = 1.0
 Listener = Callable[[JobRecord, AttemptRecord], None]
 
 
@@ -53,6 +60,8 @@ class Scheduler:
         self.no_worker_after_s = no_worker_after_s
         self.on_attempt_ended: list[Listener] = []
         self._lock = threading.RLock()  # dispatch vs cancel: never submit what was cancelled
+        self._workers_seen: list[tuple[str, tuple[str, ...], str, bool]] | None = None
+        self._heartbeat_at = float("-inf")
 
     # -- submissions ----------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobRecord:
@@ -100,8 +109,8 @@ class Scheduler:
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel a job that has not ended (a running attempt is stopped) and, transitively,
         its dependants that do not allow failure. An ended job is returned unchanged."""
+        stop: tuple[str, int] | None = None
         with self._lock:
-            stop: tuple[str, int] | None = None
             with self.store.transaction() as conn:
                 job = sj.get_job(conn, job_id)
                 if job is None:
@@ -117,7 +126,8 @@ class Scheduler:
                 sj.settle(conn, now)
             if stop is not None:
                 self.engine.cancel(*stop)
-                self._notify([stop])
+        if stop is not None:
+            self._notify([stop])
         return self.store.get_job(job_id)
 
     # -- restart --------------------------------------------------------------------------
@@ -151,15 +161,25 @@ class Scheduler:
         known = self.engine.running()
         outcomes = self.engine.poll(poll_timeout_s)
         for outcome in outcomes:
-            self._record(outcome)
-        reported = {(o.job_id, o.attempt) for o in outcomes}
-        self._find_lost(known | reported)
+            try:
+                self._record(outcome)
+            except Exception:  # the others still count; this attempt is found lost next tick
+                log.exception("recording %s attempt %s failed", outcome.job_id, outcome.attempt)
+        self._find_lost(known)
         self._timeouts()
         workers = self.engine.workers()
-        self.store.record_workers(workers, self.clock())
+        self._heartbeat(workers)
         with self.store.transaction() as conn:
             sj.settle(conn, self.clock())
         self._dispatch(workers)
+
+    def _heartbeat(self, workers: list[WorkerInfo]) -> None:
+        """Record workers when they change, else at most once a second (each write syncs)."""
+        now = self.clock()
+        seen = sorted((w.worker_id, w.queues, w.address, w.alive) for w in workers)
+        if seen != self._workers_seen or now - self._heartbeat_at >= HEARTBEAT_EVERY_S:
+            self.store.record_workers(workers, now)
+            self._workers_seen, self._heartbeat_at = seen, now
 
     def _record(self, outcome: AttemptOutcome) -> None:
         key = (outcome.job_id, outcome.attempt)
@@ -169,7 +189,7 @@ class Scheduler:
         if attempt is None or job is None:
             log.warning("engine reported unknown attempt %s/%s", *key)
             return
-        self._write_log(outcome)
+        write_log(self.store.paths, outcome)
         current = (
             attempt.status == "running"
             and job.status == "running"
@@ -285,89 +305,70 @@ class Scheduler:
         self._notify(stopped)
 
     def _dispatch(self, workers: list[WorkerInfo]) -> None:
-        served = {q for w in workers if w.alive for q in w.queues}
+        """Start queued jobs, oldest first, while their queue has a free slot on a live
+        worker: a job shows ``running`` only when it can run, so its timeout is fair."""
+        capacity: dict[str, float] = {}
+        for w in workers:
+            if w.alive:
+                for q in w.queues:
+                    capacity[q] = capacity.get(q, 0.0) + w.slots.get(q, 1.0)
         with self.store.transaction("DEFERRED") as conn:
             queued = conn.execute(
                 "SELECT id, queue, queued_at, reason FROM jobs WHERE status = 'queued' ORDER BY n"
             ).fetchall()
+            busy = dict(
+                conn.execute(
+                    "SELECT queue, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY queue"
+                ).fetchall()
+            )
         for job_id, queue, queued_at, reason in queued:
             now = self.clock()
-            if queue not in served:
+            if queue not in capacity:
                 waited = now - (queued_at if queued_at is not None else now)
                 message = f"no worker for queue {queue}"
                 if waited >= self.no_worker_after_s and reason != message:
                     with self.store.transaction() as conn:
                         sj.set_reason(conn, job_id, message)
                 continue
-            self._start(job_id, now)
+            if busy.get(queue, 0) >= capacity[queue]:
+                continue
+            if self._start(job_id, now):
+                busy[queue] = busy.get(queue, 0) + 1
 
-    def _start(self, job_id: str, now: float) -> None:
+    def _start(self, job_id: str, now: float) -> bool:
+        """Number a new attempt and hand it to the engine; True when it was started."""
+        refused: tuple[str, int] | None = None
         with self._lock:
             job = self.store.get_job(job_id)
             if job.status != "queued":
-                return
+                return False
             try:
-                payload = self._payload(job)
+                payload = build_payload(self.store, self.artifacts, job)
             except LabError as exc:
                 with self.store.transaction() as conn:
                     sj.end_job(conn, job.id, "failed", str(exc), now)
                     sj.settle(conn, now)
-                return
+                return False
             with self.store.transaction() as conn:
                 current = sj.get_job(conn, job_id)
                 if current is None or current.status != "queued":
-                    return
+                    return False
                 number = sj.start_attempt(conn, current, now)
-            payload = AttemptPayload(**{**payload.__dict__, "attempt": number})
             try:
-                self.engine.submit(payload, job.queue)
+                self.engine.submit(dataclasses.replace(payload, attempt=number), job.queue)
             except Exception as exc:  # the engine refused: the job fails, the loop goes on
-                error = f"the engine refused attempt {number}: {exc}".splitlines()[0]
+                error = f"the engine refused attempt {number}: {exc}"
                 with self.store.transaction() as conn:
                     sj.end_attempt(conn, job.id, number, "failed", now, error)
                     sj.end_job(conn, job.id, "failed", error, now)
                     sj.settle(conn, now)
-                self._notify([(job.id, number)])
-
-    def _payload(self, job: JobRecord) -> AttemptPayload:
-        """The attempt's payload: the pinned YAML and the bytes of referenced artifacts."""
-        text = self.store.get_entry_point(job.entry_point, job.entry_point_version).text
-        with self.store.transaction("DEFERRED") as conn:
-            ep, _ = pinned_entry_point(conn, job.entry_point, job.entry_point_version, job.id)
-        inputs = {}
-        for name, spec in ep.parameters.items():
-            if spec.type != "artifact":
-                continue
-            ref = str(job.parameters[name])
-            dep_id, artifact = ref[len("${jobs.") : -1].split(".artifacts.")
-            records = {r.name: r for r in self.store.artifacts(dep_id)}
-            if artifact not in records:
-                dep = self.store.get_job(dep_id)
-                raise LabError(
-                    f"job {job.id}: parameter {name!r}: job {dep_id} has no artifact "
-                    f"{artifact!r} (it {dep.status})"
-                )
-            inputs[ref] = self.artifacts.read(records[artifact])
-        return AttemptPayload(
-            job_id=job.id,
-            attempt=0,
-            experiment=job.experiment,
-            entry_point=text,
-            parameters=dict(job.parameters),
-            inputs=inputs,
-            seed=job.seed,
-            timeout_s=job.timeout_s,
-        )
+                refused = (job.id, number)
+        if refused is not None:
+            self._notify([refused])
+            return False
+        return True
 
     # -- side effects ---------------------------------------------------------------------
-    def _write_log(self, outcome: AttemptOutcome) -> None:
-        folder = self.store.paths.logs / outcome.job_id
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / f"{outcome.attempt}.log"
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(outcome.logs, encoding="utf-8")
-        tmp.replace(path)
-
     def _notify(self, ended: list[tuple[str, int]]) -> None:
         if not self.on_attempt_ended or not ended:
             return

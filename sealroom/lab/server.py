@@ -5,12 +5,15 @@ workspace is refused; the kernel drops the lock when the process dies, even on k
 starts a :class:`RayEngine` (a private local Ray unless ``ray_address`` joins a cluster)
 and a :class:`LabService` (recovering what a crash left running), then serves the REST API
 on loopback behind :mod:`sealroom.httpguard` with a fresh bearer token in
-``lab/token`` (0600). ``lab/server.json`` says where it listens; it is removed on a clean
+``lab/token`` (0600). ``lab/server.json`` says where it listens (``url``, ``pid``, and
+``ray_address``, for ``sealroom lab worker start --address``); it is removed on a clean
 stop (SIGTERM, SIGINT) and overwritten by the next start after a crash.
 
-The local Ray's processes are started by Ray with the server as their parent and die with
-it (Ray sets the parent-death signal on Linux); ``sealroom lab start`` puts the server in
-its own process group, so killing the group leaves nothing running an old attempt.
+Killed (-9), the server takes its local Ray along: Ray starts GCS and raylet with the
+parent-death signal set and workers exit when their raylet does, so no process keeps
+running an old attempt (seen in tests/lab/test_lab_restart.py: worker, raylet and GCS gone
+about 2 s after the kill). Ray's dashboard and runtime-env agents linger up to about a
+minute (they run no task); killing the server's process group removes them at once.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def run_lab_server(
             app = create_app(service, settings)
 
             def started() -> None:
-                _write_json(paths.server_file, {"url": url, "pid": os.getpid()})
+                about = {"url": url, "pid": os.getpid(), "ray_address": engine.address}
+                _write_json(paths.server_file, about)
                 if ready is not None:
                     ready(url)
 

@@ -228,16 +228,19 @@ class LabStore:
             ).fetchall()
         return [artifact_from_row(row) for row in rows]
 
-    def metrics(self, job_ids: list[str], names: list[str] | None = None) -> list[MetricRecord]:
-        """Metrics of each job's latest attempt, for comparing jobs side by side."""
+    def metrics(
+        self, job_ids: list[str], names: list[str] | None = None, attempt: int | None = None
+    ) -> list[MetricRecord]:
+        """Metrics of each job's latest attempt (or of ``attempt``), to compare jobs."""
         out: list[MetricRecord] = []
         for job_id in job_ids:
             job = self.get_job(job_id)
+            number = attempt if attempt is not None else job.attempts
             with self.transaction("DEFERRED") as conn:
                 rows = conn.execute(
                     "SELECT job_id, attempt, name, step, value FROM metrics "
                     "WHERE job_id = ? AND attempt = ? ORDER BY name, step",
-                    (job_id, job.attempts),
+                    (job_id, number),
                 ).fetchall()
             out.extend(MetricRecord(*row) for row in rows if names is None or row[2] in names)
         return out
@@ -259,6 +262,8 @@ class LabStore:
         """An attempt's log (default: the latest); empty while it runs."""
         job = self.get_job(job_id)
         number = attempt if attempt is not None else job.attempts
+        if attempt is None and number == 0:
+            return ""  # not started yet
         if number < 1 or number > job.attempts:
             raise LabError(f"job {job_id} has no attempt {number}")
         path = self.paths.logs / job_id / f"{number}.log"

@@ -23,6 +23,12 @@ from sealroom.lab.store_records import (
 MAX_ERROR = 2000
 
 
+def one_line(text: str) -> str:
+    """Reasons and errors are shown in tables and CLI lines: first line, bounded."""
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else "")[:MAX_ERROR]
+
+
 def next_job_number(conn: Connection) -> int:
     (latest,) = conn.execute("SELECT COALESCE(MAX(n), 0) FROM jobs").fetchone()
     return int(latest) + 1
@@ -69,7 +75,7 @@ def get_job(conn: Connection, job_id: str) -> JobRecord | None:
 
 def jobs_with_status(conn: Connection, status: str) -> list[JobRecord]:
     rows = conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY n",
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY n",  # noqa: S608
         (status,),
     ).fetchall()
     return [job_from_row(row) for row in rows]
@@ -93,19 +99,19 @@ def running_attempts(conn: Connection) -> list[AttemptRecord]:
 def end_job(conn: Connection, job_id: str, status: str, reason: str, now: float) -> None:
     conn.execute(
         "UPDATE jobs SET status = ?, reason = ?, ended_at = ? WHERE id = ?",
-        (status, reason[:MAX_ERROR], now, job_id),
+        (status, one_line(reason), now, job_id),
     )
 
 
 def requeue(conn: Connection, job_id: str, reason: str, now: float) -> None:
     conn.execute(
         "UPDATE jobs SET status = 'queued', reason = ?, queued_at = ? WHERE id = ?",
-        (reason[:MAX_ERROR], now, job_id),
+        (one_line(reason), now, job_id),
     )
 
 
 def set_reason(conn: Connection, job_id: str, reason: str) -> None:
-    conn.execute("UPDATE jobs SET reason = ? WHERE id = ?", (reason[:MAX_ERROR], job_id))
+    conn.execute("UPDATE jobs SET reason = ? WHERE id = ?", (one_line(reason), job_id))
 
 
 def start_attempt(conn: Connection, job: JobRecord, now: float) -> int:
@@ -137,7 +143,7 @@ def end_attempt(
     updated = conn.execute(
         "UPDATE attempts SET status = ?, ended_at = ?, error = ?, worker = COALESCE(?, worker) "
         "WHERE job_id = ? AND number = ? AND status = 'running'",
-        (status, now, error[:MAX_ERROR] if error else error, worker, job_id, number),
+        (status, now, one_line(error) if error else error, worker, job_id, number),
     ).rowcount
     return bool(updated)
 

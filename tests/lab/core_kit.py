@@ -87,6 +87,8 @@ class FakeRunner:
         error = None
         if what == "fail":
             status, error = "failed", "step run: boom"
+        if what == "fail_traceback":
+            status, error = "failed", "step run: boom\nTraceback (most recent call last):\n  ..."
         if what == "lose" or (what == "lose_once" and payload.attempt == 1):
             status, error = "lost", "worker died"
         body = json.dumps(
@@ -110,6 +112,9 @@ class FakeRunner:
 
     def starts(self, job_id: str) -> list[int]:
         return [e[3] for e in self.events if e[0] == "start" and e[1] == job_id]
+
+    def started_attempts(self, job_id: str) -> list[int]:
+        return sorted(e[2] for e in self.events if e[0] == "start" and e[1] == job_id)
 
     def ends(self, job_id: str) -> list[int]:
         return [e[3] for e in self.events if e[0] == "end" and e[1] == job_id]

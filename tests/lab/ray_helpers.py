@@ -127,6 +127,17 @@ def session_pids(sid: int) -> set[int]:
     return found
 
 
+def session_commands(sid: int) -> list[str]:
+    """Command lines of the live processes in session ``sid``."""
+    found = []
+    for pid in session_pids(sid):
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
 def kill_session(proc: Popen[bytes], limit_s: float = 15.0) -> float:
     """SIGKILL the server's whole process group; wait until nothing of its session lives.
     Returns the seconds that took."""

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from sealroom.lab.api import create_app, guard_settings, scrub
 from tests.lab.lab_api_helpers import (
+    AUTH,
+    BASE,
+    PORT,
     SCORE,
+    TOKEN,
     TickingLab,
     api_client,
     seed_catalogue,
@@ -199,3 +205,39 @@ def test_refusals_are_one_line_json_without_server_paths(
         assert isinstance(detail, str) and "\n" not in detail and detail
         assert str(tmp_path) not in detail and "Traceback" not in detail
     assert "value" in refused[3].json()["detail"]
+
+
+def test_paths_in_messages_are_made_relative_or_hidden(lab: TickingLab) -> None:
+    inside = f"{lab.paths.root}/artifacts/job-1/1/x.json"
+    line = scrub(
+        f"cannot read {inside} nor /etc/passwd;\nsee http://127.0.0.1:8480/v1/jobs", lab.paths
+    )
+    assert line == (
+        "cannot read lab/artifacts/job-1/1/x.json nor <path>; see http://127.0.0.1:8480/v1/jobs"
+    )
+    assert scrub("job a -> b -> a: ${jobs.job-1.artifacts.report}", lab.paths) == (
+        "job a -> b -> a: ${jobs.job-1.artifacts.report}"
+    )
+
+
+def test_an_unexpected_error_is_a_500_without_its_text(
+    lab: TickingLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_: object) -> list[object]:
+        raise RuntimeError("disk gone at /srv/secret/lab.db")
+
+    monkeypatch.setattr(lab.store, "list_jobs", broken)
+    app = create_app(lab, guard_settings(PORT, TOKEN))
+    http = TestClient(app, base_url=BASE, headers=AUTH, raise_server_exceptions=False)
+    response = http.get("/v1/jobs")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error (RuntimeError); see the lab server's log"}
+
+
+def test_the_guides_entry_points_are_accepted(http: TestClient) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "lab.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, flags=re.DOTALL)
+    assert len(blocks) == 2
+    for text in blocks:
+        response = http.post("/v1/entrypoints", json={"text": text})
+        assert response.status_code == 201, response.text

@@ -131,3 +131,20 @@ def test_from_workspace_reaches_a_real_loopback_server(lab: TickingLab) -> None:
         assert client.url == url
         assert client.create_experiment("exp")["name"] == "exp"
         assert client.list_experiments()[0]["name"] == "exp"
+
+
+def test_a_rate_limited_read_is_asked_again_and_a_write_is_not(lab: TickingLab) -> None:
+    from sealroom.lab.api import create_app, guard_settings
+
+    app = create_app(lab, guard_settings(8480, TOKEN, rate=2.0))  # bursts of 4
+    client = LabClient(BASE, TOKEN, http=TestClient(app, base_url=BASE))
+    for _ in range(6):  # past the burst: each read waits for the server's Retry-After
+        assert client.list_jobs() == []
+    refusals = []
+    for _ in range(6):
+        try:
+            client.create_experiment("exp")
+        except LabError as exc:
+            refusals.append(str(exc))
+    assert refusals and all("too many requests (retry after" in r for r in refusals)
+    assert app.state.refusals["rate"] > len(refusals)  # some reads were refused, then retried

@@ -150,13 +150,29 @@ def test_killed_worker_process_is_lost(engine: RayEngine, tmp_path: Path) -> Non
     assert again.status == "succeeded"
 
 
-def test_attempt_on_an_unserved_queue_waits_and_can_be_cancelled(engine: RayEngine) -> None:
+def test_attempt_on_an_unserved_queue_can_be_cancelled(engine: RayEngine) -> None:
     engine.submit(payload("job-5"), "gpu")
     assert engine.poll(1.0) == []
     assert engine.running() == {("job-5", 1)}
     engine.cancel("job-5", 1)
     [outcome] = wait_for(engine, 1, limit_s=10)
     assert outcome.status == "cancelled"
+
+
+def test_attempt_stranded_on_an_unserved_queue_is_lost(ray_cluster: None) -> None:
+    engine = RayEngine(execute=fake_execute, stranded_after_s=1.0)
+    try:
+        engine.submit(payload("job-6"), "gone")
+        started = time.monotonic()
+        [outcome] = wait_for(engine, 1, limit_s=10)
+        assert (outcome.status, outcome.error) == (
+            "lost",
+            "worker lost: no live worker serves queue gone",
+        )
+        assert 1.0 <= time.monotonic() - started < 5
+        assert engine.running() == set()
+    finally:
+        engine.shutdown()
 
 
 def test_workers_are_nodes_with_their_queue_slots(engine: RayEngine) -> None:

@@ -162,6 +162,7 @@ def test_returned_outputs_that_differ_from_the_declared_ones_fail_naming_the_ste
     assert (
         outcome.error == "step w (wrong): returned outputs ['extra', 'value'], declared ['value']"
     )
+    assert outcome.logs.splitlines()[-1] == f"failed: {outcome.error}"
 
 
 def test_a_declared_artifact_that_is_not_a_blob_fails_naming_the_step() -> None:
@@ -253,3 +254,12 @@ def test_a_bad_thread_setting_fails_the_attempt_without_raising(
     monkeypatch.setenv("SEALROOM_LAB_THREADS", "lots")
     outcome = run(ep("  - {name: a, task: emit}"))
     assert outcome.status == "failed" and "SEALROOM_LAB_THREADS" in outcome.error
+
+
+def test_a_job_id_cannot_steer_the_private_folder(tmp_path: Path) -> None:
+    payload = AttemptPayload(
+        "../../" + str(tmp_path) + "/x", 1, "e", ep("  - {name: a, task: emit}"), {}
+    )
+    outcome = execute(payload, TASKS)
+    assert outcome.status == "succeeded", outcome.error
+    assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ def consume(dep: str, **kw) -> dict:
 def test_a_job_runs_and_its_artifacts_logs_metrics_and_params_are_recorded():
     with lab_at() as lab:
         rec = lab.scheduler.submit(job(parameters={"tag": "x"}))
+        assert lab.store.logs("job-1") == "" and lab.store.metrics(["job-1"]) == []
         assert (rec.id, rec.status, rec.entry_point_version, rec.trust) == (
             "job-1",
             "queued",
@@ -91,7 +92,7 @@ def test_an_artifact_parameter_must_name_an_artifact_the_dependency_declares():
     with lab_at() as lab:
         lab.scheduler.submit(job())
         bad = {"ep": "consume", "parameters": {"src": "${jobs.job-1.artifacts.model}"}}
-        with pytest.raises(LabError, match="job job-1 .* declares no artifact 'model'"):
+        with pytest.raises(LabError, match=r"job job-1 .* declares no artifact 'model'"):
             lab.scheduler.submit(job(**bad, depends_on=["job-1"]))
         with pytest.raises(LabError, match="not in depends_on"):
             lab.scheduler.submit(job(**consume("job-1")))
@@ -133,6 +134,11 @@ def test_a_plan_is_all_or_none_when_one_job_is_bad():
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "parameters": {"nope": 1}}))
         with pytest.raises(LabError, match="plan job 'b': depends_on: unknown job 'zz'"):
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "depends_on": ["zz"]}))
+        with pytest.raises(LabError, match=r"plan job 'b': .*references job a, which is not in"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", **consume("a")}))
+        bad = {"ep": "consume", "parameters": {"src": "${jobs.a.artifacts.model}"}}
+        with pytest.raises(LabError, match=r"plan job 'b': parameter 'src': job a \(entry point"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", **bad, "depends_on": ["a"]}))
         with pytest.raises(LabError, match="key is used twice"):
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "a"}))
         assert lab.store.list_jobs() == []
@@ -168,14 +174,17 @@ def test_a_failure_cancels_dependants_transitively_and_allow_failure_still_runs(
         assert lab.store.artifacts("job-1") == []
 
 
-def test_an_execute_that_raises_is_a_failed_attempt_naming_the_error():
+def test_an_execute_that_raises_is_a_failed_attempt_naming_the_error_in_one_line():
     with lab_at() as lab:
-        lab.runner.behaviour["job-1"] = "raise"
+        lab.runner.behaviour.update({"job-1": "raise", "job-2": "fail_traceback"})
+        lab.scheduler.submit(job())
         lab.scheduler.submit(job())
         lab.run()
         assert lab.store.get_job("job-1").reason == (
             "attempt 1 failed: RuntimeError: the task blew up"
         )
+        assert lab.store.get_job("job-2").reason == "attempt 1 failed: step run: boom"
+        assert lab.store.attempts("job-2")[0].error == "step run: boom"
 
 
 def test_a_missing_declared_artifact_or_a_path_like_file_name_fails_the_job():
@@ -247,6 +256,8 @@ def test_a_lost_worker_is_retried_while_max_retries_allows_then_fails():
         lab.scheduler.submit(job())
         lab.run()
         assert [a.status for a in lab.store.attempts("job-1")] == ["lost", "succeeded"]
+        assert [m.value for m in lab.store.metrics(["job-1"], ["loss"], attempt=1)] == [1.0, 0.5]
+        assert [m.value for m in lab.store.metrics(["job-1"], ["loss"])] == [0.5, 0.5]
         assert lab.store.get_job("job-1").status == "succeeded"
         assert [a.status for a in lab.store.attempts("job-2")] == ["lost"] * 3
         assert lab.store.get_job("job-2").reason == "attempt 3 lost its worker"
@@ -319,3 +330,119 @@ def test_listeners_hear_every_ended_attempt_and_a_failing_listener_does_not_stop
             ("job-2", 1, "lost"),
             ("job-2", 2, "succeeded"),
         ]
+
+
+def test_the_inline_engine_holds_attempts_for_queues_it_does_not_serve_until_cancelled():
+    from core_kit import FakeRunner
+
+    from sealroom.lab.attempts import AttemptPayload
+    from sealroom.lab.inline_engine import InlineEngine
+
+    runner = FakeRunner()
+    engine = InlineEngine(runner, queues=("default",))
+    try:
+        engine.submit(AttemptPayload("job-1", 1, "exp", "", {}), "gpu")
+        engine.submit(AttemptPayload("job-2", 1, "exp", "", {}), "default")
+        done = engine.poll(5.0)
+        assert [(o.job_id, o.status, o.worker) for o in done] == [("job-2", "succeeded", "inline")]
+        assert engine.running() == {("job-1", 1)} and runner.starts("job-1") == []
+        engine.cancel("job-1", 1)
+        assert [(o.job_id, o.status) for o in engine.poll(1.0)] == [("job-1", "cancelled")]
+        assert engine.running() == set() and runner.starts("job-1") == []
+        [worker] = engine.workers()
+        assert (worker.queues, worker.alive, worker.slots) == (("default",), True, {"default": 2.0})
+    finally:
+        engine.shutdown(wait=True)
+    assert engine.workers() == []
+
+
+def test_submissions_and_cancels_from_other_threads_while_the_loop_ticks():
+    import threading
+
+    with lab_at() as lab:
+        lab.runner.behaviour.update({f"job-{n}": "slow" for n in range(1, 21, 4)})
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def loop():
+            try:
+                while not stop.is_set():
+                    lab.scheduler.tick(0.005)
+            except BaseException as exc:
+                errors.append(exc)
+
+        ticker = threading.Thread(target=loop)
+        ticker.start()
+        ids: list[str] = []
+
+        def client():
+            try:
+                for n in range(5):
+                    new = lab.scheduler.submit(job()).id
+                    ids.append(new)
+                    if n % 2:
+                        assert lab.scheduler.cancel(new).status in ("cancelled", "succeeded")
+            except BaseException as exc:
+                errors.append(exc)
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        stop.set()
+        ticker.join()
+        assert errors == []
+        assert sorted(ids, key=lambda i: int(i[4:])) == [f"job-{n}" for n in range(1, 21)]
+        lab.run()
+        for j in lab.store.list_jobs():
+            attempts = lab.store.attempts(j.id)
+            assert j.status in ("succeeded", "cancelled") and len(attempts) <= 1
+            if j.status == "succeeded":
+                assert [a.attempt for a in lab.store.artifacts(j.id)] == [1]
+
+
+def test_an_allow_failure_consumer_of_a_failed_producer_fails_naming_the_missing_artifact():
+    with lab_at() as lab:
+        lab.runner.behaviour["job-1"] = "fail"
+        lab.scheduler.submit(job())
+        lab.scheduler.submit(job(**consume("job-1"), depends_on=["job-1"], allow_failure=True))
+        lab.run()
+        rec = lab.store.get_job("job-2")
+        assert (rec.status, rec.reason) == (
+            "failed",
+            "job job-2: parameter 'src': job job-1 has no artifact 'out' (it failed)",
+        )
+        assert lab.store.attempts("job-2") == [] and lab.runner.starts("job-2") == []
+
+
+def test_jobs_run_only_while_their_queue_has_a_free_slot():
+    with lab_at(slots=1) as lab:
+        for _ in range(3):
+            lab.runner.behaviour[lab.scheduler.submit(job()).id] = "block"
+        for _ in range(5):
+            lab.scheduler.tick(0.01)
+        assert [j.status for j in lab.store.list_jobs()] == ["running", "queued", "queued"]
+        lab.runner.gate.set()
+        lab.run()
+        assert [j.status for j in lab.store.list_jobs()] == ["succeeded"] * 3
+        starts = sorted(e[3] for e in lab.runner.events if e[0] == "start")
+        ends = sorted(e[3] for e in lab.runner.events if e[0] == "end")
+        assert starts[1] > ends[0] and starts[2] > ends[1]  # one at a time
+
+
+def test_an_engine_that_refuses_a_submission_fails_the_job_in_one_line():
+    with lab_at() as lab:
+
+        def refuse(payload, queue):
+            raise RuntimeError("cluster unreachable\nTraceback ...")
+
+        lab.engine.submit = refuse  # type: ignore[method-assign]
+        lab.scheduler.submit(job())
+        lab.scheduler.tick(0.0)
+        rec = lab.store.get_job("job-1")
+        assert (rec.status, rec.reason) == (
+            "failed",
+            "the engine refused attempt 1: cluster unreachable",
+        )
+        assert [a.status for a in lab.store.attempts("job-1")] == ["failed"]

@@ -6,6 +6,7 @@ it the 8x8 digits bundled with scikit-learn stand in, so the testbed always has 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ def fashion_mnist_available(root: Path = FASHION_MNIST_DIR) -> bool:
     return (root / "train-images-idx3-ubyte.gz").is_file()
 
 
+@functools.lru_cache(maxsize=2)  # a worker runs many jobs; the arrays are read-only
 def _fashion_split(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     from sealroom.data.loaders.idx import parse_idx  # sealroom.data is slow to import
 

@@ -1,9 +1,10 @@
 """The evaluate task: accuracy of a model on clean test data or on adversarial sets.
 
 A model may be a LabModel (torch) or an ONNX artifact, run with onnxruntime after the
-room's checker. Adversarial sets are npz artifacts written by the attack task: ``y``
-labels, ``epsilons``, and ``x_0`` .. ``x_{n-1}`` (one image array per ε). The metric
-``robust_accuracy`` is recorded with the ε's index as its step.
+room's checker. Adversarial sets are npz artifacts in one of two layouts: ``y`` labels,
+``epsilons`` and ``x_0`` .. ``x_{n-1}`` (one image array per ε), or the attack task's
+set (``y``, ``methods``, ``eps``, ``x_adv[method, ε]``). The metric ``robust_accuracy``
+(``robust_accuracy_<method>`` for the attack task's sets) takes the ε's index as its step.
 """
 
 from __future__ import annotations
@@ -72,19 +73,41 @@ def predictor(model: Any) -> Predict:
     )
 
 
-def adversarial_sets(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """``(epsilons, y, [x per ε])`` from an attack's npz, checked for consistent shapes."""
+AdversarialSets = tuple[np.ndarray, list[tuple[str, int, float, np.ndarray]]]
+
+
+def adversarial_sets(data: bytes, where: str) -> AdversarialSets:
+    """``(y, [(method, ε index, ε, x)])`` from an adversarial npz, shapes checked."""
     arrays = read_npz(data, where)
+    if "y" in arrays and "x_adv" in arrays and "methods" in arrays and "eps" in arrays:
+        return _attack_set(arrays, where)
     if "y" not in arrays or "epsilons" not in arrays:
         raise LabError(f"{where}: an adversarial npz holds y, epsilons and x_0 .. x_N")
     eps, y = arrays["epsilons"].astype(np.float64).reshape(-1), arrays["y"].astype(np.int64)
-    xs = []
-    for i in range(len(eps)):
+    sets = []
+    for i, epsilon in enumerate(eps):
         x = arrays.get(f"x_{i}")
         if x is None or x.ndim != 4 or len(x) != len(y):
             raise LabError(f"{where}: x_{i} missing or not {len(y)} images N x C x H x W")
-        xs.append(x.astype(np.float32))
-    return eps, y, xs
+        sets.append(("", i, float(epsilon), x.astype(np.float32)))
+    return y, sets
+
+
+def _attack_set(arrays: dict[str, np.ndarray], where: str) -> AdversarialSets:
+    y, x_adv = arrays["y"].astype(np.int64), arrays["x_adv"]
+    methods = [str(m) for m in arrays["methods"].reshape(-1)]
+    eps = arrays["eps"].astype(np.float64).reshape(-1)
+    if x_adv.ndim != 6 or x_adv.shape[:3] != (len(methods), len(eps), len(y)):
+        raise LabError(
+            f"{where}: x_adv has shape {x_adv.shape}, expected "
+            f"({len(methods)} methods, {len(eps)} ε, {len(y)} images, C, H, W)"
+        )
+    sets = [
+        (method, j, float(e), x_adv[i, j].astype(np.float32))
+        for i, method in enumerate(methods)
+        for j, e in enumerate(eps)
+    ]
+    return y, sets
 
 
 @task(
@@ -112,12 +135,15 @@ def evaluate(
         ctx.log(f"evaluate: clean accuracy {clean:.4f} on {len(data.y_test)} images")
         report["accuracy"] = clean
     if adversarial is not None:
-        eps, y, xs = adversarial_sets(input_bytes(adversarial, "npz", "adversarial"), "adversarial")
-        curve = []
-        for i, (epsilon, x) in enumerate(zip(eps, xs, strict=True)):
+        y, sets = adversarial_sets(input_bytes(adversarial, "npz", "adversarial"), "adversarial")
+        curve: list[dict[str, Any]] = []
+        for method, index, epsilon, x in sets:
             robust = float(np.mean(predict(x) == y))
-            ctx.metric("robust_accuracy", robust, i)
-            ctx.log(f"evaluate: ε {epsilon:g}: accuracy {robust:.4f} on {len(y)} images")
-            curve.append({"epsilon": float(epsilon), "accuracy": robust})
+            name = f"robust_accuracy_{method}" if method else "robust_accuracy"
+            ctx.metric(name, robust, index)
+            label = f"{method} " if method else ""
+            ctx.log(f"evaluate: {label}ε {epsilon:g}: accuracy {robust:.4f} on {len(y)} images")
+            point = {"epsilon": epsilon, "accuracy": robust}
+            curve.append({"method": method, **point} if method else point)
         report["robust"] = curve
     return {"report": json_blob("report", "evaluation.json", report)}

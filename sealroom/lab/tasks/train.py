@@ -64,6 +64,7 @@ def _check(epochs: int, lr: float, batch_size: int) -> None:
         "noise_multiplier": "dp-cnn: Gaussian noise multiplier instead of a target ε (default 1.0)",
         "max_grad_norm": "dp-cnn: per-sample clipping norm (default 1.0)",
         "delta": "dp-cnn: δ (default 1e-5)",
+        "seed": "initialisation, shuffling and DP noise seed (default: the job's seed)",
     },
 )
 def train(
@@ -77,6 +78,7 @@ def train(
     noise_multiplier: float | None = None,
     max_grad_norm: float = 1.0,
     delta: float = 1e-5,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     import torch
     from torch import nn
@@ -91,18 +93,19 @@ def train(
     _check(epochs, lr, batch_size)
     if not spec.private and (epsilon is not None or noise_multiplier is not None):
         raise LabError(f"arch {arch}: epsilon/noise_multiplier apply to dp-cnn only")
-    torch.manual_seed(ctx.seed)
+    seed = ctx.seed if seed is None else int(seed)
+    torch.manual_seed(seed)
     module: Any = spec.build(data.shape, len(data.classes))
     dataset = TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=True,
-        generator=torch.Generator().manual_seed(ctx.seed),
+        generator=torch.Generator().manual_seed(seed),
     )  # fmt: skip
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     engine = None
     if spec.private:
         module, optimizer, loader, engine = _make_private(
-            ctx, module, optimizer, loader, epochs, epsilon, noise_multiplier,
+            ctx, seed, module, optimizer, loader, epochs, epsilon, noise_multiplier,
             float(max_grad_norm), float(delta),
         )  # fmt: skip
     loss_fn = nn.CrossEntropyLoss()
@@ -137,6 +140,7 @@ def train(
 
 def _make_private(
     ctx: TaskContext,
+    seed: int,
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: DataLoader[Any],
@@ -155,7 +159,7 @@ def _make_private(
         noise_multiplier = DEFAULT_NOISE_MULTIPLIER
     if not 0 < delta < 1 or not max_grad_norm > 0:
         raise LabError(f"dp-cnn: delta={delta} must lie in (0, 1), max_grad_norm > 0")
-    noise = torch.Generator().manual_seed(ctx.seed + 1)
+    noise = torch.Generator().manual_seed(seed + 1)
     with warnings.catch_warnings():
         # Opacus' notice that secure_mode is off: the testbed wants reproducible runs.
         warnings.filterwarnings("ignore", message="Secure RNG turned off")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from sealroom.lab.tasks.registry import InputFile
 if TYPE_CHECKING:
     from torch import nn
 
-MAX_NPZ_BYTES = 1 << 31
+MAX_NPZ_BYTES = 1 << 31  # the arrays of one npz, uncompressed
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,17 @@ def npz_blob(name: str, filename: str, arrays: dict[str, np.ndarray]) -> Artifac
 
 def read_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
     """An npz file's arrays, refusing pickled content; errors name ``where``."""
-    if len(data) > MAX_NPZ_BYTES:
-        raise LabError(f"{where}: npz file of {len(data):,} bytes is over {MAX_NPZ_BYTES:,}")
     try:
+        # np.savez_compressed files inflate: bound what the members claim before reading
+        # (zipfile then reads no member past its claimed size).
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+        if max(total, len(data)) > MAX_NPZ_BYTES:
+            raise LabError(f"{where}: npz arrays of {total:,} bytes are over {MAX_NPZ_BYTES:,}")
         with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
             return {key: loaded[key] for key in loaded.files}
+    except LabError:
+        raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise LabError(f"{where}: the npz file holds pickled objects; refused") from None
