@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from sealroom.lab.paths import LabPaths
-from sealroom.lab.refs import refs_in
 from sealroom.lab.reference.inline import install, run_inline
 from sealroom.lab.reference.plan import (
     ARCHS,
@@ -21,6 +20,7 @@ from sealroom.lab.reference.plan import (
     entry_point_texts,
     reference_plan,
 )
+from sealroom.lab.refs import refs_in
 from sealroom.lab.spec import Plan
 
 
@@ -49,7 +49,10 @@ def test_lab_reference_plan_chains_train_attack_evaluate_report(scale) -> None: 
         referenced = {ref.parts[0] for ref in refs_in(job.parameters, job.key)}
         assert referenced <= set(job.depends_on), job.key  # every reference is a dependency
     by_key = {job.key: job for job in plan.jobs}
-    assert set(by_key["evaluate-lenet"].depends_on) == {"attack-lenet", *(f"train-{a}" for a in ARCHS)}
+    assert set(by_key["evaluate-lenet"].depends_on) == {
+        "attack-lenet",
+        *(f"train-{a}" for a in ARCHS),
+    }
     assert by_key["report"].depends_on == [f"evaluate-{a}" for a in ARCHS]
     # seeds are parameters, fixed by the plan: the same plan twice is the same plan
     assert reference_plan(scale=scale, seed=7) == plan
@@ -70,7 +73,9 @@ def test_lab_reference_plan_is_accepted_whole_by_the_scheduler(tmp_path: Path) -
     engine = InlineEngine(execute=lambda payload: pytest.fail("nothing runs here"))
     try:
         install(store)
-        jobs = Scheduler(store, engine, ArtifactStore(paths)).submit_plan(reference_plan(scale=TINY))
+        jobs = Scheduler(store, engine, ArtifactStore(paths)).submit_plan(
+            reference_plan(scale=TINY)
+        )
         assert len(jobs) == 13
         report = jobs[-1]
         assert report.entry_point == "robustness-report"
@@ -116,3 +121,16 @@ def test_lab_reference_demo_refuses_a_used_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "is not empty; the demo needs a fresh folder" in result.output
     assert not (tmp_path / "lab").exists()
+
+
+def test_lab_reference_exports_in_threads_of_one_process() -> None:
+    """The in-process engine runs jobs in threads; torch's ONNX exporter has global state,
+    so export serialises (without the lock one export fails with 'GLOBALS.in_onnx_export')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.lab.lab_attack_models import SHAPE, halves, onnx_bytes, trained
+
+    model = trained("mlp", 0, *halves(50, seed=0))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(lambda _: onnx_bytes(model), range(8)))
+    assert len(done) == 8 and len(set(done)) == 1 and SHAPE == (1, 8, 8)

@@ -22,16 +22,17 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from sealroom.errors import LabError
 from sealroom.lab.attempts import ArtifactBlob
 from sealroom.lab.spec import NAME_PATTERN
 from sealroom.lab.tasks.registry import InputFile, TaskContext, task
+
+if TYPE_CHECKING:  # torch loads only when a task runs (listing tasks must not import it)
+    from torch import nn
 
 SET_FORMAT = "sealroom.adversarial/1"
 MAX_SET_BYTES = 512 << 20  # an adversarial set read back (uncompressed arrays together)
@@ -130,6 +131,8 @@ def read_set(data: bytes, where: str) -> AdversarialSet:
 def as_module(value: Any, where: str) -> nn.Module:
     """A model argument: a torch module (an earlier step), or an ONNX artifact (checked,
     then converted with onnx2torch)."""
+    from torch import nn
+
     from sealroom.lab.tasks.values import LabModel
     from sealroom.train.models import load_onnx
 
@@ -176,6 +179,8 @@ def as_arrays(value: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def predict(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Arg-max labels of ``model`` on ``x``, in batches, without gradients."""
+    import torch
+
     out = []
     with torch.no_grad():
         for start in range(0, len(x), batch):
@@ -222,7 +227,9 @@ def craft(
     batch_size: int = 128,
 ) -> AdversarialSet:
     """Untargeted L∞ attacks on ``model`` for every (method, ε), pixels clipped to [0, 1]."""
+    import torch
     from art.estimators.classification import PyTorchClassifier
+    from torch import nn
 
     check_grid(methods, eps, "attack")
     if len(y) > MAX_EXAMPLES:
@@ -326,6 +333,8 @@ def attack_task(
 )
 def fix_seed(ctx: TaskContext, seed: int) -> dict[str, Any]:
     import random
+
+    import torch
 
     random.seed(int(seed))
     np.random.seed(int(seed) % (1 << 32))

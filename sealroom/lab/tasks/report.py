@@ -26,7 +26,7 @@ from sealroom.errors import LabError
 from sealroom.lab.attempts import ArtifactBlob
 from sealroom.lab.tasks.attacks import eps_label
 from sealroom.lab.tasks.registry import TaskContext, task
-from sealroom.lab.tasks.robustness import Row, _input_bytes, read_results
+from sealroom.lab.tasks.robustness import Row, artifact_bytes, read_results
 
 OUTPUTS = (
     "transferability_csv",
@@ -38,7 +38,7 @@ OUTPUTS = (
 )
 
 
-def _csv(header: Sequence[str], rows: list[Sequence[Any]]) -> bytes:
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -73,7 +73,7 @@ def _models(rows: list[Row]) -> tuple[list[str], list[str], list[str], list[floa
 def pick_eps(rows: list[Row], eps: float | None) -> float:
     """The ε the matrix and table use: the one asked for (it must be on every grid), else
     the largest ε every source attacked with."""
-    grids = {}
+    grids: dict[str, set[float]] = {}
     for row in rows:
         grids.setdefault(row.source, set()).add(row.eps)
     common = set.intersection(*grids.values())
@@ -281,7 +281,7 @@ def robustness_report(
     for i, value in enumerate(results):
         rows.extend(
             read_results(
-                _input_bytes(value, f"robustness_report.results[{i}]"),
+                artifact_bytes(value, f"robustness_report.results[{i}]"),
                 f"robustness_report.results[{i}]",
             )
         )

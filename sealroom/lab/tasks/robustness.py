@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from sealroom.errors import LabError
 from sealroom.lab.attempts import ArtifactBlob
@@ -32,6 +31,9 @@ from sealroom.lab.tasks.attacks import (
     success_rate,
 )
 from sealroom.lab.tasks.registry import InputFile, TaskContext, task
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RESULTS_FORMAT = "sealroom.robustness/1"
 MAX_TARGETS = 32
@@ -97,7 +99,7 @@ def read_results(data: bytes, where: str) -> list[Row]:
     return rows
 
 
-def _input_bytes(value: Any, where: str) -> bytes:
+def artifact_bytes(value: Any, where: str) -> bytes:
     if isinstance(value, InputFile):
         return value.path.read_bytes()
     if isinstance(value, ArtifactBlob):
@@ -118,7 +120,7 @@ def _input_bytes(value: Any, where: str) -> bytes:
     },
 )
 def evaluate_attack(ctx: TaskContext, adversarial: Any, targets: dict[str, Any]) -> dict[str, Any]:
-    adv = read_set(_input_bytes(adversarial, "evaluate_attack.adversarial"), "adversarial set")
+    adv = read_set(artifact_bytes(adversarial, "evaluate_attack.adversarial"), "adversarial set")
     if not isinstance(targets, dict) or not 0 < len(targets) <= MAX_TARGETS:
         raise LabError(f"evaluate_attack.targets: a mapping of 1 to {MAX_TARGETS} models")
     rows: list[Row] = []
