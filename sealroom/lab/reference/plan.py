@@ -42,7 +42,7 @@ class Scale:
     lr: float = 0.001
 
 
-FULL = Scale("auto", 10_000, 1_000, 5, 1_000, (0.02, 0.05, 0.1, 0.15, 0.2), 20, 0.1, 0.1)
+FULL = Scale("auto", 10_000, 1_000, 5, 500, (0.02, 0.05, 0.1, 0.15, 0.2), 10, 0.25, 0.1)
 # `sealroom demo testbed`: minutes on two cores, same shape of results.
 REDUCED = Scale("auto", 2_000, 200, 2, 100, (0.05, 0.1, 0.2), 5, 0.25, 0.1, lr=0.003)
 # Tests: digits (8x8), a few dozen examples.
