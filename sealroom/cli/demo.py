@@ -63,7 +63,7 @@ def demo_command(
         False, "--inline", help="testbed: run the plan in this process (no Ray, no lab server)."
     ),
     scale: str = typer.Option(
-        "reduced", "--scale", help="testbed: reduced (minutes), full (hours on a CPU) or tiny."
+        "reduced", "--scale", help="testbed: reduced (~1 min on 2 cores), full (~4 min) or tiny."
     ),
 ) -> None:
     """Play a scenario end to end: parties, sealing, contract, keys, the room, decrypted outputs.
