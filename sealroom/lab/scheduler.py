@@ -10,8 +10,13 @@ ready jobs to the engine, records how attempts ended, and applies the dependency
 3. attempts past their job's ``timeout_s`` are stopped: attempt ``timed_out``, job failed;
 4. workers the engine sees are recorded (heartbeat);
 5. waiting jobs are settled (:func:`sealroom.lab.dag.settle`, cancels cascade);
-6. queued jobs whose queue has a live worker are dispatched; others show
-   ``no worker for queue Q`` once they waited ``no_worker_after_s``.
+6. queued jobs are dispatched, oldest first, while their queue has a free slot on a live
+   worker; a queue no live worker serves shows ``no worker for queue Q`` once its jobs
+   waited ``no_worker_after_s``.
+
+Submissions, cancels and reruns may come from other threads (the API) while the loop
+ticks: every state change re-checks the state it acts on inside one ``BEGIN IMMEDIATE``
+transaction, and dispatch and cancel share a lock so a cancelled attempt is never submitted.
 """
 
 from __future__ import annotations

@@ -137,28 +137,31 @@ def _resolve(
 def _bind(
     conn: Connection, draft: _Draft, keys: dict[str, str], by_id: dict[str, _Draft]
 ) -> dict[str, Any]:
+    """Bind with the names the request used (plan keys), so refusals name them; then
+    rewrite ``${jobs.KEY.artifacts.NAME}`` to job ids and check NAME is declared."""
+
     def to_id(match: re.Match[str]) -> str:
         ref = keys.get(match.group(1), match.group(1))
         return "${jobs." + ref + ".artifacts." + match.group(2) + "}"
 
-    values = {
-        name: _JOB_REF.sub(to_id, value) if isinstance(value, str) else value
-        for name, value in draft.request.parameters.items()
-    }
     assert draft.ep is not None
-    bound = bind_parameters(draft.ep, values, list(draft.depends_on), draft.where)
+    bound = bind_parameters(
+        draft.ep, draft.request.parameters, list(draft.request.depends_on), draft.where
+    )
     for name, spec in draft.ep.parameters.items():
         if spec.type != "artifact":
             continue
         match = _JOB_REF.fullmatch(str(bound[name]))
         assert match is not None  # bind_parameters checked the shape
-        dep_id, artifact = match.groups()
+        shown, artifact = match.groups()
+        dep_id = keys.get(shown, shown)
+        bound[name] = _JOB_REF.sub(to_id, str(bound[name]))
         dep_ep = by_id[dep_id].ep if dep_id in by_id else _job_entry_point(conn, dep_id)
         assert dep_ep is not None
         if artifact not in dep_ep.artifacts:
             declared = ", ".join(sorted(dep_ep.artifacts)) or "none"
             raise LabError(
-                f"{draft.where}: parameter {name!r}: job {dep_id} (entry point "
+                f"{draft.where}: parameter {name!r}: job {shown} (entry point "
                 f"{dep_ep.name}) declares no artifact {artifact!r} (it declares: {declared})"
             )
     return bound

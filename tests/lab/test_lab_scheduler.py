@@ -134,6 +134,11 @@ def test_a_plan_is_all_or_none_when_one_job_is_bad():
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "parameters": {"nope": 1}}))
         with pytest.raises(LabError, match="plan job 'b': depends_on: unknown job 'zz'"):
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", "depends_on": ["zz"]}))
+        with pytest.raises(LabError, match=r"plan job 'b': .*references job a, which is not in"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", **consume("a")}))
+        bad = {"ep": "consume", "parameters": {"src": "${jobs.a.artifacts.model}"}}
+        with pytest.raises(LabError, match=r"plan job 'b': parameter 'src': job a \(entry point"):
+            lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "b", **bad, "depends_on": ["a"]}))
         with pytest.raises(LabError, match="key is used twice"):
             lab.scheduler.submit_plan(plan({"key": "a"}, {"key": "a"}))
         assert lab.store.list_jobs() == []

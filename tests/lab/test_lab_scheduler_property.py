@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from core_kit import fast_dir, open_lab
+from core_kit import CONSUME, STEP, fast_dir, open_lab
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,10 +33,11 @@ def scenarios(draw):
                 "allow_failure": draw(st.booleans()),
                 "behaviour": draw(st.sampled_from(BEHAVIOURS)),
                 "max_retries": draw(st.integers(0, 2)),
+                "consumes": bool(deps) and draw(st.booleans()),  # the first dependency's artifact
             }
         )
     cancels = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 6)), max_size=3))
-    return jobs, cancels, draw(st.booleans())
+    return jobs, cancels, draw(st.booleans()), draw(st.integers(1, 3))
 
 
 def expected_run(behaviour: str, retries: int) -> tuple[str, list[str]]:
@@ -53,36 +54,52 @@ def expected_run(behaviour: str, retries: int) -> tuple[str, list[str]]:
 @settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_random_dags_obey_the_dependency_rule(scenario):
-    jobs, cancels, as_plan = scenario
+    jobs, cancels, as_plan, slots = scenario
     root = fast_dir()
-    lab = open_lab(root)
+    lab = open_lab(root, slots=slots)
     try:
         lab.store.create_experiment("exp")
-        lab.store.add_entry_point(STEP_TEXT)
+        lab.store.add_entry_point(STEP)
+        lab.store.add_entry_point(CONSUME)
         ids = [f"job-{i + 1}" for i in range(len(jobs))]
         for job_id, spec in zip(ids, jobs, strict=True):
             lab.runner.behaviour[job_id] = spec["behaviour"]
         fields = [
             {
                 "experiment": "exp",
-                "entry_point": "step",
+                "entry_point": "consume" if spec["consumes"] else "step",
                 "allow_failure": spec["allow_failure"],
                 "max_retries": spec["max_retries"],
             }
             for spec in jobs
         ]
+
+        def src(name: str) -> dict:
+            return {"src": f"${{jobs.{name}.artifacts.out}}"}
+
         if as_plan:
             lab.scheduler.submit_plan(
                 Plan(
                     jobs=[
-                        PlanJob(key=f"k{i}", depends_on=[f"k{d}" for d in spec["deps"]], **f)
+                        PlanJob(
+                            key=f"k{i}",
+                            depends_on=[f"k{d}" for d in spec["deps"]],
+                            parameters=src(f"k{spec['deps'][0]}") if spec["consumes"] else {},
+                            **f,
+                        )
                         for i, (spec, f) in enumerate(zip(jobs, fields, strict=True))
                     ]
                 )
             )
         else:
             for spec, f in zip(jobs, fields, strict=True):
-                lab.scheduler.submit(JobRequest(depends_on=[ids[d] for d in spec["deps"]], **f))
+                lab.scheduler.submit(
+                    JobRequest(
+                        depends_on=[ids[d] for d in spec["deps"]],
+                        parameters=src(ids[spec["deps"][0]]) if spec["consumes"] else {},
+                        **f,
+                    )
+                )
         requested = {ids[k] for k, _ in cancels}
         for tick in range(3000):
             for k, when in cancels:
@@ -147,18 +164,20 @@ def check(lab, jobs, ids, requested) -> None:
             assert found and found.group(1) in broken, job.reason
             assert status[found.group(1)] == found.group(2)
             continue
+        if spec["consumes"] and status[deps[0]] != "succeeded":  # allow_failure, no input
+            assert (job.status, attempts) == ("failed", []), job
+            assert job.reason.endswith(
+                f"job {deps[0]} has no artifact 'out' (it {status[deps[0]]})"
+            )
+            continue
+        if spec["consumes"]:
+            [payload] = [p for p in runner.payloads if p.job_id == job_id][:1]
+            [blob] = payload.inputs.values()
+            [art] = lab.store.artifacts(deps[0])
+            assert blob.data == lab.artifacts.read(art).data
         want, want_attempts = expected_run(spec["behaviour"], spec["max_retries"])
         assert (job.status, [a.status for a in attempts]) == (want, want_attempts), job
         if want == "succeeded":
             assert [a.attempt for a in lab.store.artifacts(job_id)] == [job.attempts]
         else:
             assert lab.store.artifacts(job_id) == []
-
-
-STEP_TEXT = """
-name: step
-steps:
-  - {name: run, task: noop}
-artifacts:
-  out: ${steps.run.out}
-"""
