@@ -26,7 +26,9 @@ from sealroom.lab.client import LabClient, read_server_file
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.spec import MAX_ENTRY_POINT_BYTES
 
-app = typer.Typer(help="Experiment testbed: experiments, entry points, queues, jobs.")
+app = typer.Typer(
+    help="Experiment testbed: experiments, entry points, queues, jobs.", no_args_is_help=True
+)
 experiment_app = typer.Typer(help="Experiments group jobs.", no_args_is_help=True)
 entrypoint_app = typer.Typer(help="Entry points: versioned YAML recipes.", no_args_is_help=True)
 queue_app = typer.Typer(help="Queues route jobs to the workers serving them.", no_args_is_help=True)
@@ -107,6 +109,12 @@ def show(data: Any, json_out: bool, columns: Sequence[str], title: str | None = 
         console.print(f"no {title or 'rows'}")
         return
     console.print(table(data, columns, title))
+
+
+def verbatim(text: str) -> None:
+    """Text as stored (YAML, logs): no markup, no highlighting, never wrapped."""
+    end = "" if text.endswith("\n") else "\n"
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end=end)
 
 
 def read_text_file(path: Path, what: str, limit: int = MAX_ENTRY_POINT_BYTES) -> str:
@@ -304,7 +312,7 @@ def entrypoint_show(
         emit_json(record)
     else:
         console.print(f"# {record['name']} version {record['version']}", highlight=False)
-        console.print(record["text"], markup=False, highlight=False)
+        verbatim(record["text"])
 
 
 @queue_app.command("add")

@@ -12,7 +12,7 @@ import yaml
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
-from sealroom.cli.lab import client, read_text_file, show, table
+from sealroom.cli.lab import client, read_text_file, show, table, verbatim
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
 from sealroom.lab.spec import TERMINAL, parse_entry_point
@@ -152,7 +152,7 @@ def job_logs(
     if json_out:
         emit_json({"job": job_id, "attempt": attempt, "text": text})
     else:
-        console.print(text, markup=False, highlight=False, end="" if text.endswith("\n") else "\n")
+        verbatim(text)
 
 
 @job_app.command("cancel")

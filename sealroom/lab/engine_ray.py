@@ -117,6 +117,20 @@ def run_attempt(execute: Execute | None, wire: Wire) -> Wire:
     return result
 
 
+def _token_auth_for_address() -> None:
+    """Ray 2.60 turns token authentication on for a cluster it starts (the token in
+    ``~/.ray/auth_token``) but, given an explicit address, connects without a token unless
+    told. Tell it when a token is at hand, as it does for a cluster it finds itself; an
+    operator's ``RAY_AUTH_MODE`` wins."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 @dataclass
 class _Pending:
     job_id: str
@@ -181,6 +195,7 @@ class RayEngine:
                 options["_system_config"] = HEALTH_CHECK
             else:
                 options["address"] = address
+                _token_auth_for_address()
             try:
                 ray.init(**options)
             except Exception as exc:  # Ray raises many kinds; one line out

@@ -41,6 +41,7 @@ class LabService:
         tracker: RecordsAttempts | None = None,
         *,
         no_worker_after_s: float = 5.0,
+        track_retry_s: float = TRACK_RETRY_S,
     ) -> None:
         self.paths = paths.create()
         self.engine = engine
@@ -50,6 +51,7 @@ class LabService:
         self.scheduler = Scheduler(
             self.store, engine, self.artifacts, no_worker_after_s=no_worker_after_s
         )
+        self.track_retry_s = track_retry_s
         self.recovered: list[str] = []
         self.loop_errors = 0  # ticks that raised (logged; the loop goes on)
         self._stop = threading.Event()
@@ -96,7 +98,7 @@ class LabService:
             key = (attempt.job_id, attempt.number)
             if self._stop.is_set():
                 break
-            if time.monotonic() - failed_at.get(key, -TRACK_RETRY_S) < TRACK_RETRY_S:
+            if key in failed_at and time.monotonic() - failed_at[key] < self.track_retry_s:
                 continue
             try:
                 run_id = self.tracker.record(self.store, *key)

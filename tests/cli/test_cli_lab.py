@@ -46,7 +46,7 @@ def test_a_researchers_session_from_the_terminal(lab: TickingLab, tmp_path: Path
     _catalogue(tmp_path)
     assert "exp" in lab_cli("experiment", "list")
     assert "lab_api_score" in lab_cli("tasks")
-    assert "${steps.score.report}" in lab_cli("entrypoint", "show", "score")
+    assert lab_cli("entrypoint", "show", "score").endswith(SCORE)  # verbatim, never wrapped
 
     params = tmp_path / "params.yaml"
     params.write_text("label: from-file\nvalue: 0.1\n")

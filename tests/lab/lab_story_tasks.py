@@ -93,8 +93,9 @@ def story_execute(payload: AttemptPayload) -> AttemptOutcome:
     return execute(payload)
 
 
-def serve(root: str) -> None:
-    """The story's lab server: ``python -c 'import lab_story_tasks as s; s.serve(ROOT)'``."""
+def serve(root: str, ray_address: str | None = None) -> None:
+    """The story's lab server: ``python -c 'import lab_story_tasks as s; s.serve(ROOT)'``;
+    a private local Ray, or the cluster at ``ray_address``."""
     from sealroom.lab.paths import LabPaths
     from sealroom.lab.server import run_lab_server
 
@@ -103,8 +104,9 @@ def serve(root: str) -> None:
 
     run_lab_server(
         LabPaths(Path(root)),
-        queues={"default": 2.0},
-        num_cpus=2,
+        ray_address=ray_address,
+        queues=None if ray_address else {"default": 2.0},
+        num_cpus=None if ray_address else 2,
         execute=story_execute,
         ready=ready,
     )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -82,11 +83,13 @@ def fake_execute(payload: AttemptPayload) -> AttemptOutcome:
 # --------------------------------------------------------------------------- server processes
 
 
-def start_story_server(root: Path, log: Path, limit_s: float = 120.0) -> tuple[Popen[bytes], str]:
+def start_story_server(
+    root: Path, log: Path, limit_s: float = 120.0, ray_address: str | None = None
+) -> tuple[Popen[bytes], str]:
     """``lab_story_tasks.serve(root)`` in a new session (its Ray shares it); returns it
     and its URL once ``server.json`` names it."""
     env = {**os.environ, "PYTHONPATH": worker_pythonpath(), "RAY_USAGE_STATS_ENABLED": "0"}
-    code = f"import lab_story_tasks as s; s.serve({str(root)!r})"
+    code = f"import lab_story_tasks as s; s.serve({str(root)!r}, {ray_address!r})"
     with log.open("ab") as out:
         proc = Popen(
             [sys.executable, "-c", code], env=env, stdout=out, stderr=STDOUT, start_new_session=True
@@ -138,12 +141,18 @@ def session_commands(sid: int) -> list[str]:
     return found
 
 
-def kill_session(proc: Popen[bytes], limit_s: float = 15.0) -> float:
-    """SIGKILL the server's whole process group; wait until nothing of its session lives.
-    Returns the seconds that took."""
+def kill_session(proc: Popen[bytes], limit_s: float = 15.0, *, everything: bool = False) -> float:
+    """SIGKILL the process group of ``proc`` (a lab server: its Ray goes with it) and wait
+    until nothing of its session lives; ``everything``: SIGKILL every process of the
+    session at once (a ``ray start`` cluster: its daemons outlive the command). Returns
+    the seconds that took; fails (after killing what is left) past ``limit_s``."""
     started = time.monotonic()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    if everything:
+        for pid in session_pids(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=limit_s)
     while session_pids(proc.pid):
         if time.monotonic() - started > limit_s:
@@ -151,7 +160,7 @@ def kill_session(proc: Popen[bytes], limit_s: float = 15.0) -> float:
             for pid in left:  # our own children: clean up, then fail
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            raise AssertionError(f"processes of the killed server's session left: {left}")
+            raise AssertionError(f"processes of the killed session left: {left}")
         time.sleep(0.1)
     return time.monotonic() - started
 
@@ -162,3 +171,27 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_head(log: Path, limit_s: float = 60.0) -> tuple[Popen[bytes], str]:
+    """A Ray cluster head of its own (``ray start --head --block``, new session) serving
+    queue ``default``, as a lab joined with ``--ray-address`` finds one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": worker_pythonpath(), "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"]
+    command += ["--port", str(port), "--num-cpus", "2", "--include-dashboard=false"]
+    command += ["--resources", json.dumps({"queue:default": 2})]
+    with log.open("ab") as out:
+        proc = Popen(command, env=env, stdout=out, stderr=STDOUT, start_new_session=True)
+    deadline = time.monotonic() + limit_s
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"ray start --head exited {proc.returncode}: {tail(log)}")
+        if time.monotonic() > deadline:
+            kill_session(proc)
+            raise AssertionError(f"ray head not up after {limit_s:.0f}s: {tail(log)}")
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return proc, f"127.0.0.1:{port}"
+        time.sleep(0.2)

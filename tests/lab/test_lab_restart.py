@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("ray")
 
 from lab_story_tasks import FIRST, NEXT
-from ray_helpers import alive, kill_session, session_commands, start_story_server
+from ray_helpers import alive, kill_session, session_commands, start_head, start_story_server
 
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
@@ -162,3 +162,54 @@ def test_second_server_on_the_same_workspace_is_refused(tmp_path: Path) -> None:
     with _server_lock(paths), refused:  # the lock as a running server holds it
         run_lab_server(paths)
     assert not paths.server_file.exists()
+
+
+@pytest.mark.slow  # about a minute: a cluster head, then two servers joining it
+def test_killed_server_on_a_cluster_takes_its_attempt_along(
+    tmp_path: Path, servers: list[Popen[bytes]]
+) -> None:
+    """With --ray-address the workers belong to the cluster, not the server: Ray ends the
+    tasks of a driver that died, so attempt 1 stops and only attempt 2 runs."""
+    head, address = start_head(tmp_path / "head.log")
+    try:
+        paths = LabPaths(tmp_path / "ws" / "lab").create()
+        log = tmp_path / "server.log"
+        hold, pidfile = tmp_path / "hold", tmp_path / "pid"
+        hold.write_text("wait")
+        proc, _ = start_story_server(paths.root, log, ray_address=address)
+        servers.append(proc)
+        with LabClient.from_workspace(paths) as lab:
+            lab.create_experiment("story")
+            lab.add_entry_point(FIRST)
+            job = lab.submit_job(
+                {
+                    "experiment": "story",
+                    "entry_point": "story-first",
+                    "parameters": {"text": "x", "hold": str(hold), "pidfile": str(pidfile)},
+                }
+            )["id"]
+            wait_until(lambda: pidfile.exists() and pidfile.read_text(), "attempt 1 ran", 90)
+        worker_pid = int(pidfile.read_text().split()[0])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed = time.monotonic()
+        wait_until(lambda: not alive(worker_pid), "the dead driver's worker is ended", 60)
+        print(f"cluster ended attempt 1's worker {time.monotonic() - killed:.1f}s after the kill")
+        kill_session(proc)
+        hold.unlink()
+        proc, _ = start_story_server(paths.root, log, ray_address=address)
+        servers.append(proc)
+        with LabClient.from_workspace(paths) as lab:
+            wait_until(lambda: lab.get_job(job)["status"] == "succeeded", "job reran", 90)
+            assert [(x["number"], x["status"]) for x in lab.attempts(job)] == [
+                (1, "interrupted"),
+                (2, "succeeded"),
+            ]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert head.poll() is None, "a lab server's clean stop must not stop the cluster"
+    finally:
+        kill_session(head, everything=True)
+        current = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` wrote it
+        if current.exists() and current.read_text().strip().endswith(address.split(":")[1]):
+            current.unlink()

@@ -4,6 +4,7 @@ its attempt (timed_out, job failed), finished attempts reach the tracker once ea
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from lab_story_tasks import FIRST, story_execute
 from ray_helpers import alive, local_ray
 
 from sealroom.lab.engine_ray import RayEngine
+from sealroom.lab.inline_engine import InlineEngine
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.service import LabService
 from sealroom.lab.spec import JobRequest
@@ -102,3 +104,28 @@ def test_per_job_timeout_kills_the_attempt(service: LabService, tmp_path: Path) 
     assert attempt.status == "timed_out"
     wait_until(lambda: not alive(pid), "the timed-out worker process gone", 10)
     wait_until(lambda: not service.engine.running(), "engine forgot the attempt", 10)
+
+
+class FlakyTracker(ListTracker):
+    """Fails its first call (MLflow down), then records."""
+
+    def record(self, store: Any, job_id: str, attempt: int) -> str:
+        self.calls.append((job_id, attempt))
+        if len(self.calls) == 1:
+            raise RuntimeError("tracking store unavailable")
+        return "run-1"
+
+
+def test_failed_tracking_is_retried_and_never_blocks_jobs(tmp_path: Path) -> None:
+    tracker = FlakyTracker()
+    engine = InlineEngine(execute=story_execute)
+    service = LabService(LabPaths(tmp_path / "lab"), engine, tracker, track_retry_s=0.5)
+    service.store.create_experiment("story")
+    service.store.add_entry_point(FIRST)
+    with service:
+        job = submit(service, parameters={"text": "x"})
+        wait_until(lambda: service.store.get_job(job).status == "succeeded", "job done", 30)
+        wait_until(lambda: not service.store.untracked_attempts(), "tracked after a retry", 10)
+        assert [a.mlflow_run_id for a in service.store.attempts(job)] == ["run-1"]
+    assert tracker.calls == [(job, 1), (job, 1)]
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("lab-"))
