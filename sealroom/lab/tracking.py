@@ -326,7 +326,15 @@ class Tracker:
         import mlflow.onnx
         import onnx
 
-        model = onnx.load_model_from_string((store.paths.artifacts / artifact.path).read_bytes())
+        try:  # a bad file is the job's fault, not MLflow's: noted once, never retried
+            model = onnx.load_model_from_string(
+                (store.paths.artifacts / artifact.path).read_bytes()
+            )
+            onnx.checker.check_model(model)
+        except Exception as exc:
+            line = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            self.client.set_tag(run_id, f"sealroom.model_error.{mlflow_name(artifact.name)}", line)
+            return
         name = registered_model_name(job.experiment, artifact.name)
         version_tags = {
             ATTEMPT_KEY_TAG: key,

@@ -102,6 +102,12 @@ class FakeExecute:
             )
         if mode == "cancel":
             return outcome("cancelled")
+        if mode == "bad-onnx":  # a task that labels garbage as ONNX
+            artifacts = {
+                "model": ArtifactBlob("model", "onnx", "model.onnx", b"not an onnx model"),
+                "report": ArtifactBlob("report", "csv", "r.csv", b"a\n1\n"),
+            }
+            return outcome("succeeded", artifacts=artifacts)
         metrics = [MetricPoint("loss", 1.0 / 2**step, step) for step in range(3)]
         metrics.append(MetricPoint("acc@eps=0.1", 0.8, 0))
         seed = int(payload.parameters.get("seed_model") or 1)  # type: ignore[arg-type]

@@ -29,7 +29,8 @@ mlflow = pytest.importorskip("mlflow")
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallLab]:
     """job-1 succeeds (ONNX model + CSV), job-2 loses its worker once then succeeds,
-    job-3 fails, job-4 is cancelled by the engine; then everything is tracked once."""
+        job-3 fails, job-4 is cancelled by the engine, job-5 succeeds with a file labelled ONNX that
+    is not; then everything is tracked once."""
     lab = SmallLab.open(tmp_path_factory.mktemp("track"))
     jobs = [
         lab.submit("mnist", parameters={"big": "x" * 7000}),
@@ -38,14 +39,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallLab]:
         ),
         lab.submit("other", parameters={"mode": "fail", "lr": 0.3}),
         lab.submit("other", parameters={"mode": "cancel"}),
+        lab.submit("other", parameters={"mode": "bad-onnx"}),
     ]
-    assert jobs == ["job-1", "job-2", "job-3", "job-4"]
+    assert jobs == ["job-1", "job-2", "job-3", "job-4", "job-5"]
     lab.settle(jobs)
     assert [lab.store.get_job(j).status for j in jobs] == [
         "succeeded",
         "succeeded",
         "failed",
         "cancelled",
+        "succeeded",
     ]
     lab.tracker = Tracker.for_lab(lab.paths)
     cwd = Path.cwd()
@@ -69,13 +72,14 @@ def _run(lab: SmallLab, job: str, attempt: int) -> Any:
 
 
 def test_one_run_per_attempt_with_tags_and_status(lab: SmallLab) -> None:
-    assert len(lab.run_ids) == 5 and len(set(lab.run_ids)) == 5
+    assert len(lab.run_ids) == 6 and len(set(lab.run_ids)) == 6
     expected = {
         ("job-1", 1): "FINISHED",
         ("job-2", 1): "FAILED",
         ("job-2", 2): "FINISHED",
         ("job-3", 1): "FAILED",
         ("job-4", 1): "KILLED",
+        ("job-5", 1): "FINISHED",
     }
     for (job, attempt), status in expected.items():
         run = _run(lab, job, attempt)
@@ -134,6 +138,9 @@ def test_registered_model_versions_map_to_jobs(lab: SmallLab) -> None:
     version = client.get_model_version("mnist-model", "2")
     assert version.run_id == _run(lab, "job-2", 2).info.run_id
     assert version.tags[ATTEMPT_KEY_TAG] == "job-2/2"
+    # a file labelled ONNX that is not: noted on the run, not registered, not retried
+    error = _run(lab, "job-5", 1).data.tags["sealroom.model_error.model"]
+    assert error.startswith("DecodeError") or "onnx" in error.lower(), error
     # no model for a failed job or a non-ONNX artifact
     assert {m.name for m in client.search_registered_models()} == {"mnist-model"}
 
@@ -152,7 +159,7 @@ def test_restart_does_not_duplicate_runs_or_model_versions(lab: SmallLab) -> Non
     assert sorted(again.drain(lab.store)) == sorted(lab.run_ids)
     client = _client(lab)
     experiments = [e.experiment_id for e in client.search_experiments()]
-    assert len(client.search_runs(experiments, "")) == 5
+    assert len(client.search_runs(experiments, "")) == 6
     assert len(client.search_model_versions("name = 'mnist-model'")) == 2
 
 
