@@ -62,6 +62,9 @@ def demo_command(
     inline: bool = typer.Option(
         False, "--inline", help="testbed: run the plan in this process (no Ray, no lab server)."
     ),
+    scale: str = typer.Option(
+        "reduced", "--scale", help="testbed: reduced (~1 min on 2 cores), full (~4 min) or tiny."
+    ),
 ) -> None:
     """Play a scenario end to end: parties, sealing, contract, keys, the room, decrypted outputs.
 
@@ -73,7 +76,7 @@ def demo_command(
     if name == "testbed":  # the experiment testbed: a lab server, a plan of 13 jobs
         from sealroom.cli.demo_testbed import testbed_demo
 
-        testbed_demo(home, json_out, inline)
+        testbed_demo(home, json_out, inline, scale)
         return
     if name == "inference":  # trains, then serves: its own story and summary
         from sealroom.cli.demo_inference import inference_demo

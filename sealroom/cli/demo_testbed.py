@@ -69,14 +69,16 @@ class StageView:
             self.bars.update(task_id, completed=done[stage], description=f"{stage:<9}{note}")
 
 
-def testbed_demo(home: Path | None, json_out: bool, inline: bool) -> None:
+def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "reduced") -> None:
     """See the module docstring. Exit 1 with one line when a job fails."""
     from sealroom.lab.paths import LabPaths
-    from sealroom.lab.reference.plan import REDUCED, reference_plan
+    from sealroom.lab.reference.plan import SCALES, reference_plan
     from sealroom.workspace import Workspace
 
     out = err_console if json_out else console
     with refusals():
+        if scale not in SCALES:
+            raise LabError(f"--scale {scale[:40]!r}: use one of {', '.join(SCALES)}")
         if home is None:
             home = Path(tempfile.mkdtemp(prefix="sealroom-demo-testbed-"))
         elif home.exists() and any(home.iterdir()):
@@ -84,8 +86,8 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool) -> None:
         home = home.resolve()
         Workspace.create(home)
         paths = LabPaths.of_workspace(home).create()
-        plan = reference_plan(scale=REDUCED)
-        out.rule("[bold]Experiment testbed: the reference robustness experiment (reduced)[/]")
+        plan = reference_plan(scale=SCALES[scale])
+        out.rule(f"[bold]Experiment testbed: the reference robustness experiment ({scale})[/]")
         out.print(f"  demo folder {home}", highlight=False)
         started = time.monotonic()
         runner = _run_inline if inline else _run_served

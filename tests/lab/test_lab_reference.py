@@ -134,3 +134,41 @@ def test_lab_reference_exports_in_threads_of_one_process() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = list(pool.map(lambda _: onnx_bytes(model), range(8)))
     assert len(done) == 8 and len(set(done)) == 1 and SHAPE == (1, 8, 8)
+
+
+@pytest.mark.slow  # a lab server child process with a local Ray, 13 tiny jobs: ~1 min
+def test_lab_reference_demo_testbed_through_a_lab_server(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from sealroom.cli.main import app
+
+    home = tmp_path / "demo"
+    result = CliRunner().invoke(
+        app, ["demo", "testbed", "--home", str(home), "--scale", "tiny", "--json"]
+    )
+    assert result.exit_code == 0, result.output[-2000:]
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert set(summary["jobs"].values()) == {"succeeded"} and len(summary["jobs"]) == 13
+    for path in summary["report"].values():
+        assert Path(path).is_file() and Path(path).parent == home / "report"
+    assert summary["mlflow_tracking_uri"] == f"sqlite:///{home / 'lab' / 'mlflow.db'}"
+    with sqlite3.connect(home / "lab" / "mlflow.db") as db:
+        (runs,) = db.execute("SELECT count(*) FROM runs").fetchone()
+    assert runs == 13  # one MLflow run per attempt, recorded before the server stopped
+    assert not (home / "lab" / "server.json").exists()  # the server stopped cleanly
+
+
+def test_lab_reference_demo_refuses_an_unknown_scale(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sealroom.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["demo", "testbed", "--home", str(tmp_path / "d"), "--scale", "huge"]
+    )
+    assert (
+        result.exit_code == 1 and "--scale 'huge': use one of reduced, full, tiny" in result.output
+    )

@@ -42,11 +42,12 @@ class Scale:
     lr: float = 0.001
 
 
-FULL = Scale("auto", 10_000, 1_000, 5, 1_000, (0.02, 0.05, 0.1, 0.15, 0.2), 20, 0.1, 0.1)
+FULL = Scale("auto", 10_000, 1_000, 5, 500, (0.02, 0.05, 0.1, 0.15, 0.2), 10, 0.25, 0.1)
 # `sealroom demo testbed`: minutes on two cores, same shape of results.
 REDUCED = Scale("auto", 2_000, 200, 2, 100, (0.05, 0.1, 0.2), 5, 0.25, 0.1, lr=0.003)
 # Tests: digits (8x8), a few dozen examples.
 TINY = Scale("digits", 300, 60, 1, 30, (0.1, 0.2), 2, 0.5, 0.2)
+SCALES: dict[str, Scale] = {"reduced": REDUCED, "full": FULL, "tiny": TINY}
 
 
 def entry_point_texts() -> dict[str, str]:

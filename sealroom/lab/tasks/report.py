@@ -196,11 +196,14 @@ def _curves_figure(points: list[tuple[str, str, float, float | None, float | Non
 
 def _table_figure(header: list[str], rows: list[list[str]]) -> Any:
     from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
 
-    figure = Figure(figsize=(1.4 * len(header), 0.5 + 0.35 * (len(rows) + 1)))
-    ax = figure.subplots()
+    figure = Figure(figsize=(1.4 * len(header), 0.3 * (len(rows) + 1) + 0.2))
+    ax = figure.add_axes((0.01, 0.01, 0.98, 0.98))
     ax.axis("off")
-    ax.table(cellText=rows, colLabels=header, loc="center", cellLoc="center")
+    ax.table(
+        cellText=rows, colLabels=header, cellLoc="center", bbox=Bbox.from_bounds(0.0, 0.0, 1.0, 1.0)
+    )
     return figure
 
 
