@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_dp.py accuracy --models scatter-linear --epsilons 3
 	$(BIN)/python benchmarks/bench_mri.py
 	$(BIN)/python benchmarks/bench_infer.py
+	$(BIN)/python benchmarks/bench_lab.py
 
 lint: setup
 	$(BIN)/ruff check sealroom tests benchmarks scenarios

@@ -51,13 +51,20 @@ class RichNarrator:
 def demo_command(
     name: str = typer.Argument(
         "mnist",
-        help="Scenario: mnist, dp-mnist, dp-fashion, mri, inference (see scenarios/).",
+        help="Scenario: mnist, dp-mnist, dp-fashion, mri, inference (see scenarios/), or "
+        "testbed (the lab's reference robustness experiment, reduced).",
     ),
     home: Path = typer.Option(
         None, "--home", help="Empty folder for the demo (default: a new temp folder)."
     ),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the pipeline's epochs."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary at the end."),
+    inline: bool = typer.Option(
+        False, "--inline", help="testbed: run the plan in this process (no Ray, no lab server)."
+    ),
+    scale: str = typer.Option(
+        "reduced", "--scale", help="testbed: reduced (~1 min on 2 cores), full (~4 min) or tiny."
+    ),
 ) -> None:
     """Play a scenario end to end: parties, sealing, contract, keys, the room, decrypted outputs.
 
@@ -66,6 +73,11 @@ def demo_command(
     from sealroom.errors import WorkspaceError
     from sealroom.room.story import Story, iter_metrics, load_scenario
 
+    if name == "testbed":  # the experiment testbed: a lab server, a plan of 13 jobs
+        from sealroom.cli.demo_testbed import testbed_demo
+
+        testbed_demo(home, json_out, inline, scale)
+        return
     if name == "inference":  # trains, then serves: its own story and summary
         from sealroom.cli.demo_inference import inference_demo
 

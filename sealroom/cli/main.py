@@ -12,6 +12,7 @@ from sealroom.cli import contract as contract_cli
 from sealroom.cli import dataset as dataset_cli
 from sealroom.cli import keys as keys_cli
 from sealroom.cli import kms as kms_cli
+from sealroom.cli import lab as lab_cli
 from sealroom.cli import ledger as ledger_cli
 from sealroom.cli import model as model_cli
 from sealroom.cli import output as output_cli
@@ -49,6 +50,7 @@ app.add_typer(output_cli.app, name="output")
 app.add_typer(receipt_cli.app, name="receipt")
 app.add_typer(budget_cli.app, name="budget")
 app.add_typer(task_cli.app, name="task")
+app.add_typer(lab_cli.app, name="lab")
 
 
 @app.callback()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -60,13 +61,18 @@ def export_onnx(
         model.to(device).train(training)
 
 
+# torch's ONNX exporter keeps process-wide state (GLOBALS.in_onnx_export): two exports in
+# threads of one process (the lab's in-process engine) break each other. One at a time.
+_EXPORT_LOCK = threading.Lock()
+
+
 def _export_checked(
     wrapped: nn.Module, input_shape: list[int] | tuple[int, ...], check_batch: torch.Tensor | None
 ) -> OnnxExport:
     example = torch.zeros(1, *input_shape)
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
             torch.onnx.export(
                 wrapped,

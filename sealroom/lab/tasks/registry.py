@@ -28,6 +28,10 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "sealroom.lab.tasks.evaluate",
     "sealroom.lab.tasks.plot",
     "sealroom.lab.tasks.room",
+    "sealroom.lab.tasks.attacks",
+    "sealroom.lab.tasks.attacks_served",
+    "sealroom.lab.tasks.robustness",
+    "sealroom.lab.tasks.report",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
