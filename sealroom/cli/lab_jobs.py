@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _yaml_file(path: Path, what: str) -> Any:
-    from sealroom.lab.api import check_yaml_shape
+    from sealroom.lab.spec import check_yaml_shape
 
     text = read_text_file(path, what, MAX_PLAN_BYTES)
     check_yaml_shape(text, str(path))

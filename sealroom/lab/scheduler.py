@@ -62,12 +62,15 @@ class Scheduler:
         self._lock = threading.RLock()  # dispatch vs cancel: never submit what was cancelled
         self._workers_seen: list[tuple[str, tuple[str, ...], str, bool]] | None = None
         self._heartbeat_at = float("-inf")
+        # Set by a submission: an idle tick stops waiting and dispatches it at once.
+        self._wake = threading.Event()
 
     # -- submissions ----------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobRecord:
         with self.store.transaction() as conn:
             (job_id,) = insert_requests(conn, [(None, request)], self.clock())
             sj.settle(conn, self.clock())
+        self._wake.set()
         return self.store.get_job(job_id)
 
     def submit_plan(self, plan: Plan) -> list[JobRecord]:
@@ -75,6 +78,7 @@ class Scheduler:
         with self.store.transaction() as conn:
             ids = insert_requests(conn, plan_items(plan.jobs), self.clock())
             sj.settle(conn, self.clock())
+        self._wake.set()
         return [self.store.get_job(job_id) for job_id in ids]
 
     def rerun(self, job_id: str) -> JobRecord:
@@ -104,6 +108,7 @@ class Scheduler:
                 seed=old.seed,
             )
             sj.settle(conn, self.clock())
+        self._wake.set()
         return self.store.get_job(new_id)
 
     def cancel(self, job_id: str) -> JobRecord:
@@ -159,7 +164,12 @@ class Scheduler:
     # -- the loop step --------------------------------------------------------------------
     def tick(self, poll_timeout_s: float = 0.2) -> None:
         known = self.engine.running()
-        outcomes = self.engine.poll(poll_timeout_s)
+        if known:
+            outcomes = self.engine.poll(poll_timeout_s)  # returns as soon as one ends
+        else:  # idle: wait for a submission rather than sleeping out the interval
+            self._wake.wait(poll_timeout_s)
+            outcomes = self.engine.poll(0.0)
+        self._wake.clear()
         for outcome in outcomes:
             try:
                 self._record(outcome)

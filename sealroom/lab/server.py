@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from sealroom.errors import LabError
-from sealroom.httpguard import GuardSettings, check_loopback, write_token
+from sealroom.httpguard import check_loopback, write_token
 from sealroom.lab.engine_ray import Execute, RayEngine
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.service import LabService, RecordsAttempts
@@ -52,7 +52,7 @@ def run_lab_server(
 ) -> None:
     """Serve the lab until SIGTERM/SIGINT; see the module docstring. ``ready(url)`` is
     called once requests are accepted. ``execute`` replaces the runner (tests)."""
-    from sealroom.lab.api import create_app
+    from sealroom.lab.api import create_app, guard_settings
     from sealroom.serve.hosting import serve_on_socket
 
     check_loopback(host)
@@ -61,7 +61,7 @@ def run_lab_server(
         bound = sock.getsockname()[1]
         url = f"http://{'[::1]' if ':' in host else host}:{bound}"
         token = write_token(paths.token_file)
-        settings = GuardSettings.for_loopback(bound, token, public_paths=("/v1/health",))
+        settings = guard_settings(bound, token)
         engine = RayEngine(ray_address, queues, num_cpus, execute=execute)
         try:
             service = LabService(paths, engine, _tracker(paths, tracking_uri))

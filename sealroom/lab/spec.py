@@ -28,6 +28,8 @@ MAX_ENTRY_POINT_BYTES = 256 * 1024
 MAX_STEPS = 64
 MAX_PARAMETERS = 64
 MAX_DEPENDENCIES = 256
+MAX_YAML_EVENTS = 20_000  # scalars + collections of one entry point (a real one has hundreds)
+MAX_YAML_DEPTH = 32
 
 ParameterType = Literal["int", "float", "str", "bool", "ints", "floats", "strs", "artifact"]
 JsonValue = Any  # JSON-compatible: None, bool, int, float, str, list, dict
@@ -128,10 +130,39 @@ def _one_line_validation(exc: ValidationError, where: str) -> LabError:
     return LabError(f"{where}: {path}: {first['msg']}")
 
 
-def parse_entry_point(text: str, where: str) -> EntryPoint:
-    """YAML text → a validated entry point, or one line naming the file and field."""
+def check_yaml_shape(text: str, where: str) -> None:
+    """Refuse YAML that would expand or nest beyond what an entry point needs, before any
+    object is built: aliases (the "billion laughs"), too many nodes, too deep nesting."""
     if len(text.encode("utf-8")) > MAX_ENTRY_POINT_BYTES:
         raise LabError(f"{where}: larger than {MAX_ENTRY_POINT_BYTES} bytes")
+    depth = events = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            events += 1
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise LabError(f"{where}:{_line(event)} YAML anchors and aliases are not accepted")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise LabError(f"{where}:{_line(event)} nested deeper than {MAX_YAML_DEPTH}")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if events > MAX_YAML_EVENTS:
+                raise LabError(f"{where}: more than {MAX_YAML_EVENTS} YAML nodes")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise LabError(f"{where}:{line} is not valid YAML") from None
+
+
+def _line(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f" line {mark.line + 1}:" if mark is not None else ""
+
+
+def parse_entry_point(text: str, where: str) -> EntryPoint:
+    """YAML text → a validated entry point, or one line naming the file and field."""
+    check_yaml_shape(text, where)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sealroom.lab.api import MAX_BODY_BYTES, MAX_YAML_DEPTH
+from sealroom.lab.api import MAX_BODY_BYTES
+from sealroom.lab.spec import MAX_YAML_DEPTH
 from tests.lab.lab_api_helpers import (
     BASE,
     TickingLab,
