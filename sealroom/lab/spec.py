@@ -101,6 +101,7 @@ class JobRequest(_Strict):
     allow_failure: bool = False  # run even when a dependency failed or was cancelled
     timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     max_retries: int = Field(default=0, ge=0, le=10)  # new attempts after a lost worker
+    seed: int | None = Field(default=None, ge=0, lt=2**31)  # None: drawn at submit, kept by rerun
     description: str = Field(default="", max_length=1000)
 
 

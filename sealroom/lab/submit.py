@@ -101,7 +101,7 @@ def insert_requests(
                 "max_retries": draft.request.max_retries,
                 "rerun_of": rerun_of,
                 "description": draft.request.description,
-                "seed": seed if seed is not None else secrets.randbelow(2**31),
+                "seed": _seed(seed, draft.request.seed),
             },
             now,
         )
@@ -176,3 +176,11 @@ def _job_entry_point(conn: Connection, job_id: str) -> EntryPoint:
 
 def plan_items(jobs: list[PlanJob]) -> list[tuple[str | None, JobRequest]]:
     return [(job.key, job) for job in jobs]
+
+
+def _seed(rerun_seed: int | None, requested: int | None) -> int:
+    """A rerun keeps its job's seed; a request may pin one; otherwise one is drawn."""
+    for seed in (rerun_seed, requested):
+        if seed is not None:
+            return seed
+    return secrets.randbelow(2**31)

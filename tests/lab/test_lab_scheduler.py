@@ -235,6 +235,15 @@ def test_rerun_makes_a_new_job_with_the_pinned_version_parameters_and_seed():
         assert lab.store.get_job("job-2").status == "succeeded"
 
 
+def test_a_requested_seed_is_the_jobs_seed_and_reaches_its_attempt():
+    with lab_at() as lab:
+        pinned = lab.scheduler.submit(job(seed=1234))
+        drawn = lab.scheduler.submit(job())
+        assert pinned.seed == 1234 and 0 <= drawn.seed < 2**31
+        lab.run()
+        assert {p.job_id: p.seed for p in lab.runner.payloads}["job-1"] == 1234
+
+
 def test_a_job_past_its_timeout_is_stopped_and_fails_its_dependants():
     with lab_at() as lab:
         lab.runner.behaviour["job-1"] = "block"

@@ -70,7 +70,8 @@ def reference_plan(
     """The 13-job plan (train × 4 → attack × 4 → evaluate × 4 → report)."""
     archs = ARCHS  # the evaluate and report entry points name these four
     jobs: list[dict[str, Any]] = []
-    common = {"experiment": experiment, "queue": queue}
+    # Every job's own seed is pinned too (tasks that take no seed argument use it).
+    common = {"experiment": experiment, "queue": queue, "seed": seed}
     for k, arch in enumerate(archs):
         jobs.append(
             {

@@ -322,22 +322,3 @@ def attack_task(
             ctx.log(f"{source} {method} eps={eps_label(e)}: white-box success rate {rate}")
     blob = ArtifactBlob("adversarial", "npz", f"adversarial-{source}.npz", made.to_npz())
     return {"adversarial": blob}
-
-
-@task(
-    "fix_seed",
-    outputs=("seed",),
-    description="seed torch, numpy and random with a fixed value for the steps after it "
-    "(the job's own seed is drawn at submit; a reference experiment pins its seeds)",
-    args={"seed": "the seed"},
-)
-def fix_seed(ctx: TaskContext, seed: int) -> dict[str, Any]:
-    import random
-
-    import torch
-
-    random.seed(int(seed))
-    np.random.seed(int(seed) % (1 << 32))
-    torch.manual_seed(int(seed))
-    ctx.log(f"seeded torch, numpy and random with {int(seed)}")
-    return {"seed": int(seed)}
