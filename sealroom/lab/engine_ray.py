@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sealroom.errors import LabError
@@ -118,6 +119,20 @@ def run_attempt(execute: Execute | None, wire: Wire) -> Wire:
     return result
 
 
+def ray_token_path() -> Path:
+    return Path.home() / ".ray" / "auth_token"
+
+
+def keep_ray_token_private() -> None:
+    """Ray 2.60 writes its cluster token world-readable (0644), and whoever reads it may run
+    tasks, that is code, in the lab's Ray: keep it the owner's alone (0600)."""
+    path = ray_token_path()
+    with contextlib.suppress(FileNotFoundError):
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(path, 0o600)
+
+
 def _token_auth_for_address() -> None:
     """Ray 2.60 turns token authentication on for a cluster it starts (the token in
     ``~/.ray/auth_token``) but, given an explicit address, connects without a token unless
@@ -202,11 +217,13 @@ class RayEngine:
             else:
                 options["address"] = address
                 _token_auth_for_address()
+            keep_ray_token_private()
             try:
                 ray.init(**options)
             except Exception as exc:  # Ray raises many kinds; one line out
                 where = address or "a local Ray"
                 raise LabError(f"cannot start Ray ({where}): {exc}".splitlines()[0]) from None
+            keep_ray_token_private()  # Ray may have just written it
         self._remote = ray.remote(max_retries=0, num_cpus=task_cpus)(run_attempt)
 
     @property

@@ -15,10 +15,12 @@ import pytest
 from sealroom.lab.attempts import ArtifactBlob, AttemptOutcome, AttemptPayload, MetricPoint
 from sealroom.lab.engine_ray import (
     RayEngine,
+    keep_ray_token_private,
     outcome_from_wire,
     outcome_to_wire,
     payload_from_wire,
     payload_to_wire,
+    ray_token_path,
 )
 
 pytest.importorskip("ray")
@@ -180,6 +182,19 @@ def test_workers_are_nodes_with_their_queue_slots(engine: RayEngine) -> None:
     assert worker.alive and worker.queues == ("b", "default")
     assert worker.slots == RAY_QUEUES
     assert engine.address.count(":") == 1
+
+
+def test_the_ray_token_is_made_readable_by_its_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ray writes it 0644; whoever reads it may submit tasks (code) to the lab's Ray
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = ray_token_path()
+    token.parent.mkdir()
+    token.write_text("t" * 64)
+    token.chmod(0o644)
+    keep_ray_token_private()
+    assert token.stat().st_mode & 0o777 == 0o600
 
 
 def _alive(pid: int) -> bool:

@@ -24,6 +24,7 @@ from ray_helpers import alive, kill_session, session_commands, start_head, start
 
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
+from sealroom.lab.engine_ray import ray_token_path
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.server import _server_lock, run_lab_server
 
@@ -95,6 +96,7 @@ def test_killed_server_restarts_interrupted_attempt_and_keeps_completed_jobs(
         )
         a, b, c = (job["id"] for job in jobs)
         assert json.loads(paths.server_file.read_text())["ray_address"].count(":") == 1
+        assert ray_token_path().stat().st_mode & 0o777 == 0o600  # Ray wrote it 0644
         wait_until(lambda: pidfile.exists() and pidfile.read_text(), "job b started", 90)
         worker_pid, attempt = (int(x) for x in pidfile.read_text().split())
         assert attempt == 1
