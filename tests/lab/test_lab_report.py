@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sealroom.errors import LabError
+from sealroom.lab.attempts import ArtifactBlob
 from sealroom.lab.tasks.registry import TaskContext
 from sealroom.lab.tasks.report import (
     OUTPUTS,
@@ -112,4 +113,6 @@ def test_lab_report_task_reads_results_files(tmp_path: Path) -> None:
     with pytest.raises(LabError, match="one or more results"):
         robustness_report(ctx, results=[])
     with pytest.raises(LabError, match=r"results\[0\]: not a sealroom\.robustness/1"):
+        robustness_report(ctx, results=[ArtifactBlob("results", "json", "r.json", b"{}")])
+    with pytest.raises(LabError, match=r"results\[0\]: expected a json artifact, got bytes"):
         robustness_report(ctx, results=[b"{}"])

@@ -28,7 +28,7 @@ from sealroom.errors import LabError
 from sealroom.lab.attempts import ArtifactBlob
 from sealroom.lab.tasks.attacks import AdversarialSet, eps_label, read_set, success_rate
 from sealroom.lab.tasks.registry import TaskContext, task
-from sealroom.lab.tasks.robustness import artifact_bytes
+from sealroom.lab.tasks.values import input_bytes
 
 SERVED_FORMAT = "sealroom.served-robustness/1"
 BUDGET_REFUSAL = "query budget spent"
@@ -186,7 +186,7 @@ def attack_served(
     max_examples: int = 0,
     batch_size: int = 8,
 ) -> dict[str, Any]:
-    adv = read_set(artifact_bytes(adversarial, "attack_served.adversarial"), "adversarial set")
+    adv = read_set(input_bytes(adversarial, "npz", "attack_served.adversarial"), "adversarial set")
     chosen_methods = list(methods or adv.methods)
     chosen_eps = [float(e) for e in (eps or adv.eps)]
     for method in chosen_methods:

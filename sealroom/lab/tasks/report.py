@@ -26,7 +26,8 @@ from sealroom.errors import LabError
 from sealroom.lab.attempts import ArtifactBlob
 from sealroom.lab.tasks.attacks import eps_label
 from sealroom.lab.tasks.registry import TaskContext, task
-from sealroom.lab.tasks.robustness import Row, artifact_bytes, read_results
+from sealroom.lab.tasks.robustness import Row, read_results
+from sealroom.lab.tasks.values import input_bytes
 
 OUTPUTS = (
     "transferability_csv",
@@ -284,7 +285,7 @@ def robustness_report(
     for i, value in enumerate(results):
         rows.extend(
             read_results(
-                artifact_bytes(value, f"robustness_report.results[{i}]"),
+                input_bytes(value, "json", f"robustness_report.results[{i}]"),
                 f"robustness_report.results[{i}]",
             )
         )

@@ -30,7 +30,8 @@ from sealroom.lab.tasks.attacks import (
     read_set,
     success_rate,
 )
-from sealroom.lab.tasks.registry import InputFile, TaskContext, task
+from sealroom.lab.tasks.registry import TaskContext, task
+from sealroom.lab.tasks.values import input_bytes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -99,16 +100,6 @@ def read_results(data: bytes, where: str) -> list[Row]:
     return rows
 
 
-def artifact_bytes(value: Any, where: str) -> bytes:
-    if isinstance(value, InputFile):
-        return value.path.read_bytes()
-    if isinstance(value, ArtifactBlob):
-        return value.data
-    if isinstance(value, bytes):
-        return value
-    raise LabError(f"{where}: expected an artifact")
-
-
 @task(
     "evaluate_attack",
     outputs=("results",),
@@ -120,7 +111,9 @@ def artifact_bytes(value: Any, where: str) -> bytes:
     },
 )
 def evaluate_attack(ctx: TaskContext, adversarial: Any, targets: dict[str, Any]) -> dict[str, Any]:
-    adv = read_set(artifact_bytes(adversarial, "evaluate_attack.adversarial"), "adversarial set")
+    adv = read_set(
+        input_bytes(adversarial, "npz", "evaluate_attack.adversarial"), "adversarial set"
+    )
     if not isinstance(targets, dict) or not 0 < len(targets) <= MAX_TARGETS:
         raise LabError(f"evaluate_attack.targets: a mapping of 1 to {MAX_TARGETS} models")
     rows: list[Row] = []
