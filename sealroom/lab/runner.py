@@ -62,6 +62,12 @@ def check_entry_point(
         if len(refs) != 1 or refs[0].text != value or refs[0].scope != "steps":
             raise LabError(f"{at}: must be one ${{steps.STEP.OUTPUT}} reference, not {value!r}")
         _check_ref(refs[0], ep.parameters, outputs, at)
+    for name, template in ep.models.items():
+        at = f"{where}: models.{name}"
+        for ref in refs_in(template, at):
+            if ref.scope != "parameters":
+                raise LabError(f"{at}: a model name may only hold ${{parameters.NAME}}")
+            _check_ref(ref, ep.parameters, outputs, at)
 
 
 def _check_args(spec: TaskSpec, args: dict[str, Any], at: str) -> None:

@@ -71,9 +71,15 @@ class EntryPoint(_Strict):
     parameters: dict[Name, ParameterSpec] = Field(default_factory=dict)
     steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
     artifacts: dict[Name, str] = Field(default_factory=dict)
+    # ONNX artifacts to register in the model registry, each under a name that may hold
+    # ${parameters.NAME} (e.g. "robustness-${parameters.arch}"); default "<experiment>-<artifact>"
+    models: dict[Name, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _graph(self) -> EntryPoint:
+        for artifact in self.models:
+            if artifact not in self.artifacts:
+                raise ValueError(f"models names {artifact!r}, which is not a declared artifact")
         if len(self.parameters) > MAX_PARAMETERS:
             raise ValueError(f"at most {MAX_PARAMETERS} parameters")
         seen: set[str] = set()

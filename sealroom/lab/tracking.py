@@ -29,6 +29,9 @@ from typing import Any, Protocol
 
 from sealroom.errors import LabError
 from sealroom.lab.paths import LabPaths
+from sealroom.lab.refs import substitute
+from sealroom.lab.spec import parse_entry_point
+from sealroom.train.onnx_check import check_onnx
 
 TRUST = "outside-room"
 ATTEMPT_KEY_TAG = "sealroom.attempt_key"
@@ -53,6 +56,7 @@ RUN_STATUS = {
 # The fluent parts of MLflow used here (log_model, register_model) read a process-wide
 # tracking URI; one lock keeps two trackers in one process from crossing them.
 _FLUENT = threading.Lock()
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class TrackedStore(Protocol):
@@ -68,6 +72,7 @@ class TrackedStore(Protocol):
     def record_model(
         self, name: str, job_id: str, artifact: str, mlflow_version: str | None = None
     ) -> Any: ...
+    def get_entry_point(self, name: str, version: int | None = None) -> Any: ...
     def untracked_attempts(self) -> Sequence[Any]: ...
     def mark_tracked(self, job_id: str, attempt: int, run_id: str) -> Any: ...
 
@@ -324,18 +329,19 @@ class Tracker:
         """Log one ONNX artifact as an mlflow.onnx model and register a version of it."""
         import mlflow
         import mlflow.onnx
-        import onnx
 
-        try:  # a bad file is the job's fault, not MLflow's: noted once, never retried
-            model = onnx.load_model_from_string(
-                (store.paths.artifacts / artifact.path).read_bytes()
+        try:  # a bad file or name is the job's fault, not MLflow's: noted once, never retried
+            # the room's check: no external data (a path MLflow would copy into the store)
+            model = check_onnx(
+                (store.paths.artifacts / artifact.path).read_bytes(),
+                f"{job.id} artifact {artifact.name}",
+                operators=False,
             )
-            onnx.checker.check_model(model)
+            name = model_name(store, job, artifact.name)
         except Exception as exc:
             line = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             self.client.set_tag(run_id, f"sealroom.model_error.{mlflow_name(artifact.name)}", line)
             return
-        name = registered_model_name(job.experiment, artifact.name)
         version_tags = {
             ATTEMPT_KEY_TAG: key,
             "sealroom.job": job.id,
@@ -362,6 +368,20 @@ class Tracker:
                 info.model_uri, name, await_registration_for=0, tags=version_tags
             )
         store.record_model(name, job.id, artifact.name, mlflow_version=str(version.version))
+
+
+def model_name(store: TrackedStore, job: Any, artifact: str) -> str:
+    """The registry name the job's entry point gives ``artifact`` (``models:``, holding
+    its parameters), else :func:`registered_model_name`."""
+    text = store.get_entry_point(job.entry_point, job.entry_point_version).text
+    template = parse_entry_point(text, f"{job.id} entry point").models.get(artifact)
+    if template is None:
+        return registered_model_name(job.experiment, artifact)
+    where = f"{job.id} models.{artifact}"
+    name = substitute(template, lambda ref: job.parameters.get(ref.parts[0]), where)
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise LabError(f"{where}: {name!r} is not a model name (letters, digits, . _ -)")
+    return name
 
 
 def registered_model_name(experiment: str, artifact: str) -> str:

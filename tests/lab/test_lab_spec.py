@@ -72,3 +72,16 @@ def test_job_references_round_trip_and_malformed_ones_are_refused() -> None:
     for bad in ("jobs.job-3.model", "steps.a", "os.system.x"):
         with pytest.raises(LabError, match="is not a reference"):
             parse_ref(bad, "p")
+
+
+def test_model_names_hold_parameters_only_and_name_declared_artifacts() -> None:
+    from sealroom.lab.runner import check_entry_point
+
+    named = GOOD + "models:\n  model: fit-${parameters.epochs}\n"
+    check_entry_point(parse_entry_point(named, "fit.yaml"))
+    with pytest.raises(LabError, match=r"models.model: a model name may only hold \$\{parameters"):
+        check_entry_point(
+            parse_entry_point(named.replace("parameters.epochs}\n", "steps.fit.model}\n"), "f")
+        )
+    with pytest.raises(LabError, match="models names 'weights', which is not a declared artifact"):
+        parse_entry_point(GOOD + "models:\n  weights: w\n", "fit.yaml")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from sealroom.lab.tracking import (
     MAX_PARAM_VALUE,
     Tracker,
     mlflow_name,
+    model_name,
     model_version_map,
     param_value,
 )
@@ -272,3 +274,27 @@ def test_mlflow_ui_backend_serves_the_store(lab: SmallLab, monkeypatch: pytest.M
     assert sorted(r["info"]["run_name"] for r in runs) == ["job-1 #1", "job-2 #1", "job-2 #2"]
     models = web.get("/ajax-api/2.0/mlflow/registered-models/search").get_json()
     assert [m["name"] for m in models["registered_models"]] == ["mnist-model"]
+
+
+def test_an_entry_point_names_its_models_from_its_parameters() -> None:
+    text = (
+        "name: fit\nparameters:\n  arch: {type: str, default: mlp}\n"
+        "steps:\n  - {name: data, task: load_data}\n"
+        "artifacts:\n  model: ${steps.data.npz}\n  other: ${steps.data.npz}\n"
+        "models:\n  model: robustness-${parameters.arch}\n"
+    )
+    store = SimpleNamespace(get_entry_point=lambda name, version: SimpleNamespace(text=text))
+
+    def job(arch: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            id="job-4",
+            experiment="exp",
+            entry_point="fit",
+            entry_point_version=1,
+            parameters={"arch": arch},
+        )
+
+    assert model_name(store, job("lenet"), "model") == "robustness-lenet"
+    assert model_name(store, job("lenet"), "other") == "exp-other"  # not named: the default
+    with pytest.raises(LabError, match=r"job-4 models.model: 'robustness-a/../b' is not a model"):
+        model_name(store, job("a/../b"), "model")

@@ -55,7 +55,7 @@ def test_reference_training_job_is_tracked_with_an_onnx_model_and_no_pickle(
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.params["arch"] == "mlp"
     assert run.data.metrics, "the training task reported no metric"
-    [version] = client.search_model_versions("name = 'robustness-model'")
+    [version] = client.search_model_versions("name = 'robustness-mlp'")
     assert version.tags["sealroom.job"] == job and version.run_id == run_id
     assert [m.mlflow_version for m in store.list_models()] == [str(version.version)]
     assert {a.path for a in client.list_artifacts(run_id)} == {"data", "model"}
