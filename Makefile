@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup setup-test demo test test-all bench lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null \
@@ -12,19 +13,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# A provider's install: sealroom alone. The tests add pytest and friends and the `lab`
+# extra (Ray, MLflow, ART), which only the experiment testbed needs.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,lab]'
+	$(BIN)/pip install -q -e .
 	@touch $(STAMP)
 
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,lab]'
+	@touch $(STAMP) $(TEST_STAMP)
+
 setup: $(STAMP)
+
+setup-test: $(TEST_STAMP)
 
 demo: setup
 	$(BIN)/sealroom demo mnist
 
-test: setup
+test: setup-test
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+test-all: setup-test
 	$(BIN)/python -m pytest -q -m ''
 
 # Every figure in docs/results.md except the long DP runs (Fashion-MNIST accuracy at ε 1, 3,
@@ -32,7 +41,7 @@ test-all: setup
 #   $(BIN)/python benchmarks/bench_dp.py accuracy
 #   $(BIN)/python benchmarks/bench_dp.py audit canary --kind noise --modes fused,hooks,none --epochs 30
 #   $(BIN)/python benchmarks/bench_dp.py audit mia --members 10000 --non-members 10000
-bench: setup
+bench: setup-test
 	$(BIN)/python benchmarks/bench_seal.py
 	$(BIN)/python benchmarks/bench_release.py
 	$(BIN)/python benchmarks/bench_train.py
@@ -43,7 +52,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_lab.py
 
-lint: setup
+lint: setup-test
 	$(BIN)/ruff check sealroom tests benchmarks scenarios
 	$(BIN)/ruff format --check sealroom tests benchmarks scenarios
 	$(BIN)/mypy

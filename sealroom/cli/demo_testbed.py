@@ -71,6 +71,7 @@ class StageView:
 
 def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "reduced") -> None:
     """See the module docstring. Exit 1 with one line when a job fails."""
+    from sealroom.lab.extras import require_lab_extra
     from sealroom.lab.paths import LabPaths
     from sealroom.lab.reference.plan import SCALES, reference_plan
     from sealroom.workspace import Workspace
@@ -79,6 +80,7 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "
     with refusals():
         if scale not in SCALES:
             raise LabError(f"--scale {scale[:40]!r}: use one of {', '.join(SCALES)}")
+        require_lab_extra()
         if home is None:
             home = Path(tempfile.mkdtemp(prefix="sealroom-demo-testbed-"))
         elif home.exists() and any(home.iterdir()):

@@ -32,6 +32,7 @@ from typing import IO
 from sealroom.errors import LabError
 from sealroom.httpguard import check_loopback, write_token
 from sealroom.lab.engine_ray import Execute, RayEngine
+from sealroom.lab.extras import require_lab_extra
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.service import LabService, RecordsAttempts
 
@@ -56,6 +57,7 @@ def run_lab_server(
     from sealroom.serve.hosting import serve_on_socket
 
     check_loopback(host)
+    require_lab_extra()
     paths.create()
     with _server_lock(paths), _listening(host, port) as sock:
         bound = sock.getsockname()[1]
