@@ -10,12 +10,15 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import STDOUT, Popen
+from typing import Any
 
 from sealroom.lab.attempts import ArtifactBlob, AttemptOutcome, AttemptPayload, MetricPoint
-from sealroom.lab.engine_ray import HEALTH_CHECK
+from sealroom.lab.engine_ray import HEALTH_CHECK, RayEngine
+from sealroom.lab.paths import LabPaths
+from sealroom.lab.service import LabService, RecordsAttempts
 
 RAY_QUEUES = {"default": 2.0, "b": 1.0}
 
@@ -195,3 +198,28 @@ def start_head(log: Path, limit_s: float = 60.0) -> tuple[Popen[bytes], str]:
         if "Ray runtime started" in log.read_text(errors="replace"):
             return proc, f"127.0.0.1:{port}"
         time.sleep(0.2)
+
+
+def wait_until(check: Callable[[], Any], what: str, limit_s: float = 60.0) -> Any:
+    """``check()``'s first truthy value, polled until ``limit_s`` (then the test fails)."""
+    deadline = time.monotonic() + limit_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {limit_s:.0f}s"
+        time.sleep(0.05)
+    return value
+
+
+@contextlib.contextmanager
+def story_service(root: Path, tracker: RecordsAttempts | None = None) -> Iterator[LabService]:
+    """A started LabService on the module's Ray, running the story tasks, with the
+    ``story`` experiment and the FIRST entry point in its catalogue."""
+    from lab_story_tasks import FIRST, story_execute
+
+    service = LabService(LabPaths(root), RayEngine(execute=story_execute), tracker)
+    service.store.create_experiment("story")
+    service.store.add_entry_point(FIRST)
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()

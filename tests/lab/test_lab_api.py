@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,7 @@ from tests.lab.lab_api_helpers import (
     SCORE,
     TOKEN,
     TickingLab,
-    api_client,
-    seed_catalogue,
-    ticking_lab,
 )
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TickingLab]:
-    with ticking_lab(tmp_path / "lab", monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def http(lab: TickingLab) -> TestClient:
-    client = api_client(lab)
-    seed_catalogue(client)
-    return client
 
 
 def _submit(http: TestClient, **fields: object) -> dict[str, object]:

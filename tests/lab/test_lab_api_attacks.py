@@ -5,10 +5,6 @@ submitter did not declare as a dependency."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
 from sealroom.lab.api import MAX_BODY_BYTES
@@ -16,23 +12,7 @@ from sealroom.lab.spec import MAX_YAML_DEPTH
 from tests.lab.lab_api_helpers import (
     BASE,
     TickingLab,
-    api_client,
-    seed_catalogue,
-    ticking_lab,
 )
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TickingLab]:
-    with ticking_lab(tmp_path / "lab", monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def http(lab: TickingLab) -> TestClient:
-    client = api_client(lab)
-    seed_catalogue(client)
-    return client
 
 
 def _entry_point_count(http: TestClient) -> int:

@@ -4,7 +4,6 @@ artifact downloads checked against the recorded digest."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,7 @@ from tests.lab.lab_api_helpers import (
     TickingLab,
     free_socket,
     served,
-    ticking_lab,
 )
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TickingLab]:
-    with ticking_lab(tmp_path / "lab", monkeypatch) as running:
-        yield running
 
 
 def _in_process(lab: TickingLab, token: str = TOKEN) -> LabClient:

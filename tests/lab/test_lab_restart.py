@@ -10,17 +10,23 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from subprocess import Popen
-from typing import Any
 
 import pytest
 
 pytest.importorskip("ray")
 
 from lab_story_tasks import FIRST, NEXT
-from ray_helpers import alive, kill_session, session_commands, start_head, start_story_server
+from ray_helpers import (
+    alive,
+    kill_session,
+    session_commands,
+    start_head,
+    start_story_server,
+    wait_until,
+)
 
 from sealroom.errors import LabError
 from sealroom.lab.client import LabClient
@@ -36,16 +42,6 @@ def servers() -> Iterator[list[Popen[bytes]]]:
     for proc in started:  # whatever a failed test left running
         if proc.poll() is None or proc.returncode is None:
             kill_session(proc)
-
-
-def wait_until(check: Callable[[], Any], what: str, limit_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + limit_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {limit_s:.0f}s"
-        time.sleep(0.1)
 
 
 def test_killed_server_restarts_interrupted_attempt_and_keeps_completed_jobs(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("ray")
 
 from lab_story_tasks import FIRST, story_execute
-from ray_helpers import alive, local_ray
+from ray_helpers import alive, local_ray, story_service, wait_until
 
 from sealroom.lab.engine_ray import RayEngine
 from sealroom.lab.inline_engine import InlineEngine
@@ -42,21 +42,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture
 def service(ray_cluster: None, tmp_path: Path) -> Iterator[LabService]:
-    tracker = ListTracker()
-    service = LabService(LabPaths(tmp_path / "lab"), RayEngine(execute=story_execute), tracker)
-    service.store.create_experiment("story")
-    service.store.add_entry_point(FIRST)
-    service.start()
-    yield service
-    service.stop()
-
-
-def wait_until(check: Callable[[], Any], what: str, limit_s: float) -> Any:
-    deadline = time.monotonic() + limit_s
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"{what}: not within {limit_s:.0f}s"
-        time.sleep(0.05)
-    return value
+    with story_service(tmp_path / "lab", ListTracker()) as service:
+        yield service
 
 
 def submit(service: LabService, **fields: Any) -> str:
