@@ -38,6 +38,7 @@ from sealroom.lab.store_records import (
     attempt_from_row,
     job_from_row,
 )
+from sealroom.lab.submit import entry_point_row
 from sealroom.sqlite_store import SqliteStore
 
 EntryPointCheck = Callable[[EntryPoint, str], None]
@@ -133,11 +134,7 @@ class LabStore:
 
     def get_entry_point(self, name: str, version: int | None = None) -> EntryPointRecord:
         with self.transaction("DEFERRED") as conn:
-            row = conn.execute(
-                "SELECT * FROM entry_points WHERE name = ? AND (? IS NULL OR version = ?) "
-                "ORDER BY version DESC LIMIT 1",
-                (name, version, version),
-            ).fetchone()
+            row = entry_point_row(conn, name, version)
         if row is None:
             which = f" version {version}" if version is not None else ""
             raise LabError(f"unknown entry point {name!r}{which} (add it first)")

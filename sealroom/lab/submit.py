@@ -34,17 +34,23 @@ class _Draft:
     depends_on: tuple[str, ...] = ()
 
 
-def pinned_entry_point(
-    conn: Connection, name: str, version: int | None, where: str
-) -> tuple[EntryPoint, int]:
-    row = conn.execute(
-        "SELECT version, text FROM entry_points WHERE name = ? AND (? IS NULL OR version = ?) "
+def entry_point_row(conn: Connection, name: str, version: int | None) -> Any:
+    """The stored row (name, version, digest, text, created_at) of ``version``, or of the
+    latest version when it is None; None when there is no such entry point."""
+    return conn.execute(
+        "SELECT * FROM entry_points WHERE name = ? AND (? IS NULL OR version = ?) "
         "ORDER BY version DESC LIMIT 1",
         (name, version, version),
     ).fetchone()
+
+
+def pinned_entry_point(
+    conn: Connection, name: str, version: int | None, where: str
+) -> tuple[EntryPoint, int]:
+    row = entry_point_row(conn, name, version)
     if row is None:
         raise LabError(f"{where}: unknown entry point {name!r} (add it first)")
-    return _parsed(row[1], f"entry point {name} v{row[0]}"), int(row[0])
+    return _parsed(row[3], f"entry point {name} v{row[1]}"), int(row[1])
 
 
 @functools.lru_cache(maxsize=256)
