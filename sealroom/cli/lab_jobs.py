@@ -88,6 +88,7 @@ def submit(
     allow_failure: bool = typer.Option(False, "--allow-failure"),
     timeout: float = typer.Option(None, "--timeout", help="Seconds before the job fails."),
     max_retries: int = typer.Option(0, "--max-retries", help="New attempts after a lost worker."),
+    seed: int = typer.Option(None, "--seed", help="The job's seed (default: drawn at submit)."),
     description: str = typer.Option("", "--description", "-d"),
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -106,6 +107,7 @@ def submit(
             "allow_failure": allow_failure,
             "timeout_s": timeout,
             "max_retries": max_retries,
+            "seed": seed,
             "description": description,
         }
         record = lab.submit_job(request)

@@ -61,10 +61,13 @@ def test_a_researchers_session_from_the_terminal(lab: TickingLab, tmp_path: Path
             "value=0.7",
             "--params-file",
             str(params),
+            "--seed",
+            "7",
             "--json",
         )
     )
     assert first["parameters"] == {"value": 0.7, "label": "from-file"}  # typed, -P wins
+    assert first["seed"] == 7
     assert "job-2 queued" in lab_cli("job", "submit", "score", "-e", "exp", "-P", "value=0.2")
     lab_cli("job", "wait", "job-1", "job-2", "--timeout", "20")
     listed = lab_cli("job", "list", "--status", "succeeded")
