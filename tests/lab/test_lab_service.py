@@ -118,6 +118,7 @@ def test_failed_tracking_is_retried_and_never_blocks_jobs(tmp_path: Path) -> Non
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("lab-"))
 
 
+@pytest.mark.slow  # 12 s; make test runs the harder story, kill -9 (test_lab_restart.py)
 def test_stop_mid_job_then_start_reruns_it(ray_cluster: None, tmp_path: Path) -> None:
     paths = LabPaths(tmp_path / "lab")
     hold, pidfile = tmp_path / "hold", tmp_path / "pid"
