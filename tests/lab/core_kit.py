@@ -18,7 +18,7 @@ from sealroom.lab.attempts import ArtifactBlob, AttemptOutcome, AttemptPayload, 
 from sealroom.lab.inline_engine import InlineEngine
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.scheduler import Scheduler
-from sealroom.lab.spec import TERMINAL, EntryPoint
+from sealroom.lab.spec import TERMINAL, EntryPoint, JobRequest, Plan, PlanJob
 from sealroom.lab.store import LabStore
 
 STEP = """
@@ -175,3 +175,18 @@ def lab_at(root: Path | None = None, **kwargs) -> Iterator[Lab]:
         lab.store.close()
         if made:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def job(**kw) -> JobRequest:
+    """A job request on experiment "exp" (entry point "step" unless ``ep=`` says)."""
+    return JobRequest(experiment="exp", entry_point=kw.pop("ep", "step"), **kw)
+
+
+def plan(*jobs: dict) -> Plan:
+    return Plan(
+        jobs=[PlanJob(experiment="exp", entry_point=j.pop("ep", "step"), **j) for j in jobs]
+    )
+
+
+def consume(dep: str, **kw) -> dict:
+    return {"ep": "consume", "parameters": {"src": f"${{jobs.{dep}.artifacts.out}}"}, **kw}
