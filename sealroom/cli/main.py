@@ -53,9 +53,24 @@ app.add_typer(task_cli.app, name="task")
 app.add_typer(lab_cli.app, name="lab")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"sealroom {version('sealroom')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
 ) -> None:
     set_debug(debug)
 
