@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from sealroom.lab.attempts import AttemptOutcome, AttemptPayload
 from sealroom.lab.engine import WorkerInfo
+from sealroom.lab.runner import one_line
 
 Execute = Callable[[AttemptPayload], AttemptOutcome]
 
@@ -68,7 +69,7 @@ class InlineEngine:
                 payload.job_id,
                 payload.attempt,
                 "failed",
-                error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                error=one_line(exc),
                 started_at=started,
                 ended_at=time.time(),
             )

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from sealroom.errors import LabError
 from sealroom.lab.paths import LabPaths
 from sealroom.lab.refs import substitute
+from sealroom.lab.runner import one_line
 from sealroom.lab.spec import parse_entry_point
 from sealroom.train.onnx_check import check_onnx
 
@@ -339,7 +340,7 @@ class Tracker:
             )
             name = model_name(store, job, artifact.name)
         except Exception as exc:
-            line = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            line = one_line(exc)
             self.client.set_tag(run_id, f"sealroom.model_error.{mlflow_name(artifact.name)}", line)
             return
         version_tags = {
