@@ -95,7 +95,7 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "
         runner = _run_inline if inline else _run_served
         statuses, report = runner(paths, plan, home / "report", out)
     seconds = time.monotonic() - started
-    tracking = f"sqlite:///{paths.mlflow_db}"
+    tracking = paths.default_tracking_uri
     failed = {k: s for k, s in statuses.items() if s != "succeeded"}
     if json_out:
         emit_json(
