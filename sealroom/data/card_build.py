@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, ValidationError
@@ -50,7 +51,7 @@ class FeatureDraft(Strict):
 
 
 class TargetDraft(Strict):
-    kind: str = Field(pattern=r"^(class|mask|value)$")
+    kind: Literal["class", "mask", "value"]
     classes: list[str] | None = None
     range: ValueRange | None = None
 
@@ -158,8 +159,8 @@ def _target(data: ArrayDataset, draft: TargetDraft | None, where: str) -> Target
         _check_range(y, draft.range, f"{where}.target.range")
     try:
         return TargetSpec(
-            kind=draft.kind,  # type: ignore[arg-type]  # the pattern admits the literal's values
-            dtype=_dtype(y),  # type: ignore[arg-type]
+            kind=draft.kind,
+            dtype=_dtype(y),
             shape=list(y.shape[1:]),
             classes=draft.classes,
             range=draft.range,
@@ -176,11 +177,12 @@ def describe_source(
     loader = LOADERS.get(draft.source.format, where=f"{where}.source.format")
     data = loader(draft.source, tree, dataset)
     _check_range(data.x, draft.features.range, f"{where}.features.range")
-    features = ArraySpec(
-        shape=list(data.x.shape[1:]),
-        dtype=_dtype(data.x),  # type: ignore[arg-type]
-        range=draft.features.range,
-    )
+    try:
+        features = ArraySpec(
+            shape=list(data.x.shape[1:]), dtype=_dtype(data.x), range=draft.features.range
+        )
+    except ValidationError as exc:
+        raise CardDraftError(f"{where}.features: {_first_problem(exc)}") from None
     card_source = CardSource(
         name=draft.name,
         source=draft.source,
