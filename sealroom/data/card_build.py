@@ -35,8 +35,8 @@ from sealroom.pipeline.card import (
     Text,
     ValueRange,
 )
-from sealroom.pipeline.declaration import DatasetDeclaration, SourcePart
-from sealroom.pipeline.package_files import check_source_files
+from sealroom.pipeline.declaration import DatasetDeclaration
+from sealroom.pipeline.package_files import check_declaration_files, check_source_files
 from sealroom.pipeline.schema import DataSource, Identifier, Strict
 
 MAX_DRAFT_BYTES = 1 << 20
@@ -210,21 +210,16 @@ def build_card(
     unknown = sorted(set(draft.files) - set(paths))
     if unknown:
         raise CardDraftError(f"files: {unknown[0]!r} is not a file of the package")
-    blocks = [(s.name, s.source, f"card source {s.name}") for s in draft.sources]
+    for source in draft.sources:
+        check_source_files(
+            draft.dataset, package_digest, source.source, paths, f"card source {source.name}"
+        )
     if declaration is not None:
         if declaration.dataset != draft.dataset:
             raise CardDraftError(
                 f"declaration: it is for dataset {declaration.dataset}, not {draft.dataset}"
             )
-        for split, part in (
-            ("train", declaration.train),
-            ("val", declaration.val),
-            ("test", declaration.test),
-        ):
-            if isinstance(part, SourcePart):
-                blocks.append((split, part.source, f"the declaration's {split} source"))
-    for _, source, what in blocks:
-        check_source_files(draft.dataset, package_digest, source, paths, what)
+        check_declaration_files(declaration, package_digest, paths)
     tree = DirectoryTree(folder)
     sources: list[CardSource] = []
     loaded: dict[str, ArrayDataset] = {}

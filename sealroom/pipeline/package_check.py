@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sealroom.errors import ConfigError
-from sealroom.pipeline.package_files import check_source_files
+from sealroom.pipeline.package_files import check_declaration_files, check_source_files
 from sealroom.pipeline.schema import Pipeline
 from sealroom.workspace import Workspace
 
@@ -36,13 +36,12 @@ def parse_package_options(values: list[str]) -> dict[str, Path]:
 
 def check_pipeline_packages(ws: Workspace, pipeline: Pipeline, packages: Mapping[str, Path]) -> int:
     """MissingFileError (one line) at the first source naming a file its package lacks;
-    the number of sources checked otherwise. Manifest and card are verified against the
+    the number of datasets checked otherwise. Manifest and card are verified against the
     owner's identity in ``ws``."""
     from sealroom.crypto.identity import load_identity
     from sealroom.crypto.package import SealedPackage
     from sealroom.pipeline.card import CARD_FILE
     from sealroom.pipeline.card_signing import load_signed_card, verify_card
-    from sealroom.pipeline.declaration import SourcePart
 
     by_id = {d.id: d for d in pipeline.datasets}
     checked = 0
@@ -61,12 +60,6 @@ def check_pipeline_packages(ws: Workspace, pipeline: Pipeline, packages: Mapping
         if not (path / CARD_FILE).exists():
             continue
         card = verify_card(load_signed_card(path), owner, package.manifest, package.digest)
-        declared = card.declaration
-        if declared is None:
-            continue
-        for split, part in (("val", declared.val), ("test", declared.test)):
-            if isinstance(part, SourcePart):
-                what = f"the provider's declared {split} source"
-                check_source_files(dataset_id, package.digest, part.source, paths, what)
-                checked += 1
+        if card.declaration is not None:
+            check_declaration_files(card.declaration, package.digest, paths)
     return checked

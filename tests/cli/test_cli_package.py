@@ -160,3 +160,26 @@ def test_compose_checks_file_names_against_the_package(
     assert bad.exit_code == 1
     _one_error(bad.output, "dataset mnist (package sha256:")
     _one_error(bad.output, "no file 't10k-labels-idx1-ubyte' in the package")
+
+
+def test_declare_with_the_package_names_a_held_out_file_it_lacks(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    _, _, package = _provider(workspace, tmp_path)  # no t10k files sealed
+    declaration = {
+        "dataset": "mnist",
+        "train": {"source": {"format": "idx", "images": IMAGES, "labels": LABELS}},
+        "test": {"source": {"format": "idx", "images": T10K_IMAGES, "labels": T10K_LABELS}},
+        "min_size": 10,
+    }
+    (tmp_path / "declaration.yaml").write_text(yaml.safe_dump(declaration))
+    out = tmp_path / "mnist.decl.json"
+    done = _cli("dataset", "declare", str(tmp_path / "declaration.yaml"), "--as", "hospital",
+                "--out", str(out), "--package", str(package))  # fmt: skip
+    assert done.exit_code == 1
+    _one_error(
+        done.output,
+        f"the provider's declared test source: no file '{T10K_IMAGES}' in the package; it "
+        f"holds {IMAGES}, {LABELS}",
+    )
+    assert not out.exists()
