@@ -38,6 +38,12 @@ def card(
     package: Path = typer.Option(..., "--package", help="The sealed package folder (X.sealed)."),
     draft: Path = typer.Option(..., "--draft", help="The card draft (YAML) the provider wrote."),
     signer: str = typer.Option(..., "--as", help="The package's owner, who signs the card."),
+    declaration_file: Path = typer.Option(
+        None,
+        "--declaration",
+        help="The owner's signed dataset declaration (`dataset declare`) to carry on the card "
+        "(instead of the draft's declaration: field).",
+    ),
     passphrase_file: Path = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -58,8 +64,10 @@ def card(
         owner = load_party(ws, signer)
         opened = SealedPackage.open(package, owner.identity)
         declaration = None
-        if spec.declaration is not None:
-            signed_declaration = load_signed_declaration(draft.parent / spec.declaration)
+        if declaration_file is None and spec.declaration is not None:
+            declaration_file = draft.parent / spec.declaration
+        if declaration_file is not None:
+            signed_declaration = load_signed_declaration(declaration_file)
             check_signature(
                 signed_declaration, owner.identity.signing_key, f"{signer}'s signing key"
             )

@@ -131,7 +131,7 @@ def test_the_provider_declares_t10k_as_test_and_the_card_says_so(
         f"declared splits: dataset mnist: train {IMAGES}; val 0.1 of train; test file "
         f"{T10K_IMAGES}; seed 0; held-out splits of at least 10"
     ) in shown
-    assert "statistic label_counts of train (laplace, ε 0.5, δ 0; ledger entry" in shown
+    assert "statistic label_counts of train (laplace, ε 0.5, δ 0; card.statistic entry" in shown
 
 
 def test_a_malformed_package_option_is_refused_before_composing(tmp_path: Path) -> None:
