@@ -103,15 +103,15 @@ def show(
 
     Example: sealroom package show mnist.sealed
     """
-    from sealroom.crypto.identity import load_identity
     from sealroom.crypto.package import SealedPackage
     from sealroom.pipeline.card import CARD_FILE
     from sealroom.pipeline.card_signing import load_signed_card, verify_card
+    from sealroom.pipeline.package_check import package_owner
     from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
-        owner = load_identity(ws, SealedPackage.read_manifest(package).owner)
+        owner = package_owner(ws, package)
         opened = SealedPackage.open(package, owner)
         data_card = None
         if (package / CARD_FILE).exists():

@@ -61,5 +61,5 @@ def test_a_package_whose_owner_is_not_in_the_workspace_is_refused(
 
     stranger = Party.generate("hospital", "provider")
     sealed = seal_digits(write_digits(tmp_path / "d", n=5), stranger, tmp_path / "m.sealed")
-    with pytest.raises(IdentityError, match="unknown party 'hospital'"):
+    with pytest.raises(IdentityError, match="owned by 'hospital', whose identity is not in"):
         check_pipeline_packages(workspace, _pipeline(), {"mnist": sealed.path})
