@@ -9,7 +9,7 @@ prints files, sources, splits, statistics and whether mock data are offered.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -134,7 +134,7 @@ def show(
 def _print_package(opened: SealedPackage, owner: str, data_card: DataCard | None) -> None:
     from sealroom.cli.seal import human_size
 
-    say = _printer()
+    say = _say
     say(f"package {opened.path.name}  owner {owner} (manifest signature verified)")
     say(f"digest  {opened.digest}")
     if data_card is None:
@@ -194,8 +194,6 @@ def _source_lines(source: CardSource) -> list[str]:
     return lines
 
 
-def _printer() -> Any:
-    def say(text: str) -> None:
-        console.print(text, highlight=False, markup=False, soft_wrap=True)
-
-    return say
+def _say(text: str) -> None:
+    """One line as it is: no markup (names may hold brackets), no wrapping (paths, digests)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
