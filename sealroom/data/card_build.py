@@ -145,8 +145,16 @@ def _target(data: ArrayDataset, draft: TargetDraft | None, where: str) -> Target
     if draft is None:
         return None
     y = data.y
+    classes = draft.classes
     if draft.kind in ("class", "mask"):
-        classes = draft.classes or []
+        if data.classes is not None:  # the loader names them (subfolders, string labels)
+            if classes is not None and classes != data.classes:
+                raise CardDraftError(
+                    f"{where}.target.classes: the loader numbers the classes "
+                    f"{', '.join(data.classes[:12])}{' …' if len(data.classes) > 12 else ''} "
+                    "(class id = position); the draft's names differ — list them in that order"
+                )
+            classes = list(data.classes)
         if not classes:
             raise CardDraftError(f"{where}.target.classes: a {draft.kind} target needs its names")
         if y.size and (float(y.min()) < 0 or float(y.max()) >= len(classes)):
@@ -162,7 +170,7 @@ def _target(data: ArrayDataset, draft: TargetDraft | None, where: str) -> Target
             kind=draft.kind,
             dtype=_dtype(y),
             shape=list(y.shape[1:]),
-            classes=draft.classes,
+            classes=classes,
             range=draft.range,
         )
     except ValidationError as exc:
