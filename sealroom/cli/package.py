@@ -54,13 +54,18 @@ def card(
     from sealroom.crypto.identity import load_party
     from sealroom.crypto.package import SealedPackage
     from sealroom.data.card_build import build_card, read_draft
-    from sealroom.pipeline.card_signing import save_card, sign_card
+    from sealroom.pipeline.card_signing import CardError, save_card, sign_card
     from sealroom.pipeline.declaration import check_signature, load_signed_declaration
     from sealroom.workspace import Workspace
 
     with refusals():
         spec = read_draft(draft)
         ws = Workspace.find()
+        named = SealedPackage.read_manifest(package).owner
+        if named != signer:
+            raise CardError(
+                f"package {package.name} belongs to {named}; only {named} can sign its card"
+            )
         owner = load_party(ws, signer)
         opened = SealedPackage.open(package, owner.identity)
         declaration = None

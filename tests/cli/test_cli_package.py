@@ -96,6 +96,16 @@ def test_a_draft_naming_a_missing_file_writes_no_card(workspace: Workspace, tmp_
     assert not [p for p in package.iterdir() if p.name.startswith(".card.json")]
 
 
+def test_only_the_packages_owner_signs_its_card(workspace: Workspace, tmp_path: Path) -> None:
+    _, folder, package = _provider(workspace, tmp_path)
+    create_party(workspace, "clinic", "provider")
+    done = _cli("package", "card", str(folder), "--package", str(package),
+                "--draft", str(write_draft(tmp_path / "card.yaml")), "--as", "clinic")  # fmt: skip
+    assert done.exit_code == 1
+    _one_error(done.output, "package mnist.sealed belongs to hospital; only hospital can sign")
+    assert not (package / "card.json").exists()
+
+
 def test_show_refuses_a_card_another_party_signed(workspace: Workspace, tmp_path: Path) -> None:
     _, folder, package = _provider(workspace, tmp_path)
     assert _card(folder, package, write_draft(tmp_path / "card.yaml")).exit_code == 0
