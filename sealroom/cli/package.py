@@ -118,10 +118,11 @@ def show(
         ws = Workspace.find()
         owner = package_owner(ws, package)
         opened = SealedPackage.open(package, owner)
-        data_card = None
+        data_card, card_digest = None, None
         if (package / CARD_FILE).exists():
             signed = load_signed_card(package)
             data_card = verify_card(signed, owner, opened.manifest, opened.digest)
+            card_digest = signed.digest
     if json_out:
         emit_json(
             {
@@ -130,6 +131,7 @@ def show(
                 "digest": opened.digest,
                 "files": [{"path": f.path, "size": f.size} for f in opened.manifest.files],
                 "card": data_card.model_dump(mode="json") if data_card else None,
+                "card_digest": card_digest,  # verified: signed by the owner, for this package
             }
         )
         return

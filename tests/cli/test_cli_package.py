@@ -71,6 +71,7 @@ def test_card_then_show_prints_files_sources_splits_and_mock(
     assert "mock data: offered (seed 3, 64 records per source)" in lines
     as_json = json.loads(_cli("package", "show", str(package), "--json").stdout)
     assert as_json["owner"] == "hospital" and as_json["card"]["sources"][0]["records"] == 30
+    assert as_json["card_digest"] == load_signed_card(package).digest
     assert [f["path"] for f in as_json["files"]] == [IMAGES, LABELS]
 
 
