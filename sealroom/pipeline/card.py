@@ -17,11 +17,14 @@ inside the package folder as ``card.json``. This module is the schema only.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from sealroom.pipeline.declaration import DatasetDeclaration
+from sealroom.crypto.manifest import REFUSED_CATEGORIES
+from sealroom.pipeline.declaration import DatasetDeclaration, SourcePart
+from sealroom.pipeline.package_files import missing_paths
 from sealroom.pipeline.schema import DataSource, Identifier, RelativePath, Seed, Strict
 
 CARD_FILE = "card.json"
@@ -34,7 +37,22 @@ Dtype = Literal[
 ]
 Dim = Annotated[int, Field(ge=1, le=1 << 20)]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def _printable(value: str) -> str:
+    """Card text is shown on other parties' terminals: no control or invisible characters
+    (escape sequences, bidirectional overrides) but line breaks and tabs."""
+    bad = next(
+        (c for c in value if c not in "\n\t" and unicodedata.category(c) in REFUSED_CATEGORIES),
+        None,
+    )
+    if bad is not None:
+        raise ValueError(f"holds the control or invisible character U+{ord(bad):04X}")
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_printable)]
+Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
 
 
 class ValueRange(Strict):
@@ -51,7 +69,11 @@ class ValueRange(Strict):
 
 
 class ArraySpec(Strict):
-    """One record's features as the loader yields them: shape (without the batch axis) and dtype."""
+    """One record's features as the loader yields them: shape (without the batch axis) and dtype.
+
+    E.g. MNIST IDX files hold uint8 pixels 0..255; the idx loader yields float32
+    ``[1, 28, 28]`` records in [0, 1] (pixels divided by 255), and that is what the card says.
+    """
 
     shape: list[Dim] = Field(max_length=MAX_DIMS)
     dtype: Dtype
@@ -64,7 +86,7 @@ class TargetSpec(Strict):
     kind: Literal["class", "mask", "value"]
     dtype: Dtype
     shape: list[Dim] = Field(default_factory=list, max_length=MAX_DIMS)  # [] for a scalar
-    classes: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+    classes: list[Label] | None = Field(
         None, max_length=MAX_CLASSES
     )  # label names; index = class id
     range: ValueRange | None = None  # for kind "value"
@@ -124,7 +146,7 @@ class DataCard(Strict):
     version: Literal[1] = 1
     dataset: Identifier
     package_digest: Digest
-    title: Annotated[str, Field(max_length=200)] = ""
+    title: Annotated[str, Field(max_length=200), AfterValidator(_printable)] = ""
     description: Text = ""
     files: list[CardFile]
     sources: list[CardSource] = Field(min_length=1)
@@ -144,6 +166,19 @@ class DataCard(Strict):
         for stat in self.statistics:
             if stat.source not in names:
                 raise ValueError(f"statistic {stat.name} names no source of the card")
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("a file is listed twice")
+        blocks = [(f"source {s.name}", s.source) for s in self.sources]
+        if (d := self.declaration) is not None:
+            for split, part in (("train", d.train), ("val", d.val), ("test", d.test)):
+                if isinstance(part, SourcePart):
+                    blocks.append((f"declaration {split}", part.source))
+        for what, block in blocks:
+            missing = missing_paths(block, paths)
+            if missing:
+                kind, name = missing[0]
+                raise ValueError(f"{what} reads {kind} {name!r}, which is not among the files")
         return self
 
     def source(self, name: str) -> CardSource:
