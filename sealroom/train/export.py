@@ -46,6 +46,10 @@ class _Exportable(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         return self.model(x)
 
+    def inner(self) -> nn.Module:
+        """The wrapped model (typed: attribute access on an nn.Module is Tensor | Module)."""
+        return self.get_submodule("model")
+
 
 @dataclass(frozen=True)
 class OnnxExport:
@@ -85,10 +89,10 @@ _EXPORT_LOCK = threading.Lock()
 
 
 def _export_checked(
-    wrapped: nn.Module, input_shape: list[int] | tuple[int, ...], check_batch: torch.Tensor | None
+    wrapped: _Exportable, input_shape: list[int] | tuple[int, ...], check_batch: torch.Tensor | None
 ) -> OnnxExport:
     try:
-        refuse_untrainable(wrapped.model)
+        refuse_untrainable(wrapped.inner())
     except TrainingFormError as exc:
         raise ExportError(str(exc)) from None
     data = _trace(wrapped, input_shape)

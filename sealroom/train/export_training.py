@@ -174,17 +174,23 @@ def check_training_behaviour(
             )
         buffers = dict(model.named_buffers())
         theirs_bn = [m for m in converted.modules() if isinstance(m, _BatchNorm)]
+        if len(theirs_bn) != len(statistics):
+            raise TrainingFormError(
+                f"{len(statistics)} BatchNormalization nodes but {len(theirs_bn)} BatchNorm "
+                "layers after the conversion: some would not train as BatchNorm"
+            )
         for name, bn in zip(statistics, theirs_bn, strict=True):
             layer = name.removesuffix(".running_mean")
             mean, var = buffers.get(name), buffers.get(layer + ".running_var")
-            if mean is None or var is None:
+            if mean is None or var is None or bn.running_mean is None or bn.running_var is None:
                 continue  # not one of the model's own buffers: the outputs were compared
             if not (_close(mean, bn.running_mean) and _close(var, bn.running_var)):
                 raise TrainingFormError(f"layer {layer}: the running statistics would differ")
 
 
 def _same_layers(model: nn.Module, converted: nn.Module) -> None:
-    """As many BatchNorm and Dropout layers (with the same rates) after the round trip."""
+    """As many BatchNorm and Dropout layers after the round trip (the rates show in the
+    training forward: the same seed draws the same masks)."""
     ours = _kinds(model)
     theirs = _kinds(converted)
     if ours != theirs:
@@ -201,9 +207,9 @@ def _kinds(model: nn.Module) -> Counter[str]:
     for module in model.modules():
         if isinstance(module, _BatchNorm):
             kinds["BatchNorm"] += 1
-        elif isinstance(module, nn.Dropout) and module.p > 0:
-            kinds["Dropout"] += 1
-        elif isinstance(module, OnnxDropoutDynamic):
+        elif isinstance(module, OnnxDropoutDynamic) or (
+            isinstance(module, nn.Dropout) and module.p > 0
+        ):
             kinds["Dropout"] += 1
     return kinds
 

@@ -67,11 +67,9 @@ def test_the_groupnorm_version_passes_with_its_dropout() -> None:
 
 
 def test_a_declared_batchnorm_gets_the_same_hint() -> None:
+    layers = [{"type": "batchnorm2d", "params": {"num_features": 1}}]
     part = ModelPart.model_validate(
-        {
-            "model": {"format": "declarative", "layers": [{"type": "batchnorm2d", "params": {"num_features": 1}}]},
-            "input_shape": list(SHAPE),
-        }
+        {"model": {"format": "declarative", "layers": layers}, "input_shape": list(SHAPE)}
     )
     with pytest.raises(ConfigError, match=r"use GroupNorm \(layer type groupnorm\)"):
         check_private_model(part)

@@ -175,7 +175,7 @@ class TrainOnly(nn.Module):
 
 
 def test_a_hidden_training_branch_is_refused() -> None:
-    with pytest.raises(ExportError, match="differs from torch .* `if self.training:` branch"):
+    with pytest.raises(ExportError, match=r"differs from torch .* `if self\.training:` branch"):
         export_onnx(TrainOnly(), (4,))
 
 
