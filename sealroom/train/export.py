@@ -94,7 +94,7 @@ def _export_checked(
     try:
         refuse_untrainable(wrapped.inner())
     except TrainingFormError as exc:
-        raise ExportError(str(exc)) from None
+        raise ExportError(f"ONNX export: {exc}") from None
     data = _trace(wrapped, input_shape)
     batch = check_batch if check_batch is not None else torch.zeros(2, *input_shape)
     batch = batch.detach().cpu().float()
@@ -146,7 +146,7 @@ def _trace(wrapped: nn.Module, input_shape: list[int] | tuple[int, ...]) -> byte
     try:
         proto = keep_training_form(onnx.load_from_string(buffer.getvalue()))
     except TrainingFormError as exc:
-        raise ExportError(str(exc)) from None
+        raise ExportError(f"ONNX export: {exc}") from None
     _restore_initializers(proto, buffers)
     return proto.SerializeToString()
 
@@ -172,7 +172,7 @@ def _check_as_the_room_converts(wrapped: nn.Module, data: bytes, batch: torch.Te
         statistics = batch_norm_statistics(parse_model(data, "the exported model"))
         check_training_behaviour(wrapped, converted, batch, statistics)
     except (ModelError, TrainingFormError) as exc:
-        raise ExportError(str(exc)) from None
+        raise ExportError(f"ONNX export: {exc}") from None
     finally:
         wrapped.eval()
 

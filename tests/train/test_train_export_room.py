@@ -3,8 +3,13 @@ run_pipeline and comes back as ONNX that still holds both layers."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import onnx
+import pytest
 from onnx import numpy_helper
+from torch import nn
 
 from sealroom.data import MemoryTree
 from sealroom.pipeline.schema import ModelPart
@@ -38,3 +43,17 @@ def test_the_room_trains_batchnorm_and_dropout_and_exports_them_again() -> None:
     assert running_mean(trained) != running_mean(written)  # batch statistics were tracked
     assert outcome.metrics["accuracy"] >= 0.8
     in_the_room(trained)  # and the room can train it again
+
+
+def test_save_model_refuses_in_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scenarios.mnist.save_model import export_cli
+
+    out = tmp_path / "model.onnx"
+    monkeypatch.setattr(sys, "argv", ["save_model.py", "--out", str(out)])
+    with pytest.raises(SystemExit) as exited:
+        export_cli(lambda seed: nn.Sequential(nn.Conv2d(1, 2, 3), nn.Dropout2d(0.2)), out, "x")
+    assert exited.value.code == 1 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ONNX export: layer 1 (Dropout2d)") and "\n" not in err
