@@ -102,6 +102,7 @@ def keep_training_form(proto: onnx.ModelProto) -> onnx.ModelProto:
         elif node.op_type == "Dropout":
             _dropped_outputs(node, used)
             del node.input[2:]  # training_mode: ONNX's default (inference) everywhere
+    _remove_zero_dropout(graph)
     _remove_dead_constants(graph)
     _refuse_shared(graph)
     return proto
@@ -115,6 +116,39 @@ def _dropped_outputs(node: onnx.NodeProto, used: Counter[str]) -> None:
             "(running statistics or a dropout mask), which the room's form does not keep"
         )
     del node.output[1:]
+
+
+def _remove_zero_dropout(graph: onnx.GraphProto) -> None:
+    """Drop ``Dropout`` nodes whose ratio is a constant 0 (``nn.Dropout(0.0)``, MONAI's
+    default): they do nothing in either mode, and the layer counts then match."""
+    from onnx import numpy_helper
+
+    constants = {
+        n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+        for n in graph.node
+        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value"
+    }
+    constants.update({t.name: numpy_helper.to_array(t) for t in graph.initializer})
+    outputs = {o.name for o in graph.output}
+    renamed: dict[str, str] = {}
+    kept = []
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+        ratio = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if (
+            node.op_type == "Dropout"
+            and ratio is not None
+            and ratio.size == 1
+            and float(ratio.reshape(())) == 0.0
+            and node.output[0] not in outputs
+        ):
+            renamed[node.output[0]] = node.input[0]
+            continue
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _remove_dead_constants(graph: onnx.GraphProto) -> None:

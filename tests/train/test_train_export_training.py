@@ -40,9 +40,9 @@ def user_net() -> UserNet:
     return UserNet()
 
 
-def in_the_room(data: bytes) -> nn.Module:
+def in_the_room(data: bytes, shape: tuple[int, ...] = SHAPE) -> nn.Module:
     """The room's path: the pipeline's ONNX model part through build_model (onnx2torch)."""
-    part = ModelPart.model_validate({"model": {"format": "onnx"}, "input_shape": list(SHAPE)})
+    part = ModelPart.model_validate({"model": {"format": "onnx"}, "input_shape": list(shape)})
     return build_model(part, MemoryTree({"model.onnx": data}))
 
 
@@ -210,3 +210,9 @@ def test_the_check_compares_running_statistics() -> None:
     bn.momentum = 0.5  # trains its statistics differently from the user's 0.1
     with pytest.raises(TrainingFormError, match="layer bn: the running statistics"):
         check_training_behaviour(user, converted, torch.randn(4, *SHAPE), ["bn.running_mean"])
+
+
+def test_a_zero_rate_dropout_is_left_out() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0), nn.ReLU(), nn.Dropout(0.5))
+    converted = in_the_room(export_onnx(model, (4,)).data, (4,))
+    assert sum("Dropout" in type(m).__name__ for m in converted.modules()) == 1
