@@ -188,16 +188,18 @@ def check_training_behaviour(
     ``statistics`` (from :func:`batch_norm_statistics`) names the running mean of each
     BatchNorm node in graph order: onnx2torch creates its BatchNorm modules in that order.
     """
-    _same_layers(model, converted)
     if len(batch) < 2:
         batch = torch.cat([batch, batch + 1])  # batch statistics need two records
     with _restored(model), _restored(converted), torch.random.fork_rng(devices=[]):
         outputs = []
+        calls = []
         for module in (model, converted):
             module.train()
             torch.manual_seed(0)  # the same Dropout masks: the same draws in the same order
-            with torch.no_grad():
+            with torch.no_grad(), _counting(module) as counted:
                 outputs.append(module(batch))
+            calls.append(counted)
+        _same_layers(*calls)
         ours, theirs = outputs
         if not isinstance(ours, torch.Tensor) or not isinstance(theirs, torch.Tensor):
             raise TrainingFormError("the model returns no single tensor in training mode")
@@ -222,11 +224,9 @@ def check_training_behaviour(
                 raise TrainingFormError(f"layer {layer}: the running statistics would differ")
 
 
-def _same_layers(model: nn.Module, converted: nn.Module) -> None:
-    """As many BatchNorm and Dropout layers after the round trip (the rates show in the
+def _same_layers(ours: Counter[str], theirs: Counter[str]) -> None:
+    """As many BatchNorm and Dropout calls after the round trip (the rates show in the
     training forward: the same seed draws the same masks)."""
-    ours = _kinds(model)
-    theirs = _kinds(converted)
     if ours != theirs:
         lost = sorted((ours - theirs).elements()) or sorted((theirs - ours).elements())
         raise TrainingFormError(
@@ -234,18 +234,30 @@ def _same_layers(model: nn.Module, converted: nn.Module) -> None:
         )
 
 
-def _kinds(model: nn.Module) -> Counter[str]:
+@contextmanager
+def _counting(model: nn.Module) -> Iterator[Counter[str]]:
+    """Count the BatchNorm and Dropout layers a forward calls (a layer defined but never
+    called is not in the graph, and is no loss)."""
     from onnx2torch.node_converters.dropout import OnnxDropoutDynamic
 
-    kinds: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
+    handles = []
     for module in model.modules():
+        kind = None
         if isinstance(module, _BatchNorm):
-            kinds["BatchNorm"] += 1
+            kind = "BatchNorm"
         elif isinstance(module, OnnxDropoutDynamic) or (
             isinstance(module, nn.Dropout) and module.p > 0
         ):
-            kinds["Dropout"] += 1
-    return kinds
+            kind = "Dropout"
+        if kind:
+            hook = lambda *_, k=kind: counted.update([k])  # noqa: E731
+            handles.append(module.register_forward_hook(hook))
+    try:
+        yield counted
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -216,3 +216,20 @@ def test_a_zero_rate_dropout_is_left_out() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0), nn.ReLU(), nn.Dropout(0.5))
     converted = in_the_room(export_onnx(model, (4,)).data, (4,))
     assert sum("Dropout" in type(m).__name__ for m in converted.modules()) == 1
+
+
+class Unused(nn.Module):
+    """Defines a BatchNorm and a Dropout it never calls: nothing of its training is lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bn = nn.BatchNorm1d(4)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_layers_defined_but_never_called_are_no_loss() -> None:
+    assert export_onnx(Unused(), (4,)).max_abs_diff < 1e-5
