@@ -2,6 +2,8 @@
 
 This runs on the consumer's machine, not in the room: the room only ever sees the
 ONNX graph, which it converts with onnx2torch (no Python code from the consumer runs).
+The export keeps training behaviour: a BatchNorm or Dropout written here is trained as
+such in the room (docs/models.md says what survives the export and what is refused).
 
     python scenarios/mnist/save_model.py [--out scenarios/mnist/model/model.onnx] [--seed 0]
 """
@@ -9,13 +11,15 @@ ONNX graph, which it converts with onnx2torch (no Python code from the consumer 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from sealroom.train.export import export_onnx
+from sealroom.files import write_atomic
+from sealroom.train.export import ExportError, export_onnx
 
 HERE = Path(__file__).resolve().parent
 INPUT_SHAPE = (1, 28, 28)
@@ -58,8 +62,13 @@ def export_cli(make: Callable[[int], nn.Module], default_out: Path, description:
     parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        data = model_onnx_bytes(make(args.seed))
+    except ExportError as exc:  # one line naming the layer, nothing written
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(model_onnx_bytes(make(args.seed)))
+    write_atomic(args.out, data)
     print(f"wrote {args.out}")
 
 

@@ -105,7 +105,8 @@ def check_private_model(part: ModelPart) -> None:
             if layer.type in BATCH_MIXING_LAYERS:
                 raise ConfigError(
                     f"model.layers[{i}].type: {layer.type} mixes samples in a batch, which "
-                    "differential privacy (privacy part) cannot allow; use groupnorm or layernorm"
+                    "differential privacy (privacy part) cannot allow; use GroupNorm (layer type "
+                    "groupnorm) or layernorm instead"
                 )
 
 

@@ -8,7 +8,7 @@ Nothing is unpickled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import onnx
@@ -38,12 +38,20 @@ class ConvertedOnnx(nn.Module):
     ("'Graph' object has no attribute 'outputs'"); one level of wrapping avoids it.
     """
 
-    def __init__(self, graph: nn.Module, record_mixing: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        graph: nn.Module,
+        record_mixing: Sequence[str] = (),
+        node_names: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.graph = graph
         # Nodes that may mix records across the batch (sealroom.train.onnx_records):
         # DP-SGD refuses a model with any (sealroom.privacy.independence).
         self.record_mixing = tuple(record_mixing)
+        # Submodule name of ``graph`` -> the ONNX node it came from (whose name, for a torch
+        # export, holds the consumer's module path): refusals name the layer as written.
+        self.node_names = dict(node_names or {})
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.graph(x)
@@ -67,7 +75,20 @@ def load_onnx(data: bytes, where: str) -> nn.Module:
         graph = convert(proto)
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
         raise ModelError(f"{where}: cannot convert to torch ({exc})") from None
-    return ConvertedOnnx(graph, mixing)
+    return ConvertedOnnx(graph, mixing, converted_names(proto))
+
+
+def converted_names(proto: onnx.ModelProto) -> dict[str, str]:
+    """onnx2torch's submodule name for each node (OnnxGraph.generate_node_name: the
+    domain, the name with '.' as '/', no leading '/', '_N' for repeats) -> the node name."""
+    names: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for node in proto.graph.node:
+        base = (f"{node.domain}/" + (node.name.replace(".", "/") or node.op_type)).lstrip("/")
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names[base + (f"_{count}" if count else "")] = node.name or node.op_type
+    return names
 
 
 def onnx_record_mixing(proto: onnx.ModelProto) -> list[str]:
