@@ -16,6 +16,7 @@ from sealroom.cli import lab as lab_cli
 from sealroom.cli import ledger as ledger_cli
 from sealroom.cli import model as model_cli
 from sealroom.cli import output as output_cli
+from sealroom.cli import package as package_cli
 from sealroom.cli import party as party_cli
 from sealroom.cli import pipeline as pipeline_cli
 from sealroom.cli import policy as policy_cli
@@ -51,6 +52,7 @@ app.add_typer(receipt_cli.app, name="receipt")
 app.add_typer(budget_cli.app, name="budget")
 app.add_typer(task_cli.app, name="task")
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(package_cli.app, name="package")
 
 
 def _print_version(value: bool) -> None:

@@ -21,7 +21,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from sealroom.pipeline.declaration import DatasetDeclaration
+from sealroom.pipeline.declaration import DatasetDeclaration, SourcePart
+from sealroom.pipeline.package_files import missing_paths
 from sealroom.pipeline.schema import DataSource, Identifier, RelativePath, Seed, Strict
 
 CARD_FILE = "card.json"
@@ -51,7 +52,11 @@ class ValueRange(Strict):
 
 
 class ArraySpec(Strict):
-    """One record's features as the loader yields them: shape (without the batch axis) and dtype."""
+    """One record's features as the loader yields them: shape (without the batch axis) and dtype.
+
+    E.g. MNIST IDX files hold uint8 pixels 0..255; the idx loader yields float32
+    ``[1, 28, 28]`` records in [0, 1] (pixels divided by 255), and that is what the card says.
+    """
 
     shape: list[Dim] = Field(max_length=MAX_DIMS)
     dtype: Dtype
@@ -144,6 +149,19 @@ class DataCard(Strict):
         for stat in self.statistics:
             if stat.source not in names:
                 raise ValueError(f"statistic {stat.name} names no source of the card")
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("a file is listed twice")
+        blocks = [(f"source {s.name}", s.source) for s in self.sources]
+        if (d := self.declaration) is not None:
+            for split, part in (("train", d.train), ("val", d.val), ("test", d.test)):
+                if isinstance(part, SourcePart):
+                    blocks.append((f"declaration {split}", part.source))
+        for what, block in blocks:
+            missing = missing_paths(block, paths)
+            if missing:
+                kind, name = missing[0]
+                raise ValueError(f"{what} reads {kind} {name!r}, which is not among the files")
         return self
 
     def source(self, name: str) -> CardSource:
