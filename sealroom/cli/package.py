@@ -191,3 +191,13 @@ def _printer() -> Any:
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     return say
+
+
+def _register_mock() -> None:
+    """`package mock` lives in package_mock.py (helper mock's module)."""
+    from sealroom.cli.package_mock import mock_command
+
+    app.command(name="mock")(mock_command)
+
+
+_register_mock()
