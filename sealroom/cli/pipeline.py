@@ -25,12 +25,18 @@ def compose(
         None, "--sign-as", help="Also sign it as this consumer (needs --contract)."
     ),
     contract: str = typer.Option(None, "--contract", help="Contract id to sign it under."),
+    package: list[str] = typer.Option(
+        [],
+        "--package",
+        help="DATASET_ID=X.sealed: check the file names the dataset reads against that "
+        "package's signed manifest and card (repeatable).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Validate the config parts in DIRECTORY and write one pipeline document; print its digest.
 
     Example: sealroom pipeline compose scenarios/mnist --out mnist.pipeline.json
-    --sign-as lab --contract mnist-demo
+    --sign-as lab --contract mnist-demo --package mnist=mnist.sealed
     """
     from sealroom.pipeline.compose import compose as compose_dir
     from sealroom.pipeline.compose import dump_pipeline, pipeline_digest
@@ -41,6 +47,15 @@ def compose(
     with refusals():
         pipeline = compose_dir(directory)
         digest = pipeline_digest(pipeline)
+        if package:
+            from sealroom.pipeline.package_check import (
+                check_pipeline_packages,
+                parse_package_options,
+            )
+            from sealroom.workspace import Workspace
+
+            wanted = parse_package_options(package)
+            check_pipeline_packages(Workspace.find(), pipeline, wanted)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dump_pipeline(pipeline), encoding="utf-8")
     sig_path: Path | None = None
