@@ -18,8 +18,10 @@ def mock_command(
     out: Path = typer.Option(..., "--out", help="A new or empty folder for the mock files."),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Write mock data drawn from the package's signed card: the card's file names and
-    formats, random values within its declared ranges, labels over its class names.
+    """Write mock data drawn from a package's signed card (its file names and formats).
+
+    Values are random within the card's declared ranges, labels uniform over its class
+    names; nothing of the real data is read.
 
     Example: sealroom package mock mnist.sealed --out mnist-mock
     """
