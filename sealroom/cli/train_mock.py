@@ -87,7 +87,20 @@ def mock_data(
         )
         cards[cfg.id] = card
     with mock_trees(spec.datasets, cards, declarations) as trees:
-        yield LocalData(trees, declarations)
+        yield LocalData(trees, {k: _on_mock(d) for k, d in declarations.items()})
+
+
+def _on_mock(declaration: DatasetDeclaration) -> DatasetDeclaration:
+    """The declaration with its minimum held-out size lifted: the minimum is the provider's
+    rule for the real records (the room checks it there), and a mock holds fewer."""
+    if declaration.min_size > 1:
+        err_console.print(
+            f"dataset {declaration.dataset}: the provider's minimum of {declaration.min_size:,} "
+            "records per held-out split applies to the real data (checked in the room), "
+            "not to the mock",
+            highlight=False,
+        )
+    return declaration.model_copy(update={"min_size": 1})
 
 
 def declared_splits(spec: Pipeline, data: LocalData) -> Splits | None:

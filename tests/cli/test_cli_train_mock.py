@@ -167,7 +167,7 @@ def test_a_card_declaration_splits_as_declared(
         "test": {"source": T10K},
         "val": {"fraction": 0.25},
         "seed": 1,
-        "min_size": 5,
+        "min_size": 100,  # the real data's rule: a mock of 40 records still runs
     }
     package = package_with_card(workspace, tmp_path, declaration=declaration)
     out = tmp_path / "out"
@@ -179,6 +179,7 @@ def test_a_card_declaration_splits_as_declared(
     assert "declared splits: dataset mnist: train train-images-idx3-ubyte.gz; val 0.25 of" in flat(
         done.output
     )
+    assert "minimum of 100 records per held-out split applies to the real data" in flat(done.output)
     report = json.loads((out / "metrics.json").read_text())
     assert report["samples"] == {"train": 30, "val": 10, "test": 40}  # t10k mocked whole
 
