@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 
 
 def mock_command(
@@ -25,6 +25,7 @@ def mock_command(
 
     Example: sealroom package mock mnist.sealed --out mnist-mock
     """
+    from sealroom.cli.train_mock import say_card
     from sealroom.data.mock import mock_records, write_mock
     from sealroom.data.mock_card import BANNER, open_card
 
@@ -47,14 +48,7 @@ def mock_command(
             }
         )
         return
-    if opened.trust == "verified":
-        err_console.print(f"card of dataset {card.dataset}: {opened.note}", highlight=False)
-    else:
-        err_console.print(
-            f"[bold yellow]UNVERIFIED CARD {opened.path}: {opened.note}[/]",
-            highlight=False,
-            soft_wrap=True,
-        )
+    say_card(opened, card.dataset)
     counts = ", ".join(f"{name} {n:,}" for name, n in records.items())
     count = len(written)
     console.print(

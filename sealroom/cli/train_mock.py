@@ -20,6 +20,7 @@ from sealroom.cli.console import err_console
 
 if TYPE_CHECKING:
     from sealroom.data import FileTree, Splits
+    from sealroom.data.mock_card import OpenedCard
     from sealroom.pipeline.declaration import DatasetDeclaration
     from sealroom.pipeline.schema import Pipeline
 
@@ -35,6 +36,18 @@ class LocalData:
 def say_loudly(text: str, style: str = "bold yellow") -> None:
     """A warning on stderr (stdout stays clean for --json)."""
     err_console.print(f"[{style}]{text}[/]", highlight=False, soft_wrap=True)
+
+
+def say_card(opened: OpenedCard, dataset: str) -> None:
+    """How far the card was checked: quietly when verified, loudly otherwise."""
+    if opened.trust == "verified":
+        err_console.print(f"card of dataset {dataset}: {opened.note}", highlight=False)
+    elif opened.trust == "signature":
+        say_loudly(
+            f"CARD NOT CHECKED AGAINST ITS PACKAGE {opened.path} (dataset {dataset}): {opened.note}"
+        )
+    else:
+        say_loudly(f"UNVERIFIED CARD {opened.path} (dataset {dataset}): {opened.note}")
 
 
 def declarations_from(files: Sequence[Path]) -> dict[str, DatasetDeclaration]:
@@ -73,10 +86,7 @@ def mock_data(
     for cfg in spec.datasets:
         opened = open_card(paths[cfg.id])
         card = opened.card
-        if opened.trust == "verified":
-            err_console.print(f"card of dataset {cfg.id}: {opened.note}", highlight=False)
-        else:
-            say_loudly(f"UNVERIFIED CARD {opened.path} (dataset {cfg.id}): {opened.note}")
+        say_card(opened, cfg.id)
         if card.declaration is not None and cfg.id not in declarations:
             declarations[cfg.id] = card.declaration
         counts = ", ".join(f"{s.name} {mock_records(card, s):,}" for s in card.sources)

@@ -225,6 +225,9 @@ def test_a_card_file_alone_is_checked_by_its_signature_or_said_unverified(
     shutil.copy(package / CARD_FILE, alone)
     done = cli("package", "mock", str(alone), "--out", str(tmp_path / "m1"), "--json")
     assert json.loads(done.stdout)["trust"] == "signature"
+    done = cli("package", "mock", str(alone), "--out", str(tmp_path / "m0"))
+    assert "CARD NOT CHECKED AGAINST ITS PACKAGE" in done.output
+    assert "signed by hospital (signature verified; no package beside it" in flat(done.output)
     shutil.rmtree(workspace.parties / "hospital")  # a consumer that never imported hospital
     done = cli("package", "mock", str(alone), "--out", str(tmp_path / "m2"))
     assert done.exit_code == 0, done.output
