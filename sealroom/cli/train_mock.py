@@ -31,6 +31,7 @@ class LocalData:
 
     trees: dict[str, FileTree]
     declarations: dict[str, DatasetDeclaration] = field(default_factory=dict)
+    mock: bool = False
 
 
 def say_loudly(text: str, style: str = "bold yellow") -> None:
@@ -79,7 +80,7 @@ def mock_data(
 ) -> Iterator[LocalData]:
     """Mock trees for the pipeline's datasets from their cards; removed on leaving."""
     from sealroom.data.mock import mock_records
-    from sealroom.data.mock_card import BANNER, mock_trees, open_card
+    from sealroom.data.mock_card import BANNER, check_pipeline_files, mock_trees, open_card
 
     cards = {}
     declarations = dict(declared)
@@ -89,6 +90,7 @@ def mock_data(
         say_card(opened, cfg.id)
         if card.declaration is not None and cfg.id not in declarations:
             declarations[cfg.id] = card.declaration
+        check_pipeline_files(cfg, card, declarations.get(cfg.id))  # before any banner
         counts = ", ".join(f"{s.name} {mock_records(card, s):,}" for s in card.sources)
         say_loudly(
             f"{BANNER}: dataset {cfg.id} is random records drawn from its card "
@@ -97,7 +99,7 @@ def mock_data(
         )
         cards[cfg.id] = card
     with mock_trees(spec.datasets, cards, declarations) as trees:
-        yield LocalData(trees, {k: _on_mock(d) for k, d in declarations.items()})
+        yield LocalData(trees, declarations, mock=True)
 
 
 def _on_mock(declaration: DatasetDeclaration) -> DatasetDeclaration:
@@ -120,4 +122,7 @@ def declared_splits(spec: Pipeline, data: LocalData) -> Splits | None:
     from sealroom.data.declaration import load_declared_splits
 
     split_note(data.declarations)
-    return load_declared_splits(data.declarations, spec.datasets, spec.join, data.trees)
+    declarations = data.declarations
+    if data.mock:
+        declarations = {k: _on_mock(d) for k, d in declarations.items()}
+    return load_declared_splits(declarations, spec.datasets, spec.join, data.trees)
