@@ -72,18 +72,28 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def source(name: str, block: dict[str, str], records: int) -> dict[str, Any]:
+LOADED = {"shape": [1, 28, 28], "dtype": "float32", "range": {"min": 0, "max": 1}}  # card builder's
+STORED = {"shape": [28, 28], "dtype": "uint8", "range": {"min": 0, "max": 255}}  # as the file holds
+
+
+def source(
+    name: str, block: dict[str, str], records: int, features: dict[str, Any] = LOADED
+) -> dict[str, Any]:
     return {
         "name": name,
         "source": block,
         "records": records,
-        "features": {"shape": [1, 28, 28], "dtype": "float32", "range": {"min": 0, "max": 1}},
+        "features": features,
         "target": {"kind": "class", "dtype": "int64", "classes": CLASSES},
     }
 
 
 def package_with_card(
-    ws: Workspace, tmp_path: Path, signer: Party | None = None, **card: Any
+    ws: Workspace,
+    tmp_path: Path,
+    signer: Party | None = None,
+    features: dict[str, Any] = LOADED,
+    **card: Any,
 ) -> Path:
     """hospital's sealed digits (train + t10k files) with a card signed by ``signer``."""
     hospital = create_party(ws, "hospital", "provider")
@@ -94,7 +104,7 @@ def package_with_card(
         "dataset": "mnist",
         "package_digest": sealed.digest,
         "files": [{"path": f.path, "size": f.size} for f in manifest.files],
-        "sources": [source("train", TRAIN, 30), source("t10k", T10K, 20)],
+        "sources": [source("train", TRAIN, 30, features), source("t10k", T10K, 20, features)],
         "mock": {"seed": 5, "records": 40},
         **card,
     }
@@ -123,10 +133,10 @@ def test_mock_run_of_the_mnist_configs_marks_every_output(
     assert list(private_tmp.glob("sealroom-mock-*")) == []  # the mock folder is gone
 
 
-def test_mock_run_reports_mock_in_json(
+def test_mock_run_from_a_card_of_stored_uint8_pixels_reports_mock_in_json(
     workspace: Workspace, tmp_path: Path, scenario: Path
 ) -> None:
-    package = package_with_card(workspace, tmp_path)
+    package = package_with_card(workspace, tmp_path, features=STORED)
     done = cli(
         "train", "--local", str(scenario), "--mock", "--data", f"mnist={package / CARD_FILE}",
         "--epochs", "1", "--out", str(tmp_path / "out"), "--json",
