@@ -163,7 +163,13 @@ def run_local(
     drawn from the datasets' cards and every output is marked MOCK DATA; declarations (the
     cards' or ``declaration_files``) split as in the room.
     """
-    from sealroom.cli.train_mock import LocalData, declarations_from, declared_splits, mock_data
+    from sealroom.cli.train_mock import (
+        LocalData,
+        declarations_from,
+        declared_splits,
+        mock_data,
+        say_loudly,
+    )
     from sealroom.train.mock_outputs import MockMarkingSink, mark_outputs
     from sealroom.train.run import DirectorySink, MemorySink, OutputSink, run_pipeline
 
@@ -186,6 +192,10 @@ def run_local(
             factory = DPTrainer
             sink = MemorySink()
         splits = declared_splits(spec, local)
+        if splits is not None and max_samples is not None:
+            say_loudly(
+                "--max-samples is ignored: the declared splits decide which records are used"
+            )
         with progress(transient=True) as bars:
             outcome = run_pipeline(
                 spec,

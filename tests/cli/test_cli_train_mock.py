@@ -288,3 +288,26 @@ def test_a_card_without_a_mock_offer_and_a_missing_path_are_refused(
     )  # fmt: skip
     assert done.exit_code == 1
     assert f"dataset 'mnist': {missing} not found (pass --data mnist=X.sealed" in flat(done.output)
+
+
+def test_a_declaration_file_is_checked_by_its_signers_key_or_said_unverified(
+    workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sealroom.cli.train_mock import declarations_from
+
+    hospital = create_party(workspace, "hospital", "provider")
+    declaration = DatasetDeclaration.model_validate(
+        {"dataset": "mnist", "train": {"source": TRAIN}, "test": {"source": T10K}, "min_size": 5}
+    )
+    path = tmp_path / "mnist.declaration.json"
+    save_declaration(path, sign_declaration(declaration, hospital))
+    assert declarations_from([path]) == {"mnist": declaration}
+    assert "UNVERIFIED" not in capsys.readouterr().err
+    changed = tmp_path / "changed.json"
+    changed.write_text(path.read_text().replace('"min_size": 5', '"min_size": 1'))
+    done = cli("train", "--local", str(tmp_path), "--declaration", str(changed), "--out", "x")
+    assert done.exit_code == 1
+    assert "the signature from 'hospital' does not verify" in flat(done.output)
+    shutil.rmtree(workspace.parties / "hospital")
+    assert declarations_from([path]) == {"mnist": declaration}
+    assert "UNVERIFIED DECLARATION" in capsys.readouterr().err
