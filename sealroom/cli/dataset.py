@@ -31,6 +31,11 @@ def declare(
         "-o",
         help="Signed declaration file (default: the workspace's declarations/ folder).",
     ),
+    package: Path = typer.Option(
+        None,
+        "--package",
+        help="The dataset's sealed package: check that every file the declaration names is in it.",
+    ),
     passphrase_file: Path = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -38,6 +43,7 @@ def declare(
     pins as the dataset's declaration_digest.
 
     Example: sealroom dataset declare declaration.yaml --as hospital --out mnist.decl.json
+    --package mnist.sealed
     """
     from sealroom.crypto.identity import load_party
     from sealroom.pipeline.declaration import (
@@ -51,7 +57,15 @@ def declare(
     with refusals():
         declaration = read_declaration_draft(draft)
         ws = Workspace.find()
-        signed = sign_declaration(declaration, load_party(ws, signer))
+        party = load_party(ws, signer)
+        if package is not None:
+            from sealroom.crypto.package import SealedPackage
+            from sealroom.pipeline.package_files import check_declaration_files
+
+            opened = SealedPackage.open(package, party.identity)
+            paths = [f.path for f in opened.manifest.files]
+            check_declaration_files(declaration, opened.digest, paths)
+        signed = sign_declaration(declaration, party)
         name = f"{declaration.dataset}-{signed.digest[7:19]}.json"
         path = out or declarations_dir(ws.home) / name
         save_declaration(path, signed)

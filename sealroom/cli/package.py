@@ -9,7 +9,7 @@ prints files, sources, splits, statistics and whether mock data are offered.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -38,6 +38,12 @@ def card(
     package: Path = typer.Option(..., "--package", help="The sealed package folder (X.sealed)."),
     draft: Path = typer.Option(..., "--draft", help="The card draft (YAML) the provider wrote."),
     signer: str = typer.Option(..., "--as", help="The package's owner, who signs the card."),
+    declaration_file: Path = typer.Option(
+        None,
+        "--declaration",
+        help="The owner's signed dataset declaration (`dataset declare`) to carry on the card "
+        "(instead of the draft's declaration: field).",
+    ),
     passphrase_file: Path = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -48,18 +54,25 @@ def card(
     from sealroom.crypto.identity import load_party
     from sealroom.crypto.package import SealedPackage
     from sealroom.data.card_build import build_card, read_draft
-    from sealroom.pipeline.card_signing import save_card, sign_card
+    from sealroom.pipeline.card_signing import CardError, save_card, sign_card
     from sealroom.pipeline.declaration import check_signature, load_signed_declaration
     from sealroom.workspace import Workspace
 
     with refusals():
         spec = read_draft(draft)
         ws = Workspace.find()
+        named = SealedPackage.read_manifest(package).owner
+        if named != signer:
+            raise CardError(
+                f"package {package.name} belongs to {named}; only {named} can sign its card"
+            )
         owner = load_party(ws, signer)
         opened = SealedPackage.open(package, owner.identity)
         declaration = None
-        if spec.declaration is not None:
-            signed_declaration = load_signed_declaration(draft.parent / spec.declaration)
+        if declaration_file is None and spec.declaration is not None:
+            declaration_file = draft.parent / spec.declaration
+        if declaration_file is not None:
+            signed_declaration = load_signed_declaration(declaration_file)
             check_signature(
                 signed_declaration, owner.identity.signing_key, f"{signer}'s signing key"
             )
@@ -95,20 +108,21 @@ def show(
 
     Example: sealroom package show mnist.sealed
     """
-    from sealroom.crypto.identity import load_identity
     from sealroom.crypto.package import SealedPackage
     from sealroom.pipeline.card import CARD_FILE
     from sealroom.pipeline.card_signing import load_signed_card, verify_card
+    from sealroom.pipeline.package_check import package_owner
     from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
-        owner = load_identity(ws, SealedPackage.read_manifest(package).owner)
+        owner = package_owner(ws, package)
         opened = SealedPackage.open(package, owner)
-        data_card = None
+        data_card, card_digest = None, None
         if (package / CARD_FILE).exists():
             signed = load_signed_card(package)
             data_card = verify_card(signed, owner, opened.manifest, opened.digest)
+            card_digest = signed.digest
     if json_out:
         emit_json(
             {
@@ -117,6 +131,7 @@ def show(
                 "digest": opened.digest,
                 "files": [{"path": f.path, "size": f.size} for f in opened.manifest.files],
                 "card": data_card.model_dump(mode="json") if data_card else None,
+                "card_digest": card_digest,  # verified: signed by the owner, for this package
             }
         )
         return
@@ -126,7 +141,7 @@ def show(
 def _print_package(opened: SealedPackage, owner: str, data_card: DataCard | None) -> None:
     from sealroom.cli.seal import human_size
 
-    say = _printer()
+    say = _say
     say(f"package {opened.path.name}  owner {owner} (manifest signature verified)")
     say(f"digest  {opened.digest}")
     if data_card is None:
@@ -186,11 +201,9 @@ def _source_lines(source: CardSource) -> list[str]:
     return lines
 
 
-def _printer() -> Any:
-    def say(text: str) -> None:
-        console.print(text, highlight=False, markup=False, soft_wrap=True)
-
-    return say
+def _say(text: str) -> None:
+    """One line as it is: no markup (names may hold brackets), no wrapping (paths, digests)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _register_mock() -> None:

@@ -45,16 +45,16 @@ def compose(
     if (sign_as is None) != (contract is None):
         raise fail("--sign-as and --contract go together", code=2)
     with refusals():
+        if package:
+            from sealroom.pipeline.package_check import parse_package_options
+
+            wanted = parse_package_options(package)
         pipeline = compose_dir(directory)
         digest = pipeline_digest(pipeline)
         if package:
-            from sealroom.pipeline.package_check import (
-                check_pipeline_packages,
-                parse_package_options,
-            )
+            from sealroom.pipeline.package_check import check_pipeline_packages
             from sealroom.workspace import Workspace
 
-            wanted = parse_package_options(package)
             check_pipeline_packages(Workspace.find(), pipeline, wanted)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dump_pipeline(pipeline), encoding="utf-8")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, ValidationError
@@ -34,8 +35,8 @@ from sealroom.pipeline.card import (
     Text,
     ValueRange,
 )
-from sealroom.pipeline.declaration import DatasetDeclaration, SourcePart
-from sealroom.pipeline.package_files import check_source_files
+from sealroom.pipeline.declaration import DatasetDeclaration
+from sealroom.pipeline.package_files import check_declaration_files, check_source_files
 from sealroom.pipeline.schema import DataSource, Identifier, Strict
 
 MAX_DRAFT_BYTES = 1 << 20
@@ -50,7 +51,7 @@ class FeatureDraft(Strict):
 
 
 class TargetDraft(Strict):
-    kind: str = Field(pattern=r"^(class|mask|value)$")
+    kind: Literal["class", "mask", "value"]
     classes: list[str] | None = None
     range: ValueRange | None = None
 
@@ -144,8 +145,16 @@ def _target(data: ArrayDataset, draft: TargetDraft | None, where: str) -> Target
     if draft is None:
         return None
     y = data.y
+    classes = draft.classes
     if draft.kind in ("class", "mask"):
-        classes = draft.classes or []
+        if data.classes is not None:  # the loader names them (subfolders, string labels)
+            if classes is not None and classes != data.classes:
+                raise CardDraftError(
+                    f"{where}.target.classes: the loader numbers the classes "
+                    f"{', '.join(data.classes[:12])}{' …' if len(data.classes) > 12 else ''} "
+                    "(class id = position); the draft's names differ — list them in that order"
+                )
+            classes = list(data.classes)
         if not classes:
             raise CardDraftError(f"{where}.target.classes: a {draft.kind} target needs its names")
         if y.size and (float(y.min()) < 0 or float(y.max()) >= len(classes)):
@@ -158,10 +167,10 @@ def _target(data: ArrayDataset, draft: TargetDraft | None, where: str) -> Target
         _check_range(y, draft.range, f"{where}.target.range")
     try:
         return TargetSpec(
-            kind=draft.kind,  # type: ignore[arg-type]  # the pattern admits the literal's values
-            dtype=_dtype(y),  # type: ignore[arg-type]
+            kind=draft.kind,
+            dtype=_dtype(y),
             shape=list(y.shape[1:]),
-            classes=draft.classes,
+            classes=classes,
             range=draft.range,
         )
     except ValidationError as exc:
@@ -176,11 +185,12 @@ def describe_source(
     loader = LOADERS.get(draft.source.format, where=f"{where}.source.format")
     data = loader(draft.source, tree, dataset)
     _check_range(data.x, draft.features.range, f"{where}.features.range")
-    features = ArraySpec(
-        shape=list(data.x.shape[1:]),
-        dtype=_dtype(data.x),  # type: ignore[arg-type]
-        range=draft.features.range,
-    )
+    try:
+        features = ArraySpec(
+            shape=list(data.x.shape[1:]), dtype=_dtype(data.x), range=draft.features.range
+        )
+    except ValidationError as exc:
+        raise CardDraftError(f"{where}.features: {_first_problem(exc)}") from None
     card_source = CardSource(
         name=draft.name,
         source=draft.source,
@@ -208,21 +218,16 @@ def build_card(
     unknown = sorted(set(draft.files) - set(paths))
     if unknown:
         raise CardDraftError(f"files: {unknown[0]!r} is not a file of the package")
-    blocks = [(s.name, s.source, f"card source {s.name}") for s in draft.sources]
+    for source in draft.sources:
+        check_source_files(
+            draft.dataset, package_digest, source.source, paths, f"card source {source.name}"
+        )
     if declaration is not None:
         if declaration.dataset != draft.dataset:
             raise CardDraftError(
                 f"declaration: it is for dataset {declaration.dataset}, not {draft.dataset}"
             )
-        for split, part in (
-            ("train", declaration.train),
-            ("val", declaration.val),
-            ("test", declaration.test),
-        ):
-            if isinstance(part, SourcePart):
-                blocks.append((split, part.source, f"the declaration's {split} source"))
-    for _, source, what in blocks:
-        check_source_files(draft.dataset, package_digest, source, paths, what)
+        check_declaration_files(declaration, package_digest, paths)
     tree = DirectoryTree(folder)
     sources: list[CardSource] = []
     loaded: dict[str, ArrayDataset] = {}

@@ -81,7 +81,7 @@ def release_statistics(
                 epsilon=epsilon,
                 delta=0.0,
                 values=values,
-                charge=f"ledger entry {receipt.seq} ({CHARGE_KIND})",
+                charge=f"{CHARGE_KIND} entry {receipt.seq} in the provider's ledger",
             )
         )
     return released

@@ -57,7 +57,7 @@ class MemoryTree:
         try:
             return self._files[path]
         except KeyError:
-            raise DataError(f"file not found in dataset: {relpath}") from None
+            raise DataError(_not_found(relpath, sorted(self._files))) from None
 
     def list_files(self, prefix: str = "") -> list[str]:
         folder = _folder_prefix(prefix)
@@ -81,7 +81,8 @@ class DirectoryTree:
     def read_bytes(self, relpath: str) -> bytes:
         path = self._resolve(relpath)
         if not path.is_file():
-            raise DataError(f"file not found in dataset: {relpath} (under {self.root})")
+            where = f"{relpath} (under {self.root})"
+            raise DataError(_not_found(where, self.list_files(), relpath))
         return path.read_bytes()
 
     def list_files(self, prefix: str = "") -> list[str]:
@@ -109,6 +110,15 @@ class SubTree:
     def list_files(self, prefix: str = "") -> list[str]:
         inner = self._prefix + _folder_prefix(prefix)
         return [p[len(self._prefix) :] for p in self._tree.list_files(inner)]
+
+
+def _not_found(where: str, paths: list[str], relpath: str | None = None) -> str:
+    """ "file not found in dataset: X; it holds a, b, … (did you mean 'X.gz'?)"."""
+    from sealroom.pipeline.package_files import holdings, nearest
+
+    guess = nearest(normalize_relpath(relpath or where), paths)
+    hint = f" (did you mean '{guess}'?)" if guess else ""
+    return f"file not found in dataset: {where}; it holds {holdings(paths)}{hint}"
 
 
 def maybe_gunzip(data: bytes, name: str, limit: int = MAX_DECOMPRESSED) -> bytes:

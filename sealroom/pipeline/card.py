@@ -17,10 +17,12 @@ inside the package folder as ``card.json``. This module is the schema only.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from sealroom.crypto.manifest import REFUSED_CATEGORIES
 from sealroom.pipeline.declaration import DatasetDeclaration, SourcePart
 from sealroom.pipeline.package_files import missing_paths
 from sealroom.pipeline.schema import DataSource, Identifier, RelativePath, Seed, Strict
@@ -35,7 +37,22 @@ Dtype = Literal[
 ]
 Dim = Annotated[int, Field(ge=1, le=1 << 20)]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def _printable(value: str) -> str:
+    """Card text is shown on other parties' terminals: no control or invisible characters
+    (escape sequences, bidirectional overrides) but line breaks and tabs."""
+    bad = next(
+        (c for c in value if c not in "\n\t" and unicodedata.category(c) in REFUSED_CATEGORIES),
+        None,
+    )
+    if bad is not None:
+        raise ValueError(f"holds the control or invisible character U+{ord(bad):04X}")
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_printable)]
+Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
 
 
 class ValueRange(Strict):
@@ -69,7 +86,7 @@ class TargetSpec(Strict):
     kind: Literal["class", "mask", "value"]
     dtype: Dtype
     shape: list[Dim] = Field(default_factory=list, max_length=MAX_DIMS)  # [] for a scalar
-    classes: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+    classes: list[Label] | None = Field(
         None, max_length=MAX_CLASSES
     )  # label names; index = class id
     range: ValueRange | None = None  # for kind "value"
@@ -129,7 +146,7 @@ class DataCard(Strict):
     version: Literal[1] = 1
     dataset: Identifier
     package_digest: Digest
-    title: Annotated[str, Field(max_length=200)] = ""
+    title: Annotated[str, Field(max_length=200), AfterValidator(_printable)] = ""
     description: Text = ""
     files: list[CardFile]
     sources: list[CardSource] = Field(min_length=1)

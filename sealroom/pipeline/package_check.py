@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sealroom.errors import ConfigError
-from sealroom.pipeline.package_files import check_source_files
+from sealroom.crypto.identity import PublicIdentity
+from sealroom.errors import ConfigError, IdentityError
+from sealroom.pipeline.package_files import check_declaration_files, check_source_files
 from sealroom.pipeline.schema import Pipeline
 from sealroom.workspace import Workspace
 
@@ -34,15 +35,29 @@ def parse_package_options(values: list[str]) -> dict[str, Path]:
     return found
 
 
+def package_owner(ws: Workspace, path: Path) -> PublicIdentity:
+    """The identity, in ``ws``, of the party the package's manifest names as its owner (the
+    manifest's signature is checked against it by SealedPackage.open afterwards)."""
+    from sealroom.crypto.identity import load_identity
+    from sealroom.crypto.package import SealedPackage
+
+    owner = SealedPackage.read_manifest(path).owner
+    if not (ws.parties / owner).is_dir():
+        raise IdentityError(
+            f"package {path.name} is owned by {owner!r}, whose identity is not in this "
+            f"workspace; import it first (`sealroom party import {owner}.identity.json`, "
+            f"made by `sealroom party export {owner}`)"
+        )
+    return load_identity(ws, owner)
+
+
 def check_pipeline_packages(ws: Workspace, pipeline: Pipeline, packages: Mapping[str, Path]) -> int:
     """MissingFileError (one line) at the first source naming a file its package lacks;
-    the number of sources checked otherwise. Manifest and card are verified against the
+    the number of datasets checked otherwise. Manifest and card are verified against the
     owner's identity in ``ws``."""
-    from sealroom.crypto.identity import load_identity
     from sealroom.crypto.package import SealedPackage
     from sealroom.pipeline.card import CARD_FILE
     from sealroom.pipeline.card_signing import load_signed_card, verify_card
-    from sealroom.pipeline.declaration import SourcePart
 
     by_id = {d.id: d for d in pipeline.datasets}
     checked = 0
@@ -53,7 +68,7 @@ def check_pipeline_packages(ws: Workspace, pipeline: Pipeline, packages: Mapping
                 f"--package {dataset_id}={path}: pipeline {pipeline.name} has no dataset "
                 f"{dataset_id!r} (it reads {', '.join(sorted(by_id)) or 'none'})"
             )
-        owner = load_identity(ws, SealedPackage.read_manifest(path).owner)
+        owner = package_owner(ws, path)
         package = SealedPackage.open(path, owner)
         paths = [f.path for f in package.manifest.files]
         check_source_files(dataset_id, package.digest, cfg.source, paths)
@@ -61,12 +76,6 @@ def check_pipeline_packages(ws: Workspace, pipeline: Pipeline, packages: Mapping
         if not (path / CARD_FILE).exists():
             continue
         card = verify_card(load_signed_card(path), owner, package.manifest, package.digest)
-        declared = card.declaration
-        if declared is None:
-            continue
-        for split, part in (("val", declared.val), ("test", declared.test)):
-            if isinstance(part, SourcePart):
-                what = f"the provider's declared {split} source"
-                check_source_files(dataset_id, package.digest, part.source, paths, what)
-                checked += 1
+        if card.declaration is not None:
+            check_declaration_files(card.declaration, package.digest, paths)
     return checked

@@ -16,6 +16,7 @@ import posixpath
 from collections.abc import Iterable, Sequence
 
 from sealroom.errors import DataError
+from sealroom.pipeline.declaration import DatasetDeclaration, SourcePart
 from sealroom.pipeline.schema import (
     DataSource,
     Hdf5Source,
@@ -115,3 +116,15 @@ def check_source_files(
         problem = f"no file under folder '{name}' in the package"
     hint = f" (did you mean '{guess}'?)" if guess else ""
     raise MissingFileError(f"{where}: {problem}; it holds {holdings(ordered)}{hint}")
+
+
+def check_declaration_files(
+    declaration: DatasetDeclaration, package_digest: str, paths: Sequence[str]
+) -> None:
+    """MissingFileError unless every source the provider's declaration names (train, and a
+    held-out split read from its own files) is in the package."""
+    parts = (("train", declaration.train), ("val", declaration.val), ("test", declaration.test))
+    for split, part in parts:
+        if isinstance(part, SourcePart):
+            what = f"the provider's declared {split} source"
+            check_source_files(declaration.dataset, package_digest, part.source, paths, what)

@@ -245,8 +245,7 @@ class RoomSession:
         """Every file a dataset source reads (the pipeline's, and a declaration's held-out
         ones) is in its package's signed manifest: public facts, checked before any budget is
         reserved or key asked for, so a wrong name costs nothing and says what is there."""
-        from sealroom.pipeline.declaration import SourcePart
-        from sealroom.pipeline.package_files import check_source_files
+        from sealroom.pipeline.package_files import check_declaration_files, check_source_files
 
         for cfg in pipeline.datasets:
             ref = next((d for d in contract.datasets if d.id == cfg.id), None)
@@ -263,12 +262,8 @@ class RoomSession:
             paths = [f.path for f in package.manifest.files]
             check_source_files(cfg.id, ref.package_digest, cfg.source, paths)
             declared = (declarations or {}).get(cfg.id)
-            if declared is None:
-                continue
-            for split, part in (("val", declared.val), ("test", declared.test)):
-                if isinstance(part, SourcePart):
-                    what = f"the provider's declared {split} source"
-                    check_source_files(cfg.id, ref.package_digest, part.source, paths, what)
+            if declared is not None:
+                check_declaration_files(declared, ref.package_digest, paths)
         self.say("every file the pipeline names is in its package's signed manifest")
 
     def _open_packages(

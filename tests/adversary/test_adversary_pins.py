@@ -223,7 +223,9 @@ def _room_workspace(ws: Workspace, tmp_path: Path) -> tuple[dict[str, Party], Pa
     for name, owner in (("mnist", "hospital"), ("model", "lab")):
         source = tmp_path / name
         source.mkdir()
-        (source / "data.bin").write_bytes(b"not really " + name.encode())
+        # The names the pipeline reads: the room checks them against the manifest first.
+        for file in ("train-images", "train-labels") if name == "mnist" else ("data.bin",):
+            (source / file).write_bytes(b"not really " + name.encode())
         result = seal(source, parties[owner], ws.packages / f"{name}.sealed", format="dataset")
         digests[name], keys[name] = result.digest, result.data_key
     datasets = contract_data()["datasets"]

@@ -97,7 +97,7 @@ def test_the_declaration_rides_on_the_card_and_its_files_must_be_in_the_package(
     assert card.declaration == declared
     typo = {**t10k, "labels": "t10k-labels-idx1-ubyte"}
     wrong = parse_declaration({**body, "test": {"source": typo}}, "d")
-    with pytest.raises(MissingFileError, match="the declaration's test source: no file"):
+    with pytest.raises(MissingFileError, match="the provider's declared test source: no file"):
         build_card(spec, folder, sealed.manifest, sealed.digest, wrong)
 
 

@@ -35,7 +35,7 @@ def test_label_counts_are_charged_then_released_and_the_card_budget_holds(
         [stat] = release_statistics(ledger, card, [("label_counts", "train", 0.6)], loaded)
         [entry] = ledger.entries(CHARGE_KIND)
         assert entry.payload["epsilon"] == 0.6 and entry.payload["dataset"] == "mnist"
-        assert stat.charge == f"ledger entry {entry.seq} ({CHARGE_KIND})"
+        assert stat.charge == f"{CHARGE_KIND} entry {entry.seq} in the provider's ledger"
         assert len(stat.values) == 10 and all(v >= 0 for v in stat.values)
         # 0.6 spent of the dataset's ε 1.0 card budget: 0.5 more is refused, nothing charged.
         with pytest.raises(BudgetExceeded, match=f"card budget is ε {CARD_EPSILON_LIMIT:g}"):

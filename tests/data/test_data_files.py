@@ -80,3 +80,17 @@ def test_normalized_paths_never_leave_the_tree(path: str) -> None:
         return
     assert not clean.startswith("/") and clean != ".." and not clean.startswith("../")
     assert "\x00" not in clean
+
+
+def test_a_missing_file_message_lists_what_is_there_and_the_near_name(tmp_path: Path) -> None:
+    memory = MemoryTree({"train-images-idx3-ubyte.gz": b"x", "train-labels-idx1-ubyte.gz": b"y"})
+    with pytest.raises(DataError) as caught:
+        memory.read_bytes("train-images-idx3-ubyte")
+    assert str(caught.value) == (
+        "file not found in dataset: train-images-idx3-ubyte; it holds "
+        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz "
+        "(did you mean 'train-images-idx3-ubyte.gz'?)"
+    )
+    (tmp_path / "labels.csv").write_text("a\n")
+    with pytest.raises(DataError, match=r"it holds labels\.csv \(did you mean 'labels\.csv'\?\)"):
+        DirectoryTree(tmp_path).read_bytes("label.csv")

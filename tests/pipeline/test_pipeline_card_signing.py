@@ -95,3 +95,14 @@ def test_a_source_reading_a_file_the_card_does_not_list_is_not_a_card(tmp_path: 
     document["files"] = [f for f in document["files"] if f["path"] != IMAGES]
     with pytest.raises(ValidationError, match=f"source train reads file '{IMAGES}'"):
         DataCard.model_validate(document)
+
+
+def test_card_text_cannot_carry_terminal_escapes_or_invisible_characters(tmp_path: Path) -> None:
+    card, _ = _card(tmp_path)
+    document = card.model_dump(mode="json")
+    assert DataCard.model_validate({**document, "description": "two\nlines\tok"})
+    with pytest.raises(ValidationError, match=r"(?s)description.*U\+001B"):
+        DataCard.model_validate({**document, "description": "\x1b[2J\x1b[Hall clear"})
+    document["sources"][0]["target"]["classes"][3] = "3\u202e"  # right-to-left override
+    with pytest.raises(ValidationError, match=r"U\+202E"):
+        DataCard.model_validate(document)
