@@ -204,3 +204,13 @@ def _source_lines(source: CardSource) -> list[str]:
 def _say(text: str) -> None:
     """One line as it is: no markup (names may hold brackets), no wrapping (paths, digests)."""
     console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def _register_mock() -> None:
+    """`package mock` lives in package_mock.py (helper mock's module)."""
+    from sealroom.cli.package_mock import mock_command
+
+    app.command(name="mock")(mock_command)
+
+
+_register_mock()
