@@ -19,10 +19,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import Progress
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 
 from sealroom.cli.console import console, emit_json, err_console, progress, refusals
 from sealroom.errors import LabError
@@ -116,6 +117,8 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "
 def _summary(
     report: dict[str, Path], paths: Any, tracking: str, inline: bool, seconds: float
 ) -> None:
+    from rich.table import Table
+
     console.rule("[bold green]Done[/]", align="left")
     if "table_csv" in report:
         rows = list(csv.DictReader(io.StringIO(report["table_csv"].read_text())))

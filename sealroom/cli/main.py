@@ -84,9 +84,7 @@ COMMANDS: dict[str, Lazy] = {
     "receipt": Lazy("sealroom.cli.receipt", "Run receipts (auditor side)."),
     "budget": Lazy("sealroom.cli.budget", "Privacy budgets of the datasets in this workspace."),
     "task": Lazy("sealroom.cli.task", "Train, predict and score as separate steps."),
-    "lab": Lazy(
-        "sealroom.cli.lab", "Experiment testbed: experiments, entry points, queues, jobs."
-    ),
+    "lab": Lazy("sealroom.cli.lab", "Experiment testbed: experiments, entry points, queues, jobs."),
 }
 
 
