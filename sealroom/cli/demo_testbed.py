@@ -21,12 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
-
 from sealroom.cli.console import console, emit_json, err_console, progress, refusals
 from sealroom.errors import LabError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 SERVER_START_S = 120.0
 PLAN_TIMEOUT_S = 1800.0

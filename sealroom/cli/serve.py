@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import numpy as np
-
 import typer
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
 from sealroom.errors import SealroomError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def serve_command(

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import numpy as np
-
 import typer
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, progress, refusals
 from sealroom.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 app = typer.Typer(help="Train, predict and score as separate steps.", no_args_is_help=True)
 
