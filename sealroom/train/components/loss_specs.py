@@ -48,7 +48,7 @@ def _numbers(values: list[float] | float | None) -> None:
         return
     items = values if isinstance(values, list) else [values]
     for v in items:
-        if isinstance(v, bool) or not isinstance(v, int | float):
+        if not isinstance(v, int | float):  # bools included, as torch takes them
             raise TypeError(f"expected numbers, got {v!r}")
 
 
