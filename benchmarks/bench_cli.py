@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,14 +38,20 @@ TEMPLATE = ROOT / "docs" / "contract-template.yaml"
 BEFORE_RUNS = 3
 
 
-def wall(args: list[str], env: dict[str, str]) -> float:
-    """Seconds from spawn to exit; a failing command is an error, not a figure."""
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from spawn to exit, and the CPU seconds the process used (less load-sensitive).
+
+    A failing command is an error, not a figure.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(args, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args[3:]) or args}: exit {result.returncode}\n{result.stderr}")
-    return elapsed
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
 
 
 def workspace(home: Path, env: dict[str, str]) -> None:
@@ -66,7 +73,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
         home = Path(tmp) / "ws"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SEALROOM_HOME": str(home)}
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path, "SEALROOM_HOME": str(home)}
         workspace(home, env)
         out = Path(tmp) / "mnist.pipeline.json"
         every_module = "; ".join(
@@ -95,13 +103,16 @@ def main() -> None:
                 ),
             ]
         figures: dict[str, list[float]] = {label: [] for label, _ in cases}
+        cpu: dict[str, list[float]] = {label: [] for label, _ in cases}
         for _label, args in cases:  # one warm-up each: the page cache, not the code, is cold
-            wall(args, env)
+            timed(args, env)
         for run in range(opts.runs):  # interleaved, so load changes hit every command alike
             for label, args in cases:
                 if label.startswith("before:") and run >= BEFORE_RUNS:
                     continue  # torch and MONAI take seconds: a few runs tell enough
-                figures[label].append(wall(args, env))
+                elapsed, used = timed(args, env)
+                figures[label].append(elapsed)
+                cpu[label].append(used)
 
     base = statistics.median(figures["python -c pass"])
     typer_floor = statistics.median(figures['python -c "import typer"'])
@@ -110,21 +121,26 @@ def main() -> None:
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"load average {load:.1f}, {opts.runs} runs each (median, fastest)"
     )
-    print(f"{'command':46} {'median':>8} {'fastest':>8} {'× pass':>7} {'over typer':>11}")
+    print(
+        f"{'command':46} {'median':>8} {'fastest':>8} {'× pass':>7} {'over typer':>11} {'CPU':>7}"
+    )
     rows = []
     for label, times in figures.items():
         median = statistics.median(times)
+        used = statistics.median(cpu[label])
         row = {
             "command": label,
             "median_s": round(median, 4),
             "fastest_s": round(min(times), 4),
             "ratio_to_python": round(median / base, 2),
             "over_typer_s": round(median - typer_floor, 4),
+            "cpu_median_s": round(used, 4),
         }
         rows.append(row)
         print(
             f"{label:46} {median * 1000:7.0f}ms {min(times) * 1000:7.0f}ms "
-            f"{median / base:6.1f}× {(median - typer_floor) * 1000:+10.0f}ms"
+            f"{median / base:6.1f}× {(median - typer_floor) * 1000:+10.0f}ms "
+            f"{used * 1000:5.0f}ms"
         )
     if opts.json:
         opts.json.write_text(json.dumps({"runs": opts.runs, "rows": rows}, indent=2) + "\n")
