@@ -5,13 +5,13 @@ and the fastest wall time, the ratio to ``python -c pass`` and the time over
 ``python -c "import typer"`` (the floor of any typer CLI). Commands: ``--help``, the light
 ones (``ledger verify``, ``party list``/``show``, ``contract list``/``show``) in a fresh
 workspace with three parties and a proposed contract, and ``pipeline compose
-scenarios/mnist``. ``--before`` adds what every call and compose cost before issue 16:
-importing every command module, and the loss components compose used to import (torch,
-MONAI). Prints figures; asserts nothing about timings.
+scenarios/mnist``. ``--before REF`` runs the same commands from the tree of git commit
+REF too (``git archive`` into a temporary folder), e.g. ``--before 7f346f7``, the last
+commit before issue 16's start-up work. Prints figures; asserts nothing about timings.
 
-    python benchmarks/bench_cli.py [--runs 7] [--before] [--json out.json]
+    python benchmarks/bench_cli.py [--runs 7] [--before REF] [--json out.json]
 
-(``--before`` rows run at most 3 times: importing torch and MONAI takes seconds.)
+(``--before`` rows run at most 3 times: the old compose imported torch and MONAI.)
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sealroom.cli.main import COMMANDS  # noqa: E402
 
 CLI = [sys.executable, "-c", "from sealroom.cli.main import main; main()"]
 TEMPLATE = ROOT / "docs" / "contract-template.yaml"
@@ -54,6 +51,14 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return elapsed, cpu
 
 
+def _before(args: list[str], old: Path) -> list[str]:
+    """The same command run from the old tree: its sealroom package shadows this one."""
+    code = f"import sys; sys.path.insert(0, {str(old)!r}); " + args[2]
+    root = str(ROOT) + "/"
+    rest = [str(old / a[len(root) :]) if a.startswith(root) else a for a in args[3:]]
+    return [args[0], "-c", code, *rest]
+
+
 def workspace(home: Path, env: dict[str, str]) -> None:
     """Three parties (keys unencrypted: no passphrase prompt) and a proposed contract."""
     subprocess.run([*CLI, "init", "--home", str(home)], env=env, check=True, capture_output=True)
@@ -67,7 +72,7 @@ def workspace(home: Path, env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--before", action="store_true", help="also the pre-issue-16 imports")
+    parser.add_argument("--before", metavar="REF", help="also run these commands from commit REF")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     opts = parser.parse_args()
 
@@ -77,9 +82,6 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": path, "SEALROOM_HOME": str(home)}
         workspace(home, env)
         out = Path(tmp) / "mnist.pipeline.json"
-        every_module = "; ".join(
-            f"import {m}" for m in sorted({e.module for e in COMMANDS.values()})
-        )
         cases: list[tuple[str, list[str]]] = [
             ("python -c pass", [sys.executable, "-c", "pass"]),
             ('python -c "import typer"', [sys.executable, "-c", "import typer"]),
@@ -95,12 +97,17 @@ def main() -> None:
             ),
         ]
         if opts.before:
+            old = Path(tmp) / "before"
+            old.mkdir()
+            tree = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", opts.before], check=True, capture_output=True
+            )
+            subprocess.run(["tar", "-x", "-C", str(old)], input=tree.stdout, check=True)
+            # The old tree first on sys.path; the old CLI reads the same workspace.
             cases += [
-                ("before: import every command module", [sys.executable, "-c", every_module]),
-                (
-                    "before: compose's loss import (torch, MONAI)",
-                    [sys.executable, "-c", "import sealroom.train.components.losses"],
-                ),
+                (f"before ({opts.before}): {label.removeprefix('sealroom ')}", _before(args, old))
+                for label, args in cases
+                if label.startswith("sealroom")
             ]
         figures: dict[str, list[float]] = {label: [] for label, _ in cases}
         cpu: dict[str, list[float]] = {label: [] for label, _ in cases}
@@ -108,7 +115,7 @@ def main() -> None:
             timed(args, env)
         for run in range(opts.runs):  # interleaved, so load changes hit every command alike
             for label, args in cases:
-                if label.startswith("before:") and run >= BEFORE_RUNS:
+                if label.startswith("before") and run >= BEFORE_RUNS:
                     continue  # torch and MONAI take seconds: a few runs tell enough
                 elapsed, used = timed(args, env)
                 figures[label].append(elapsed)
@@ -122,7 +129,7 @@ def main() -> None:
         f"load average {load:.1f}, {opts.runs} runs each (median, fastest)"
     )
     print(
-        f"{'command':46} {'median':>8} {'fastest':>8} {'× pass':>7} {'over typer':>11} {'CPU':>7}"
+        f"{'command':52} {'median':>8} {'fastest':>8} {'× pass':>7} {'over typer':>11} {'CPU':>7}"
     )
     rows = []
     for label, times in figures.items():
@@ -138,7 +145,7 @@ def main() -> None:
         }
         rows.append(row)
         print(
-            f"{label:46} {median * 1000:7.0f}ms {min(times) * 1000:7.0f}ms "
+            f"{label:52} {median * 1000:7.0f}ms {min(times) * 1000:7.0f}ms "
             f"{median / base:6.1f}× {(median - typer_floor) * 1000:+10.0f}ms "
             f"{used * 1000:5.0f}ms"
         )
