@@ -53,7 +53,7 @@ class LazyGroup(TyperGroup):
 
     lazy: Mapping[str, Lazy] = {}  # set by a subclass: the static table
 
-    _listing = False
+    _listing = False  # True while help lists the commands: entries stay unloaded
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in self.lazy if n not in self.commands)]
@@ -78,14 +78,13 @@ class LazyGroup(TyperGroup):
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] in self.lazy:
-            self.get_command(ctx, args[0])  # loaded now, typer resolves it as any other
-            return super().resolve_command(ctx, args)
+            self.get_command(ctx, args[0])  # loaded now, so typer resolves it as any other
         try:
             return super().resolve_command(ctx, args)
         except _UsageError as exc:  # an unknown name: suggest among the lazy names too
             message = str(getattr(exc, "message", "")).split(". Did you mean")[0]
             matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
-            if matches and self.suggest_commands:
+            if matches and getattr(self, "suggest_commands", True):  # typer < 0.16 lacks it
                 suggestions = ", ".join(f"{m!r}" for m in matches)
                 exc.message = f"{message.rstrip('.')}. Did you mean {suggestions}?"  # type: ignore[attr-defined]
             raise
