@@ -7,21 +7,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from sealroom.errors import SealroomError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 console = Console()
 err_console = Console(stderr=True)
@@ -79,6 +73,15 @@ def refusals() -> Iterator[None]:
 
 def progress(transient: bool = False) -> Progress:
     """A progress bar on stderr so that --json output on stdout stays clean."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
