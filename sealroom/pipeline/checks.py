@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sealroom.errors import ConfigError
+from sealroom.errors import ConfigError, ConfigProblems
 from sealroom.pipeline.registry import Registry, check_params
 from sealroom.pipeline.schema import (
     ArchitectureModel,
@@ -137,7 +137,10 @@ def check_dataset(cfg: DatasetConfig, private: bool = False) -> None:
 
 
 def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
-    """Run every registry check; ``locate(section)`` names the file and field prefix."""
+    """Run every registry check; ``locate(section)`` names the file and field prefix.
+
+    Raises ConfigProblems with one line per failing section (all of them, sorted).
+    """
     sections: list[tuple[str, Callable[[], None]]] = [
         ("model", lambda: check_model(pipeline.model)),
         ("loss", lambda: check_loss(pipeline.loss)),
@@ -150,6 +153,12 @@ def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
         sections.append(("eval", lambda: check_private_eval(pipeline.eval)))
     for i, dataset in enumerate(pipeline.datasets):
         sections.append((f"datasets[{i}]", lambda d=dataset: check_dataset(d, private)))  # type: ignore[misc]
+    problems: list[str] = []  # every section is checked; all problems are reported at once
     for section, check in sections:
-        with located(*locate(section)):
-            check()
+        try:
+            with located(*locate(section)):
+                check()
+        except ConfigError as exc:
+            problems.extend(exc.problems if isinstance(exc, ConfigProblems) else [str(exc)])
+    if problems:
+        raise ConfigProblems(sorted(problems))
