@@ -82,6 +82,18 @@ def known_fields(schema: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
     return names
 
 
+def _tags_at(schema: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The tags of the discriminated union at ``loc`` (pydantic omits them when the tag is
+    missing)."""
+    candidates: list[Any] = [schema]
+    for part in loc:
+        candidates = _step(candidates, part)
+    members = [m for a in candidates for m in _members(a)]
+    return sorted(
+        str(_tag_of(m)) for m in members if isinstance(m, type) and issubclass(m, BaseModel)
+    )
+
+
 def _tags(text: str) -> list[str]:
     return sorted(t.strip().strip("'\"") for t in text.split(","))
 
@@ -93,12 +105,13 @@ def _one(error: Any, schema: type[BaseModel], data: Any) -> tuple[str, str]:
         key = str(ctx.get("discriminator", "format")).strip("'\"")
         path = field_path(loc, data, last_is_key=False)
         noun = _TAG_NOUNS.get(str(loc[-1]) if loc else "", key)
-        expected = ", ".join(_tags(str(ctx.get("expected_tags", ""))))
+        tags = _tags(str(ctx["expected_tags"])) if "expected_tags" in ctx else _tags_at(schema, loc)
+        expected = ", ".join(tags)
         full = f"{path}.{key}" if path else key
         if kind == "union_tag_not_found":
             return full, f"missing; expected one of {expected}" if expected else "missing"
         tag = ctx.get("tag")
-        hint = did_you_mean(tag, _tags(str(ctx.get("expected_tags", ""))))
+        hint = did_you_mean(tag, tags)
         return full, f"{tag!r} is not a {noun}; expected one of {expected}{hint}"
     if kind == "extra_forbidden":
         path = field_path(loc, data, last_is_key=True)
