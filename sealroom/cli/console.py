@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,10 +22,47 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from sealroom.errors import SealroomError
+from sealroom.errors import ConfigProblems, SealroomError
 
-console = Console()
-err_console = Console(stderr=True)
+# Width of output that goes to a pipe or a file: wide enough that tables never fold a
+# path or a digest, whatever $COLUMNS says (a pipe has no columns).
+PIPE_WIDTH = 240
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console whose printed lines are never broken by rich (soft_wrap: a terminal wraps
+    them visually, a pipe gets them whole); tables use PIPE_WIDTH when not on a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        terminal = False
+    return Console(stderr=stderr, soft_wrap=True, width=None if terminal else PIPE_WIDTH)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+def _hide_flag_types() -> None:
+    """typer's rich help prints a flag's type (``--json <bool>``) as if it took a value;
+    a flag takes none, so its type column stays empty (every bool flag, ``--help`` too)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_sealroom_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._sealroom_flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 # The --json flag every command shares: machine-readable output on stdout.
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
@@ -62,7 +100,14 @@ def emit_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def fail_all(messages: tuple[str, ...] | list[str], code: int = 1) -> typer.Exit:
+    """One ``error:`` line per problem (compose reports every problem at once)."""
+    for message in messages:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -74,6 +119,8 @@ def refusals() -> Iterator[None]:
     except SealroomError as exc:
         if _state["debug"]:
             raise
+        if isinstance(exc, ConfigProblems):
+            raise fail_all(exc.problems) from None
         raise fail(str(exc)) from None
 
 
