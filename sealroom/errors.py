@@ -10,6 +10,17 @@ import difflib
 from collections.abc import Iterable
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 entries`` (``many`` for irregular plurals)."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = (
+            word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+        )
+    return f"{count} {many}"
+
+
 def did_you_mean(name: object, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the registered names closest to a mistyped one, else ''."""
     if not isinstance(name, str):

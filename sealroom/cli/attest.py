@@ -45,7 +45,9 @@ def measure(
         emit_json(out)
         return
     err_console.print(f"[bold yellow]{INSECURE_LABEL}[/]", highlight=False)
-    console.print(f"measurement [bold]{digest}[/] ({len(listed)} files under {root})")
+    from sealroom.errors import plural
+
+    console.print(f"measurement [bold]{digest}[/] ({plural(len(listed), 'file')} under {root})")
     if files:
         for rel in listed:
             console.print(f"  {rel}", highlight=False)

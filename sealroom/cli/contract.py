@@ -213,8 +213,10 @@ def verify(
     if json_out:
         emit_json({**_summary(signed), "verified": True})
         return
+    from sealroom.errors import plural
+
     console.print(
-        f"contract [bold]{signed.id}[/] verified: {len(signed.signatures)} signatures, "
+        f"contract [bold]{signed.id}[/] verified: {plural(len(signed.signatures), 'signature')}, "
         f"in force until {signed.contract.expires.isoformat()}, "
         f"ledger entry {signed.receipt.seq}"
     )

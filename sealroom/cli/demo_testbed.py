@@ -185,6 +185,7 @@ def _run_inline(
 def _run_served(
     paths: Any, plan: Any, dest: Path, out: Any
 ) -> tuple[dict[str, str], dict[str, Path]]:
+    from sealroom.errors import plural
     from sealroom.lab.client import LabClient
     from sealroom.lab.reference.plan import entry_point_texts
 
@@ -198,7 +199,9 @@ def _run_served(
                 client.add_entry_point(text)
             submitted = client.submit_plan(plan.model_dump(mode="json"))
             keys = {job["id"]: plan.jobs[i].key for i, job in enumerate(submitted)}
-            out.print(f"  submitted {len(keys)} jobs to the lab at {url}", highlight=False)
+            out.print(
+                f"  submitted {plural(len(keys), 'job')} to the lab at {url}", highlight=False
+            )
             jobs = _wait(client, keys, lambda: server.poll() is None)
             statuses = {keys[j["id"]]: j["status"] for j in jobs}
             report: dict[str, Path] = {}

@@ -40,6 +40,7 @@ def _owner_key_and_policy(
     allow_insecure: bool,
     measurements: list[str],
     expires: datetime | None,
+    verb: str = "grant",
 ) -> tuple[Party, bytes, ReleasePolicy]:
     """The owner, its package's data key and the release policy (in the owner's workspace)."""
     from sealroom.attest.measure import measure_runtime
@@ -51,6 +52,13 @@ def _owner_key_and_policy(
     from sealroom.workspace import Workspace
 
     ws = Workspace.find()
+    claimed = _claimed_owner(package)
+    if claimed is not None and claimed != owner:  # the signature check would only say "does
+        # not verify"; the manifest's (still unverified) owner name says whose key it is
+        raise KeyImportError(
+            f"package {package.name} belongs to {claimed}; only {claimed} can {verb} its key "
+            f"(--as {owner} is not its owner)"
+        )
     party = load_party(ws, owner)
     digest = SealedPackage.open(package, party.identity).digest
     contract = load_contract(ws, contract_id).contract
@@ -69,6 +77,17 @@ def _owner_key_and_policy(
         expires=expires or contract.expires,
     )
     return party, owner_data_key(package, party), policy
+
+
+def _claimed_owner(package: Path) -> str | None:
+    """The owner a package's manifest names, unverified (for the refusal message only);
+    None when the manifest is missing or unreadable (SealedPackage.open says why)."""
+    try:
+        with open(package / "manifest.json", "rb") as handle:
+            owner = json.loads(handle.read(1 << 20)).get("owner")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return owner if isinstance(owner, str) else None
 
 
 def _report_import(policy: ReleasePolicy, owner: str, json_out: bool) -> None:
@@ -109,7 +128,7 @@ def import_(
 
     with refusals():
         _, data_key, policy = _owner_key_and_policy(
-            package, owner, contract_id, allow_insecure, measurements, expires
+            package, owner, contract_id, allow_insecure, measurements, expires, verb="import"
         )
         with KeyService(Workspace.find()) as service:
             service.import_key(policy.package_digest, data_key, owner, contract_id, policy)

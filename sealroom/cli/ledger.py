@@ -87,7 +87,9 @@ def verify(
             }
         )
         return
-    console.print(f"ledger verified: {count} entries, chain and signatures intact")
+    from sealroom.errors import plural
+
+    console.print(f"ledger verified: {plural(count, 'entry')}, chain and signatures intact")
     console.print(f"head: {head if head else '(empty ledger)'}", highlight=False)
     if pin is not None:
         console.print(f"pinned entry {pin.seq} is in the ledger", highlight=False)

@@ -8,7 +8,6 @@ import pytest
 
 from sealroom.errors import ConfigError, ConfigProblems
 from sealroom.pipeline.compose import compose
-
 from tests.pipeline.conftest import PARTS
 
 
