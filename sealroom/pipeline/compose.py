@@ -37,7 +37,7 @@ from sealroom.pipeline.checks import (
     check_train,
     located,
 )
-from sealroom.pipeline.problems import validation_problems
+from sealroom.pipeline.problems import validation_problems, without_unknown_keys
 from sealroom.pipeline.schema import (
     DatasetConfig,
     EvalConfig,
@@ -201,8 +201,20 @@ class _Problems:
         self.lines.extend(exc.problems if isinstance(exc, ConfigProblems) else [str(exc)])
 
     def load(self, path: Path) -> BaseModel | None:
+        """The validated part, or None with its problems recorded. A part whose only errors
+        are unknown keys is returned without them (``salvaged``), so that the registry
+        names it holds are still checked; compose fails anyway."""
+        kind = part_kind(path)
         try:
-            return load_part(path)
+            data = read_document(path)
+            if kind is None or not isinstance(data, dict):
+                return load_part(path)
+            schema = PART_SCHEMAS[kind]
+            try:
+                return schema.model_validate(data)
+            except ValidationError as exc:
+                self.lines += validation_problems(exc, schema, data, path.name)
+                return without_unknown_keys(schema, data, exc)
         except ConfigError as exc:
             self.add(exc)
             return None

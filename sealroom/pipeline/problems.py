@@ -7,6 +7,7 @@ mistyped ``format:`` tag (from the union's tags) instead of pydantic's wording.
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from typing import Any, Union, get_args, get_origin
@@ -145,3 +146,27 @@ def validation_problems(
             message = "; ".join(messages)
         lines.append(f"{name}: {path + ': ' if path else ''}{message}")
     return lines
+
+
+def without_unknown_keys(
+    schema: type[BaseModel], data: dict[str, Any], exc: ValidationError
+) -> BaseModel | None:
+    """The part validated with its unknown keys dropped, if those were its only errors."""
+    errors = exc.errors(include_url=False)
+    if any(e["type"] != "extra_forbidden" for e in errors):
+        return None
+    trimmed = copy.deepcopy(data)
+    for error in errors:
+        node: Any = trimmed
+        loc = list(error["loc"])
+        for part in loc[:-1]:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if in_dict or in_list:  # else: a union tag pydantic put in loc; stay here
+                node = node[part]
+        if isinstance(node, dict):
+            node.pop(loc[-1], None)
+    try:
+        return schema.model_validate(trimmed)
+    except ValidationError:
+        return None

@@ -36,10 +36,13 @@ def test_a_schema_error_does_not_hide_an_unknown_name_in_another_part(make_scena
     loss = {**PARTS["loss"], "components": {"ce": {"name": "cross_entropyy"}}}
     eval_part = {"task": "classification", "metrics": ["acuracy"], "plotz": True}
     lines = problems(make_scenario(train=train, loss=loss, eval=eval_part))
-    assert [line.split(":")[0] for line in lines] == ["eval.yaml", "loss.yaml", "train.yaml"]
-    assert lines[0] == "eval.yaml: plotz: unknown key (did you mean 'plots'?)"
-    assert "unknown loss 'cross_entropyy' (did you mean 'cross_entropy'" in lines[1]
-    assert lines[2].startswith(
+    files = [line.split(":")[0] for line in lines]
+    assert files == ["eval.yaml", "eval.yaml", "loss.yaml", "train.yaml"]
+    # an unknown key does not hide the unknown metric in the same file
+    assert lines[0].startswith("eval.yaml: metrics[0]: unknown metric 'acuracy'")
+    assert lines[1] == "eval.yaml: plotz: unknown key (did you mean 'plots'?)"
+    assert "unknown loss 'cross_entropyy' (did you mean 'cross_entropy'" in lines[2]
+    assert lines[3].startswith(
         "train.yaml: optimizer.name: unknown optimizer 'adamm' (did you mean 'adam'"
     )
 
