@@ -146,6 +146,7 @@ def grant(
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Seal the package's data key to a key service elsewhere, with a signed release policy.
 
@@ -168,7 +169,12 @@ def grant(
         )
         made = make_grant(party, data_key, policy, service_key)
         out.write_text(made.model_dump_json(indent=2) + "\n")
-    console.print(f"wrote {out}: key of {policy.package_digest} for contract {contract_id}")
+    if json_out:
+        emit_json({"out": str(out), "owner": owner, **policy.model_dump(mode="json")})
+        return
+    console.print(
+        f"wrote {out}: key of {policy.package_digest} for contract {contract_id}", highlight=False
+    )
 
 
 @app.command("import-grant")

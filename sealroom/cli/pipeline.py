@@ -93,6 +93,9 @@ def schema(
     part: str = typer.Option(
         None, "--part", help="One part (model, dataset, loss, train, eval, join, privacy)."
     ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Accepted like everywhere; the schema is JSON either way."
+    ),
 ) -> None:
     """Print the JSON Schema of the composed pipeline document, or of one config part.
 
@@ -101,6 +104,7 @@ def schema(
     from sealroom.pipeline.compose import PART_SCHEMAS
     from sealroom.pipeline.schema import Pipeline
 
+    del json_out  # the output is JSON with or without it
     model: type[BaseModel]
     if part is None:
         model = Pipeline
