@@ -242,9 +242,7 @@ def export(
     else:
         out.write_text(text)
         if json_out:
-            emit_json(
-                {"party": identity.name, "fingerprint": identity.fingerprint, "out": str(out)}
-            )
+            emit_json({**identity.document(), "out": str(out)})
         else:
             console.print(f"wrote {out}", highlight=False)
 
