@@ -149,7 +149,9 @@ class EpochBars:
         self.batches: TaskID | None = None
 
     def epoch(self, epoch: int, epochs: int, batches: int) -> None:
-        """Epoch ``epoch`` of ``epochs`` starts, with ``batches`` batches."""
+        """Epoch ``epoch`` of ``epochs`` starts, with ``batches`` batches (whole numbers on
+        screen even when an event decoded from JSON carries 2.0)."""
+        epoch, epochs, batches = int(epoch), int(epochs), int(batches)
         if self.epochs is None:
             self.epochs = self.bars.add_task("epochs", total=epochs)
             self.batches = self.bars.add_task("batches", total=batches)

@@ -41,8 +41,10 @@ def compose(
     with refusals():
         pipeline = compose_dir(directory)
         digest = pipeline_digest(pipeline)
+    from sealroom.files import write_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(dump_pipeline(pipeline), encoding="utf-8")
+    write_atomic(out, dump_pipeline(pipeline).encode("utf-8"))  # never half a document
     sig_path: Path | None = None
     if sign_as is not None:
         from sealroom.workspace import Workspace

@@ -181,3 +181,15 @@ def test_demo_with_home_keeps_it(fake_story: Path, tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     assert summary["kept"] is True and (home / "consumer-lab" / "outputs").is_dir()
+
+
+def test_epoch_bars_show_whole_epoch_numbers() -> None:
+    from rich.progress import Progress
+
+    from sealroom.cli.console import EpochBars
+
+    with Progress(disable=True) as bars:
+        view = EpochBars(bars)
+        view.epoch(2.0, 5.0, 10.0)  # type: ignore[arg-type]  # as decoded from JSON
+        assert view.batches is not None
+        assert bars.tasks[view.batches].description == "epoch 2/5"
