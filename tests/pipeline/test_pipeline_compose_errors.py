@@ -103,3 +103,26 @@ def test_union_member_errors_at_one_path_become_one_line(make_scenario) -> None:
 def test_one_problem_is_still_a_config_error_with_one_line(make_scenario) -> None:
     with pytest.raises(ConfigError, match=r"^train\.yaml: epoch: unknown key"):
         compose(make_scenario(train={**PARTS["train"], "epoch": 3}))
+
+
+def test_a_composed_document_reports_all_its_problems(tmp_path: Path) -> None:
+    import json
+
+    from sealroom.pipeline.compose import load_pipeline
+
+    document = {
+        "name": "p",
+        "datasets": [{"id": "d", "source": {"format": "idxx"}}],
+        "model": {"model": {"format": "onnx"}, "input_shape": [1]},
+        "loss": PARTS["loss"],
+        "train": {**PARTS["train"], "epoch": 1},
+    }
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigProblems) as info:
+        load_pipeline(path)
+    assert info.value.problems == (
+        "p.json: datasets[0].source.format: 'idxx' is not a data format; expected one of "
+        "hdf5, idx, image_folder, paired_masks, table (did you mean 'idx'?)",
+        "p.json: train.epoch: unknown key (did you mean 'epochs'?)",
+    )
