@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -272,20 +273,20 @@ def _check_valid_parts(
     for kind, part in parts.items():
         name = files[kind][0].name
         if isinstance(part, ModelPart):
-            problems.check(name, lambda p=part: check_model(p))
+            problems.check(name, partial(check_model, part))
             if private:
-                problems.check(name, lambda p=part: check_private_model(p))
+                problems.check(name, partial(check_private_model, part))
         elif isinstance(part, LossConfig):
-            problems.check(name, lambda p=part: check_loss(p))
+            problems.check(name, partial(check_loss, part))
         elif isinstance(part, TrainConfig):
-            problems.check(name, lambda p=part: check_train(p))
+            problems.check(name, partial(check_train, part))
         elif isinstance(part, EvalConfig):
-            problems.check(name, lambda p=part: check_eval(p))
+            problems.check(name, partial(check_eval, part))
             if private:
-                problems.check(name, lambda p=part: check_private_eval(p))
+                problems.check(name, partial(check_private_eval, part))
     for path, dataset in datasets:
         if isinstance(dataset, DatasetConfig):
-            problems.check(path.name, lambda d=dataset: check_dataset(d, private))
+            problems.check(path.name, partial(check_dataset, dataset, private))
 
 
 def compose(directory: Path | str) -> Pipeline:
