@@ -51,6 +51,7 @@ bench: setup-test
 	$(BIN)/python benchmarks/bench_mri.py
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_lab.py
+	$(BIN)/python benchmarks/bench_cli.py --before
 
 lint: setup-test
 	$(BIN)/ruff check sealroom tests benchmarks scenarios

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from sealroom.attest.measure import package_root, runtime_files
-from sealroom.attest.software import INSECURE_LABEL
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
 from sealroom.errors import AttestationError
 
@@ -27,7 +25,8 @@ def measure(
 
     Example: sealroom attest measure --json
     """
-    from sealroom.attest.measure import measure_files
+    from sealroom.attest.measure import measure_files, package_root, runtime_files
+    from sealroom.attest.software import INSECURE_LABEL
 
     root = package_root()
     digest = measure_files(root)
@@ -88,7 +87,7 @@ def trust(
 
     Example: sealroom attest trust room-attester.pub
     """
-    from sealroom.attest.software import trust_attester
+    from sealroom.attest.software import INSECURE_LABEL, trust_attester
     from sealroom.workspace import Workspace
 
     with refusals():

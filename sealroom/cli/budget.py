@@ -11,10 +11,8 @@ import dataclasses
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
-from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Privacy budgets of the datasets in this workspace.", no_args_is_help=True)
 
@@ -34,6 +32,8 @@ def show(
 
     Example: sealroom budget show mnist --json
     """
+    from rich.table import Table
+
     with refusals():
         budgets = _remote(key_service, dataset) if key_service else _local(dataset)
     if json_out:
@@ -60,6 +60,7 @@ def show(
 
 def _local(dataset: str | None) -> list[dict[str, Any]]:
     from sealroom.privacy.budget import BudgetBook
+    from sealroom.workspace import Workspace
 
     with BudgetBook(Workspace.find()) as book:
         budgets = book.summary(dataset)

@@ -7,22 +7,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from sealroom.errors import ConfigProblems, SealroomError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 # Width of output that goes to a pipe or a file: wide enough that tables never fold a
 # path or a digest, whatever $COLUMNS says (a pipe has no columns).
@@ -126,6 +120,15 @@ def refusals() -> Iterator[None]:
 
 def progress(transient: bool = False) -> Progress:
     """A progress bar on stderr so that --json output on stdout stays clean."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from sealroom.cli.console import JSON_OPTION, PASSPHRASE_FILE_OPTION, console, emit_json, refusals
-from sealroom.contract import (
-    SignedContract,
-    import_contract,
-    list_contracts,
-    load_contract,
-    propose_contract,
-    sign_contract,
-    verify_contract,
-)
-from sealroom.contract.revocation import check_stored_revocations
-from sealroom.contract.schema import Contract
 from sealroom.errors import ContractError
-from sealroom.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sealroom.contract import SignedContract
+    from sealroom.contract.schema import Contract
+
 
 app = typer.Typer(help="Propose, sign and verify contracts between parties.", no_args_is_help=True)
 
@@ -76,6 +68,9 @@ def propose(
 
     Example: sealroom contract propose docs/contract-template.yaml --as lab
     """
+    from sealroom.contract import propose_contract
+    from sealroom.workspace import Workspace
+
     with refusals():
         if ledger_key is None and ledger_key_file is not None:
             ledger_key = _read_key(ledger_key_file)
@@ -97,6 +92,9 @@ def sign(
 
     Example: sealroom contract sign mnist-demo --as hospital
     """
+    from sealroom.contract import sign_contract
+    from sealroom.workspace import Workspace
+
     with refusals():
         signed = sign_contract(Workspace.find(), contract_id, as_name)
     if json_out:
@@ -114,6 +112,11 @@ def show(
 
     Example: sealroom contract show mnist-demo --json
     """
+    from rich.table import Table
+
+    from sealroom.contract import load_contract
+    from sealroom.workspace import Workspace
+
     with refusals():
         signed = load_contract(Workspace.find(), contract_id)
     if json_out:
@@ -199,6 +202,10 @@ def verify(
 
     Example: sealroom contract verify mnist-demo --ledger-key-file ledger.pub
     """
+    from sealroom.contract import load_contract, verify_contract
+    from sealroom.contract.revocation import check_stored_revocations
+    from sealroom.workspace import Workspace
+
     with refusals():
         ws = Workspace.find()
         if ledger_key is None and ledger_key_file is not None:
@@ -232,6 +239,9 @@ def export(
 
     Example: sealroom contract export mnist-demo --out mnist-demo.contract.json
     """
+    from sealroom.contract import load_contract
+    from sealroom.workspace import Workspace
+
     with refusals():
         signed = load_contract(Workspace.find(), contract_id)
         try:
@@ -253,6 +263,9 @@ def import_(
 
     Example: sealroom contract import mnist-demo.contract.json
     """
+    from sealroom.contract import import_contract
+    from sealroom.workspace import Workspace
+
     with refusals():
         signed = import_contract(Workspace.find(), bundle)
     if json_out:
@@ -274,6 +287,9 @@ def list_(json_out: bool = JSON_OPTION) -> None:
 
     Example: sealroom contract list --json
     """
+    from sealroom.contract import list_contracts
+    from sealroom.workspace import Workspace
+
     with refusals():
         contracts = list_contracts(Workspace.find())
     if json_out:
@@ -303,6 +319,7 @@ def revoke(
     Example: sealroom contract revoke mnist-demo --as hospital --out mnist-demo.revoked.json
     """
     from sealroom.contract.workflow import revoke_contract
+    from sealroom.workspace import Workspace
 
     with refusals():
         if out is not None and out.exists():
@@ -330,6 +347,7 @@ def import_revocation(
     Example: sealroom contract import-revocation mnist-demo.revoked.json
     """
     from sealroom.contract.workflow import import_revocation as accept
+    from sealroom.workspace import Workspace
 
     with refusals():
         revocation = accept(Workspace.find(), file)

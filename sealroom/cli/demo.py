@@ -8,13 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, progress, refusals
 from sealroom.cli.run import RoomView
-from sealroom.room.events import RoomEvent
+
+if TYPE_CHECKING:
+    from sealroom.room.events import RoomEvent
 
 
 class RichNarrator:
@@ -31,6 +33,8 @@ class RichNarrator:
 
     @contextmanager
     def bytes(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
         bars = Progress(
             TextColumn("  {task.description}"),
             BarColumn(),

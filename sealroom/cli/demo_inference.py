@@ -5,9 +5,12 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealroom.cli.console import console, emit_json, refusals
-from sealroom.room.story import DEMO_PASSPHRASE, Narrator
+
+if TYPE_CHECKING:
+    from sealroom.room.story import Narrator
 
 
 def inference_demo(
@@ -15,6 +18,7 @@ def inference_demo(
 ) -> None:
     """Train, provision, serve, classify; print accuracy served vs local, latency, receipts."""
     from sealroom.errors import WorkspaceError
+    from sealroom.room.story import DEMO_PASSPHRASE
     from sealroom.serve.story import InferenceStory
 
     with refusals():

@@ -19,13 +19,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from rich.progress import Progress
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from sealroom.cli.console import console, emit_json, err_console, progress, refusals
 from sealroom.errors import LabError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 SERVER_START_S = 120.0
 PLAN_TIMEOUT_S = 1800.0
@@ -116,6 +116,8 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "
 def _summary(
     report: dict[str, Path], paths: Any, tracking: str, inline: bool, seconds: float
 ) -> None:
+    from rich.table import Table
+
     console.rule("[bold green]Done[/]", align="left")
     if "table_csv" in report:
         rows = list(csv.DictReader(io.StringIO(report["table_csv"].read_text())))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,8 +17,11 @@ from sealroom.cli.console import (
     err_console,
     refusals,
 )
-from sealroom.crypto.identity import Party
-from sealroom.kms.models import ReleasePolicy
+
+if TYPE_CHECKING:
+    from sealroom.crypto.identity import Party
+    from sealroom.kms.models import ReleasePolicy
+
 
 app = typer.Typer(help="Data keys under release policies (key service).", no_args_is_help=True)
 
@@ -48,6 +52,7 @@ def _owner_key_and_policy(
     from sealroom.crypto.identity import load_party
     from sealroom.crypto.package import SealedPackage, owner_data_key
     from sealroom.kms.grant import package_owner
+    from sealroom.kms.models import ReleasePolicy
     from sealroom.kms.service import KeyImportError
     from sealroom.workspace import Workspace
 

@@ -14,17 +14,19 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.errors import LabError
-from sealroom.files import read_capped
-from sealroom.lab.client import LabClient, read_server_file
-from sealroom.lab.paths import LabPaths
-from sealroom.lab.spec import MAX_ENTRY_POINT_BYTES
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from sealroom.lab.client import LabClient
+    from sealroom.lab.paths import LabPaths
+
 
 app = typer.Typer(
     help="Experiment testbed: experiments, entry points, queues, jobs.", no_args_is_help=True
@@ -47,12 +49,15 @@ STOP_WAIT_S = 30.0
 
 
 def lab_paths() -> LabPaths:
+    from sealroom.lab.paths import LabPaths
     from sealroom.workspace import Workspace
 
     return LabPaths.of_workspace(Workspace.find().home)
 
 
 def client() -> LabClient:
+    from sealroom.lab.client import LabClient
+
     return LabClient.from_workspace(lab_paths())
 
 
@@ -80,6 +85,8 @@ def table(
     rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | None = None
 ) -> Table:
     """A rich table of ``columns`` (record keys; ``*_at`` shown as local times)."""
+    from rich.table import Table
+
     shown = Table(title=title, show_lines=False)
     for column in columns:
         shown.add_column(column.replace("_", " "))
@@ -92,6 +99,8 @@ def table(
 
 def show(data: Any, json_out: bool, columns: Sequence[str], title: str | None = None) -> None:
     """``--json``: the API's JSON as is; else a table (one record: a two-column table)."""
+    from rich.table import Table
+
     if json_out:
         emit_json(data)
         return
@@ -117,7 +126,9 @@ def verbatim(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True, end=end)
 
 
-def read_text_file(path: Path, what: str, limit: int = MAX_ENTRY_POINT_BYTES) -> str:
+def read_text_file(path: Path, what: str, limit: int) -> str:
+    from sealroom.files import read_capped
+
     raw = read_capped(path, limit, what, LabError)
     try:
         return raw.decode("utf-8")
@@ -192,6 +203,8 @@ def start(
 @app.command("stop")
 def stop(json_out: bool = JSON_OPTION) -> None:
     """Stop the running lab server (SIGTERM; it finishes its bookkeeping first)."""
+    from sealroom.lab.client import LabClient, read_server_file
+
     with refusals():
         paths = lab_paths()
         url, pid = read_server_file(paths)
@@ -282,8 +295,10 @@ def entrypoint_add(
 
     Example: sealroom lab entrypoint add train.yaml
     """
+    from sealroom.lab.spec import MAX_ENTRY_POINT_BYTES
+
     with refusals():
-        text = read_text_file(file, "an entry point (YAML)")
+        text = read_text_file(file, "an entry point (YAML)", MAX_ENTRY_POINT_BYTES)
         with client() as lab:
             record = lab.add_entry_point(text)
     if json_out:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-import yaml
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
 from sealroom.cli.lab import client, read_text_file, show, table, verbatim
 from sealroom.errors import LabError
-from sealroom.lab.client import LabClient
-from sealroom.lab.spec import TERMINAL, parse_entry_point
+
+if TYPE_CHECKING:
+    from sealroom.lab.client import LabClient
+
 
 job_app = typer.Typer(help="Jobs: one entry point run with parameters.", no_args_is_help=True)
 plan_app = typer.Typer(help="Plans: many jobs submitted at once.", no_args_is_help=True)
@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _yaml_file(path: Path, what: str) -> Any:
+    import yaml
+
     from sealroom.lab.spec import check_yaml_shape
 
     text = read_text_file(path, what, MAX_PLAN_BYTES)
@@ -56,6 +58,8 @@ def gather_parameters(
 ) -> dict[str, Any]:
     """``--params-file`` values, overridden by ``--param k=v``, typed by the entry point's
     declared parameters (the server binds them again; this catches mistakes early)."""
+    from sealroom.lab.spec import parse_entry_point
+
     values: dict[str, Any] = {}
     if params_file is not None:
         loaded = _yaml_file(params_file, "parameters (a YAML mapping)")
@@ -195,6 +199,10 @@ def _current(lab: LabClient, records: dict[str, dict[str, Any]]) -> dict[str, di
 
 def wait_for(lab: LabClient, job_ids: list[str], timeout: float | None) -> dict[str, Any]:
     """Poll until every job is terminal; a rich status line on stderr meanwhile."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from sealroom.lab.spec import TERMINAL
+
     deadline = None if timeout is None else time.monotonic() + timeout
     records = {job_id: lab.get_job(job_id) for job_id in job_ids}
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())

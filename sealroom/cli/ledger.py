@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals
 from sealroom.errors import LedgerError
-from sealroom.ledger import Ledger, LedgerView, Receipt, parse_pin
-from sealroom.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sealroom.ledger import LedgerView
+
 
 app = typer.Typer(help="Inspect and verify the append-only ledger.", no_args_is_help=True)
 
@@ -25,6 +27,9 @@ KEY_FILE_OPTION = typer.Option(None, "--key-file", help="File holding the ledger
 
 def _open(db: Path | None, key: str | None, key_file: Path | None) -> LedgerView:
     """The workspace's ledger, or a copy checked against the public key given for it."""
+    from sealroom.ledger import Ledger, LedgerView
+    from sealroom.workspace import Workspace
+
     public = _public_key(key, key_file)
     if db is None:
         ledger = Ledger.open(Workspace.find())
@@ -70,6 +75,8 @@ def verify(
 
     Example: sealroom ledger verify --expect-head "$(cat ledger.head)"
     """
+    from sealroom.ledger import parse_pin
+
     with refusals():
         pin = parse_pin(expect_head) if expect_head is not None else None
         with _open(db, key, key_file) as ledger:
@@ -133,6 +140,9 @@ def show(
 
     Example: sealroom ledger show --kind contract.registered --json
     """
+    from sealroom.ledger import Ledger
+    from sealroom.workspace import Workspace
+
     with refusals(), Ledger.open(Workspace.find()) as ledger:
         entries = ledger.entries(kind)
     if last > 0:
@@ -186,6 +196,9 @@ def public_key(
 
     Example: sealroom ledger public-key --out ledger.pub
     """
+    from sealroom.ledger import Ledger
+    from sealroom.workspace import Workspace
+
     with refusals(), Ledger.open(Workspace.find()) as ledger:
         key = ledger.public_key_b64
     if out is not None:
@@ -207,6 +220,8 @@ def check_receipt(
 
     Example: sealroom ledger check-receipt contracts/mnist-demo.receipt.json --key-file ledger.pub
     """
+    from sealroom.ledger import Receipt
+
     with refusals():
         if key is None and key_file is None:
             raise LedgerError("give the ledger public key with --key or --key-file")

@@ -1,4 +1,15 @@
-"""Entry point of the `sealroom` command: global options and the command groups."""
+"""Entry point of the `sealroom` command: global options and the command groups.
+
+Every command lives in its own module, imported only when that command runs (see
+:mod:`sealroom.cli.lazy`): ``COMMANDS`` is the static table ``sealroom --help`` lists.
+To add a command group, write ``sealroom/cli/<name>.py`` with a ``typer.Typer`` named
+``app`` and add one line here, ``"<name>": Lazy("sealroom.cli.<name>", "<its help>"),``;
+a single command is ``Lazy(module, help, command="<function name>")``. The help must be
+the first paragraph of the group's or command's own help (a test compares them), and the
+module may import only typer, the standard library and sealroom.cli.console/options at
+its top: everything else inside the command functions, so that ``--help`` and light
+commands start in well under half a second (tests/cli/test_cli_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +17,82 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli import attest as attest_cli
-from sealroom.cli import budget as budget_cli
-from sealroom.cli import contract as contract_cli
-from sealroom.cli import dataset as dataset_cli
-from sealroom.cli import keys as keys_cli
-from sealroom.cli import kms as kms_cli
-from sealroom.cli import lab as lab_cli
-from sealroom.cli import ledger as ledger_cli
-from sealroom.cli import model as model_cli
-from sealroom.cli import output as output_cli
-from sealroom.cli import party as party_cli
-from sealroom.cli import pipeline as pipeline_cli
-from sealroom.cli import policy as policy_cli
-from sealroom.cli import receipt as receipt_cli
-from sealroom.cli import task as task_cli
 from sealroom.cli.console import JSON_OPTION, console, emit_json, refusals, set_debug
-from sealroom.cli.demo import demo_command
-from sealroom.cli.run import run_command
-from sealroom.cli.seal import seal_command, unseal_command
-from sealroom.cli.serve import infer_command, serve_command
-from sealroom.cli.train import train_command
-from sealroom.workspace import Workspace
+from sealroom.cli.lazy import Lazy, LazyGroup
+
+COMMANDS: dict[str, Lazy] = {
+    "train": Lazy(
+        "sealroom.cli.train",
+        "Train and evaluate a pipeline on cleartext data, writing outputs to --out.",
+        command="train_command",
+    ),
+    "seal": Lazy(
+        "sealroom.cli.seal",
+        "Seal a file or folder: AES-256-GCM chunks (STREAM) and a manifest signed by the owner.",
+        command="seal_command",
+    ),
+    "unseal": Lazy(
+        "sealroom.cli.seal",
+        "Verify a package (owner's signature, every chunk) and write its files to a new folder.",
+        command="unseal_command",
+    ),
+    "run": Lazy(
+        "sealroom.cli.run",
+        "Run a pipeline in a clean room under a signed contract; outputs go sealed to the "
+        "consumer.",
+        command="run_command",
+    ),
+    "serve": Lazy(
+        "sealroom.cli.serve",
+        "Serve a contract's provisioned model from an attested room until Ctrl-C.",
+        command="serve_command",
+    ),
+    "infer": Lazy(
+        "sealroom.cli.serve",
+        "Classify FILEs through the encrypted channel, after checking the room's attestation.",
+        command="infer_command",
+    ),
+    "demo": Lazy(
+        "sealroom.cli.demo",
+        "Play a scenario end to end: parties, sealing, contract, keys, the room, decrypted "
+        "outputs.",
+        command="demo_command",
+    ),
+    "party": Lazy("sealroom.cli.party", "Parties: providers, consumers and operators."),
+    "pipeline": Lazy(
+        "sealroom.cli.pipeline", "Compose and inspect pipeline configs (the consumer's side)."
+    ),
+    "contract": Lazy(
+        "sealroom.cli.contract", "Propose, sign and verify contracts between parties."
+    ),
+    "dataset": Lazy(
+        "sealroom.cli.dataset", "Declare a dataset's held-out splits (the provider's side)."
+    ),
+    "ledger": Lazy("sealroom.cli.ledger", "Inspect and verify the append-only ledger."),
+    "attest": Lazy(
+        "sealroom.cli.attest", "Attestation of clean rooms (software attester: INSECURE)."
+    ),
+    "keys": Lazy("sealroom.cli.keys", "Data keys under release policies (key service)."),
+    "model": Lazy(
+        "sealroom.cli.model", "Served models: provision, rotate, retire (model owner) and show."
+    ),
+    "kms": Lazy("sealroom.cli.kms", "Run the key service as an HTTP service."),
+    "policy": Lazy(
+        "sealroom.cli.policy", "Policy as code (Rego): check pipelines against contracts."
+    ),
+    "output": Lazy("sealroom.cli.output", "Outputs of clean-room runs (consumer side)."),
+    "receipt": Lazy("sealroom.cli.receipt", "Run receipts (auditor side)."),
+    "budget": Lazy("sealroom.cli.budget", "Privacy budgets of the datasets in this workspace."),
+    "task": Lazy("sealroom.cli.task", "Train, predict and score as separate steps."),
+    "lab": Lazy("sealroom.cli.lab", "Experiment testbed: experiments, entry points, queues, jobs."),
+}
+
+
+class SealroomGroup(LazyGroup):
+    """The top-level group: ``init`` here, everything else from ``COMMANDS`` when used."""
+
+    lazy = COMMANDS
+
 
 app = typer.Typer(
     name="sealroom",
@@ -35,22 +100,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=SealroomGroup,
 )
-app.add_typer(party_cli.app, name="party")
-app.add_typer(pipeline_cli.app, name="pipeline")
-app.add_typer(contract_cli.app, name="contract")
-app.add_typer(dataset_cli.app, name="dataset")
-app.add_typer(ledger_cli.app, name="ledger")
-app.add_typer(attest_cli.app, name="attest")
-app.add_typer(keys_cli.app, name="keys")
-app.add_typer(model_cli.app, name="model")
-app.add_typer(kms_cli.app, name="kms")
-app.add_typer(policy_cli.app, name="policy")
-app.add_typer(output_cli.app, name="output")
-app.add_typer(receipt_cli.app, name="receipt")
-app.add_typer(budget_cli.app, name="budget")
-app.add_typer(task_cli.app, name="task")
-app.add_typer(lab_cli.app, name="lab")
 
 
 def _print_version(value: bool) -> None:
@@ -86,21 +137,14 @@ def init(
 
     Example: sealroom init --home ./hospital
     """
+    from sealroom.workspace import Workspace
+
     with refusals():
         ws = Workspace.create(home)
     if json_out:
         emit_json({"home": str(ws.home)})
     else:
         console.print(f"workspace created at [bold]{ws.home}[/]")
-
-
-app.command("train")(train_command)
-app.command("seal")(seal_command)
-app.command("unseal")(unseal_command)
-app.command("run")(run_command)
-app.command("serve")(serve_command)
-app.command("infer")(infer_command)
-app.command("demo")(demo_command)
 
 
 def main() -> None:

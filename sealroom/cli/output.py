@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from sealroom.cli.console import JSON_OPTION, PASSPHRASE_FILE_OPTION, console, emit_json, refusals
-from sealroom.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sealroom.workspace import Workspace
+
 
 app = typer.Typer(help="Outputs of clean-room runs (consumer side).", no_args_is_help=True)
 

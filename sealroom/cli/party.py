@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from sealroom.cli.console import (
     JSON_OPTION,
@@ -16,16 +15,6 @@ from sealroom.cli.console import (
     err_console,
     refusals,
 )
-from sealroom.crypto.identity import (
-    create_party,
-    import_identity,
-    key_protection,
-    list_identities,
-    load_identity,
-    protect_party,
-)
-from sealroom.crypto.passphrase import PassphraseError
-from sealroom.workspace import Workspace
 
 app = typer.Typer(help="Parties: providers, consumers and operators.", no_args_is_help=True)
 
@@ -60,6 +49,10 @@ def create(
 
     Example: sealroom party create hospital --role provider --passphrase-file hospital.pass
     """
+    from sealroom.crypto.identity import create_party, key_protection
+    from sealroom.crypto.passphrase import PassphraseError
+    from sealroom.workspace import Workspace
+
     with refusals():
         if no_passphrase and passphrase_file is not None:
             raise PassphraseError("give either --no-passphrase or --passphrase-file, not both")
@@ -88,6 +81,11 @@ def list_(json_out: bool = JSON_OPTION) -> None:
 
     Example: sealroom party list --json
     """
+    from rich.table import Table
+
+    from sealroom.crypto.identity import key_protection, list_identities
+    from sealroom.workspace import Workspace
+
     with refusals():
         ws = Workspace.find()
         rows = [(i, key_protection(ws, i.name)) for i in list_identities(ws)]
@@ -114,7 +112,9 @@ def show(
 
     Example: sealroom party show hospital
     """
+    from sealroom.crypto.identity import key_protection, load_identity
     from sealroom.crypto.rotation import previous_identities
+    from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
@@ -149,6 +149,9 @@ def protect(
 
     Example: SEALROOM_PASSPHRASE=... sealroom party protect hospital
     """
+    from sealroom.crypto.identity import protect_party
+    from sealroom.workspace import Workspace
+
     with refusals():
         protect_party(Workspace.find(), name)
     if json_out:
@@ -181,6 +184,7 @@ def rotate(
     from sealroom.crypto.rotation import ROTATED, rotate_party
     from sealroom.errors import IdentityError
     from sealroom.ledger import Ledger
+    from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
@@ -212,6 +216,7 @@ def accept_rotation(
     Example: sealroom party accept-rotation hospital.rotation.json
     """
     from sealroom.crypto.rotation import accept_rotation as accept
+    from sealroom.workspace import Workspace
 
     with refusals():
         identity = accept(Workspace.find(), file)
@@ -234,6 +239,9 @@ def export(
 
     Example: sealroom party export hospital --out hospital.identity.json
     """
+    from sealroom.crypto.identity import load_identity
+    from sealroom.workspace import Workspace
+
     with refusals():
         identity = load_identity(Workspace.find(), name)
     text = json.dumps(identity.document(), indent=2) + "\n"
@@ -256,6 +264,9 @@ def import_(
 
     Example: sealroom party import lab.identity.json
     """
+    from sealroom.crypto.identity import import_identity
+    from sealroom.workspace import Workspace
+
     with refusals():
         identity = import_identity(Workspace.find(), file)
     if json_out:

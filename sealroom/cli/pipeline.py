@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import BaseModel
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, fail, refusals
-from sealroom.pipeline.schema import PrivacyConfig
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from sealroom.pipeline.schema import PrivacyConfig
+
 
 app = typer.Typer(
     name="pipeline",

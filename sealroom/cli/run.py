@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import Progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 
 from sealroom.cli.console import (
     JSON_OPTION,

@@ -12,13 +12,15 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
 from sealroom.errors import SealroomError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def serve_command(
@@ -146,6 +148,8 @@ def _identity(ws: Any, name: str | None) -> Any:
 
 def load_input(path: Path, shape: list[int], dtype: str) -> np.ndarray:
     """An .npy array (one example or a batch) as it is, or a .png scaled to ``shape``."""
+    import numpy as np
+
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
@@ -160,6 +164,7 @@ def load_input(path: Path, shape: list[int], dtype: str) -> np.ndarray:
 
 def _png(path: Path, shape: list[int], dtype: str) -> np.ndarray:
     """Grayscale or RGB, resized to the signature's H×W, scaled to [0, 1] for floats."""
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     if len(shape) != 3 or shape[0] not in (1, 3):

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
 from sealroom.cli.console import JSON_OPTION, console, emit_json, progress, refusals
 from sealroom.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 app = typer.Typer(help="Train, predict and score as separate steps.", no_args_is_help=True)
 
@@ -46,6 +48,8 @@ def train(
 
 def _dataset(dataset: Path, data: Path | None, max_samples: int | None) -> Any:
     """Load the dataset a dataset part (or a folder holding ``dataset.yaml``) describes."""
+    import numpy as np
+
     from sealroom.data import DirectoryTree, load_dataset
     from sealroom.pipeline.compose import load_part
     from sealroom.pipeline.schema import DatasetConfig
@@ -65,6 +69,8 @@ def _dataset(dataset: Path, data: Path | None, max_samples: int | None) -> Any:
 
 
 def _write_array(path: Path, array: np.ndarray, prefix: str) -> None:
+    import numpy as np
+
     if path.suffix not in ARRAY_SUFFIXES:
         raise ConfigError(f"{path}: write predictions as .npy or .csv")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +84,8 @@ def _write_array(path: Path, array: np.ndarray, prefix: str) -> None:
 
 def read_array(path: Path) -> np.ndarray:
     """A .npy (no pickles) or a .csv with one header row."""
+    import numpy as np
+
     if path.suffix == ".npy":
         try:
             return np.asarray(np.load(path, allow_pickle=False))
@@ -107,6 +115,8 @@ def predict(
     Example: sealroom task predict runs/dp/trained_model.onnx --dataset scenarios/dp-mnist
     --data data/mnist --out preds.npy --labels-out labels.npy
     """
+    import numpy as np
+
     with refusals():
         import onnxruntime as ort
 
@@ -173,6 +183,8 @@ def score(
 
     Example: sealroom task score preds.npy --labels labels.npy --metrics accuracy,f1 --json
     """
+    import numpy as np
+
     with refusals():
         import torch
 

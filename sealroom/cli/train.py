@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import Progress
 
 from sealroom.cli.console import (
     JSON_OPTION,
@@ -20,7 +19,12 @@ from sealroom.cli.console import (
     refusals,
 )
 from sealroom.errors import ConfigError
-from sealroom.pipeline.schema import Pipeline
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from sealroom.pipeline.schema import Pipeline
+
 
 if TYPE_CHECKING:
     from sealroom.data import FileTree

@@ -35,13 +35,14 @@ Locate = Callable[[str], tuple[str, str]]  # section -> (file, field prefix insi
 
 
 def metric_registry() -> Registry[Any]:
-    """The metrics a config may name (imported here, not at module load: it pulls in torch)."""
-    from sealroom.train.metrics import METRICS
+    """The metric names a config may use: the torch-free table the metrics register against."""
+    from sealroom.train.metric_names import METRIC_NAMES
 
-    return METRICS
+    return METRIC_NAMES
 
 
 def transform_registry() -> Registry[Any]:
+    """The transforms (imported only for a dataset that lists some: it pulls in numpy)."""
     from sealroom.data.transforms import TRANSFORMS
 
     return TRANSFORMS
@@ -69,18 +70,16 @@ def check_train(cfg: TrainConfig) -> None:
 
 
 def check_loss(cfg: LossConfig) -> None:
-    from sealroom.train.components.losses import LOSSES, build_loss
+    # Names, parameters, values and the expression, against torch-free specs of the components.
+    from sealroom.train.components.loss_specs import check_loss_config
 
-    for key, component in cfg.components.items():
-        cls = LOSSES.get(component.name, where=f"components.{key}.name")
-        check_params(cls, component.params, f"components.{key}.params")
-    build_loss(cfg)  # parses the expression and instantiates the (small) components
+    check_loss_config(cfg)
 
 
 def check_model(part: ModelPart) -> None:
     model = part.model
     if isinstance(model, DeclarativeModel):
-        from sealroom.train.components.layers import LAYERS
+        from sealroom.train.components.layer_factories import LAYERS
 
         # Names and parameter names only: building layers here could allocate large weights.
         for i, layer in enumerate(model.layers):
@@ -124,6 +123,8 @@ def check_private_eval(cfg: EvalConfig) -> None:
 
 
 def check_dataset(cfg: DatasetConfig, private: bool = False) -> None:
+    if not cfg.transforms:
+        return
     if private:  # statistics fitted across records would leave the room unnoised
         from sealroom.data.transforms import check_record_local
 

@@ -8,7 +8,7 @@ import path or attribute name, so a config cannot reach ``os.system``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from sealroom.errors import ConfigError, did_you_mean
@@ -17,16 +17,25 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Name → factory, filled by decorators at import time; lookups of unknown names fail."""
+    """Name → factory, filled by decorators at import time; lookups of unknown names fail.
 
-    def __init__(self, kind: str) -> None:
+    ``declared`` is a light name table that a heavy registry must stay within: the
+    implementations (torch modules) register under names a torch-free table declares,
+    so that ``pipeline compose`` checks names without importing torch (see
+    :mod:`sealroom.train.components.loss_specs`, :mod:`sealroom.train.metric_names`).
+    """
+
+    def __init__(self, kind: str, declared: Container[str] | None = None) -> None:
         self.kind = kind
+        self.declared = declared
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(entry: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if self.declared is not None and name not in self.declared:
+                raise ValueError(f"{self.kind} {name!r} is not declared in its name table")
             self._entries[name] = entry
             return entry
 
@@ -34,6 +43,14 @@ class Registry(Generic[T]):
 
     def add(self, name: str, entry: T) -> None:
         self.register(name)(entry)
+
+    @classmethod
+    def of_names(cls, kind: str, names: Iterable[str]) -> Registry[str]:
+        """A name table: each name maps to itself; ``get`` refuses others as any registry does."""
+        table: Registry[str] = Registry(kind)
+        for name in names:
+            table.add(name, name)
+        return table
 
     def get(self, name: str, where: str = "") -> T:
         try:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from sealroom.errors import ConfigError, TrainingError
 from sealroom.pipeline.registry import Registry
+from sealroom.train.metric_names import METRIC_NAMES
 
 MetricValue = float | list[list[int]] | None
 
@@ -45,7 +46,8 @@ class Metric:
         raise NotImplementedError
 
 
-METRICS: Registry[type[Metric]] = Registry("metric")
+# A new metric's name goes in metric_names.py too (compose checks names there, torch-free).
+METRICS: Registry[type[Metric]] = Registry("metric", declared=METRIC_NAMES)
 
 
 def _finite(value: float) -> float | None:

@@ -11,16 +11,16 @@ the same architecture trains with or without ``privacy``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
-
-from monai.networks.nets import UNet
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from sealroom.errors import ConfigError
 from sealroom.pipeline.registry import Registry, check_params
 from sealroom.pipeline.schema import ArchitectureModel
 
-ArchitectureFactory = Callable[..., nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+ArchitectureFactory = Callable[..., "nn.Module"]
 
 ARCHITECTURES: Registry[ArchitectureFactory] = Registry("architecture")
 
@@ -39,6 +39,8 @@ def monai_unet(
     kernel_size: int = 3,
 ) -> nn.Module:
     """MONAI U-Net; ``group``/``instance`` norms train privately as they are."""
+    from monai.networks.nets import UNet
+
     if len(strides) != len(channels) - 1:
         raise ValueError("strides needs one entry fewer than channels")
     if norm == "group":
@@ -82,6 +84,8 @@ def simple_cnn(
     dropout: float = 0.0,
 ) -> nn.Module:
     """Two conv blocks (conv, GroupNorm, ReLU, max-pool) and a two-layer head; DP-compatible."""
+    from torch import nn
+
     if image_size % 4:
         raise ValueError("image_size must be divisible by 4")
     if width % num_groups:

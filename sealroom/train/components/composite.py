@@ -12,55 +12,22 @@ The result is reduced per sample, then by ``reduction`` — ``"mean"`` for train
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from torch import Tensor, nn
 
 from sealroom.errors import ConfigError, TrainingError
-from sealroom.pipeline.expression import CompiledExpression, parse_expression
 from sealroom.pipeline.schema import LossConfig
+from sealroom.train.components.loss_specs import (
+    LossName,
+    compile_loss_expression,
+    loss_namespace,
+)
 from sealroom.train.components.losses import LOSSES, LossComponent
 
+__all__ = ["CompositeLoss", "LossName", "compile_loss_expression", "loss_namespace"]
+
 Reduction = Literal["mean", "sum", "none"]
-
-
-@dataclass(frozen=True)
-class LossName:
-    """What an expression name stands for: a variable, a component's loss or an aux value."""
-
-    component: str | None
-    aux: str | None = None
-
-
-def loss_namespace(cfg: LossConfig) -> dict[str, LossName]:
-    """Every name an expression over ``cfg`` may use; unknown component names are ConfigError."""
-    names: dict[str, LossName] = {v: LossName(None) for v in cfg.variables}
-    exporters: dict[str, list[str]] = {}
-    for key, component in cfg.components.items():
-        cls = LOSSES.get(component.name, where=f"components.{key}.name")
-        names[key] = LossName(key)
-        for aux in cls.aux_names:
-            names[f"{key}_{aux}"] = LossName(key, aux)
-            exporters.setdefault(aux, []).append(key)
-    for aux, keys in exporters.items():
-        if len(keys) == 1 and aux not in names:
-            names[aux] = LossName(keys[0], aux)
-    return names
-
-
-def compile_loss_expression(cfg: LossConfig) -> CompiledExpression:
-    """Parse ``cfg.expression`` over its namespace; exponents may be constants or variables."""
-    namespace = loss_namespace(cfg)
-    expression = parse_expression(cfg.expression, namespace, exponent_names=cfg.variables)
-    if not any(namespace[n].component for n in expression.names):
-        raise ConfigError("expression: uses no loss component")
-    for name in expression.exponent_names:
-        if abs(cfg.variables[name]) > 16:
-            raise ConfigError(f"variables.{name}: used as an exponent, must be within ±16")
-    # A dry run on plain numbers catches constant division by zero and overflow now, not mid-run.
-    expression.evaluate({n: cfg.variables.get(n, 0.5) for n in namespace})
-    return expression
 
 
 def _per_sample(value: Tensor) -> Tensor:

@@ -1,9 +1,4 @@
-"""Layers a declarative model may stack, each a factory with explicit keyword parameters.
-
-A declarative model (``format: declarative``) is a list of ``{type, params}``;
-``type`` is looked up here and nowhere else. BatchNorm is offered for non-private
-training, but differential privacy needs per-sample gradients, which batch
-statistics mix across samples: use ``groupnorm`` or ``layernorm`` with ``privacy``.
+"""Declarative models: the registered layers (:mod:`.layer_factories`) built and wired.
 
 A layer with ``inputs`` reads earlier layers' outputs (by ``id``) instead of the
 previous one, which makes a small graph; only merge layers (``add``, ``concat``,
@@ -12,207 +7,17 @@ previous one, which makes a small graph; only merge layers (``add``, ``concat``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from sealroom.errors import ConfigError
-from sealroom.pipeline.registry import Registry, check_params
+from sealroom.pipeline.registry import check_params
 from sealroom.pipeline.schema import LayerSpec
+from sealroom.train.components.layer_factories import LAYERS, LayerFactory, Size
 
-LayerFactory = Callable[..., nn.Module]
-Size = int | list[int]
-
-LAYERS: Registry[LayerFactory] = Registry("layer")
-
-
-def _size(value: Size) -> int | tuple[int, ...]:
-    return value if isinstance(value, int) else tuple(int(v) for v in value)
-
-
-@LAYERS.register("conv2d")
-def conv2d(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: Size = 3,
-    stride: Size = 1,
-    padding: Size = 0,
-    dilation: Size = 1,
-    groups: int = 1,
-    bias: bool = True,
-) -> nn.Module:
-    return nn.Conv2d(
-        in_channels,
-        out_channels,
-        _size(kernel_size),  # type: ignore[arg-type]
-        stride=_size(stride),  # type: ignore[arg-type]
-        padding=_size(padding),  # type: ignore[arg-type]
-        dilation=_size(dilation),  # type: ignore[arg-type]
-        groups=groups,
-        bias=bias,
-    )
-
-
-@LAYERS.register("conv1d")
-def conv1d(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: int = 3,
-    stride: int = 1,
-    padding: int = 0,
-    bias: bool = True,
-) -> nn.Module:
-    return nn.Conv1d(
-        in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias
-    )
-
-
-@LAYERS.register("conv_transpose2d")
-def conv_transpose2d(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: Size = 2,
-    stride: Size = 2,
-    padding: Size = 0,
-    bias: bool = True,
-) -> nn.Module:
-    return nn.ConvTranspose2d(
-        in_channels,
-        out_channels,
-        _size(kernel_size),  # type: ignore[arg-type]
-        stride=_size(stride),  # type: ignore[arg-type]
-        padding=_size(padding),  # type: ignore[arg-type]
-        bias=bias,
-    )
-
-
-@LAYERS.register("linear")
-def linear(in_features: int, out_features: int, bias: bool = True) -> nn.Module:
-    return nn.Linear(in_features, out_features, bias=bias)
-
-
-@LAYERS.register("relu")
-def relu() -> nn.Module:
-    return nn.ReLU()
-
-
-@LAYERS.register("leaky_relu")
-def leaky_relu(negative_slope: float = 0.01) -> nn.Module:
-    return nn.LeakyReLU(negative_slope)
-
-
-@LAYERS.register("gelu")
-def gelu(approximate: Literal["none", "tanh"] = "none") -> nn.Module:
-    return nn.GELU(approximate=approximate)
-
-
-@LAYERS.register("silu")
-def silu() -> nn.Module:
-    return nn.SiLU()
-
-
-@LAYERS.register("elu")
-def elu(alpha: float = 1.0) -> nn.Module:
-    return nn.ELU(alpha)
-
-
-@LAYERS.register("tanh")
-def tanh() -> nn.Module:
-    return nn.Tanh()
-
-
-@LAYERS.register("sigmoid")
-def sigmoid() -> nn.Module:
-    return nn.Sigmoid()
-
-
-@LAYERS.register("softmax")
-def softmax(dim: int = 1) -> nn.Module:
-    return nn.Softmax(dim=dim)
-
-
-@LAYERS.register("log_softmax")
-def log_softmax(dim: int = 1) -> nn.Module:
-    return nn.LogSoftmax(dim=dim)
-
-
-@LAYERS.register("maxpool2d")
-def maxpool2d(kernel_size: Size = 2, stride: Size | None = None, padding: Size = 0) -> nn.Module:
-    return nn.MaxPool2d(
-        _size(kernel_size),
-        stride=None if stride is None else _size(stride),
-        padding=_size(padding),
-    )
-
-
-@LAYERS.register("avgpool2d")
-def avgpool2d(kernel_size: Size = 2, stride: Size | None = None, padding: Size = 0) -> nn.Module:
-    return nn.AvgPool2d(
-        _size(kernel_size),  # type: ignore[arg-type]
-        stride=None if stride is None else _size(stride),  # type: ignore[arg-type]
-        padding=_size(padding),  # type: ignore[arg-type]
-    )
-
-
-@LAYERS.register("adaptive_avgpool2d")
-def adaptive_avgpool2d(output_size: Size = 1) -> nn.Module:
-    return nn.AdaptiveAvgPool2d(_size(output_size))
-
-
-@LAYERS.register("flatten")
-def flatten(start_dim: int = 1, end_dim: int = -1) -> nn.Module:
-    return nn.Flatten(start_dim, end_dim)
-
-
-@LAYERS.register("dropout")
-def dropout(p: float = 0.5) -> nn.Module:
-    return nn.Dropout(p)
-
-
-@LAYERS.register("dropout2d")
-def dropout2d(p: float = 0.5) -> nn.Module:
-    return nn.Dropout2d(p)
-
-
-@LAYERS.register("groupnorm")
-def groupnorm(
-    num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True
-) -> nn.Module:
-    return nn.GroupNorm(num_groups, num_channels, eps=eps, affine=affine)
-
-
-@LAYERS.register("layernorm")
-def layernorm(normalized_shape: Size, eps: float = 1e-5) -> nn.Module:
-    return nn.LayerNorm(_size(normalized_shape), eps=eps)
-
-
-@LAYERS.register("instancenorm2d")
-def instancenorm2d(num_features: int, affine: bool = False) -> nn.Module:
-    return nn.InstanceNorm2d(num_features, affine=affine)
-
-
-@LAYERS.register("batchnorm1d")
-def batchnorm1d(num_features: int, momentum: float = 0.1) -> nn.Module:
-    return nn.BatchNorm1d(num_features, momentum=momentum)
-
-
-@LAYERS.register("batchnorm2d")
-def batchnorm2d(num_features: int, momentum: float = 0.1) -> nn.Module:
-    return nn.BatchNorm2d(num_features, momentum=momentum)
-
-
-@LAYERS.register("upsample")
-def upsample(
-    scale_factor: float = 2.0, mode: Literal["nearest", "bilinear"] = "nearest"
-) -> nn.Module:
-    return nn.Upsample(scale_factor=scale_factor, mode=mode)
-
-
-@LAYERS.register("identity")
-def identity() -> nn.Module:
-    return nn.Identity()
+__all__ = ["LAYERS", "LayerFactory", "LayerGraph", "Size", "build_declarative", "build_layer"]
 
 
 class Merge(nn.Module):
@@ -242,24 +47,6 @@ class Concat(Merge):
 
     def forward(self, *xs: Tensor) -> Tensor:
         return torch.cat(xs, dim=self.dim)
-
-
-@LAYERS.register("add")
-def add() -> nn.Module:
-    """Element-wise sum of its ``inputs`` (same shapes), e.g. a residual connection."""
-    return Add()
-
-
-@LAYERS.register("multiply")
-def multiply() -> nn.Module:
-    """Element-wise product of its ``inputs`` (same shapes), e.g. a gate."""
-    return Multiply()
-
-
-@LAYERS.register("concat")
-def concat(dim: int = 1) -> nn.Module:
-    """Its ``inputs`` joined along ``dim`` (channels by default), e.g. a U-Net skip."""
-    return Concat(dim)
 
 
 def build_layer(spec: LayerSpec, where: str = "layer") -> nn.Module:

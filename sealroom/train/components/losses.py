@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from sealroom.pipeline.registry import Registry
 from sealroom.pipeline.schema import LossConfig
+from sealroom.train.components import loss_specs
 
 if TYPE_CHECKING:
     from sealroom.train.components.composite import CompositeLoss
@@ -36,7 +37,8 @@ class LossComponent(nn.Module):
         return self.terms(output, target)["loss"].mean()
 
 
-LOSSES: Registry[type[LossComponent]] = Registry("loss")
+# Names, parameters and aux names are declared in loss_specs (torch-free, for compose).
+LOSSES: Registry[type[LossComponent]] = Registry("loss", declared=loss_specs.LOSS_SPECS)
 
 
 def _class_target(output: Tensor, target: Tensor) -> Tensor:
@@ -174,8 +176,7 @@ class Focal(LossComponent):
 
     def __init__(self, gamma: float = 2.0, alpha: float | None = None) -> None:
         super().__init__()
-        if not 0 <= gamma <= 16:
-            raise ValueError("gamma must be within [0, 16]")
+        loss_specs.focal(gamma, alpha)
         self.gamma = float(gamma)
         self.alpha = None if alpha is None else float(alpha)
 

@@ -7,17 +7,17 @@ config's ``params`` against them before anything runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import torch
-from torch.optim import Optimizer
+from typing import TYPE_CHECKING, Any
 
 from sealroom.errors import ConfigError
 from sealroom.pipeline.registry import Registry, check_params
 from sealroom.pipeline.schema import Component
 
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
 Parameters = Iterable[Any]  # tensors or parameter-group dicts, as torch.optim accepts
-OptimizerFactory = Callable[..., Optimizer]
+OptimizerFactory = Callable[..., "Optimizer"]
 
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
 
@@ -37,6 +37,8 @@ def sgd(
     weight_decay: float = 0.0,
     nesterov: bool = False,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.SGD(
         params,
         lr=lr,
@@ -56,6 +58,8 @@ def adam(
     weight_decay: float = 0.0,
     amsgrad: bool = False,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.Adam(
         params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
     )
@@ -70,6 +74,8 @@ def adamw(
     weight_decay: float = 0.01,
     amsgrad: bool = False,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.AdamW(
         params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
     )
@@ -83,6 +89,8 @@ def nadam(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.NAdam(params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay)
 
 
@@ -94,6 +102,8 @@ def radam(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.RAdam(params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay)
 
 
@@ -105,6 +115,8 @@ def adamax(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.Adamax(
         params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay
     )
@@ -120,6 +132,8 @@ def rmsprop(
     momentum: float = 0.0,
     centered: bool = False,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.RMSprop(
         params,
         lr=lr,
@@ -139,6 +153,8 @@ def adagrad(
     weight_decay: float = 0.0,
     eps: float = 1e-10,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.Adagrad(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
 
 
@@ -150,6 +166,8 @@ def adadelta(
     eps: float = 1e-6,
     weight_decay: float = 0.0,
 ) -> Optimizer:
+    import torch
+
     return torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from torch.optim import Optimizer, lr_scheduler
-from torch.optim.lr_scheduler import LRScheduler
+from typing import TYPE_CHECKING, Any, Literal
 
 from sealroom.errors import ConfigError
 from sealroom.pipeline.registry import Registry, check_params
 from sealroom.pipeline.schema import Component
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 Interval = Literal["epoch", "batch"]
 RESERVED = ("optimizer", "epochs", "steps_per_epoch")
@@ -66,6 +67,8 @@ def steplr(
     step_size: int = 1,
     gamma: float = 0.1,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 
 
@@ -78,6 +81,8 @@ def multisteplr(
     milestones: list[int],
     gamma: float = 0.1,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gamma)
 
 
@@ -85,6 +90,8 @@ def multisteplr(
 def exponentiallr(
     optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, gamma: float = 0.9
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
 
 
@@ -97,6 +104,8 @@ def cosineannealinglr(
     T_max: int | None = None,
     eta_min: float = 0.0,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.CosineAnnealingLR(optimizer, T_max=T_max or epochs, eta_min=eta_min)
 
 
@@ -110,6 +119,8 @@ def cosineannealingwarmrestarts(
     T_mult: int = 1,
     eta_min: float = 0.0,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=T_0, T_mult=T_mult, eta_min=eta_min
     )
@@ -125,6 +136,8 @@ def linearlr(
     end_factor: float = 1.0,
     total_iters: int = 5,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.LinearLR(
         optimizer, start_factor=start_factor, end_factor=end_factor, total_iters=total_iters
     )
@@ -139,6 +152,8 @@ def polynomiallr(
     total_iters: int | None = None,
     power: float = 1.0,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.PolynomialLR(optimizer, total_iters=total_iters or epochs, power=power)
 
 
@@ -156,6 +171,8 @@ def cycliclr(
     cycle_momentum: bool | None = None,
 ) -> LRScheduler:
     # Cycling momentum only works for optimizers that have it (SGD, RMSprop), so default to that.
+    from torch.optim import lr_scheduler
+
     if cycle_momentum is None:
         cycle_momentum = "momentum" in optimizer.defaults
     return lr_scheduler.CyclicLR(
@@ -181,6 +198,8 @@ def onecyclelr(
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
 ) -> LRScheduler:
+    from torch.optim import lr_scheduler
+
     return lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=max_lr,
