@@ -193,3 +193,10 @@ def test_epoch_bars_show_whole_epoch_numbers() -> None:
         view.epoch(2.0, 5.0, 10.0)  # type: ignore[arg-type]  # as decoded from JSON
         assert view.batches is not None
         assert bars.tasks[view.batches].description == "epoch 2/5"
+
+
+def test_help_in_a_fresh_process_shows_flags_without_bool() -> None:
+    """The lazy entry point renders help before most modules load: still no <bool>."""
+    done = _cli("--help", env={"COLUMNS": "100"})
+    assert done.returncode == 0 and "--version" in done.stdout
+    assert "<bool>" not in done.stdout
