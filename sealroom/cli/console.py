@@ -88,6 +88,15 @@ def set_debug(debug: bool) -> None:
     _state["debug"] = debug
 
 
+def heading(out: Console, title: str) -> None:
+    """A titled rule on a terminal; off a terminal (a pipe, a log file) the title alone,
+    not a line of PIPE_WIDTH dashes."""
+    if out.is_terminal:
+        out.rule(title, align="left")
+    else:
+        out.print(title, highlight=False)
+
+
 def emit_json(data: Any) -> None:
     """Print machine-readable output on stdout, nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

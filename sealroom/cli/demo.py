@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, progress, refusals
+from sealroom.cli.console import (
+    JSON_OPTION,
+    console,
+    emit_json,
+    err_console,
+    heading,
+    progress,
+    refusals,
+)
 from sealroom.cli.run import RoomView
 
 if TYPE_CHECKING:
@@ -26,7 +34,7 @@ class RichNarrator:
         self.out = err_console if quiet else console
 
     def step(self, title: str) -> None:
-        self.out.rule(f"[bold]{title}[/]", align="left")
+        heading(self.out, f"[bold]{title}[/]")
 
     def note(self, text: str) -> None:
         self.out.print(f"  [dim]{text}[/]", highlight=False)
@@ -145,7 +153,7 @@ def _play(
             }
         )
         return
-    console.rule("[bold green]Done[/]", align="left")
+    heading(console, "[bold green]Done[/]")
     for metric, value in iter_metrics(result.outputs):  # the consumer's decrypted view
         console.print(f"  {metric:<10} {value:.4f}", highlight=False)
     spent = (record.privacy or {}).get("epsilon_spent")

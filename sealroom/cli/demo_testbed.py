@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sealroom.cli.console import console, emit_json, err_console, progress, refusals
+from sealroom.cli.console import console, emit_json, err_console, heading, progress, refusals
 from sealroom.errors import LabError
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "
         Workspace.create(home)
         paths = LabPaths.of_workspace(home).create()
         plan = reference_plan(scale=SCALES[scale])
-        out.rule(f"[bold]Experiment testbed: the reference robustness experiment ({scale})[/]")
+        heading(out, f"[bold]Experiment testbed: the reference robustness experiment ({scale})[/]")
         out.print(f"  demo folder {home}", highlight=False)
         started = time.monotonic()
         runner = _run_inline if inline else _run_served
@@ -118,7 +118,7 @@ def _summary(
 ) -> None:
     from rich.table import Table
 
-    console.rule("[bold green]Done[/]", align="left")
+    heading(console, "[bold green]Done[/]")
     if "table_csv" in report:
         rows = list(csv.DictReader(io.StringIO(report["table_csv"].read_text())))
         table = Table(title="clean vs robust accuracy (RobustBench style, L∞)")

@@ -160,6 +160,7 @@ def test_demo_removes_its_temp_folder_unless_kept(fake_story: Path) -> None:
     assert list(fake_story.iterdir()) == []
     assert "accuracy" in done.stdout and "0.5000" in done.stdout
     assert "verify:" not in done.stdout  # no command pointing at a removed folder
+    assert "Done" in done.stdout and "─" * 10 not in done.stdout  # no 240-dash rules in a pipe
     assert "removed" in done.stderr and "--keep" in done.stderr
     summary = json.loads(runner.invoke(app, ["demo", "mnist", "--json"]).stdout)
     assert summary["kept"] is False and summary["home"] is None
