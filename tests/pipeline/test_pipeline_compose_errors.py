@@ -126,3 +126,25 @@ def test_a_composed_document_reports_all_its_problems(tmp_path: Path) -> None:
         "hdf5, idx, image_folder, paired_masks, table (did you mean 'idx'?)",
         "p.json: train.epoch: unknown key (did you mean 'epochs'?)",
     )
+
+
+def test_every_bad_name_within_one_part_is_reported(make_scenario) -> None:
+    model = {
+        "model": {
+            "format": "declarative",
+            "layers": [{"type": "flaten"}, {"type": "linear", "params": {"in_feature": 4}}],
+        },
+        "input_shape": [4],
+    }
+    train = {**PARTS["train"], "optimizer": {"name": "adamm"}, "scheduler": {"name": "steplrr"}}
+    lines = problems(make_scenario(model=model, train=train, eval={"metrics": ["acc", "f11"]}))
+    assert [line.split(": ")[1] for line in lines] == [
+        "metrics[0]",
+        "metrics[1]",
+        "model.layers[0].type",
+        "model.layers[1].params.in_feature",
+        "optimizer.name",
+        "scheduler.name",
+    ]
+    assert "(did you mean 'flatten'?)" in lines[2]
+    assert "(did you mean 'in_features'" in lines[3]
