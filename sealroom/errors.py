@@ -4,6 +4,32 @@ The CLI prints ``str(error)`` and exits 1; tracebacks only with ``--debug``.
 Add a subclass per kind of refusal so callers and tests can tell them apart.
 """
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 entries`` (``many`` for irregular plurals)."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = (
+            word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+        )
+    return f"{count} {many}"
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the registered names closest to a mistyped one, else ''."""
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
 
 class SealroomError(Exception):
     """Base of every refusal sealroom reports to a user."""
@@ -59,6 +85,17 @@ class PolicyDenied(SealroomError):
 
 class ConfigError(SealroomError):
     """A pipeline config part is invalid (names the file and field path)."""
+
+
+class ConfigProblems(ConfigError):
+    """Several config problems found at once (compose reports them all, not the first).
+
+    ``problems`` holds one line each, sorted; the CLI prints one line per problem.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(" ".join(p.split()) for p in problems)
+        super().__init__("; ".join(self.problems))
 
 
 class DataError(SealroomError):

@@ -44,7 +44,9 @@ def measure(
         emit_json(out)
         return
     err_console.print(f"[bold yellow]{INSECURE_LABEL}[/]", highlight=False)
-    console.print(f"measurement [bold]{digest}[/] ({len(listed)} files under {root})")
+    from sealroom.errors import plural
+
+    console.print(f"measurement [bold]{digest}[/] ({plural(len(listed), 'file')} under {root})")
     if files:
         for rel in listed:
             console.print(f"  {rel}", highlight=False)
@@ -53,6 +55,7 @@ def measure(
 @app.command("public-key")
 def public_key(
     out: Path = typer.Option(None, "--out", help="Write the key to this file."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Print this workspace's software attestation public key (the room host's).
 
@@ -67,6 +70,9 @@ def public_key(
         key = attestation_key(Workspace.find()).public_b64
     if out is not None:
         out.write_text(key + "\n", encoding="utf-8")
+    if json_out:
+        emit_json({"public_key": key, "out": str(out) if out is not None else None})
+    elif out is not None:
         console.print(f"attestation public key written to {out}", highlight=False)
     else:
         console.print(key, highlight=False, soft_wrap=True)
@@ -75,6 +81,7 @@ def public_key(
 @app.command()
 def trust(
     key_file: Path = typer.Argument(..., help="File holding another host's attestation key."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Accept software evidence from another host (INSECURE: that host can sign anything).
 
@@ -90,4 +97,7 @@ def trust(
             raise AttestationError(f"{key_file}: cannot read an attestation key ({exc})") from None
         trust_attester(Workspace.find(), key)
     err_console.print(f"[bold yellow]{INSECURE_LABEL}[/]", highlight=False)
+    if json_out:
+        emit_json({"trusted_key": key, "insecure": True, "warning": INSECURE_LABEL})
+        return
     console.print(f"software evidence signed by {key[:12]}… is now accepted", highlight=False)

@@ -11,14 +11,52 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from sealroom.errors import SealroomError
+from sealroom.errors import ConfigProblems, SealroomError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-console = Console()
-err_console = Console(stderr=True)
+# Width of output that goes to a pipe or a file: wide enough that tables never fold a
+# path or a digest, whatever $COLUMNS says (a pipe has no columns).
+PIPE_WIDTH = 240
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console whose printed lines are never broken by rich (soft_wrap: a terminal wraps
+    them visually, a pipe gets them whole); tables use PIPE_WIDTH when not on a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        terminal = False
+    return Console(stderr=stderr, soft_wrap=True, width=None if terminal else PIPE_WIDTH)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+def _hide_flag_types() -> None:
+    """typer's rich help prints a flag's type (``--json <bool>``) as if it took a value;
+    a flag takes none, so its type column stays empty (every bool flag, ``--help`` too)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_sealroom_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._sealroom_flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 # The --json flag every command shares: machine-readable output on stdout.
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
@@ -50,13 +88,29 @@ def set_debug(debug: bool) -> None:
     _state["debug"] = debug
 
 
+def heading(out: Console, title: str) -> None:
+    """A titled rule on a terminal; off a terminal (a pipe, a log file) the title alone,
+    not a line of PIPE_WIDTH dashes."""
+    if out.is_terminal:
+        out.rule(title, align="left")
+    else:
+        out.print(title, highlight=False)
+
+
 def emit_json(data: Any) -> None:
     """Print machine-readable output on stdout, nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def fail_all(messages: tuple[str, ...] | list[str], code: int = 1) -> typer.Exit:
+    """One ``error:`` line per problem (compose reports every problem at once)."""
+    for message in messages:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -68,6 +122,8 @@ def refusals() -> Iterator[None]:
     except SealroomError as exc:
         if _state["debug"]:
             raise
+        if isinstance(exc, ConfigProblems):
+            raise fail_all(exc.problems) from None
         raise fail(str(exc)) from None
 
 
@@ -105,7 +161,9 @@ class EpochBars:
         self.batches: TaskID | None = None
 
     def epoch(self, epoch: int, epochs: int, batches: int) -> None:
-        """Epoch ``epoch`` of ``epochs`` starts, with ``batches`` batches."""
+        """Epoch ``epoch`` of ``epochs`` starts, with ``batches`` batches (whole numbers on
+        screen even when an event decoded from JSON carries 2.0)."""
+        epoch, epochs, batches = int(epoch), int(epochs), int(batches)
         if self.epochs is None:
             self.epochs = self.bars.add_task("epochs", total=epochs)
             self.batches = self.bars.add_task("batches", total=batches)

@@ -220,8 +220,10 @@ def verify(
     if json_out:
         emit_json({**_summary(signed), "verified": True})
         return
+    from sealroom.errors import plural
+
     console.print(
-        f"contract [bold]{signed.id}[/] verified: {len(signed.signatures)} signatures, "
+        f"contract [bold]{signed.id}[/] verified: {plural(len(signed.signatures), 'signature')}, "
         f"in force until {signed.contract.expires.isoformat()}, "
         f"ledger entry {signed.receipt.seq}"
     )
@@ -231,6 +233,7 @@ def verify(
 def export(
     contract_id: str = typer.Argument(..., metavar="ID", help="Contract id."),
     out: Path = typer.Option(..., "--out", help="Bundle file to write (JSON)."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Write the contract with its signatures and receipt, for parties in other workspaces.
 
@@ -245,6 +248,9 @@ def export(
             out.write_text(signed.model_dump_json(indent=2) + "\n")
         except OSError as exc:
             raise ContractError(f"{out}: cannot write ({exc.strerror})") from None
+    if json_out:
+        emit_json({**_summary(signed), "out": str(out)})
+        return
     console.print(f"contract [bold]{signed.id}[/] written to {out}; {_status_line(signed)}")
 
 

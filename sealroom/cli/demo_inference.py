@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sealroom.cli.console import console, emit_json, refusals
+from sealroom.cli.console import console, emit_json, heading, refusals
 
 if TYPE_CHECKING:
     from sealroom.room.story import Narrator
@@ -34,7 +34,7 @@ def inference_demo(
     if json_out:
         emit_json(summary)
         return
-    console.rule("[bold green]Done[/]", align="left")
+    heading(console, "[bold green]Done[/]")
     lines = [
         f"held-out digits   {result.images} (never sealed, never trained on)",
         f"accuracy served   {result.served_accuracy:.4f}",

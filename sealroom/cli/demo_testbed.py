@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sealroom.cli.console import console, emit_json, err_console, progress, refusals
+from sealroom.cli.console import console, emit_json, err_console, heading, progress, refusals
 from sealroom.errors import LabError
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def testbed_demo(home: Path | None, json_out: bool, inline: bool, scale: str = "
         Workspace.create(home)
         paths = LabPaths.of_workspace(home).create()
         plan = reference_plan(scale=SCALES[scale])
-        out.rule(f"[bold]Experiment testbed: the reference robustness experiment ({scale})[/]")
+        heading(out, f"[bold]Experiment testbed: the reference robustness experiment ({scale})[/]")
         out.print(f"  demo folder {home}", highlight=False)
         started = time.monotonic()
         runner = _run_inline if inline else _run_served
@@ -118,7 +118,7 @@ def _summary(
 ) -> None:
     from rich.table import Table
 
-    console.rule("[bold green]Done[/]", align="left")
+    heading(console, "[bold green]Done[/]")
     if "table_csv" in report:
         rows = list(csv.DictReader(io.StringIO(report["table_csv"].read_text())))
         table = Table(title="clean vs robust accuracy (RobustBench style, L∞)")
@@ -187,6 +187,7 @@ def _run_inline(
 def _run_served(
     paths: Any, plan: Any, dest: Path, out: Any
 ) -> tuple[dict[str, str], dict[str, Path]]:
+    from sealroom.errors import plural
     from sealroom.lab.client import LabClient
     from sealroom.lab.reference.plan import entry_point_texts
 
@@ -200,7 +201,9 @@ def _run_served(
                 client.add_entry_point(text)
             submitted = client.submit_plan(plan.model_dump(mode="json"))
             keys = {job["id"]: plan.jobs[i].key for i, job in enumerate(submitted)}
-            out.print(f"  submitted {len(keys)} jobs to the lab at {url}", highlight=False)
+            out.print(
+                f"  submitted {plural(len(keys), 'job')} to the lab at {url}", highlight=False
+            )
             jobs = _wait(client, keys, lambda: server.poll() is None)
             statuses = {keys[j["id"]]: j["status"] for j in jobs}
             report: dict[str, Path] = {}

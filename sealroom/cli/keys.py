@@ -44,6 +44,7 @@ def _owner_key_and_policy(
     allow_insecure: bool,
     measurements: list[str],
     expires: datetime | None,
+    verb: str = "grant",
 ) -> tuple[Party, bytes, ReleasePolicy]:
     """The owner, its package's data key and the release policy (in the owner's workspace)."""
     from sealroom.attest.measure import measure_runtime
@@ -56,6 +57,13 @@ def _owner_key_and_policy(
     from sealroom.workspace import Workspace
 
     ws = Workspace.find()
+    claimed = _claimed_owner(package)
+    if claimed is not None and claimed != owner:  # the signature check would only say "does
+        # not verify"; the manifest's (still unverified) owner name says whose key it is
+        raise KeyImportError(
+            f"package {package.name} belongs to {claimed}; only {claimed} can {verb} its key "
+            f"(--as {owner} is not its owner)"
+        )
     party = load_party(ws, owner)
     digest = SealedPackage.open(package, party.identity).digest
     contract = load_contract(ws, contract_id).contract
@@ -74,6 +82,17 @@ def _owner_key_and_policy(
         expires=expires or contract.expires,
     )
     return party, owner_data_key(package, party), policy
+
+
+def _claimed_owner(package: Path) -> str | None:
+    """The owner a package's manifest names, unverified (for the refusal message only);
+    None when the manifest is missing or unreadable (SealedPackage.open says why)."""
+    try:
+        with open(package / "manifest.json", "rb") as handle:
+            owner = json.loads(handle.read(1 << 20)).get("owner")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return owner if isinstance(owner, str) else None
 
 
 def _report_import(policy: ReleasePolicy, owner: str, json_out: bool) -> None:
@@ -114,7 +133,7 @@ def import_(
 
     with refusals():
         _, data_key, policy = _owner_key_and_policy(
-            package, owner, contract_id, allow_insecure, measurements, expires
+            package, owner, contract_id, allow_insecure, measurements, expires, verb="import"
         )
         with KeyService(Workspace.find()) as service:
             service.import_key(policy.package_digest, data_key, owner, contract_id, policy)
@@ -132,6 +151,7 @@ def grant(
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Seal the package's data key to a key service elsewhere, with a signed release policy.
 
@@ -154,7 +174,12 @@ def grant(
         )
         made = make_grant(party, data_key, policy, service_key)
         out.write_text(made.model_dump_json(indent=2) + "\n")
-    console.print(f"wrote {out}: key of {policy.package_digest} for contract {contract_id}")
+    if json_out:
+        emit_json({"out": str(out), "owner": owner, **policy.model_dump(mode="json")})
+        return
+    console.print(
+        f"wrote {out}: key of {policy.package_digest} for contract {contract_id}", highlight=False
+    )
 
 
 @app.command("import-grant")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sealroom.cli.console import console, err_console, refusals
+from sealroom.cli.console import JSON_OPTION, console, emit_json, err_console, refusals
 
 TOKEN_FILE_NAME = "kms-token"  # noqa: S105 (a file name, not a secret)
 
@@ -67,6 +67,7 @@ def serve(
 @app.command("public-key")
 def public_key(
     out: Path = typer.Option(None, "--out", help="Write the document to this file."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Print the key service's import key: providers seal key grants to it (`keys grant`).
 
@@ -82,4 +83,7 @@ def public_key(
         typer.echo(text, nl=False)
     else:
         out.write_text(text)
-        console.print(f"wrote {out}")
+        if json_out:
+            emit_json({**document, "out": str(out)})
+        else:
+            console.print(f"wrote {out}", highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -94,7 +94,9 @@ def verify(
             }
         )
         return
-    console.print(f"ledger verified: {count} entries, chain and signatures intact")
+    from sealroom.errors import plural
+
+    console.print(f"ledger verified: {plural(count, 'entry')}, chain and signatures intact")
     console.print(f"head: {head if head else '(empty ledger)'}", highlight=False)
     if pin is not None:
         console.print(f"pinned entry {pin.seq} is in the ledger", highlight=False)
@@ -127,13 +129,17 @@ def show(
     kind: str = typer.Option(None, "--kind", help="Only entries of this kind."),
     last: int = typer.Option(0, "--last", help="Only the last N entries (0: all)."),
     json_out: bool = JSON_OPTION,
+    json_lines: bool = typer.Option(
+        False, "--jsonl", help="One JSON object per line (for grep, jq -c, streaming)."
+    ),
 ) -> None:
-    """List ledger entries (not verified; run `ledger verify` for that).
+    """Print ledger entries in full, one block each (not verified; run `ledger verify`).
+
+    Each block: seq, kind, time, who acted (when the payload names them) and the whole
+    payload, one `key: value` line per field (nested values as indented JSON).
 
     Example: sealroom ledger show --kind contract.registered --json
     """
-    from rich.table import Table
-
     from sealroom.ledger import Ledger
     from sealroom.workspace import Workspace
 
@@ -144,19 +150,41 @@ def show(
     if json_out:
         emit_json([e.model_dump(mode="json") for e in entries])
         return
-    table = Table("seq", "time (UTC)", "kind", "payload", "hash")
-    for column in (0, 1, 2, 4):
-        table.columns[column].no_wrap = True
-    for entry in entries:
-        payload = json.dumps(entry.payload, sort_keys=True)
-        table.add_row(
-            str(entry.seq),
-            entry.timestamp[:19].replace("T", " "),
-            entry.kind,
-            payload if len(payload) <= 80 else payload[:77] + "...",
-            entry.entry_hash[:12],
-        )
-    console.print(table)
+    if json_lines:
+        for entry in entries:
+            print(json.dumps(entry.model_dump(mode="json"), sort_keys=True))
+        return
+    if not entries:
+        console.print(f"no ledger entries{f' of kind {kind}' if kind else ''}", highlight=False)
+        return
+    for i, entry in enumerate(entries):
+        if i:
+            console.print()
+        for line in entry_lines(entry.seq, entry.kind, entry.timestamp, entry.payload):
+            console.print(line, markup=False, highlight=False)
+        console.print(f"  entry hash: {entry.entry_hash}", markup=False, highlight=False)
+
+
+# Payload fields that name who acted, in the order they are looked for.
+ACTOR_KEYS = ("actor", "by", "signer", "party", "requester", "consumer", "provider", "owner")
+
+
+def entry_lines(seq: int, kind: str, timestamp: str, payload: dict[str, Any]) -> list[str]:
+    """A readable block for one entry: a header line, then every payload field in full."""
+    actor = next((payload[k] for k in ACTOR_KEYS if isinstance(payload.get(k), str)), None)
+    when = timestamp[:19].replace("T", " ") + " UTC"
+    header = f"#{seq}  {kind}  {when}" + (f"  by {actor}" if actor else "")
+    lines = [header]
+    for key in sorted(payload):
+        value = payload[key]
+        if isinstance(value, dict | list) and value:
+            lines.append(f"  {key}:")
+            text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+            lines += [f"    {row}" for row in text.splitlines()]
+        else:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"  {key}: {shown}")
+    return lines
 
 
 @app.command("public-key")

@@ -127,6 +127,7 @@ def sign(
     as_name: str = OwnerOption,
     out: Path = typer.Option(..., "--out", help="Where to write the signed statement."),
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Sign a statement here, for the key service's workspace to record (`model import`).
 
@@ -153,6 +154,9 @@ def sign(
             out.write_text(statement.model_dump_json(indent=2) + "\n")
         except OSError as exc:
             raise ProvisionError(f"--out {out}: cannot write ({exc.strerror})") from None
+    if json_out:
+        emit_json({"out": str(out), **statement.model_dump(mode="json")})
+        return
     console.print(
         f"wrote {out}: {action} {statement.package_digest} for contract {contract_id}, "
         f"signed by {as_name}; record it with `sealroom model import {out.name}`",

@@ -60,12 +60,14 @@ def decrypt(
         if sealed_to and sealed_to != party.identity.fingerprint:
             party = party_for(ws, as_name, sealed_to)  # a run from before a rotation
         receipt, written = decrypt_run(ws, run, party, out, ledger_key)
+    from sealroom.errors import plural
+
     if json_out:
         emit_json({"run_id": receipt.run_id, "out": str(out), "files": [str(p) for p in written]})
         return
     console.print(
         f"receipt of run [bold]{receipt.run_id}[/] verified (ledger entry {receipt.receipt.seq}); "
-        f"{len(written)} outputs decrypted to [bold]{out}[/]",
+        f"{plural(len(written), 'output')} decrypted to [bold]{out}[/]",
         highlight=False,
     )
     for path in written:

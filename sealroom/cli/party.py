@@ -143,6 +143,7 @@ def show(
 def protect(
     name: str = typer.Argument(..., help="Party whose unencrypted keys to encrypt."),
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Encrypt the private keys of a party stored unencrypted (older workspaces).
 
@@ -153,6 +154,9 @@ def protect(
 
     with refusals():
         protect_party(Workspace.find(), name)
+    if json_out:
+        emit_json({"party": name, "keys_encrypted": True})
+        return
     console.print(f"party [bold]{name}[/]: private keys encrypted", highlight=False)
 
 
@@ -205,6 +209,7 @@ def rotate(
 @app.command("accept-rotation")
 def accept_rotation(
     file: Path = typer.Argument(..., help="A rotation statement from `party rotate --out`."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Take another party's new keys, proven by its rotation statement (signed by the old key).
 
@@ -215,6 +220,9 @@ def accept_rotation(
 
     with refusals():
         identity = accept(Workspace.find(), file)
+    if json_out:
+        emit_json(identity.document())
+        return
     console.print(
         f"party [bold]{identity.name}[/] now has fingerprint {identity.fingerprint}",
         highlight=False,
@@ -225,6 +233,7 @@ def accept_rotation(
 def export(
     name: str = typer.Argument(..., help="Party to export."),
     out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Print a party's public identity document (name, role, public keys, fingerprint).
 
@@ -240,7 +249,10 @@ def export(
         typer.echo(text, nl=False)
     else:
         out.write_text(text)
-        console.print(f"wrote {out}")
+        if json_out:
+            emit_json({**identity.document(), "out": str(out)})
+        else:
+            console.print(f"wrote {out}", highlight=False)
 
 
 @app.command("import")

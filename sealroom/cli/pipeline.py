@@ -61,8 +61,10 @@ def compose(
             from sealroom.workspace import Workspace
 
             check_pipeline_packages(Workspace.find(), pipeline, wanted)
+    from sealroom.files import write_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(dump_pipeline(pipeline), encoding="utf-8")
+    write_atomic(out, dump_pipeline(pipeline).encode("utf-8"))  # never half a document
     sig_path: Path | None = None
     if sign_as is not None:
         from sealroom.workspace import Workspace
@@ -113,6 +115,9 @@ def schema(
     part: str = typer.Option(
         None, "--part", help="One part (model, dataset, loss, train, eval, join, privacy)."
     ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Accepted like everywhere; the schema is JSON either way."
+    ),
 ) -> None:
     """Print the JSON Schema of the composed pipeline document, or of one config part.
 
@@ -121,6 +126,7 @@ def schema(
     from sealroom.pipeline.compose import PART_SCHEMAS
     from sealroom.pipeline.schema import Pipeline
 
+    del json_out  # the output is JSON with or without it
     model: type[BaseModel]
     if part is None:
         model = Pipeline

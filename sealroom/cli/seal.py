@@ -177,9 +177,11 @@ def seal_command(
         highlight=False,
         soft_wrap=True,
     )
+    from sealroom.errors import plural
+
     console.print(
-        f"  size    {human_size(m.size)} ({m.size} bytes) in {len(m.files)} file(s), "
-        f"{m.n_chunks} chunk(s) of {human_size(m.chunk_size)}",
+        f"  size    {human_size(m.size)} ({m.size} bytes) in {plural(len(m.files), 'file')}, "
+        f"{plural(m.n_chunks, 'chunk')} of {human_size(m.chunk_size)}",
         highlight=False,
         soft_wrap=True,
     )
@@ -262,9 +264,12 @@ def unseal_command(
             }
         )
         return
+    from sealroom.errors import plural
+
     console.print(
-        f"unsealed [bold]{sealed.digest}[/] (owner {m.owner}, signature and {m.n_chunks} "
-        f"chunk(s) verified) → [bold]{out}[/]: {len(written)} file(s), {human_size(m.size)}",
+        f"unsealed [bold]{sealed.digest}[/] (owner {m.owner}, signature and "
+        f"{plural(m.n_chunks, 'chunk')} verified) → [bold]{out}[/]: "
+        f"{plural(len(written), 'file')}, {human_size(m.size)}",
         highlight=False,
         soft_wrap=True,
     )

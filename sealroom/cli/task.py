@@ -158,7 +158,10 @@ def predict(
     if json_out:
         emit_json(summary)
     else:
-        console.print(f"wrote {len(ds)} predictions {list(predictions.shape)} to [bold]{out}[/]")
+        from sealroom.errors import plural
+
+        n = plural(len(ds), "prediction")
+        console.print(f"wrote {n} {list(predictions.shape)} to [bold]{out}[/]")
 
 
 @app.command()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sealroom.errors import ConfigError
+from sealroom.errors import ConfigError, ConfigProblems
 from sealroom.pipeline.registry import Registry, check_params
 from sealroom.pipeline.schema import (
     ArchitectureModel,
@@ -53,20 +53,51 @@ def located(file: str, prefix: str = "") -> Iterator[None]:
     """Re-raise a ConfigError with ``file: prefix.`` in front of its field path."""
     try:
         yield
+    except ConfigProblems as exc:
+        lead = f"{prefix}." if prefix else ""
+        raise ConfigProblems([f"{file}: {lead}{p}" for p in exc.problems]) from None
     except ConfigError as exc:
         lead = f"{prefix}." if prefix else ""
         raise ConfigError(f"{file}: {lead}{exc}") from None
+
+
+class Collect:
+    """Runs independent checks (``with collect:`` each) and keeps their ConfigErrors, so a
+    section reports every bad name, not the first; ``raise_any`` raises them together."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def __enter__(self) -> Collect:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, ConfigProblems):
+            self.problems.extend(exc.problems)
+        elif isinstance(exc, ConfigError):
+            self.problems.append(str(exc))
+        return isinstance(exc, ConfigError)
+
+    def raise_any(self) -> None:
+        if self.problems:
+            raise ConfigProblems(self.problems)
 
 
 def check_train(cfg: TrainConfig) -> None:
     from sealroom.train.components.optimizers import OPTIMIZERS
     from sealroom.train.components.schedulers import RESERVED, SCHEDULERS
 
-    optimizer = OPTIMIZERS.get(cfg.optimizer.name, where="optimizer.name")
-    check_params(optimizer, cfg.optimizer.params, "optimizer.params", reserved=("params",))
+    collect = Collect()
+    with collect:
+        optimizer = OPTIMIZERS.get(cfg.optimizer.name, where="optimizer.name")
+        check_params(optimizer, cfg.optimizer.params, "optimizer.params", reserved=("params",))
     if cfg.scheduler is not None:
-        scheduler = SCHEDULERS.get(cfg.scheduler.name, where="scheduler.name")
-        check_params(scheduler.build, cfg.scheduler.params, "scheduler.params", reserved=RESERVED)
+        with collect:
+            scheduler = SCHEDULERS.get(cfg.scheduler.name, where="scheduler.name")
+            check_params(
+                scheduler.build, cfg.scheduler.params, "scheduler.params", reserved=RESERVED
+            )
+    collect.raise_any()
 
 
 def check_loss(cfg: LossConfig) -> None:
@@ -82,9 +113,12 @@ def check_model(part: ModelPart) -> None:
         from sealroom.train.components.layer_factories import LAYERS
 
         # Names and parameter names only: building layers here could allocate large weights.
+        collect = Collect()
         for i, layer in enumerate(model.layers):
-            factory = LAYERS.get(layer.type, where=f"model.layers[{i}].type")
-            check_params(factory, layer.params, f"model.layers[{i}].params")
+            with collect:
+                factory = LAYERS.get(layer.type, where=f"model.layers[{i}].type")
+                check_params(factory, layer.params, f"model.layers[{i}].params")
+        collect.raise_any()
     elif isinstance(model, ArchitectureModel):
         from sealroom.train.components.architectures import ARCHITECTURES
 
@@ -111,9 +145,12 @@ def check_private_model(part: ModelPart) -> None:
 
 def check_eval(cfg: EvalConfig) -> None:
     metrics = metric_registry()
+    collect = Collect()
     for i, name in enumerate(cfg.metrics):
         if name not in BUILTIN_METRICS:
-            metrics.get(name, where=f"metrics[{i}]")
+            with collect:
+                metrics.get(name, where=f"metrics[{i}]")
+    collect.raise_any()
 
 
 def check_private_eval(cfg: EvalConfig) -> None:
@@ -131,15 +168,21 @@ def check_dataset(cfg: DatasetConfig, private: bool = False) -> None:
 
         check_record_local(cfg.transforms)
     transforms = transform_registry()
+    collect = Collect()
     for i, transform in enumerate(cfg.transforms):
-        factory = transforms.get(transform.name, where=f"transforms[{i}].name")
-        # A factory without an inspectable signature is checked when the data stream builds it.
-        with contextlib.suppress(TypeError, ValueError):
-            check_params(factory, transform.params, f"transforms[{i}].params")
+        with collect:
+            factory = transforms.get(transform.name, where=f"transforms[{i}].name")
+            # A factory without an inspectable signature is checked when the stream builds it.
+            with contextlib.suppress(TypeError, ValueError):
+                check_params(factory, transform.params, f"transforms[{i}].params")
+    collect.raise_any()
 
 
 def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
-    """Run every registry check; ``locate(section)`` names the file and field prefix."""
+    """Run every registry check; ``locate(section)`` names the file and field prefix.
+
+    Raises ConfigProblems with one line per failing section (all of them, sorted).
+    """
     sections: list[tuple[str, Callable[[], None]]] = [
         ("model", lambda: check_model(pipeline.model)),
         ("loss", lambda: check_loss(pipeline.loss)),
@@ -152,6 +195,12 @@ def check_pipeline(pipeline: Pipeline, locate: Locate) -> None:
         sections.append(("eval", lambda: check_private_eval(pipeline.eval)))
     for i, dataset in enumerate(pipeline.datasets):
         sections.append((f"datasets[{i}]", lambda d=dataset: check_dataset(d, private)))  # type: ignore[misc]
+    problems: list[str] = []  # every section is checked; all problems are reported at once
     for section, check in sections:
-        with located(*locate(section)):
-            check()
+        try:
+            with located(*locate(section)):
+                check()
+        except ConfigError as exc:
+            problems.extend(exc.problems if isinstance(exc, ConfigProblems) else [str(exc)])
+    if problems:
+        raise ConfigProblems(sorted(problems))

@@ -3,7 +3,8 @@
 A scenario folder holds one file per part: ``pipeline`` (name, split), ``model``,
 ``dataset*`` (one per provider, in file-name order), ``loss``, ``train``, ``eval``,
 ``join`` and ``privacy``, each ``.yaml``, ``.yml`` or ``.json``. Other files are
-ignored. Every refusal is one line: ``file: field.path: message``.
+ignored, except files named like a misspelt part (``trian.yaml``). Every problem is one
+line, ``file: field.path: message``, and compose reports all of them at once.
 
 The pipeline digest is SHA-256 over the RFC 8785 canonical JSON of the validated
 document (defaults included), so it does not depend on key order, formatting or
@@ -12,9 +13,12 @@ whether a default was written out — only on what the room will execute.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +26,19 @@ import rfc8785
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sealroom.errors import ConfigError
-from sealroom.pipeline.checks import check_pipeline
+from sealroom.errors import ConfigError, ConfigProblems
+from sealroom.pipeline.checks import (
+    check_dataset,
+    check_eval,
+    check_loss,
+    check_model,
+    check_pipeline,
+    check_private_eval,
+    check_private_model,
+    check_train,
+    located,
+)
+from sealroom.pipeline.problems import validation_problems, without_unknown_keys
 from sealroom.pipeline.schema import (
     DatasetConfig,
     EvalConfig,
@@ -130,49 +145,17 @@ def read_document(path: Path) -> Any:
         raise ConfigError(f"{name}: YAML error: {type(exc).__name__}") from None
 
 
-# --------------------------------------------------------------------------- validation errors
-
-
-def _field_path(loc: tuple[int | str, ...], data: Any, last_is_key: bool) -> str:
-    """The path as the user wrote it: union tags pydantic adds to ``loc`` are dropped."""
-    parts: list[int | str] = []
-    current = data
-    for i, part in enumerate(loc):
-        in_dict = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_dict or in_list:
-            current = current[part]
-        elif not (i == len(loc) - 1 and last_is_key):
-            continue
-        parts.append(part)
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def format_validation_error(exc: ValidationError, data: Any, name: str, prefix: str = "") -> str:
-    """One line: ``file: field.path: message`` for the first error (and how many more)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    last_is_key = first["type"] in ("missing", "extra_forbidden")
-    path = _field_path(tuple(first["loc"]), data, last_is_key)
-    if prefix:
-        path = f"{prefix}.{path}" if path else prefix
-    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-    message = message.removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{name}: {path + ': ' if path else ''}{message}{more}"
+# --------------------------------------------------------------------------- validation
 
 
 def validate_part(schema: type[M], data: Any, name: str) -> M:
-    """Validate parsed data against a part schema, with a one-line ConfigError on failure."""
+    """Validate parsed data against a part schema; ConfigProblems lists every error."""
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: expected a mapping of fields, got {type(data).__name__}")
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, data, name)) from None
+        raise ConfigProblems(validation_problems(exc, schema, data, name)) from None
 
 
 def part_kind(path: Path) -> str | None:
@@ -185,6 +168,14 @@ def part_kind(path: Path) -> str | None:
     return stem if stem in PART_SCHEMAS else None
 
 
+def _near_part(path: Path) -> str:
+    """`` (did you mean 'train.yaml'?)`` for a file named like a part but misspelt, else ''."""
+    if path.suffix not in SUFFIXES:
+        return ""
+    close = difflib.get_close_matches(path.stem, list(PART_SCHEMAS), n=1, cutoff=0.8)
+    return f" (did you mean '{close[0]}{path.suffix}'?)" if close else ""
+
+
 def load_part(path: Path | str, schema: type[BaseModel] | None = None) -> BaseModel:
     """Read and validate one part; the schema is chosen from the file name unless given."""
     path = Path(path)
@@ -192,12 +183,53 @@ def load_part(path: Path | str, schema: type[BaseModel] | None = None) -> BaseMo
         kind = part_kind(path)
         if kind is None:
             known = ", ".join(f"{k}.yaml" for k in PART_SCHEMAS)
-            raise ConfigError(f"{path.name}: not a config part (expected one of {known})")
+            hint = _near_part(path) or f" (expected one of {known})"
+            raise ConfigError(f"{path.name}: not a config part{hint}")
         schema = PART_SCHEMAS[kind]
     return validate_part(schema, read_document(path), path.name)
 
 
 # --------------------------------------------------------------------------- composing
+
+
+class _Problems:
+    """Collects every problem of every part; raised once, sorted by file."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, exc: ConfigError) -> None:
+        self.lines.extend(exc.problems if isinstance(exc, ConfigProblems) else [str(exc)])
+
+    def load(self, path: Path) -> BaseModel | None:
+        """The validated part, or None with its problems recorded. A part whose only errors
+        are unknown keys is returned without them (``salvaged``), so that the registry
+        names it holds are still checked; compose fails anyway."""
+        kind = part_kind(path)
+        try:
+            data = read_document(path)
+            if kind is None or not isinstance(data, dict):
+                return load_part(path)
+            schema = PART_SCHEMAS[kind]
+            try:
+                return schema.model_validate(data)
+            except ValidationError as exc:
+                self.lines += validation_problems(exc, schema, data, path.name)
+                return without_unknown_keys(schema, data, exc)
+        except ConfigError as exc:
+            self.add(exc)
+            return None
+
+    def check(self, name: str, check: Callable[[], None]) -> None:
+        try:
+            with located(name):
+                check()
+        except ConfigError as exc:
+            self.add(exc)
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise ConfigProblems(sorted(self.lines))
 
 
 def _default_name(directory: Path) -> str:
@@ -207,31 +239,77 @@ def _default_name(directory: Path) -> str:
     return name
 
 
-def compose(directory: Path | str) -> Pipeline:
-    """Validate every part in ``directory``, resolve names against the registries, merge."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ConfigError(f"{directory}: not a folder")
+def _part_files(directory: Path, problems: _Problems) -> dict[str, list[Path]]:
+    """The part files of a folder by kind; misspelt part names, doubles and missing parts
+    are problems (other files, e.g. contract.yaml, are not parts and are ignored)."""
     files: dict[str, list[Path]] = {}
     for path in sorted(directory.iterdir()):
         kind = part_kind(path)
         if kind is not None and path.is_file():
             files.setdefault(kind, []).append(path)
+        elif kind is None and path.is_file() and _near_part(path):
+            problems.add(ConfigError(f"{path.name}: not a config part{_near_part(path)}"))
     for kind, paths in files.items():
         if kind != "dataset" and len(paths) > 1:
-            raise ConfigError(f"{directory}: several files for part {kind!r}: {paths[0].name}, ...")
+            names = ", ".join(p.name for p in paths)
+            problems.add(ConfigError(f"{directory}: several files for part {kind!r}: {names}"))
     missing = [k for k in REQUIRED_PARTS if k not in files]
     if missing:
-        raise ConfigError(
-            f"{directory}: missing part(s): {', '.join(f'{k}.yaml' for k in missing)}"
+        problems.add(
+            ConfigError(f"{directory}: missing part(s): {', '.join(f'{k}.yaml' for k in missing)}")
         )
+    return files
 
-    parts = {kind: load_part(paths[0]) for kind, paths in files.items() if kind != "dataset"}
-    datasets = [load_part(p) for p in files["dataset"]]
+
+def _check_valid_parts(
+    parts: dict[str, BaseModel | None],
+    datasets: list[tuple[Path, BaseModel | None]],
+    files: dict[str, list[Path]],
+    problems: _Problems,
+) -> None:
+    """Registry checks of the parts that did validate, when others did not (so that a
+    schema error in one file does not hide an unknown optimizer in another)."""
+    private = isinstance(parts.get("privacy"), PrivacyConfig)
+    for kind, part in parts.items():
+        name = files[kind][0].name
+        if isinstance(part, ModelPart):
+            problems.check(name, partial(check_model, part))
+            if private:
+                problems.check(name, partial(check_private_model, part))
+        elif isinstance(part, LossConfig):
+            problems.check(name, partial(check_loss, part))
+        elif isinstance(part, TrainConfig):
+            problems.check(name, partial(check_train, part))
+        elif isinstance(part, EvalConfig):
+            problems.check(name, partial(check_eval, part))
+            if private:
+                problems.check(name, partial(check_private_eval, part))
+    for path, dataset in datasets:
+        if isinstance(dataset, DatasetConfig):
+            problems.check(path.name, partial(check_dataset, dataset, private))
+
+
+def compose(directory: Path | str) -> Pipeline:
+    """Validate every part in ``directory``, resolve names against the registries, merge.
+
+    Every problem of every part is collected and raised at once (ConfigProblems, one
+    line each, sorted by file): schema errors, misspelt part files, unknown registry names.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: not a folder")
+    problems = _Problems()
+    files = _part_files(directory, problems)
+    parts = {kind: problems.load(paths[0]) for kind, paths in files.items() if kind != "dataset"}
+    datasets = [(p, problems.load(p)) for p in files.get("dataset", [])]
+    if problems.lines:
+        _check_valid_parts(parts, datasets, files, problems)
+        problems.raise_any()
+
     header = parts.get("pipeline")
     document: dict[str, Any] = {
         "name": header.name if isinstance(header, PipelinePart) else _default_name(directory),
-        "datasets": datasets,
+        "datasets": [d for _, d in datasets],
         "model": parts["model"],
         "loss": parts["loss"],
         "train": parts["train"],
@@ -246,7 +324,7 @@ def compose(directory: Path | str) -> Pipeline:
         pipeline = Pipeline.model_validate(document)
     except ValidationError as exc:  # cross-part rules, e.g. unique dataset ids
         where = ", ".join(p.name for p in files["dataset"])
-        raise ConfigError(format_validation_error(exc, document, where)) from None
+        raise ConfigProblems(validation_problems(exc, Pipeline, document, where)) from None
 
     def locate(section: str) -> tuple[str, str]:
         if section.startswith("datasets["):

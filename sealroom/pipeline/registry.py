@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from sealroom.errors import ConfigError
+from sealroom.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -56,9 +56,12 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "none"
             place = f"{where}: " if where else ""
-            raise ConfigError(f"{place}unknown {self.kind} {name!r} (known: {known})") from None
+            known = ", ".join(sorted(self._entries)) or "none"
+            hint = did_you_mean(name, self._entries)
+            raise ConfigError(
+                f"{place}unknown {self.kind} {name!r}{hint} (known: {known})"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -90,7 +93,8 @@ def check_params(
     listing = ", ".join(accepted) or "none"
     for name in params:
         if name not in accepted:
-            raise ConfigError(f"{where}.{name}: unknown parameter (accepted: {listing})")
+            hint = did_you_mean(name, accepted)
+            raise ConfigError(f"{where}.{name}: unknown parameter{hint} (accepted: {listing})")
     for name in accepted:
         p = signature.parameters[name]
         if p.default is p.empty and name not in params:

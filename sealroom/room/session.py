@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.contract.schema import Contract
-from sealroom.errors import PolicyDenied, RoomError
+from sealroom.errors import PolicyDenied, RoomError, plural
 from sealroom.pipeline.compose import load_pipeline, pipeline_digest
 from sealroom.pipeline.schema import Pipeline
 from sealroom.policy.pipeline_check import check_pipeline
@@ -130,7 +130,8 @@ class RoomSession:
         signed = req.contract
         signed.verify(req.ledger_public_key)  # signatures, in force, registration receipt
         contract = self.contract = signed.contract
-        self.say(f"contract {contract.id} verified: {len(signed.signatures)} signatures, in force")
+        n_signatures = plural(len(signed.signatures), "signature")
+        self.say(f"contract {contract.id} verified: {n_signatures}, in force")
 
         self.enter("policy")
         pipeline = load_pipeline(req.pipeline)
@@ -196,7 +197,7 @@ class RoomSession:
         metrics_sha = hashlib.sha256(metrics_doc).hexdigest() if metrics_doc is not None else None
         privacy_facts = _privacy_facts(released)
         del released, metrics_doc
-        self.say(f"{len(sealed)} outputs sealed to {consumer.name}")
+        self.say(f"{plural(len(sealed), 'output')} sealed to {consumer.name}")
 
         self.enter("receipt")
         if self.reserved:

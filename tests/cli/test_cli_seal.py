@@ -58,7 +58,7 @@ def test_directory_round_trip(parties: Workspace, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert _files(out) == _files(source)
-    assert "signature and 3 chunk(s) verified" in result.stdout
+    assert "signature and 3 chunks verified" in result.stdout
 
 
 def test_file_round_trip_and_human_output(parties: Workspace, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_file_round_trip_and_human_output(parties: Workspace, tmp_path: Path) ->
     args = ["seal", str(tmp_path / "model.onnx"), "--owner", "hospital", "--out", str(pkg)]
     result = runner.invoke(app, [*args, "--format", "onnx", "--chunk-size", "2048"])
     assert result.exit_code == 0, result.output
-    assert "sha256:" in result.stdout and "3 chunk(s) of 2.0 KiB" in result.stdout
+    assert "sha256:" in result.stdout and "3 chunks of 2.0 KiB" in result.stdout
     assert "INFO data key wrapped to owner 'hospital'" in result.stdout
     out = tmp_path / "out"
     result = runner.invoke(app, ["unseal", str(pkg), "--as", "hospital", "--out", str(out)])

@@ -97,7 +97,9 @@ def test_name_defaults_to_folder_name(make_scenario) -> None:
 
 def test_unknown_key_names_file_and_field(make_scenario) -> None:
     bad = {"optimizer": {"name": "adam", "parmas": {"lr": 0.1}}}
-    assert refusal(make_scenario(train=bad)) == "train.yaml: optimizer.parmas: unknown key"
+    assert refusal(make_scenario(train=bad)) == (
+        "train.yaml: optimizer.parmas: unknown key (did you mean 'params'?)"
+    )
 
 
 def test_wrong_type_names_file_and_field(make_scenario) -> None:

@@ -81,7 +81,9 @@ def test_the_check_refuses_what_building_refuses(
 def test_parameter_names_are_checked_against_the_spec() -> None:
     cfg = config({"c": {"name": "cross_entropy", "params": {"wieght": [1.0]}}}, "c")
     with pytest.raises(
-        ConfigError, match=r"^components\.c\.params\.wieght: unknown parameter \(accepted: weight,"
+        ConfigError,
+        match=r"^components\.c\.params\.wieght: unknown parameter \(did you mean 'weight'\?\) "
+        r"\(accepted: weight,",
     ):
         check_loss_config(cfg)
 
