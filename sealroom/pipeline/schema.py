@@ -226,7 +226,7 @@ class LossConfig(Strict):
 
 
 class EarlyStopping(Strict):
-    """Stop when the validation ``metric`` has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stop once validation ``metric`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     ``mode`` says which way is better (``min`` for losses and errors, ``max`` for scores);
     left out, the metric's own direction is used.
