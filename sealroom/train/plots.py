@@ -28,6 +28,13 @@ def _png(figure: Figure) -> bytes:
 
 def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str] | None) -> bytes:
     """Counts per (true, predicted) class with the numbers written in the cells."""
+    return _png(confusion_matrix_figure(matrix, classes))
+
+
+def confusion_matrix_figure(
+    matrix: Sequence[Sequence[int]], classes: Sequence[str] | None
+) -> Figure:
+    """The confusion matrix with class-name axis labels (ids where no names fit)."""
     counts = np.asarray(matrix, dtype=np.int64)
     n = counts.shape[0]
     labels = (
@@ -50,10 +57,15 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str]
                 colour = "white" if counts[i, j] > threshold else "black"
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour, fontsize=8)
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def training_curves_png(history: Sequence[EpochRecord], best_epoch: int | None = None) -> bytes:
+    """One panel per metric, train and validation per epoch (see ``training_curves_figure``)."""
+    return _png(training_curves_figure(history, best_epoch))
+
+
+def training_curves_figure(history: Sequence[EpochRecord], best_epoch: int | None = None) -> Figure:
     """One panel per metric: its train and validation values per epoch (integer epoch ticks).
 
     Epochs without a released value are skipped; ``best_epoch`` is marked with a dashed line.
@@ -79,11 +91,16 @@ def training_curves_png(history: Sequence[EpochRecord], best_epoch: int | None =
         ax.legend(fontsize=8)
     figure.suptitle("Training curves")
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def per_class_png(report: Mapping[str, Mapping[str, Any]]) -> bytes:
     """Precision, recall and F1 of each class as grouped bars, classes by name."""
+    return _png(per_class_figure(report))
+
+
+def per_class_figure(report: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The bars of ``per_class_png``: one group per class, labelled with its name."""
     labels = list(report)
     n = len(labels)
     figure = Figure(figsize=(max(6.0, 0.6 * n * 1.5 + 2), 4))
@@ -101,7 +118,7 @@ def per_class_png(report: Mapping[str, Mapping[str, Any]]) -> bytes:
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="y")
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def segmentation_overlays_png(

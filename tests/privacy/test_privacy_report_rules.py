@@ -146,7 +146,9 @@ def test_the_room_refuses_a_private_early_stopping_pipeline_before_any_key_relea
         doc["train"]["early_stopping"] = STOPPING
         return Pipeline.model_validate(doc)
 
-    monkeypatch.setattr("sealroom.pipeline.compose.compose", hostile)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("sealroom.pipeline.compose"), "compose", hostile)
     base = tmp_path / "story"
     with pytest.raises(SealroomError, match="eval_releases"):
         Story(load_scenario("dp-mnist"), base, QuietNarrator(), epochs=1).play()
