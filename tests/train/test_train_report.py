@@ -56,17 +56,34 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement() -> Non
     assert "Best epoch: 1 | Val loss: " in log
 
 
-def test_early_stopping_mode_defaults_to_the_metrics_direction() -> None:
-    # accuracy is maximised: with mode min, the rising accuracy would stop the run at once.
-    up = {"metric": "accuracy", "patience": 1}
-    _, report = _run(classification_pipeline(epochs=3, early_stopping=up))
-    down = {"metric": "accuracy", "patience": 1, "mode": "min"}
-    _, forced = _run(classification_pipeline(epochs=3, early_stopping=down))
-    assert len(forced["history"]) < 3 or len(report["history"]) == 3
-    assert (
-        report["best_epoch"]
-        == max(report["history"], key=lambda e: (e["val"]["accuracy"], -e["epoch"]))["epoch"]
-    )
+@pytest.mark.parametrize(
+    "metric, mode, values, best, stop_at",
+    [
+        ("accuracy", None, [0.5, 0.7, 0.6, 0.65], 2, 4),  # accuracy: higher is better
+        ("loss", None, [0.9, 0.7, 0.8, 0.75], 2, 4),  # loss: lower is better
+        ("accuracy", "min", [0.5, 0.7, 0.6, 0.4], 1, 3),  # mode overrides the direction
+        ("loss", None, [0.9, 0.89, 0.5, 0.48], 3, None),  # 0.01, 0.02: not over 0.05
+    ],
+)
+def test_early_stopping_direction_patience_and_min_delta(
+    metric: str, mode: str | None, values: list[float], best: int, stop_at: int | None
+) -> None:
+    from torch import nn
+
+    from sealroom.pipeline.schema import EarlyStopping
+    from sealroom.train.epochs import EpochMonitor
+
+    stopping = EarlyStopping(metric=metric, patience=2, mode=mode, min_delta=0.05)
+    monitor = EpochMonitor(stopping, metric, keep_weights=True)
+    model = nn.Linear(2, 1)
+    stopped = None
+    for epoch, value in enumerate(values, start=1):
+        nn.init.constant_(model.weight, float(epoch))
+        if monitor.observe(epoch, {metric: value}, model):
+            stopped = epoch
+            break
+    assert (monitor.best_epoch, stopped) == (best, stop_at)
+    assert monitor.restore(model) and float(model.weight.detach()[0, 0]) == float(best)
 
 
 def test_checkpoint_best_tests_and_exports_the_best_epochs_weights() -> None:
