@@ -132,7 +132,7 @@ class EpochMonitor:
         gain = value - self.best_value if self.maximise else self.best_value - value
         return gain > self.min_delta
 
-    def observe(self, epoch: int, val: Curve, model: nn.Module) -> bool:
+    def observe(self, epoch: int, val: Mapping[str, float | None], model: nn.Module) -> bool:
         """Record epoch ``epoch``'s validation values; True when training should stop."""
         value = val.get(self.metric)
         if value is not None and self.improved(value):
