@@ -111,11 +111,12 @@ def per_class_figure(report: Mapping[str, Mapping[str, Any]]) -> Figure:
         values = [float(report[label].get(key, 0.0)) for label in labels]
         ax.bar(x + (k - 1) * width, values, width, label=key)
     ax.set_xticks(x, labels, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)  # room above the bars for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlabel("Class")
     ax.set_ylabel("Score")
     ax.set_title("Per-class precision, recall and F1")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncols=3)
     ax.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     return figure
