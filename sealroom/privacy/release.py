@@ -26,13 +26,6 @@ PER_EXAMPLE_OUTPUTS = {
     "segmentation_samples.png": "samples",
     "per_class.png": "confusion_matrix",
 }
-# metrics.json's per-class fields and the metric a contract must release for each.
-PER_CLASS_FIELDS = {
-    "precision": ("precision",),
-    "recall": ("recall",),
-    "f1": ("f1", "macro_f1"),
-    "support": ("confusion_matrix",),
-}
 PER_EXAMPLE_METRICS = {"confusion_matrix"}
 _FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9_ ]*): (?P<value>.*)$")
 _PREFIXES = ("train ", "training ", "val ", "validation ", "test ")
@@ -109,7 +102,9 @@ def _filter_metrics_json(data: bytes, allowed: set[str], per_class: bool) -> byt
         report.pop("confusion_matrix", None)
     classes = report.pop("per_class", None)
     if classes and (per_class or "confusion_matrix" in allowed):
-        fields = {f for f, needs in PER_CLASS_FIELDS.items() if allowed & set(needs)}
+        from sealroom.train.classes import per_class_fields
+
+        fields = per_class_fields(sorted(allowed))
         kept = {c: {k: v for k, v in r.items() if k in fields} for c, r in classes.items()}
         if fields:
             report["per_class"] = kept

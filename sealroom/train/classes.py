@@ -18,6 +18,19 @@ from torch import nn
 from sealroom.errors import ConfigError
 
 CONFUSION_BASED = frozenset({"precision", "recall", "f1", "macro_f1", "confusion_matrix"})
+# Each per-class field and the metrics that stand for it: a run reports (and a contract
+# releases) a field only with one of them.
+PER_CLASS_FIELDS = {
+    "precision": ("precision",),
+    "recall": ("recall",),
+    "f1": ("f1", "macro_f1"),
+    "support": ("confusion_matrix",),
+}
+
+
+def per_class_fields(metrics: Sequence[str]) -> set[str]:
+    """The per-class fields the named metrics stand for."""
+    return {f for f, needs in PER_CLASS_FIELDS.items() if set(needs) & set(metrics)}
 
 
 def model_classes(model: nn.Module, sample: np.ndarray) -> int:
@@ -57,8 +70,11 @@ def class_labels(
     return [str(i) for i in range(n_classes)]
 
 
-def per_class(matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> dict[str, Any]:
-    """``{label: {precision, recall, f1, support}}`` from a confusion matrix (0 where undefined)."""
+def per_class(
+    matrix: Sequence[Sequence[float]], labels: Sequence[str], fields: set[str] | None = None
+) -> dict[str, Any]:
+    """``{label: {precision, recall, f1, support}}`` from a confusion matrix (0 where undefined);
+    ``fields`` keeps only those."""
     m = np.asarray(matrix, dtype=np.float64)
     tp, predicted, support = np.diag(m), m.sum(axis=0), m.sum(axis=1)
     report: dict[str, Any] = {}
@@ -72,6 +88,8 @@ def per_class(matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> dict[
             "f1": float(min(max(2 * tp[i] / both, 0.0), 1.0)) if both > 0 else 0.0,
             "support": round(float(max(support[i], 0.0))),
         }
+        if fields is not None:
+            report[label] = {k: v for k, v in report[label].items() if k in fields}
     return report
 
 

@@ -95,7 +95,7 @@ def training_curves_figure(history: Sequence[EpochRecord], best_epoch: int | Non
 
 
 def per_class_png(report: Mapping[str, Mapping[str, Any]]) -> bytes:
-    """Precision, recall and F1 of each class as grouped bars, classes by name."""
+    """Precision, recall and F1 of each class (those reported) as grouped bars, by class name."""
     return _png(per_class_figure(report))
 
 
@@ -107,9 +107,10 @@ def per_class_figure(report: Mapping[str, Mapping[str, Any]]) -> Figure:
     ax = figure.add_subplot()
     x = np.arange(n)
     width = 0.27
-    for k, key in enumerate(("precision", "recall", "f1")):
+    keys = [k for k in ("precision", "recall", "f1") if any(k in r for r in report.values())]
+    for k, key in enumerate(keys):
         values = [float(report[label].get(key, 0.0)) for label in labels]
-        ax.bar(x + (k - 1) * width, values, width, label=key)
+        ax.bar(x + (k - (len(keys) - 1) / 2) * width, values, width, label=key)
     ax.set_xticks(x, labels, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
     ax.set_ylim(0, 1.2)  # room above the bars for the legend
     ax.set_yticks(np.linspace(0, 1, 6))

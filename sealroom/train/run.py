@@ -35,6 +35,7 @@ from sealroom.train.classes import (
     class_labels,
     model_classes,
     per_class,
+    per_class_fields,
     wants_class_report,
 )
 from sealroom.train.export import export_onnx, export_safetensors
@@ -200,7 +201,7 @@ def run_pipeline(
         labels = class_labels(pipeline.eval.class_names, splits.train.classes, len(matrix))
         classes["class_names"] = labels
         if class_report:
-            classes["per_class"] = per_class(matrix, labels)
+            classes["per_class"] = per_class(matrix, labels, per_class_fields(names))
         if "confusion_matrix" in names:
             classes["confusion_matrix"] = {"labels": labels, "matrix": matrix}
     elif classification and pipeline.eval.class_names is not None:

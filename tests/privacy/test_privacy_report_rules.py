@@ -156,3 +156,41 @@ def test_the_room_refuses_a_private_early_stopping_pipeline_before_any_key_relea
     assert load_contract(ws, "dp-mnist-demo").contract is not None
     with Ledger.open(ws) as ledger:
         assert not ledger.entries("key.released")
+
+
+def _report_outputs() -> dict[str, bytes]:
+    report = {
+        "metrics": {"loss": 0.3, "accuracy": 0.9, "precision": 0.8},
+        "history": [
+            {
+                "epoch": 1,
+                "steps": 5,
+                "train": {"loss": 0.5, "accuracy": 0.8, "precision": 0.7},
+                "val": {"loss": 0.4, "accuracy": 0.85, "precision": 0.75},
+            }
+        ],
+        "per_class": {"cat": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 7}},
+        "confusion_matrix": {"labels": ["cat"], "matrix": [[7]]},
+        "class_names": ["cat"],
+        "best_epoch": 1,
+    }
+    return {
+        "metrics.json": json.dumps(report).encode(),
+        "per_class.png": b"png",
+        "training_curves.png": b"png",
+    }
+
+
+def test_the_release_filter_keeps_only_released_metrics_in_curves_and_per_class() -> None:
+    contract = make_contract(metrics=["accuracy", "recall"], released=["metrics", "plots"])
+    kept = filter_outputs(_report_outputs(), contract.constraints, private=False)
+    report = json.loads(kept["metrics.json"])
+    assert report["history"] == [
+        {"epoch": 1, "steps": 5, "train": {"accuracy": 0.8}, "val": {"accuracy": 0.85}}
+    ]
+    assert report["per_class"] == {"cat": {"recall": 0.8}}  # no support without the matrix
+    assert "confusion_matrix" not in report and report["class_names"] == ["cat"]
+    assert "per_class.png" in kept  # no private run: drawn from eval.metrics, which rego checks
+    private = filter_outputs(_report_outputs(), contract.constraints, private=True)
+    assert "per_class" not in json.loads(private["metrics.json"])
+    assert "per_class.png" not in private

@@ -157,3 +157,13 @@ def test_per_epoch_false_skips_validation() -> None:
     _, report = _run(_with_eval(classification_pipeline(epochs=2), per_epoch=False))
     assert all("val" not in entry for entry in report["history"])
     assert all("train" in entry for entry in report["history"])
+
+
+def test_per_class_fields_follow_the_metrics_asked_for() -> None:
+    pipeline = _with_eval(classification_pipeline(epochs=1), metrics=["accuracy", "recall"])
+    outcome, report = _run(pipeline)
+    assert {tuple(r) for r in report["per_class"].values()} == {("recall",)}
+    assert "confusion_matrix" not in report  # not asked: drawn, not reported
+    assert "confusion_matrix.png" in outcome.outputs and "per_class.png" in outcome.outputs
+    _, plain = _run(_with_eval(classification_pipeline(epochs=1), metrics=["loss", "accuracy"]))
+    assert "per_class" not in plain and plain["class_names"] == ["0", "1", "2"]
