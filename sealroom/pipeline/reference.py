@@ -20,6 +20,7 @@ from sealroom.pipeline.schema import (
     ArchitectureModel,
     Component,
     DeclarativeModel,
+    EarlyStopping,
     Hdf5Source,
     IdxSource,
     ImageFolderSource,
@@ -34,6 +35,7 @@ RESERVED = {"params", "optimizer", "epochs", "steps_per_epoch"}
 NESTED: list[type[BaseModel]] = [
     Component,
     SplitConfig,
+    EarlyStopping,
     OnnxModel,
     DeclarativeModel,
     LayerSpec,

@@ -225,6 +225,19 @@ class LossConfig(Strict):
         return self
 
 
+class EarlyStopping(Strict):
+    """Stop once validation ``metric`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``mode`` says which way is better (``min`` for losses and errors, ``max`` for scores);
+    left out, the metric's own direction is used.
+    """
+
+    metric: Identifier = "loss"
+    patience: int = Field(3, ge=1, le=10_000)
+    mode: Literal["min", "max"] | None = None
+    min_delta: float = Field(0.0, ge=0)
+
+
 class TrainConfig(Strict):
     """Optimizer, optional learning-rate scheduler and the training loop's settings."""
 
@@ -239,6 +252,9 @@ class TrainConfig(Strict):
     # Threads are the room host's to give: a consumer's 10**6 would make torch spawn
     # a pool the machine cannot hold. 64 is more cores than a room is given.
     num_threads: int | None = Field(None, ge=1, le=MAX_NUM_THREADS)
+    early_stopping: EarlyStopping | None = None
+    # Which weights are tested and exported: the last epoch's, or the best validation epoch's.
+    checkpoint: Literal["best", "last"] = "last"
 
 
 class EvalConfig(Strict):
@@ -249,6 +265,25 @@ class EvalConfig(Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     plots: bool = True
     samples: int = Field(0, ge=0, le=64)  # segmentation: sample overlays to write
+    # Classification: one name per class (index = class id), for metrics.json and the plots.
+    class_names: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, min_length=2, max_length=1000
+    )
+    # Validate every epoch (curves, early stopping, best checkpoint). Left out: yes without
+    # privacy, no under privacy, where each epoch's validation is a charged DP release.
+    per_epoch: bool | None = None
+
+    @model_validator(mode="after")
+    def _class_names_distinct(self) -> EvalConfig:
+        if self.class_names is not None and self.task != "classification":
+            raise ValueError(
+                f"class_names: only a classification task has classes, not {self.task}"
+            )
+        names = self.class_names or []
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"class_names: {', '.join(twice)} named twice; names must differ")
+        return self
 
 
 class PrivacyConfig(Strict):
@@ -299,3 +334,28 @@ class Pipeline(Strict):
         if len(ids) != len(set(ids)):
             raise ValueError("dataset ids must be unique")
         return self
+
+    @model_validator(mode="after")
+    def _validation_settings_agree(self) -> Pipeline:
+        stopping = self.train.early_stopping
+        wants = "train.early_stopping" if stopping else None
+        if self.train.checkpoint == "best":
+            wants = wants or "train.checkpoint: best"
+        if wants and self.eval.per_epoch is False:
+            raise ValueError(f"{wants} needs a validation every epoch; drop eval.per_epoch: false")
+        if stopping is not None:
+            usable = dict.fromkeys(["loss", *(m for m in self.eval.metrics)])
+            usable.pop("confusion_matrix", None)
+            if stopping.metric not in usable:
+                raise ValueError(
+                    f"train.early_stopping.metric: {stopping.metric!r} is not a validation "
+                    f"metric of this pipeline; use one of {', '.join(usable)} (eval.metrics)"
+                )
+        return self
+
+    def validates_each_epoch(self) -> bool:
+        """Whether the run evaluates the validation split after every epoch (see EvalConfig)."""
+        asked = self.train.early_stopping is not None or self.train.checkpoint == "best"
+        if self.eval.per_epoch is not None:
+            return self.eval.per_epoch or asked
+        return asked or self.privacy is None

@@ -161,6 +161,27 @@ deny contains msg if {
 	msg := sprintf("delta %v exceeds dataset %s's limit %v", [input.pipeline.privacy.delta, id, limit])
 }
 
+# Under privacy every per-epoch validation (curves, early stopping, the best checkpoint) is a
+# noisy release charged to ε: the pipeline must plan one per epoch plus the test release in
+# privacy.eval_releases, so nothing is evaluated, let alone released, beyond the plan.
+per_epoch_validation contains "train.early_stopping" if input.pipeline.train.early_stopping != null
+
+per_epoch_validation contains "train.checkpoint best" if input.pipeline.train.checkpoint == "best"
+
+per_epoch_validation contains "eval.per_epoch" if input.pipeline.eval.per_epoch == true
+
+deny contains msg if {
+	input.pipeline.privacy != null
+	count(per_epoch_validation) > 0
+	needed := input.pipeline.train.epochs + 1
+	input.pipeline.privacy.eval_releases < needed
+	detail := sprintf(
+		" under privacy validates every epoch as a noisy release charged to epsilon: privacy.eval_releases is %d, it needs %d (%d epochs + the test release)",
+		[input.pipeline.privacy.eval_releases, needed, input.pipeline.train.epochs],
+	)
+	msg := concat("", [concat(", ", sort(per_epoch_validation)), detail])
+}
+
 deny contains msg if {
 	input.now_ns < input.not_before_ns
 	msg := sprintf("contract %s is not in force before %s", [input.contract.id, input.contract.not_before])

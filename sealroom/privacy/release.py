@@ -3,8 +3,10 @@
 Under a privacy constraint only aggregate results leave: the confusion matrix (counts
 per class pair), segmentation samples and any other per-example output stay inside
 unless the contract's ``released_outputs`` names them explicitly (``confusion_matrix``,
-``samples``). Metrics are filtered by ``constraints.metrics`` in ``metrics.json`` and in
-the training log, whose per-metric lines would otherwise repeat them.
+``samples``); per-class results (counts, precision, recall, F1 per class, ``per_class.png``)
+go with the confusion matrix. Metrics are filtered by ``constraints.metrics`` in
+``metrics.json`` (final values, per-epoch train/val curves, per-class fields) and in the
+training log, whose per-metric lines would otherwise repeat them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 PER_EXAMPLE_OUTPUTS = {
     "confusion_matrix.png": "confusion_matrix",
     "segmentation_samples.png": "samples",
+    "per_class.png": "confusion_matrix",
 }
 PER_EXAMPLE_METRICS = {"confusion_matrix"}
 _FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9_ ]*): (?P<value>.*)$")
@@ -50,7 +53,7 @@ def filter_outputs(
         if private and explicit is not None and explicit not in allowed_kinds:
             continue
         if name == "metrics.json":
-            data = _filter_metrics_json(data, allowed_metrics)
+            data = _filter_metrics_json(data, allowed_metrics, per_class=not private)
         elif name == "training_log.txt":
             data = _filter_log(data, allowed_metrics)
         kept[name] = data
@@ -74,20 +77,37 @@ def aggregate_only(outputs: dict[str, bytes]) -> dict[str, bytes]:
         if name == "metrics.json":
             report = json.loads(data)
             allowed = set(report.get("metrics", {})) - PER_EXAMPLE_METRICS
-            data = _filter_metrics_json(data, allowed | {"loss"})
+            data = _filter_metrics_json(data, allowed | {"loss"}, per_class=False)
         kept[name] = data
     return kept
 
 
-def _filter_metrics_json(data: bytes, allowed: set[str]) -> bytes:
+def _filter_metrics_json(data: bytes, allowed: set[str], per_class: bool) -> bytes:
+    """``metrics.json`` with every statistic of a metric not in ``allowed`` removed.
+
+    ``per_class`` False: per-class results leave only with the confusion matrix itself.
+    """
     try:
         report: dict[str, Any] = json.loads(data)
     except ValueError:
         raise PrivacyError("metrics.json: not JSON; refusing to release it") from None
     metrics = report.get("metrics", {})
     report["metrics"] = {k: v for k, v in metrics.items() if k in allowed}
-    if "loss" not in allowed:
-        report.pop("history", None)  # per-epoch losses
+    for entry in report.get("history", []):
+        for part in ("train", "val"):
+            values = {k: v for k, v in entry.pop(part, {}).items() if k in allowed}
+            if values:
+                entry[part] = values
+    if "confusion_matrix" not in allowed:
+        report.pop("confusion_matrix", None)
+    classes = report.pop("per_class", None)
+    if classes and (per_class or "confusion_matrix" in allowed):
+        from sealroom.train.classes import per_class_fields
+
+        fields = per_class_fields(sorted(allowed))
+        kept = {c: {k: v for k, v in r.items() if k in fields} for c, r in classes.items()}
+        if fields:
+            report["per_class"] = kept
     return json.dumps(report, indent=2, sort_keys=True).encode()
 
 

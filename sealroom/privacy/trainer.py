@@ -10,9 +10,12 @@ out at most ``plan.max_steps`` batches, so training stops before the accountant 
 the reserved ε; a failed run can still report what it spent (``spent_epsilon``).
 
 Nothing computed from private records leaves unnoised: no training loss or accuracy, no
-step-log line, no per-epoch validation loss (log, events, history and plots carry counters
-and ε only). ``evaluate`` releases metrics through the Gaussian mechanism of
+step-log line, no train curve (log, events, history and plots carry counters and ε only).
+``evaluate`` releases metrics through the Gaussian mechanism of
 :mod:`sealroom.privacy.evaluation`, composed into the same history as the training steps.
+Per-epoch validation (``eval.per_epoch``, early stopping, ``checkpoint: best``) is one such
+release per epoch, planned in ``privacy.eval_releases`` and charged to ε like the test one;
+early stopping and the best epoch are post-processing of those noisy values.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from sealroom.privacy.optimizers import (
 from sealroom.privacy.report import privacy_report
 from sealroom.privacy.sampling import LimitedBatches, PoissonBatches, StepAllowance
 from sealroom.train.components.composite import CompositeLoss
+from sealroom.train.epochs import Curve, TrainCurves, scalar_metrics
 from sealroom.train.loop import (
     CheckpointSink,
     EpochRecord,
@@ -86,6 +90,7 @@ class DPTrainer(Trainer):
             )
         self.privacy = pipeline.privacy
         check_delta(self.privacy.delta, len(splits.train))
+        self._check_epoch_releases(pipeline, splits)
         check_private_metrics(pipeline.eval.task, pipeline.eval.metrics, where="eval.metrics")
         for i, dataset in enumerate(pipeline.datasets):
             check_record_local(dataset.transforms, where=f"datasets[{i}].transforms")
@@ -131,6 +136,24 @@ class DPTrainer(Trainer):
             self.log(
                 f"DP-SGD: the budget allows {p.max_steps} of the {p.steps} planned steps; "
                 "training will stop there"
+            )
+
+    def _check_epoch_releases(self, pipeline: Pipeline, splits: Splits) -> None:
+        """Refuse, before training, per-epoch validation the plan has no releases for."""
+        if not pipeline.validates_each_epoch():
+            return
+        epochs = pipeline.train.epochs
+        needed = epochs + 1  # one validation release per epoch, then the test one
+        if not len(splits.val):
+            raise PrivacyError(
+                "eval.per_epoch / early stopping / checkpoint best under privacy: the "
+                "validation split is empty"
+            )
+        if self.privacy.eval_releases < needed:
+            raise PrivacyError(
+                f"privacy.eval_releases: {self.privacy.eval_releases} planned, but validating "
+                f"each of {epochs} epochs and testing needs {needed} noisy releases "
+                "charged to ε; raise it or drop per-epoch validation"
             )
 
     def fit(self) -> TrainResult:
@@ -226,13 +249,30 @@ class DPTrainer(Trainer):
     def make_step_log(self) -> StepLog | None:
         return None  # a training batch's loss or accuracy is an unnoised statistic
 
+    def make_train_curves(self) -> TrainCurves | None:
+        return None  # training-batch metrics are unnoised statistics of private records
+
+    def validation_names(self) -> list[str]:
+        """The consumer's metrics (and the early-stopping one): each epoch's noisy release."""
+        stopping = self.cfg.early_stopping
+        monitored = [stopping.metric] if stopping is not None else []
+        if self.cfg.checkpoint == "best" and stopping is None:
+            monitored = ["loss"]
+        return scalar_metrics([*self.pipeline.eval.metrics, *monitored])
+
     def epoch_statistics(
-        self, epoch: int, loss_sum: Tensor, seen: int
-    ) -> tuple[float | None, float | None]:
-        """No training or validation loss; divergence is read from the (noisy) weights."""
+        self, epoch: int, loss_sum: Tensor, seen: int, curves: TrainCurves | None
+    ) -> tuple[Curve, Curve]:
+        """No training statistic; validation only as a charged release (``validation_statistics``).
+
+        Divergence is read from the (noisy) weights.
+        """
         if not all(bool(torch.isfinite(p).all()) for p in self.base_model.parameters()):
             raise TrainingError(f"epoch {epoch}: the model's weights are not finite (diverged)")
-        return None, None
+        return {}, self.validation_statistics()
+
+    def epoch_event_values(self, record: EpochRecord) -> dict[str, float]:
+        return {}  # the operator's progress stream carries counters only
 
     def can_evaluate(self) -> bool:
         return len(self.releases) < self.plan.eval_releases

@@ -27,6 +27,14 @@ from sealroom.pipeline.schema import Pipeline
 from sealroom.train.components.losses import build_loss
 from sealroom.train.components.optimizers import build_optimizer
 from sealroom.train.components.schedulers import Scheduled, build_scheduler
+from sealroom.train.epochs import (
+    Curve,
+    EpochMonitor,
+    EpochRecord,
+    TrainCurves,
+    TrainResult,
+    scalar_metrics,
+)
 from sealroom.train.metrics import MetricContext, evaluate
 from sealroom.train.steplog import StepLog
 
@@ -51,37 +59,6 @@ class TrainEvent:
 
 EventCallback = Callable[[TrainEvent], None]
 CheckpointSink = Callable[[str, bytes], None]
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One epoch; the losses are None where the trainer releases no such statistic (DP)."""
-
-    epoch: int
-    train_loss: float | None
-    val_loss: float | None
-    seconds: float
-    steps: int = 0  # optimisation steps so far
-
-    def values(self) -> dict[str, float]:
-        """The statistics a progress event may carry (none under DP)."""
-        pairs = (("train_loss", self.train_loss), ("val_loss", self.val_loss))
-        return {k: v for k, v in pairs if v is not None}
-
-    def line(self) -> str:
-        if self.train_loss is None:
-            return f"Epoch: {self.epoch} | Step: {self.steps}"
-        val_text = f"{self.val_loss:.4f}" if self.val_loss is not None else "n/a"
-        return f"Epoch: {self.epoch} | Train loss: {self.train_loss:.4f} | Val loss: {val_text}"
-
-
-@dataclass
-class TrainResult:
-    history: list[EpochRecord]
-    steps: int
-    fit_seconds: float
-    samples: dict[str, int]
-    cpu_seconds: float = 0.0  # this process's CPU time in fit (all threads): robust to load
 
 
 class TensorBatches:
@@ -213,21 +190,38 @@ class Trainer:
         """The per-step log of training-batch statistics; None releases no such lines (DP)."""
         return StepLog(self.metric_ctx.task, self.metric_ctx.threshold, self.device)
 
-    def epoch_statistics(
-        self, epoch: int, loss_sum: Tensor, seen: int
-    ) -> tuple[float | None, float | None]:
-        """``(train_loss, val_loss)`` of the epoch; refuses a diverged run.
+    def make_train_curves(self) -> TrainCurves | None:
+        """Per-epoch training-split metrics from the training batches; None releases none (DP)."""
+        return TrainCurves(self.pipeline.eval.metrics, self.metric_ctx)
 
-        A DP trainer overrides this to release neither: both are exact statistics of
-        private records.
+    def validation_names(self) -> list[str]:
+        """The metrics evaluated on the validation split after each epoch."""
+        return scalar_metrics(["loss", *self.pipeline.eval.metrics])
+
+    def validation_statistics(self) -> Curve:
+        """This epoch's validation metrics, or none (``eval.per_epoch``, an empty split)."""
+        if not self.pipeline.validates_each_epoch() or not len(self.splits.val):
+            return {}
+        values = self.evaluate("val", self.validation_names())
+        return {k: float(v) if isinstance(v, int | float) else None for k, v in values.items()}
+
+    def epoch_statistics(
+        self, epoch: int, loss_sum: Tensor, seen: int, curves: TrainCurves | None
+    ) -> tuple[Curve, Curve]:
+        """``(train, val)`` statistics of the epoch by metric; refuses a diverged run.
+
+        A DP trainer overrides this to release no training statistic (they are exact
+        statistics of private records) and validation ones only as charged releases.
         """
         train_loss = float(loss_sum) / max(seen, 1)
         if not np.isfinite(train_loss):
             raise TrainingError(f"epoch {epoch}: training loss is {train_loss} (diverged)")
-        val_loss = None
-        if len(self.splits.val):
-            val_loss = self.evaluate("val", ["loss"])["loss"]
-        return train_loss, val_loss
+        train: Curve = {"loss": train_loss, **(curves.compute() if curves is not None else {})}
+        return train, self.validation_statistics()
+
+    def epoch_event_values(self, record: EpochRecord) -> dict[str, float]:
+        """What the epoch's progress event carries (a DP trainer: nothing)."""
+        return record.values()
 
     def after_epoch(self, record: EpochRecord) -> None:
         """Called after each epoch's validation."""
@@ -292,17 +286,58 @@ class Trainer:
         # Deterministic mode also NaN-fills every new tensor, a debugging aid that costs a
         # pass over each allocation; a correct program never reads that memory.
         torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
+        monitor = self.make_monitor()
         started, cpu_started = time.perf_counter(), time.process_time()
         history: list[EpochRecord] = []
+        stopped = False
         try:
             self.setup()
             for epoch in range(1, self.cfg.epochs + 1):
                 history.append(self._epoch(epoch))
+                if monitor is None:
+                    continue
+                if monitor.observe(epoch, history[-1].val, self.plain_model()):
+                    stopped = epoch < self.cfg.epochs
+                    break
         finally:
             torch.use_deterministic_algorithms(deterministic)
             torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        return TrainResult(history, self.step, wall, sizes, cpu)
+        result = TrainResult(history, self.step, wall, sizes, cpu, weights_epoch=len(history))
+        if monitor is not None:
+            self._finish(monitor, result, stopped)
+        return result
+
+    def make_monitor(self) -> EpochMonitor | None:
+        """Best-epoch tracker for early stopping and ``checkpoint: best``; needs a val split."""
+        stopping, best = self.cfg.early_stopping, self.cfg.checkpoint == "best"
+        if stopping is None and not best:
+            return None
+        if not len(self.splits.val):
+            what = "train.early_stopping" if stopping is not None else "train.checkpoint: best"
+            raise TrainingError(f"{what}: the validation split is empty; give split.val > 0")
+        metric = stopping.metric if stopping is not None else "loss"
+        return EpochMonitor(stopping, metric, keep_weights=best)
+
+    def _finish(self, monitor: EpochMonitor, result: TrainResult, stopped: bool) -> None:
+        """Log the best epoch and early stop; restore the best weights for ``checkpoint: best``."""
+        result.best_epoch, result.stopped_early = monitor.best_epoch, stopped
+        stopping = monitor.stopping
+        if stopped and stopping is not None:
+            self.log(
+                f"Early stopping: no val {monitor.metric} improvement over {stopping.min_delta:g} "
+                f"in {stopping.patience} epochs; stopped after epoch {len(result.history)}"
+            )
+        if monitor.best_epoch is not None and monitor.best_value is not None:
+            self.log(
+                f"Best epoch: {monitor.best_epoch} | Val {monitor.metric}: {monitor.best_value:.4f}"
+            )
+        if self.cfg.checkpoint == "best" and monitor.restore(self.plain_model()):
+            assert monitor.best_epoch is not None
+            result.weights_epoch = monitor.best_epoch
+            self.log(
+                f"Checkpoint best: testing and exporting the weights of epoch {monitor.best_epoch}"
+            )
 
     def _epoch(self, epoch: int) -> EpochRecord:
         epochs, every, log_every = self.cfg.epochs, self.cfg.checkpoint_every, self.cfg.log_every
@@ -315,6 +350,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         seen = 0
         steps = self.make_step_log()
+        curves = self.make_train_curves()
         self.model.train()
         for i, (x, y) in enumerate(loader, start=1):
             loss = self.train_step(x, y)
@@ -325,6 +361,8 @@ class Trainer:
                 steps.update(loss, self.last_output, y)
                 if self.step % log_every == 0:
                     self.log(steps.line(epoch, self.step))
+            if curves is not None:
+                curves.update(self.last_output, y, loss)
             self.last_output = None
             if per_batch:
                 assert scheduled is not None
@@ -338,8 +376,8 @@ class Trainer:
                 self.emit(TrainEvent("batch", epoch=epoch, epochs=epochs, batch=i, batches=batches))
         if scheduled is not None and not per_batch:
             scheduled.scheduler.step()
-        train_loss, val_loss = self.epoch_statistics(epoch, total, seen)
-        record = EpochRecord(epoch, train_loss, val_loss, time.perf_counter() - began, self.step)
+        train, val = self.epoch_statistics(epoch, total, seen, curves)
+        record = EpochRecord(epoch, train, val, time.perf_counter() - began, self.step)
         self.log(record.line())
         self.emit(
             TrainEvent(
@@ -348,7 +386,7 @@ class Trainer:
                 epochs=epochs,
                 batch=batches,
                 batches=batches,
-                values=record.values(),
+                values=self.epoch_event_values(record),
             )
         )
         self.after_epoch(record)

@@ -35,6 +35,10 @@ class Metric:
     """Accumulates one metric over batches of model outputs (logits) and targets."""
 
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "segmentation", "regression"})
+    higher_is_better: ClassVar[bool] = True  # early stopping's default direction
+    scalar: ClassVar[bool] = True  # one number: drawn as a curve per epoch
+    # Cheap enough to update on every training batch without a device sync (train curves).
+    per_batch: ClassVar[bool] = True
 
     def __init__(self, ctx: MetricContext) -> None:
         self.ctx = ctx
@@ -59,13 +63,16 @@ def _finite(value: float) -> float | None:
 class Loss(Metric):
     """Mean loss per sample (batch means weighted by batch size)."""
 
+    higher_is_better = False
+
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
         self.total = torch.zeros((), dtype=torch.float64)
         self.count = 0
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
-        self.total += loss.detach().double().cpu() * len(output)
+        # Summed where the loss lives; read back once, in compute.
+        self.total = self.total.to(loss.device) + loss.detach().double() * len(output)
         self.count += len(output)
 
     def compute(self) -> MetricValue:
@@ -87,25 +94,40 @@ class ConfusionBased(Metric):
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
-        self.matrix: Tensor | None = None
+        self.counts: Tensor | None = None  # on the batches' device until compute
+        self.outside: Tensor | None = None  # labels outside the model's classes
+        self.n_classes = 0
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
         n_classes = 2 if output.dim() == 1 or output.shape[1] == 1 else output.shape[1]
-        pred = class_predictions(output, self.ctx.threshold)
+        pred = class_predictions(output.detach(), self.ctx.threshold)
         true = target.reshape(len(output)).long()
-        if len(true) and (int(true.min()) < 0 or int(true.max()) >= n_classes):
-            raise TrainingError(
-                f"evaluation: a label is outside 0..{n_classes - 1} (the model has "
-                f"{n_classes} outputs)"
-            )
+        # No host sync per batch: out-of-range labels are counted here, refused in compute.
+        outside = ((true < 0) | (true >= n_classes)).sum()
+        true = true.clamp(0, n_classes - 1)
         counts = torch.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
-        counts = counts.reshape(n_classes, n_classes).cpu()
-        self.matrix = counts if self.matrix is None else self.matrix + counts
+        counts = counts.reshape(n_classes, n_classes)
+        self.n_classes = n_classes
+        self.counts = counts if self.counts is None else self.counts + counts
+        self.outside = outside if self.outside is None else self.outside + outside
+
+    @property
+    def matrix(self) -> Tensor | None:
+        """The confusion matrix on the CPU (rows: true class); refuses labels out of range."""
+        if self.counts is None:
+            return None
+        if self.outside is not None and int(self.outside) > 0:
+            raise TrainingError(
+                f"evaluation: a label is outside 0..{self.n_classes - 1} (the model has "
+                f"{self.n_classes} outputs)"
+            )
+        return self.counts.cpu()
 
     def per_class(self) -> tuple[Tensor, Tensor, Tensor]:
         """True positives, predicted counts and true counts per class (float64)."""
-        assert self.matrix is not None
-        m = self.matrix.double()
+        matrix = self.matrix
+        assert matrix is not None
+        m = matrix.double()
         return m.diagonal(), m.sum(dim=0), m.sum(dim=1)
 
 
@@ -124,7 +146,7 @@ class Accuracy(ConfusionBased):
     """Share of samples whose predicted class is the true one."""
 
     def compute(self) -> MetricValue:
-        if self.matrix is None:
+        if self.counts is None:
             return None
         tp, _, support = self.per_class()
         return float(tp.sum() / support.sum())
@@ -135,7 +157,7 @@ class Precision(ConfusionBased):
     """Macro-averaged precision."""
 
     def compute(self) -> MetricValue:
-        if self.matrix is None:
+        if self.counts is None:
             return None
         tp, predicted, support = self.per_class()
         return _macro(tp, predicted, predicted + support > 0)
@@ -146,7 +168,7 @@ class Recall(ConfusionBased):
     """Macro-averaged recall."""
 
     def compute(self) -> MetricValue:
-        if self.matrix is None:
+        if self.counts is None:
             return None
         tp, predicted, support = self.per_class()
         return _macro(tp, support, predicted + support > 0)
@@ -157,7 +179,7 @@ class F1(ConfusionBased):
     """Macro-averaged F1: the mean over classes of 2·TP / (predicted + true)."""
 
     def compute(self) -> MetricValue:
-        if self.matrix is None:
+        if self.counts is None:
             return None
         tp, predicted, support = self.per_class()
         return _macro(2 * tp, predicted + support, predicted + support > 0)
@@ -170,8 +192,11 @@ METRICS.add("macro_f1", F1)
 class ConfusionMatrix(ConfusionBased):
     """Rows: true class, columns: predicted class."""
 
+    scalar = False
+
     def compute(self) -> MetricValue:
-        return None if self.matrix is None else [[int(v) for v in row] for row in self.matrix]
+        matrix = self.matrix
+        return None if matrix is None else [[int(v) for v in row] for row in matrix]
 
 
 # --------------------------------------------------------------------------- segmentation
@@ -193,6 +218,7 @@ class PerSample(Metric):
     """Mean over samples and channels of a MONAI per-sample score, ignoring undefined values."""
 
     tasks = frozenset({"segmentation"})
+    per_batch = False  # MONAI on the CPU: a validation curve only
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
@@ -237,6 +263,7 @@ class Hausdorff(PerSample):
     """Hausdorff distance in pixels; samples where a mask is empty are skipped."""
 
     percentile: ClassVar[float | None] = None
+    higher_is_better = False
 
     def score(self, pred: Tensor, true: Tensor) -> Tensor:
         from monai.metrics import compute_hausdorff_distance
@@ -264,6 +291,7 @@ class Hausdorff95(Hausdorff):
 
 class Regression(Metric):
     tasks = frozenset({"regression"})
+    higher_is_better = False  # errors; R2 says otherwise
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
@@ -274,18 +302,19 @@ class Regression(Metric):
         self.sum_y2 = torch.zeros((), dtype=torch.float64)
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
-        pred = output.detach().double().reshape(-1).cpu()
-        true = target.double().reshape(-1).cpu()
+        pred = output.detach().double().reshape(-1)
+        true = target.double().reshape(-1)
         if pred.shape != true.shape:
             raise TrainingError(
                 f"evaluation: {pred.numel()} predictions for {true.numel()} regression targets"
             )
         err = pred - true
         self.n += true.numel()
-        self.sq += (err * err).sum()
-        self.abs += err.abs().sum()
-        self.sum_y += true.sum()
-        self.sum_y2 += (true * true).sum()
+        # Summed on the batches' device; compute reads the sums back once.
+        self.sq = self.sq.to(err.device) + (err * err).sum()
+        self.abs = self.abs.to(err.device) + err.abs().sum()
+        self.sum_y = self.sum_y.to(err.device) + true.sum()
+        self.sum_y2 = self.sum_y2.to(err.device) + (true * true).sum()
 
 
 @METRICS.register("mse")
@@ -315,6 +344,8 @@ class MeanAbsoluteError(Regression):
 @METRICS.register("r2")
 class R2(Regression):
     """Coefficient of determination, 1 − SS_res / SS_tot (undefined for constant targets)."""
+
+    higher_is_better = True
 
     def compute(self) -> MetricValue:
         if not self.n:

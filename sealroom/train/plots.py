@@ -1,4 +1,4 @@
-"""PNG plots of a run: confusion matrix, training curves, segmentation overlays.
+"""PNG plots of a run: confusion matrix, per-class bars, training curves, segmentation overlays.
 
 Figures are built on matplotlib's Agg canvas directly (no pyplot global state), so
 plotting is safe in a headless room and in threads.
@@ -7,13 +7,16 @@ plotting is safe in a headless room and in threads.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from sealroom.train.loop import EpochRecord
+from sealroom.train.epochs import EpochRecord
 
 
 def _png(figure: Figure) -> bytes:
@@ -25,6 +28,13 @@ def _png(figure: Figure) -> bytes:
 
 def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str] | None) -> bytes:
     """Counts per (true, predicted) class with the numbers written in the cells."""
+    return _png(confusion_matrix_figure(matrix, classes))
+
+
+def confusion_matrix_figure(
+    matrix: Sequence[Sequence[int]], classes: Sequence[str] | None
+) -> Figure:
+    """The confusion matrix with class-name axis labels (ids where no names fit)."""
     counts = np.asarray(matrix, dtype=np.int64)
     n = counts.shape[0]
     labels = (
@@ -37,8 +47,8 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str]
     figure.colorbar(image, ax=ax, fraction=0.046)
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
     ax.set_yticks(range(n), labels)
-    ax.set_xlabel("Predicted")
-    ax.set_ylabel("True")
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
     ax.set_title("Confusion matrix")
     if n <= 30:
         threshold = counts.max() / 2 if counts.size else 0
@@ -47,25 +57,70 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str]
                 colour = "white" if counts[i, j] > threshold else "black"
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour, fontsize=8)
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
-def training_curves_png(history: Sequence[EpochRecord]) -> bytes:
-    """Training and validation loss per epoch (epochs without a released loss are skipped)."""
-    figure = Figure(figsize=(6, 4))
-    ax = figure.add_subplot()
-    train = [(r.epoch, r.train_loss) for r in history if r.train_loss is not None]
-    ax.plot([e for e, _ in train], [v for _, v in train], marker="o", label="train")
-    val = [(r.epoch, r.val_loss) for r in history if r.val_loss is not None]
-    if val:
-        ax.plot([e for e, _ in val], [v for _, v in val], marker="o", label="validation")
-    ax.set_xlabel("Epoch")
-    ax.set_ylabel("Loss")
-    ax.set_title("Training curves")
-    ax.legend()
-    ax.grid(alpha=0.3)
+def training_curves_png(history: Sequence[EpochRecord], best_epoch: int | None = None) -> bytes:
+    """One panel per metric, train and validation per epoch (see ``training_curves_figure``)."""
+    return _png(training_curves_figure(history, best_epoch))
+
+
+def training_curves_figure(history: Sequence[EpochRecord], best_epoch: int | None = None) -> Figure:
+    """One panel per metric: its train and validation values per epoch (integer epoch ticks).
+
+    Epochs without a released value are skipped; ``best_epoch`` is marked with a dashed line.
+    """
+    names = list(dict.fromkeys(k for r in history for k in (*r.train, *r.val)))
+    cols = min(3, max(len(names), 1))
+    rows = max(1, math.ceil(len(names) / cols))
+    figure = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    for i, name in enumerate(names):
+        ax = figure.add_subplot(rows, cols, i + 1)
+        for part, label in (("train", "train"), ("val", "validation")):
+            points = [
+                (r.epoch, v) for r in history if (v := getattr(r, part).get(name)) is not None
+            ]
+            if points:
+                ax.plot([e for e, _ in points], [v for _, v in points], marker="o", label=label)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="best epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Epoch")
+        ax.set_title(name.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    figure.suptitle("Training curves")
     figure.tight_layout()
-    return _png(figure)
+    return figure
+
+
+def per_class_png(report: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """Precision, recall and F1 of each class (those reported) as grouped bars, by class name."""
+    return _png(per_class_figure(report))
+
+
+def per_class_figure(report: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The bars of ``per_class_png``: one group per class, labelled with its name."""
+    labels = list(report)
+    n = len(labels)
+    figure = Figure(figsize=(max(6.0, 0.6 * n * 1.5 + 2), 4))
+    ax = figure.add_subplot()
+    x = np.arange(n)
+    width = 0.27
+    keys = [k for k in ("precision", "recall", "f1") if any(k in r for r in report.values())]
+    for k, key in enumerate(keys):
+        values = [float(report[label].get(key, 0.0)) for label in labels]
+        ax.bar(x + (k - (len(keys) - 1) / 2) * width, values, width, label=key)
+    ax.set_xticks(x, labels, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+    ax.set_ylim(0, 1.2)  # room above the bars for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("Class")
+    ax.set_ylabel("Score")
+    ax.set_title("Per-class precision, recall and F1")
+    ax.legend(fontsize=8, loc="upper center", ncols=3)
+    ax.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
 
 
 def segmentation_overlays_png(

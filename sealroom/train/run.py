@@ -30,12 +30,21 @@ from sealroom.errors import DataError, PrivacyError, TrainingError
 from sealroom.files import write_atomic
 from sealroom.pipeline.compose import pipeline_digest
 from sealroom.pipeline.schema import Pipeline
+from sealroom.train.classes import (
+    check_class_names,
+    class_labels,
+    model_classes,
+    per_class,
+    per_class_fields,
+    wants_class_report,
+)
 from sealroom.train.export import export_onnx, export_safetensors
 from sealroom.train.loop import CheckpointSink, EpochRecord, EventCallback, Trainer, TrainResult
 from sealroom.train.metrics import binary_masks
 from sealroom.train.models import build_model
 from sealroom.train.plots import (
     confusion_matrix_png,
+    per_class_png,
     segmentation_overlays_png,
     training_curves_png,
 )
@@ -48,6 +57,7 @@ OUTPUT_KINDS = {
     "training_log.txt": "metrics",
     "confusion_matrix.png": "plots",
     "training_curves.png": "plots",
+    "per_class.png": "plots",
     "segmentation_samples.png": "samples",
     "privacy_report.json": "privacy_report",
 }
@@ -151,6 +161,8 @@ def run_pipeline(
         splits = prepare_splits(pipeline, dataset_trees, max_samples)
     torch.manual_seed(pipeline.train.seed)  # initial weights of declarative/architecture models
     model = build_model(pipeline.model, model_tree)
+    if pipeline.eval.class_names is not None and len(splits.train):
+        check_class_names(pipeline.eval.class_names, model_classes(model, splits.train.x[0]))
     out = sink if sink is not None else MemorySink()
     write_checkpoint: CheckpointSink = out.write
     factory = trainer_factory or Trainer
@@ -158,7 +170,18 @@ def run_pipeline(
     result = trainer.fit()
 
     split = "test" if len(splits.test) else "val" if len(splits.val) else "train"
-    metrics = trainer.evaluate(split) if trainer.can_evaluate() else {}
+    names = list(pipeline.eval.metrics)
+    exact = trainer.releases_exact_statistics
+    classification = pipeline.eval.task == "classification"
+    class_report = classification and wants_class_report(names, exact)
+    # Exact runs draw and report the matrix from the same pass as the metrics; a private
+    # run has it only where the consumer asked for it (a noisy, charged release).
+    extra = exact and classification and "confusion_matrix" not in names
+    extra = extra and (class_report or pipeline.eval.plots)
+    metrics: dict[str, Any] = {}
+    if trainer.can_evaluate():
+        metrics = trainer.evaluate(split, [*names, "confusion_matrix"] if extra else names)
+    matrix = metrics.pop("confusion_matrix", None) if extra else metrics.get("confusion_matrix")
     name = {"test": "Test", "val": "Validation", "train": "Training"}[split]
     for key, value in metrics.items():
         if isinstance(value, float):
@@ -173,10 +196,19 @@ def run_pipeline(
     outputs["trained_model.safetensors"] = export_safetensors(
         final, metadata={"pipeline": pipeline.name}
     )
+    classes: dict[str, Any] = {}
+    if classification and matrix:
+        labels = class_labels(pipeline.eval.class_names, splits.train.classes, len(matrix))
+        classes["class_names"] = labels
+        if class_report:
+            classes["per_class"] = per_class(matrix, labels, per_class_fields(names))
+        if "confusion_matrix" in names:
+            classes["confusion_matrix"] = {"labels": labels, "matrix": matrix}
+    elif classification and pipeline.eval.class_names is not None:
+        classes["class_names"] = list(pipeline.eval.class_names)
     if pipeline.eval.plots:
-        outputs.update(_plots(pipeline, trainer, result, metrics, splits, split))
+        outputs.update(_plots(pipeline, trainer, result, matrix, classes, splits, split))
     outputs.update(trainer.extra_outputs())
-    exact = trainer.releases_exact_statistics
     report = {
         "pipeline": pipeline.name,
         "pipeline_digest": pipeline_digest(pipeline),
@@ -184,7 +216,12 @@ def run_pipeline(
         "split": split,
         "samples": result.samples,
         "metrics": metrics,
-        "history": [_history_entry(record, exact) for record in result.history],
+        "history": [_history_entry(record) for record in result.history],
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "checkpoint": pipeline.train.checkpoint,
+        "weights_epoch": result.weights_epoch,
+        **classes,
         "steps": result.steps,
         "fit_seconds": round(result.fit_seconds, 3),
         "onnx_max_abs_diff": exported.max_abs_diff,
@@ -214,32 +251,38 @@ def _onnx_check_batch(pipeline: Pipeline, splits: Splits, split: str, exact: boo
     return torch.rand(shape, generator=generator, dtype=torch.float32).to(dtype)
 
 
-def _history_entry(record: EpochRecord, exact: bool) -> dict[str, Any]:
-    """One epoch in ``metrics.json``; under privacy, counters only (no loss was released)."""
-    entry = dict(record.__dict__)
-    return entry if exact else {k: v for k, v in entry.items() if v is not None}
+def _history_entry(record: EpochRecord) -> dict[str, Any]:
+    """One epoch in ``metrics.json``: counters, and the train / val statistics released."""
+    entry: dict[str, Any] = {
+        "epoch": record.epoch,
+        "seconds": record.seconds,
+        "steps": record.steps,
+    }
+    for part, values in (("train", record.train), ("val", record.val)):
+        if values:
+            entry[part] = dict(values)
+    return entry
 
 
 def _plots(
     pipeline: Pipeline,
     trainer: Trainer,
     result: TrainResult,
-    metrics: Mapping[str, Any],
+    matrix: list[list[int]] | None,
+    classes: Mapping[str, Any],
     splits: Splits,
     split: str,
 ) -> dict[str, bytes]:
     plots: dict[str, bytes] = {}
-    if any(record.train_loss is not None for record in result.history):
-        plots["training_curves.png"] = training_curves_png(result.history)
+    if any(record.train or record.val for record in result.history):
+        plots["training_curves.png"] = training_curves_png(result.history, result.best_epoch)
     task = pipeline.eval.task
     exact = trainer.releases_exact_statistics  # else: only what evaluate released, noisy
     if task == "classification":
-        matrix = metrics.get("confusion_matrix")
-        if matrix is None and exact:
-            matrix = trainer.evaluate(split, ["confusion_matrix"])["confusion_matrix"]
         if matrix:
-            classes = splits.train.classes
-            plots["confusion_matrix.png"] = confusion_matrix_png(matrix, classes)
+            plots["confusion_matrix.png"] = confusion_matrix_png(matrix, classes["class_names"])
+        if classes.get("per_class"):
+            plots["per_class.png"] = per_class_png(classes["per_class"])
     elif task == "segmentation" and pipeline.eval.samples and exact:
         data = splits.parts()[split]
         count = min(pipeline.eval.samples, len(data))

@@ -20,6 +20,7 @@ EXPECTED = {
     "training_log.txt": "metrics",
     "confusion_matrix.png": "plots",
     "training_curves.png": "plots",
+    "per_class.png": "plots",
 }
 
 
