@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from sealroom.pipeline.checks import metric_registry, transform_registry
+from sealroom.pipeline.checks import transform_registry
 from sealroom.pipeline.registry import Registry
 from sealroom.pipeline.schema import (
     ArchitectureModel,
@@ -55,6 +55,7 @@ def registries() -> dict[str, Registry[Any]]:
     from sealroom.train.components.losses import LOSSES
     from sealroom.train.components.optimizers import OPTIMIZERS
     from sealroom.train.components.schedulers import SCHEDULERS
+    from sealroom.train.metrics import METRICS  # the implementations: their docs and signatures
 
     return {
         "optimizers": OPTIMIZERS,
@@ -62,7 +63,7 @@ def registries() -> dict[str, Registry[Any]]:
         "losses": LOSSES,
         "layers": LAYERS,
         "architectures": ARCHITECTURES,
-        "metrics": metric_registry(),
+        "metrics": METRICS,
         "transforms": transform_registry(),
     }
 
