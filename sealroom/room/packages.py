@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,8 @@ from sealroom.errors import RoomError, SealroomError
 
 if TYPE_CHECKING:
     from sealroom.crypto.package import SealedPackage
+    from sealroom.pipeline.declaration import DatasetDeclaration
+    from sealroom.pipeline.schema import Pipeline
 
 PACKAGE_SUFFIX = ".sealed"
 
@@ -74,3 +76,31 @@ def decrypt_in_memory(package: SealedPackage, key: bytes) -> dict[str, bytes]:
         return dict(package.iter_files(key))
     except SealroomError as exc:
         raise RoomError(f"package {package.path.name}: {exc}") from None
+
+
+def check_package_files(
+    contract: Contract,
+    pipeline: Pipeline,
+    declarations: dict[str, DatasetDeclaration] | None,
+    packages: Mapping[str, Path],
+) -> None:
+    """Every file a dataset source reads (the pipeline's, and a declaration's held-out ones)
+    is in its package's signed manifest: public facts, checked before any budget is reserved
+    or key asked for, so a wrong name costs nothing and the refusal says what is there."""
+    from sealroom.pipeline.package_files import check_declaration_files, check_source_files
+
+    for cfg in pipeline.datasets:
+        ref = next((d for d in contract.datasets if d.id == cfg.id), None)
+        if ref is None:  # the policy check refuses a dataset the contract does not name
+            continue
+        path = packages.get(ref.package_digest)
+        if path is None:
+            raise RoomError(
+                f"no sealed package with digest {ref.package_digest} was given to the room"
+            )
+        package = open_verified(path, owner_identity(contract, ref.provider), ref.package_digest)
+        paths = [f.path for f in package.manifest.files]
+        check_source_files(cfg.id, ref.package_digest, cfg.source, paths)
+        declared = (declarations or {}).get(cfg.id)
+        if declared is not None:
+            check_declaration_files(declared, ref.package_digest, paths)

@@ -33,7 +33,12 @@ from sealroom.room.details import seal_details
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.failures import failure_reason
 from sealroom.room.outputs import seal_outputs
-from sealroom.room.packages import decrypt_in_memory, open_verified, owner_identity
+from sealroom.room.packages import (
+    check_package_files,
+    decrypt_in_memory,
+    open_verified,
+    owner_identity,
+)
 from sealroom.room.receipt import (
     COMPLETED,
     EMBEDDED_CUSTODY,
@@ -150,7 +155,8 @@ class RoomSession:
                 f"splits as {len(declarations)} provider declaration(s) pinned by the contract "
                 "say; the pipeline's split section is not used"
             )
-        self._check_package_files(contract, pipeline, declarations)
+        check_package_files(contract, pipeline, declarations, self.request.packages)
+        self.say("every file the pipeline names is in its package's signed manifest")
         self.channel.record(
             STARTED, {"run_id": req.run_id, "contract_id": contract.id, "pipeline_digest": digest}
         )
@@ -236,36 +242,6 @@ class RoomSession:
         run_receipt.verify(req.ledger_public_key)
         run_receipt.save(req.staging)
         return run_receipt
-
-    def _check_package_files(
-        self,
-        contract: Contract,
-        pipeline: Pipeline,
-        declarations: dict[str, DatasetDeclaration] | None,
-    ) -> None:
-        """Every file a dataset source reads (the pipeline's, and a declaration's held-out
-        ones) is in its package's signed manifest: public facts, checked before any budget is
-        reserved or key asked for, so a wrong name costs nothing and says what is there."""
-        from sealroom.pipeline.package_files import check_declaration_files, check_source_files
-
-        for cfg in pipeline.datasets:
-            ref = next((d for d in contract.datasets if d.id == cfg.id), None)
-            if ref is None:  # the policy check refuses a dataset the contract does not name
-                continue
-            path = self.request.packages.get(ref.package_digest)
-            if path is None:
-                raise RoomError(
-                    f"no sealed package with digest {ref.package_digest} was given to the room"
-                )
-            package = open_verified(
-                path, owner_identity(contract, ref.provider), ref.package_digest
-            )
-            paths = [f.path for f in package.manifest.files]
-            check_source_files(cfg.id, ref.package_digest, cfg.source, paths)
-            declared = (declarations or {}).get(cfg.id)
-            if declared is not None:
-                check_declaration_files(declared, ref.package_digest, paths)
-        self.say("every file the pipeline names is in its package's signed manifest")
 
     def _open_packages(
         self, contract: Contract, pipeline: Pipeline, digest: str
