@@ -152,8 +152,8 @@ class RoomSession:
         declarations = declared_splits(contract, pipeline, req.declarations)
         if declarations is not None:
             self.say(
-                f"splits as {len(declarations)} provider declaration(s) pinned by the contract "
-                "say; the pipeline's split section is not used"
+                f"splits as the {plural(len(declarations), 'provider declaration')} pinned by "
+                "the contract say; the pipeline's split section is not used"
             )
         check_package_files(contract, pipeline, declarations, self.request.packages)
         self.say("every file the pipeline names is in its package's signed manifest")
