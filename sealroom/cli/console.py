@@ -40,7 +40,8 @@ err_console = make_console(stderr=True)
 
 def _hide_flag_types() -> None:
     """typer's rich help prints a flag's type (``--json <bool>``) as if it took a value;
-    a flag takes none, so its type column stays empty (every bool flag, ``--help`` too)."""
+    a flag takes none, so its type column stays empty (every bool flag, ``--help`` too).
+    A repeatable option reads ``<str> (repeatable)`` rather than Python's ``<list[str]>``."""
     from typer.core import TyperOption
 
     shown = TyperOption.display_type_rich
@@ -50,7 +51,10 @@ def _hide_flag_types() -> None:
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         if self.is_flag and self.metavar is None:
             return None
-        return shown(self, ctx)
+        text = shown(self, ctx)
+        if text and text.startswith("<list[") and text.endswith("]>"):
+            return f"<{text[6:-2].lower()}> (repeatable)"
+        return text
 
     display_type_rich._sealroom_flags_hidden = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

@@ -71,6 +71,13 @@ def test_bool_flags_show_no_type_in_help() -> None:
     assert "--debug" in top.stdout and "<bool>" not in top.stdout
 
 
+def test_repeatable_options_say_so_instead_of_a_python_type() -> None:
+    done = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "160"})
+    assert done.exit_code == 0
+    assert "<list[" not in done.stdout
+    assert "<str> (repeatable)" in done.stdout and "<path> (repeatable)" in done.stdout
+
+
 def _fill(ws: Workspace) -> None:
     long_value = "x" * 300
     with Ledger.open(ws) as ledger:
