@@ -28,7 +28,8 @@ TRACK_RETRY_S = 10.0  # a tracking store that failed is tried again after this
 
 
 class RecordsAttempts(Protocol):
-    def record(self, store: LabStore, job_id: str, attempt: int) -> str: ...
+    def record(self, store: LabStore, job_id: str, attempt: int) -> str:
+        """Log one ended attempt and mark it tracked in ``store``; the run id."""
 
 
 class LabService:
@@ -101,8 +102,7 @@ class LabService:
             if key in failed_at and time.monotonic() - failed_at[key] < self.track_retry_s:
                 continue
             try:
-                run_id = self.tracker.record(self.store, *key)
-                self.store.mark_tracked(key[0], key[1], run_id)
+                self.tracker.record(self.store, *key)  # marks the attempt tracked
             except Exception:  # MLflow down or refusing: kept untracked, tried again later
                 failed_at[key] = time.monotonic()
                 log.exception("tracking %s attempt %d failed", *key)

@@ -168,10 +168,6 @@ class Tracker:
         store.mark_tracked(job_id, attempt, run_id)
         return run_id
 
-    def drain(self, store: TrackedStore) -> list[str]:
-        """Record every attempt the store says is not tracked yet; the run ids, in order."""
-        return [self.record(store, a.job_id, a.number) for a in store.untracked_attempts()]
-
     def find_run(self, job_id: str, attempt: int) -> Any:
         """The complete MLflow run of an attempt, or None."""
         from mlflow.entities import ViewType

@@ -31,7 +31,9 @@ class ListTracker:
         self.calls: list[tuple[str, int]] = []
 
     def record(self, store: Any, job_id: str, attempt: int) -> str:
+        """As Tracker.record: log the attempt, then mark it tracked in the store."""
         self.calls.append((job_id, attempt))
+        store.mark_tracked(job_id, attempt, f"run-{job_id}-{attempt}")
         return f"run-{job_id}-{attempt}"
 
 
@@ -100,6 +102,7 @@ class FlakyTracker(ListTracker):
         self.calls.append((job_id, attempt))
         if len(self.calls) == 1:
             raise RuntimeError("tracking store unavailable")
+        store.mark_tracked(job_id, attempt, "run-1")
         return "run-1"
 
 

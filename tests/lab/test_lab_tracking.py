@@ -54,10 +54,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallLab]:
     ]
     lab.tracker = Tracker.for_lab(lab.paths)
     cwd = Path.cwd()
-    lab.run_ids = lab.tracker.drain(lab.store)
+    lab.run_ids = _record_untracked(lab.tracker, lab)
     assert Path.cwd() == cwd
     yield lab
     lab.close()
+
+
+def _record_untracked(tracker: Tracker, lab: SmallLab) -> list[str]:
+    """What the lab service's tracking loop does: record every untracked ended attempt."""
+    return [tracker.record(lab.store, a.job_id, a.number) for a in lab.store.untracked_attempts()]
 
 
 def _client(lab: SmallLab) -> Any:
@@ -158,7 +163,7 @@ def test_tracking_store_holds_no_pickle(lab: SmallLab) -> None:
 def test_restart_does_not_duplicate_runs_or_model_versions(lab: SmallLab) -> None:
     lab.forget_tracking()
     again = Tracker.for_lab(lab.paths)  # a fresh process: no cached state
-    assert sorted(again.drain(lab.store)) == sorted(lab.run_ids)
+    assert sorted(_record_untracked(again, lab)) == sorted(lab.run_ids)
     client = _client(lab)
     experiments = [e.experiment_id for e in client.search_experiments()]
     assert len(client.search_runs(experiments, "")) == 6
@@ -172,7 +177,7 @@ def test_half_written_run_is_replaced_not_duplicated(lab: SmallLab) -> None:
     lab.forget_tracking()
     again = Tracker.for_lab(lab.paths)
     new_id = again.record(lab.store, "job-1", 1)
-    assert sorted(again.drain(lab.store)) == sorted(set(lab.run_ids) - {run_id})
+    assert sorted(_record_untracked(again, lab)) == sorted(set(lab.run_ids) - {run_id})
     assert new_id != run_id
     assert _run(lab, "job-1", 1).info.run_id == new_id
     versions = client.search_model_versions("name = 'mnist-model'")
