@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 from click.testing import Result
 from typer.testing import CliRunner
@@ -152,7 +151,6 @@ def test_a_malformed_package_option_is_refused_before_composing(tmp_path: Path) 
     _one_error(odd.output, "--package 'mnist': write DATASET_ID=PACKAGE")
 
 
-@pytest.mark.slow  # two composes of the mnist scenario (the loss check's imports)
 def test_compose_checks_file_names_against_the_package(
     workspace: Workspace, tmp_path: Path
 ) -> None:
