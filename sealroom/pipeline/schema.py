@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from sealroom.crypto.manifest import MAX_PATH_BYTES, text_problem
+
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")]
 # Names a loss expression refers to: plain identifiers (no '-', no leading '_', so no dunders).
 ExprName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
@@ -20,12 +22,16 @@ MAX_NUM_THREADS = 64
 
 
 def _relative_path(value: str) -> str:
-    """A path inside a package: not absolute, no ``..`` component, no NUL or backslash."""
+    """A path inside a package: not absolute, no ``..`` component, no NUL or backslash, and
+    no control or invisible character (refusals quote the path to the operator's terminal)."""
     parts = value.split("/")
     if value.startswith("/") or "\x00" in value or "\\" in value or ".." in parts:
         raise ValueError(
             "must be a relative path inside the package (no leading '/', no '..', no '\\')"
         )
+    problem = text_problem(value, MAX_PATH_BYTES)
+    if problem is not None:
+        raise ValueError(f"must be a path a terminal shows as it is: it {problem}")
     return value
 
 

@@ -147,6 +147,17 @@ def test_file_paths_stay_inside_the_package(make_scenario, path: str) -> None:
     assert "relative path inside the package" in refusal(make_scenario(model=model))
 
 
+@pytest.mark.parametrize("name", ["i\x1b]0;owned\x07.gz", "i\u202egz.exe", "i\n.gz"])
+def test_file_names_cannot_carry_terminal_escapes_to_the_operator(make_scenario, name: str) -> None:
+    """A file name reaches the operator's terminal in the room's refusals: no control or
+    invisible characters (escape sequences, a right-to-left override, a newline)."""
+    dataset = {"id": "digits", "source": {"format": "idx", "images": name, "labels": "l.gz"}}
+    message = refusal(make_scenario(dataset=dataset))
+    assert message.startswith("dataset.yaml: source.images: ")
+    assert "control or invisible character U+" in message
+    assert not any(c in message for c in "\x1b\x07\u202e\n")
+
+
 def test_huge_part_files_are_refused(make_scenario) -> None:
     text = "optimizer: {name: sgd}\n" + "#" * (1 << 20)
     assert "bytes (at most" in refusal(make_scenario(train=text))
