@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sealroom.errors import DataError
-from sealroom.pipeline.card import ArraySpec, CardSource, DataCard, TargetSpec
+from sealroom.pipeline.card import ArraySpec, CardSource, DataCard, TargetSpec, ValueRange
 
 MAX_MOCK_BYTES = 1 << 30  # values one source may need: a card cannot make the mock exhaust memory
 MOCK_FOLDER_MODE = 0o700
@@ -109,21 +109,21 @@ def stores_as_pixels(spec: ArraySpec) -> bool:
 
 def values(
     dtype: str,
-    bounds: tuple[float, float] | None,
+    declared: ValueRange | None,
     shape: tuple[int, ...],
     rng: np.random.Generator,
     what: str,
 ) -> np.ndarray:
-    """Uniform values of ``dtype`` within ``bounds`` (the declared range), else the dtype's range
+    """Uniform values of ``dtype`` within the ``declared`` range, else the dtype's range
     (floats: [0, 1])."""
     if dtype == "bool":
         return rng.integers(0, 2, size=shape).astype(bool)
     if is_float(dtype):
-        low, high = bounds if bounds is not None else (0.0, 1.0)
+        low, high = (declared.min, declared.max) if declared is not None else (0.0, 1.0)
         return rng.uniform(low, high, size=shape).astype(dtype)
     info = np.iinfo(np.dtype(dtype))
-    low_i = info.min if bounds is None else max(info.min, math.ceil(bounds[0]))
-    high_i = info.max if bounds is None else min(info.max, math.floor(bounds[1]))
+    low_i = info.min if declared is None else max(info.min, math.ceil(declared.min))
+    high_i = info.max if declared is None else min(info.max, math.floor(declared.max))
     if low_i > high_i:
         raise MockError(f"{what}: the declared range holds no {dtype} value")
     return rng.integers(low_i, high_i, size=shape, dtype=np.dtype(dtype), endpoint=True)
@@ -134,8 +134,7 @@ def features(spec: ArraySpec, n: int, rng: np.random.Generator, what: str) -> np
     shape = (n, *spec.shape)
     if stores_as_pixels(spec):
         return pixels(spec, shape, rng, what)
-    bounds = (spec.range.min, spec.range.max) if spec.range else None
-    return values(spec.dtype, bounds, shape, rng, what)
+    return values(spec.dtype, spec.range, shape, rng, what)
 
 
 def class_ids(target: TargetSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

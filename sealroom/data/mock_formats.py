@@ -110,9 +110,8 @@ def _hdf5_targets(
         raise MockError(f"{what}: HDF5 sources need a target on the card")
     shape = (n, *target.shape)
     if target.kind == "value":
-        bounds = (target.range.min, target.range.max) if target.range else None
         dtype = target.dtype if is_float(target.dtype) else "float32"
-        return values(dtype, bounds, shape, rng, what)
+        return values(dtype, target.range, shape, rng, what)
     ids = class_ids(target, shape, rng)
     return ids.astype(target.dtype if target.dtype != "bool" else "uint8")
 
@@ -148,8 +147,7 @@ def _table_target(target: TargetSpec | None, n: int, rng: np.random.Generator, w
     if target is None or target.shape:
         raise MockError(f"{what}: the table's target column needs a scalar target on the card")
     if target.kind == "value":
-        bounds = (target.range.min, target.range.max) if target.range else None
-        return np.round(values("float64", bounds, (n,), rng, what), 6).tolist()
+        return np.round(values("float64", target.range, (n,), rng, what), 6).tolist()
     if target.kind == "mask":
         raise MockError(f"{what}: a table cannot hold mask targets")
     ids = class_ids(target, (n,), rng)
@@ -177,8 +175,7 @@ def encode_table(
         raise MockError(
             f"{what}: the source names {len(names)} feature columns, the card {spec.shape[0]}"
         )
-    bounds = (spec.range.min, spec.range.max) if spec.range else None
-    x = values(spec.dtype, bounds, (n, spec.shape[0]), rng, what)
+    x = values(spec.dtype, spec.range, (n, spec.shape[0]), rng, what)
     columns: dict[str, object] = {c: [f"mock-{i:06d}" for i in range(n)] for c in src.id_columns}
     for index, name in enumerate(names):
         column = x[:, index]
