@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sealroom.crypto.identity import load_identity
+from sealroom.crypto.identity import PublicIdentity, load_identity
 from sealroom.crypto.package import SealedPackage
 from sealroom.crypto.signing import unb64, verify_signature
 from sealroom.data.files import DirectoryTree, FileTree
@@ -57,11 +57,17 @@ class OpenedCard:
         return self.trust == "verified"
 
 
-def _workspace(home: Path | None) -> Workspace | None:
+def _signer_in_workspace(home: Path | None, signer: str) -> tuple[Workspace, PublicIdentity] | str:
+    """The workspace and ``signer``'s identity in it, or why the signature cannot be checked
+    (no workspace, or a signer it does not know): such a document is run "unverified"."""
     try:
-        return Workspace.find(home)
+        ws = Workspace.find(home)
     except WorkspaceError:
-        return None
+        return "no workspace to verify it with"
+    try:
+        return ws, load_identity(ws, signer)
+    except IdentityError:
+        return f"its signer {signer!r} is not a party of workspace {ws.home}"
 
 
 def open_card(path: Path, home: Path | None = None) -> OpenedCard:
@@ -80,14 +86,10 @@ def open_card(path: Path, home: Path | None = None) -> OpenedCard:
             "(`sealroom package show` lists what it holds)"
         )
     signed = load_signed_card(card_path)
-    ws = _workspace(home)
-    if ws is None:
-        return OpenedCard(signed.card, card_path, "unverified", "no workspace to verify it with")
-    try:
-        owner = load_identity(ws, signed.signer)
-    except IdentityError:
-        note = f"its signer {signed.signer!r} is not a party of workspace {ws.home}"
-        return OpenedCard(signed.card, card_path, "unverified", note)
+    known = _signer_in_workspace(home, signed.signer)
+    if isinstance(known, str):
+        return OpenedCard(signed.card, card_path, "unverified", known)
+    ws, owner = known
     if (package / MANIFEST_FILE).is_file():
         return _verify_with_package(signed, package, card_path, ws)
     _check_signature_only(signed, owner.signing_key)
@@ -191,14 +193,10 @@ def open_declaration(path: Path, home: Path | None = None) -> OpenedDeclaration:
     from sealroom.pipeline.declaration import check_signature, load_signed_declaration
 
     signed = load_signed_declaration(path)
-    ws = _workspace(home)
-    if ws is None:
-        return OpenedDeclaration(signed.declaration, path, "unverified", "no workspace")
-    try:
-        signer = load_identity(ws, signed.signer)
-    except IdentityError:
-        note = f"its signer {signed.signer!r} is not a party of workspace {ws.home}"
-        return OpenedDeclaration(signed.declaration, path, "unverified", note)
+    known = _signer_in_workspace(home, signed.signer)
+    if isinstance(known, str):
+        return OpenedDeclaration(signed.declaration, path, "unverified", known)
+    _, signer = known
     check_signature(signed, signer.signing_key, f"{signed.signer}'s signing key in the workspace")
     note = f"signed by {signed.signer} (signature verified)"
     return OpenedDeclaration(signed.declaration, path, "signature", note)
