@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 from sealroom.train.components import layer_factories, layers
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.train.components.fresh_python import run_fresh
 
 
 def test_layers_uses_the_factories_registry() -> None:
@@ -27,11 +22,4 @@ def test_registries_for_compose_load_without_torch() -> None:
         "heavy = {'torch', 'monai', 'numpy'} & {m.split('.')[0] for m in sys.modules}\n"
         "assert not heavy, heavy\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    run_fresh(code)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +11,7 @@ from sealroom.pipeline.registry import Registry
 from sealroom.pipeline.schema import LossConfig
 from sealroom.train.components.loss_specs import LOSS_SPECS, check_loss_config
 from sealroom.train.components.losses import LOSSES, build_loss
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.train.components.fresh_python import run_fresh
 
 
 def config(components: dict[str, object], expression: str, **extra: object) -> LossConfig:
@@ -118,11 +114,4 @@ def test_the_loss_check_imports_no_torch() -> None:
         "{'components': {'ce': {'name': 'focal'}}, 'expression': 'ce'}))\n"
         "assert 'torch' not in sys.modules and 'monai' not in sys.modules, 'torch loaded'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    run_fresh(code)
