@@ -39,7 +39,7 @@ def normalize_relpath(relpath: str) -> str:
     return path
 
 
-def _folder_prefix(prefix: str) -> str:
+def folder_prefix(prefix: str) -> str:
     """``"images"`` and ``"images/"`` both select files inside the folder ``images``."""
     if prefix in ("", ".", "./"):
         return ""
@@ -60,7 +60,7 @@ class MemoryTree:
             raise DataError(_not_found(relpath, sorted(self._files))) from None
 
     def list_files(self, prefix: str = "") -> list[str]:
-        folder = _folder_prefix(prefix)
+        folder = folder_prefix(prefix)
         return sorted(p for p in self._files if p.startswith(folder))
 
 
@@ -86,7 +86,7 @@ class DirectoryTree:
         return path.read_bytes()
 
     def list_files(self, prefix: str = "") -> list[str]:
-        folder = _folder_prefix(prefix)
+        folder = folder_prefix(prefix)
         base = self._resolve(folder) if folder else self.root
         if not base.is_dir():
             return []
@@ -102,13 +102,13 @@ class SubTree:
 
     def __init__(self, tree: FileTree, prefix: str) -> None:
         self._tree = tree
-        self._prefix = _folder_prefix(prefix)
+        self._prefix = folder_prefix(prefix)
 
     def read_bytes(self, relpath: str) -> bytes:
         return self._tree.read_bytes(self._prefix + normalize_relpath(relpath))
 
     def list_files(self, prefix: str = "") -> list[str]:
-        inner = self._prefix + _folder_prefix(prefix)
+        inner = self._prefix + folder_prefix(prefix)
         return [p[len(self._prefix) :] for p in self._tree.list_files(inner)]
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gzip
 import io
-import posixpath
 from collections.abc import Callable
 
 import numpy as np
 
+from sealroom.data.files import folder_prefix
 from sealroom.data.mock import (
     MockError,
     class_ids,
@@ -74,11 +74,6 @@ def _safe_component(name: str, what: str) -> str:
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise MockError(f"{what}: class name {name!r} cannot be a folder name")
     return name
-
-
-def _folder(path: str) -> str:
-    norm = posixpath.normpath(path)
-    return "" if norm == "." else norm + "/"
 
 
 def encode_idx(
@@ -203,7 +198,7 @@ def encode_image_folder(
     folders = [_safe_component(c, what) for c in target.classes or []]
     h, w = _image_hw(source.features, what, src.image_size)
     shape = (h, w) if src.grayscale else (h, w, 3)
-    root = _folder(src.root)
+    root = folder_prefix(src.root)
     labels = class_ids(target, (n,), rng)
     return {
         f"{root}{folders[label]}/mock-{i:06d}.png": _png(pixels(source.features, shape, rng, what))
@@ -224,7 +219,7 @@ def encode_paired_masks(
     classes = len(target.classes or []) if target is not None else 2
     if classes > 256:
         raise MockError(f"{what}: a PNG mask holds at most 256 class ids, the card names {classes}")
-    images, masks = _folder(src.images), _folder(src.masks)
+    images, masks = folder_prefix(src.images), folder_prefix(src.masks)
     files: dict[str, bytes] = {}
     for i in range(n):
         files[f"{images}mock-{i:06d}.png"] = _png(pixels(source.features, (h, w), rng, what))
