@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup setup-test demo test test-all bench lint clean
+.PHONY: setup setup-test chromium demo test test-all bench lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null \
@@ -20,8 +20,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,lab]'
+	$(BIN)/pip install -q -e '.[test,lab,browser]'
 	@touch $(STAMP) $(TEST_STAMP)
+
+# The dashboard's browser tests drive Debian's chromium with Debian's chromedriver (Selenium
+# Manager would download a browser). Installed here when absent (root, or sudo without a
+# password); BROWSER_TESTS=0 skips the install and deselects the browser tests.
+BROWSER_TESTS ?= 1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+chromium:
+ifeq ($(BROWSER_TESTS),1)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null; } \
+	  || { echo "cannot install chromium (need root or sudo); run with BROWSER_TESTS=0 to skip the browser tests"; exit 1; }
+endif
 
 setup: $(STAMP)
 
@@ -30,10 +43,12 @@ setup-test: $(TEST_STAMP)
 demo: setup
 	$(BIN)/sealroom demo mnist
 
-test: setup-test
-	$(BIN)/python -m pytest -q
+PYTEST_BROWSER := $(if $(filter 0,$(BROWSER_TESTS)),-m 'not slow and not browser',)
 
-test-all: setup-test
+test: setup-test chromium
+	$(BIN)/python -m pytest -q $(PYTEST_BROWSER)
+
+test-all: setup-test chromium
 	$(BIN)/python -m pytest -q -m ''
 
 # Every figure in docs/results.md except the long DP runs (Fashion-MNIST accuracy at ε 1, 3,

@@ -13,7 +13,8 @@ cannot bury an audit log):
 2. a token bucket per client address and a global one — else 429 with ``Retry-After``;
 3. ``Authorization: Bearer <token>``, compared in constant time, on every path except the
    public ones (a health check; or one segment below a public prefix, such as
-   ``/v1/commitments/<root>``) — else 401;
+   ``/v1/commitments/<root>``) and every request whose method is public (the web UI reads
+   with GET, acts with POST) — else 401;
 4. the body: a declared ``Content-Length`` above the limit is refused at once, and a
    chunked body is counted as it streams and refused at the limit — 413. At most the limit
    is ever held in memory.
@@ -88,6 +89,8 @@ class GuardSettings:
     overall: RateLimit = field(default_factory=lambda: RateLimit(100.0, 200))
     # "/v1/commitments/": exactly one more path segment below it is public (not "." or "..")
     public_prefixes: frozenset[str] = frozenset()
+    # Methods that never need the token (the web UI: every GET reads, every POST acts)
+    public_methods: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if len(self.token) < 16:
@@ -113,6 +116,7 @@ class GuardSettings:
         token: str,
         public_paths: Iterable[str] = (),
         public_prefixes: Iterable[str] = (),
+        public_methods: Iterable[str] = (),
         **limits: Any,
     ) -> GuardSettings:
         """Accept ``Host: 127.0.0.1|localhost|[::1]:port`` and the same as origins."""
@@ -126,6 +130,7 @@ class GuardSettings:
             allowed_origins=frozenset(origins),
             public_paths=frozenset(public_paths),
             public_prefixes=frozenset(public_prefixes),
+            public_methods=frozenset(m.upper() for m in public_methods),
             **limits,
         )
 
@@ -246,6 +251,8 @@ class HttpGuard:
             retry = str(max(1, math.ceil(wait)))
             raise _Refusal(429, "rate", "too many requests", **{"retry-after": retry})
         if self.settings.is_public(str(scope.get("path", ""))):
+            return
+        if scope.get("method", "GET") in self.settings.public_methods:
             return
         scheme, _, given = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:

@@ -324,3 +324,19 @@ def test_one_segment_below_a_public_prefix_needs_no_token() -> None:
 def test_a_public_prefix_must_end_with_a_slash() -> None:
     with pytest.raises(HttpGuardError, match="must start and end with '/'"):
         _settings(public_prefixes=["/v1/commitments"])
+
+
+def test_a_public_method_reads_without_token_but_other_methods_still_need_it() -> None:
+    app = _app(_settings(public_methods=["get"]))
+
+    @app.get("/page")
+    def page() -> dict[str, str]:
+        return {"page": "ok"}
+
+    http = TestClient(app, base_url=BASE)
+    assert http.get("/page").json() == {"page": "ok"}
+    assert http.post("/echo", content=b"x").status_code == 401
+    assert http.post("/echo", content=b"x", headers=AUTH).json() == {"received": 1}
+    # the host and origin checks still run before the method is looked at
+    assert http.get("/page", headers={"host": "evil.example"}).status_code == 421
+    assert http.get("/page", headers={"origin": "http://evil.example"}).status_code == 403

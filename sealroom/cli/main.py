@@ -89,6 +89,11 @@ COMMANDS: dict[str, Lazy] = {
         "sealroom.cli.package",
         "Describe sealed packages: signed data cards (file names, schemas, splits).",
     ),
+    "ui": Lazy(
+        "sealroom.cli.ui",
+        "Serve the web dashboard of this workspace until Ctrl-C.",
+        command="ui_command",
+    ),
 }
 
 
