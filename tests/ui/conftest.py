@@ -16,6 +16,7 @@ from sealroom.crypto.passphrase import forget_passphrases
 from sealroom.room.story import DEMO_PASSPHRASE, Story, StoryResult, load_scenario
 from tests.e2e.stories import QuietNarrator
 from tests.ui.browser import chromium
+from tests.ui.summary import SUMMARY
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +62,12 @@ def inference_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def testbed_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The testbed demo's workspace (reduced reference experiment, jobs run inline)."""
     return _demo("testbed", tmp_path_factory.mktemp("testbed-demo") / "home", "--inline")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures dashboard tests measured (tests/ui/summary.py), after the results."""
+    lines = terminalreporter.config.stash.get(SUMMARY, [])
+    if lines:
+        terminalreporter.section("dashboard")
+        for line in lines:
+            terminalreporter.write_line(line)

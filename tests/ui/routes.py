@@ -1,0 +1,224 @@
+"""Every page and endpoint the dashboard serves, found from the app itself, with its parameters
+filled: what the page-load and canary tests walk.
+
+Routes come from ``app.routes`` (each GET route, and every file under a static mount), so a
+page added later is walked without anyone listing it. A path parameter is filled from the
+links the app's own pages carry (``href``, ``src``, ``data-sse``, ``data-poll``: a run id
+found in ``/runs/<id>`` also fills ``/api/runs/{run_id}``), seeded with the ids the
+workspace holds (runs, contracts, ledger entries, datasets). A route that stays unfilled is
+reported by name; the callers decide whether that fails.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+from fastapi import FastAPI
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from sealroom.workspace import Workspace
+
+# Attributes whose path a browser GETs (``data-action`` and forms POST: not walked).
+LINK_ATTRIBUTES = {"href", "src", "data-sse", "data-poll"}
+PER_ROUTE = 2  # URLs walked per parameterised route: enough to see two different items
+EVENT_STREAM = "text/event-stream"
+# Parameter names (lower case, by substring) that workspace ids fill when no link did.
+SEED_KEYS = (
+    ("run", "runs"),
+    ("contract", "contracts"),
+    ("seq", "seqs"),
+    ("entry", "seqs"),
+    ("dataset", "datasets"),
+)
+
+
+@dataclass(frozen=True)
+class PageRoute:
+    """One GET route: its name, its path template and the parameters the template names."""
+
+    name: str
+    path: str
+    params: tuple[str, ...]
+    regex: re.Pattern[str]
+
+    def fill(self, values: dict[str, str]) -> str:
+        url = self.path
+        for param in self.params:
+            url = re.sub(r"\{" + param + r"(:[^}]*)?\}", quote(values[param], safe=""), url)
+        return url
+
+
+@dataclass
+class Fetched:
+    """What one GET answered (the body may be cut short for an event stream)."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+
+
+def page_routes(app: FastAPI) -> list[PageRoute]:
+    """Every route answering GET, in the app's order (static files are :func:`static_urls`)."""
+    found = []
+    for route in app.routes:
+        if isinstance(route, Route) and "GET" in (route.methods or ()):
+            params = tuple(route.param_convertors)
+            found.append(PageRoute(route.name, route.path, params, route.path_regex))
+    return found
+
+
+def static_urls(app: FastAPI) -> list[str]:
+    """The URL of every file under each static mount (stylesheet, script, images)."""
+    urls = []
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+            for folder in route.app.all_directories:
+                root = Path(folder)
+                for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                    urls.append(f"{route.path}/{path.relative_to(root).as_posix()}")
+    return urls
+
+
+def workspace_seeds(ws: Workspace) -> dict[str, list[str]]:
+    """Ids the workspace holds, by kind: what a parameter no page links to is filled with."""
+    from sealroom.contract.store import list_contracts
+
+    runs = sorted(p.name for p in ws.runs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    contracts = list_contracts(ws)
+    seeds = {
+        "runs": runs,
+        "contracts": [c.contract.id for c in contracts],
+        "datasets": sorted({d.id for c in contracts for d in c.contract.datasets}),
+        "seqs": [],
+    }
+    if ws.ledger_db.exists():
+        from sealroom.ledger import Ledger
+
+        with Ledger.open(ws) as ledger:
+            count = len(ledger)
+        seeds["seqs"] = [str(s) for s in sorted({1, max(1, count // 2), count}) if s <= count]
+    return seeds
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in LINK_ATTRIBUTES and value and value.startswith("/"):
+                self.links.append(value)
+
+
+def links_in(html: str) -> list[str]:
+    """Same-site paths an HTML page points at (links, images, live parts)."""
+    parser = _Links()
+    parser.feed(html)
+    return [urlsplit(link).path for link in parser.links if not link.startswith("//")]
+
+
+@dataclass
+class Walk:
+    """The outcome: every URL fetched, and the routes no value could fill."""
+
+    fetched: dict[str, Fetched] = field(default_factory=dict)
+    by_route: dict[str, list[str]] = field(default_factory=dict)  # route name -> URLs
+    unfilled: dict[str, list[str]] = field(default_factory=dict)  # route name -> params
+
+
+def walk(
+    routes: list[PageRoute],
+    get: Callable[[str], Fetched],
+    seeds: dict[str, list[str]],
+    first: tuple[str, ...] = (),
+) -> Walk:
+    """GET every parameterless route (and ``first``), follow the links each HTML page
+    carries into parameterised routes, learn parameter values from them, and fill the rest
+    by name; at most :data:`PER_ROUTE` URLs per route."""
+    out = Walk()
+    learned: dict[str, list[str]] = {}
+    queue = [*first, *(r.path for r in routes if not r.params)]
+
+    def route_of(url: str) -> PageRoute | None:
+        for route in routes:
+            match = route.regex.match(url)
+            if match:
+                for name, value in match.groupdict().items():
+                    if value not in learned.setdefault(name, []):
+                        learned[name].append(value)
+                return route
+        return None
+
+    def visit(url: str) -> None:
+        if url in out.fetched:
+            return
+        route = route_of(url)
+        if route is not None:
+            taken = out.by_route.setdefault(route.name, [])
+            if route.params and len(taken) >= PER_ROUTE:
+                return
+            taken.append(url)
+        fetched = out.fetched[url] = get(url)
+        if fetched.content_type.startswith("text/html"):
+            queue.extend(links_in(fetched.body.decode("utf-8", "replace")))
+
+    while True:
+        while queue:
+            visit(queue.pop(0))
+        for route in routes:
+            if not route.params or route.name in out.by_route:
+                continue
+            values = {p: _value_for(p, learned, seeds) for p in route.params}
+            if all(values.values()):
+                queue.append(route.fill({p: v for p, v in values.items() if v}))
+        if not queue:
+            break
+    for route in routes:
+        if route.params and route.name not in out.by_route:
+            out.unfilled[route.name] = [p for p in route.params if not learned.get(p)]
+    return out
+
+
+def _value_for(param: str, learned: dict[str, list[str]], seeds: dict[str, list[str]]) -> str:
+    if learned.get(param):
+        return learned[param][0]
+    for key, kind in SEED_KEYS:
+        if key in param.lower() and seeds.get(kind):
+            return seeds[kind][0]
+    return ""
+
+
+def http_getter(
+    client: httpx.Client, stream_bytes: int = 64 * 1024, stream_seconds: float = 2.0
+) -> Callable[[str], Fetched]:
+    """GET through a real server: whole bodies, but at most ``stream_bytes`` (or what
+    ``stream_seconds`` of silence leaves) of a server-sent event stream, which may not end."""
+
+    def get(url: str) -> Fetched:
+        timeout = httpx.Timeout(30.0, read=stream_seconds)
+        with client.stream("GET", url, timeout=timeout) as response:
+            ctype = response.headers.get("content-type", "")
+            body = bytearray()
+            stream = ctype.startswith(EVENT_STREAM)
+            deadline = time.monotonic() + 2 * stream_seconds
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if stream and (len(body) >= stream_bytes or time.monotonic() > deadline):
+                        break
+            except httpx.ReadTimeout:
+                if not stream:
+                    raise
+            return Fetched(url, response.status_code, ctype, bytes(body))
+
+    return get

@@ -1,0 +1,76 @@
+"""The route walker the load and canary tests share: it reaches every page the app links to,
+fills parameters from links and workspace ids, and names the routes it cannot fill."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.testclient import TestClient
+
+from tests.ui.routes import Fetched, links_in, page_routes, walk
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/things", response_class=HTMLResponse)
+    def things() -> str:
+        return '<a href="/things/t-1?x=1">one</a><div data-poll="/things/t-2/part"></div>'
+
+    @app.get("/things/{thing_id}", response_class=HTMLResponse)
+    def thing(thing_id: str) -> str:
+        return f'<img src="/things/{thing_id}/part"><button data-action="/things/{thing_id}">'
+
+    @app.get("/things/{thing_id}/part", response_class=HTMLResponse)
+    def part(thing_id: str) -> str:
+        return "<p>part</p>"
+
+    @app.get("/api/things/{thing_id}")
+    def thing_json(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @app.get("/runs/{run_id}")
+    def run(run_id: str) -> dict[str, str]:
+        return {"run": run_id}
+
+    @app.get("/orphans/{orphan}")
+    def orphan(orphan: str) -> dict[str, str]:
+        return {"orphan": orphan}
+
+    @app.post("/things/{thing_id}")
+    def act(thing_id: str) -> dict[str, str]:
+        return {}
+
+    return app
+
+
+def _getter(client: TestClient):  # type: ignore[no-untyped-def]
+    def get(url: str) -> Fetched:
+        response = client.get(url)
+        ctype = response.headers.get("content-type", "")
+        return Fetched(url, response.status_code, ctype, response.content)
+
+    return get
+
+
+def test_the_walk_follows_links_fills_by_name_and_names_what_it_cannot_fill() -> None:
+    app = _app()
+    routes = page_routes(app)
+    assert [r.path for r in routes if r.name == "act"] == []  # POST only: not a page
+    done = walk(routes, _getter(TestClient(app)), {"runs": ["r-7"]})
+    assert done.by_route["thing"] == ["/things/t-1"]
+    assert done.by_route["part"] == ["/things/t-2/part", "/things/t-1/part"]
+    assert done.by_route["thing_json"] == ["/api/things/t-1"]  # learned from /things/t-1
+    assert done.by_route["run"] == ["/runs/r-7"]  # seeded from the workspace
+    assert done.unfilled == {"orphan": ["orphan"]}
+    assert all(f.status == 200 for f in done.fetched.values())
+    assert "/things/t-1" in done.fetched and "/things/t-1?x=1" not in done.fetched
+
+
+def test_links_in_keeps_same_site_paths_a_browser_gets() -> None:
+    html = (
+        '<a href="https://elsewhere.example/x">x</a><a href="//cdn.example/y">y</a>'
+        '<a href="#top">t</a><link href="/static/style.css"><div data-sse="/runs/a/events">'
+        '<form action="/api/act"><button data-action="/api/cancel">'
+    )
+    assert links_in(html) == ["/static/style.css", "/runs/a/events"]
