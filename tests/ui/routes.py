@@ -1,7 +1,8 @@
 """Every page and endpoint the dashboard serves, found from the app itself, with its parameters
 filled: what the page-load and canary tests walk.
 
-Routes come from ``app.routes`` (each GET route, and every file under a static mount), so a
+Routes come from ``app.routes`` (each GET route, included routers flattened, and every file
+under a static mount), so a
 page added later is walked without anyone listing it. A path parameter is filled from the
 links the app's own pages carry (``href``, ``src``, ``data-sse``, ``data-poll``: a run id
 found in ``/runs/<id>`` also fills ``/api/runs/{run_id}``), seeded with the ids the
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -64,13 +66,25 @@ class Fetched:
     status: int
     content_type: str
     body: bytes
+    headers: bytes = b""
+
+
+def app_routes(app: FastAPI) -> list[Any]:
+    """``app.routes`` with included routers flattened (recent FastAPI includes a router as
+    one lazy entry; its routes then carry the prefix)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before lazy inclusion: app.routes is already flat
+        return list(app.routes)
+    return list(iter_route_contexts(app.routes))
 
 
 def page_routes(app: FastAPI) -> list[PageRoute]:
     """Every route answering GET, in the app's order (static files are :func:`static_urls`)."""
     found = []
-    for route in app.routes:
-        if isinstance(route, Route) and "GET" in (route.methods or ()):
+    for route in app_routes(app):
+        original = getattr(route, "original_route", route)
+        if isinstance(original, Route) and "GET" in (route.methods or ()):
             params = tuple(route.param_convertors)
             found.append(PageRoute(route.name, route.path, params, route.path_regex))
     return found
@@ -79,9 +93,10 @@ def page_routes(app: FastAPI) -> list[PageRoute]:
 def static_urls(app: FastAPI) -> list[str]:
     """The URL of every file under each static mount (stylesheet, script, images)."""
     urls = []
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
-            for folder in route.app.all_directories:
+    for route in app_routes(app):
+        original = getattr(route, "original_route", route)
+        if isinstance(original, Mount) and isinstance(original.app, StaticFiles):
+            for folder in original.app.all_directories:
                 root = Path(folder)
                 for path in sorted(p for p in root.rglob("*") if p.is_file()):
                     urls.append(f"{route.path}/{path.relative_to(root).as_posix()}")
@@ -219,6 +234,7 @@ def http_getter(
             except httpx.ReadTimeout:
                 if not stream:
                     raise
-            return Fetched(url, response.status_code, ctype, bytes(body))
+            head = "\n".join(f"{k}: {v}" for k, v in response.headers.items()).encode()
+            return Fetched(url, response.status_code, ctype, bytes(body), head)
 
     return get

@@ -3,7 +3,9 @@ fills parameters from links and workspace ids, and names the routes it cannot fi
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
@@ -11,40 +13,43 @@ from tests.ui.routes import Fetched, links_in, page_routes, walk
 
 
 def _app() -> FastAPI:
+    """Routes on a router included into the app, as the dashboard's pages are."""
     app = FastAPI()
+    router = APIRouter()
 
-    @app.get("/things", response_class=HTMLResponse)
+    @router.get("/things", response_class=HTMLResponse)
     def things() -> str:
         return '<a href="/things/t-1?x=1">one</a><div data-poll="/things/t-2/part"></div>'
 
-    @app.get("/things/{thing_id}", response_class=HTMLResponse)
+    @router.get("/things/{thing_id}", response_class=HTMLResponse)
     def thing(thing_id: str) -> str:
         return f'<img src="/things/{thing_id}/part"><button data-action="/things/{thing_id}">'
 
-    @app.get("/things/{thing_id}/part", response_class=HTMLResponse)
+    @router.get("/things/{thing_id}/part", response_class=HTMLResponse)
     def part(thing_id: str) -> str:
         return "<p>part</p>"
 
-    @app.get("/api/things/{thing_id}")
+    @router.get("/api/things/{thing_id}")
     def thing_json(thing_id: str) -> dict[str, str]:
         return {"id": thing_id}
 
-    @app.get("/runs/{run_id}")
+    @router.get("/runs/{run_id}")
     def run(run_id: str) -> dict[str, str]:
         return {"run": run_id}
 
-    @app.get("/orphans/{orphan}")
+    @router.get("/orphans/{orphan}")
     def orphan(orphan: str) -> dict[str, str]:
         return {"orphan": orphan}
 
-    @app.post("/things/{thing_id}")
+    @router.post("/things/{thing_id}")
     def act(thing_id: str) -> dict[str, str]:
         return {}
 
+    app.include_router(router)
     return app
 
 
-def _getter(client: TestClient):  # type: ignore[no-untyped-def]
+def _getter(client: TestClient) -> Callable[[str], Fetched]:
     def get(url: str) -> Fetched:
         response = client.get(url)
         ctype = response.headers.get("content-type", "")
