@@ -67,6 +67,7 @@ bench: setup-test
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_cli.py
+	$(BIN)/python benchmarks/bench_ui.py
 
 lint: setup-test
 	$(BIN)/ruff check sealroom tests benchmarks scenarios
