@@ -12,6 +12,7 @@ reported by name; the callers decide whether that fails.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -30,7 +31,8 @@ from sealroom.workspace import Workspace
 
 # Attributes whose path a browser GETs (``data-action`` and forms POST: not walked).
 LINK_ATTRIBUTES = {"href", "src", "data-sse", "data-poll"}
-PER_ROUTE = 2  # URLs walked per parameterised route: enough to see two different items
+PER_ROUTE = 2  # linked URLs walked per parameterised route: enough to see two items
+MAX_TRIES = 6  # filled URLs tried per route no link reached, until one answers 200
 EVENT_STREAM = "text/event-stream"
 # Parameter names (lower case, by substring) that workspace ids fill when no link did.
 SEED_KEYS = (
@@ -136,19 +138,35 @@ class _Links(HTMLParser):
 
 
 def links_in(html: str) -> list[str]:
-    """Same-site paths an HTML page points at (links, images, live parts)."""
+    """Same-site paths (with their query) an HTML page points at: links, images, live parts."""
     parser = _Links()
     parser.feed(html)
-    return [urlsplit(link).path for link in parser.links if not link.startswith("//")]
+    found = []
+    for link in parser.links:
+        if link.startswith("//"):
+            continue
+        parts = urlsplit(link)
+        found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return found
 
 
 @dataclass
 class Walk:
-    """The outcome: every URL fetched, and the routes no value could fill."""
+    """The outcome: every URL fetched, which route each served, and what stayed unfilled.
+
+    ``filled`` are URLs the walk built from parameter values (learned from other links or
+    seeded from the workspace) rather than links a page carries: such a value may belong to
+    another kind of thing, so a 404 there is not a broken page.
+    """
 
     fetched: dict[str, Fetched] = field(default_factory=dict)
     by_route: dict[str, list[str]] = field(default_factory=dict)  # route name -> URLs
+    filled: set[str] = field(default_factory=set)
     unfilled: dict[str, list[str]] = field(default_factory=dict)  # route name -> params
+
+    def answered(self, name: str) -> bool:
+        """Whether some URL of route ``name`` answered 200."""
+        return any(self.fetched[u].status == 200 for u in self.by_route.get(name, []))
 
 
 def walk(
@@ -158,19 +176,22 @@ def walk(
     first: tuple[str, ...] = (),
 ) -> Walk:
     """GET every parameterless route (and ``first``), follow the links each HTML page
-    carries into parameterised routes, learn parameter values from them, and fill the rest
-    by name; at most :data:`PER_ROUTE` URLs per route."""
+    carries (at most :data:`PER_ROUTE` URLs per parameterised route), learn parameter
+    values from them, then fill each route no link reached with the values learned or
+    seeded for its parameter names, trying up to :data:`MAX_TRIES` until one answers 200."""
     out = Walk()
     learned: dict[str, list[str]] = {}
     queue = [*first, *(r.path for r in routes if not r.params)]
+    tries: dict[str, list[str]] = {}  # route name -> candidate URLs left
 
     def route_of(url: str) -> PageRoute | None:
+        path = urlsplit(url).path
         for route in routes:
-            match = route.regex.match(url)
+            match = route.regex.match(path)
             if match:
                 for name, value in match.groupdict().items():
-                    if value not in learned.setdefault(name, []):
-                        learned[name].append(value)
+                    if unquote(value) not in learned.setdefault(name, []):
+                        learned[name].append(unquote(value))
                 return route
         return None
 
@@ -180,7 +201,7 @@ def walk(
         route = route_of(url)
         if route is not None:
             taken = out.by_route.setdefault(route.name, [])
-            if route.params and len(taken) >= PER_ROUTE:
+            if route.params and len(taken) >= PER_ROUTE and url not in out.filled:
                 return
             taken.append(url)
         fetched = out.fetched[url] = get(url)
@@ -191,11 +212,16 @@ def walk(
         while queue:
             visit(queue.pop(0))
         for route in routes:
-            if not route.params or route.name in out.by_route:
+            if not route.params or out.answered(route.name):
                 continue
-            values = {p: _value_for(p, learned, seeds) for p in route.params}
-            if all(values.values()):
-                queue.append(route.fill({p: v for p, v in values.items() if v}))
+            if route.name not in tries:
+                tries[route.name] = _candidates(route, learned, seeds)
+            while tries[route.name]:
+                url = tries[route.name].pop(0)
+                if url not in out.fetched:
+                    out.filled.add(url)
+                    queue.append(url)
+                    break
         if not queue:
             break
     for route in routes:
@@ -204,13 +230,21 @@ def walk(
     return out
 
 
-def _value_for(param: str, learned: dict[str, list[str]], seeds: dict[str, list[str]]) -> str:
-    if learned.get(param):
-        return learned[param][0]
-    for key, kind in SEED_KEYS:
-        if key in param.lower() and seeds.get(kind):
-            return seeds[kind][0]
-    return ""
+def _candidates(
+    route: PageRoute, learned: dict[str, list[str]], seeds: dict[str, list[str]]
+) -> list[str]:
+    """URLs of ``route`` from the values known for each of its parameters, by name."""
+    choices = []
+    for param in route.params:
+        values = list(learned.get(param, []))
+        for key, kind in SEED_KEYS:
+            if key in param.lower():
+                values += [v for v in seeds.get(kind, []) if v not in values]
+        if not values:
+            return []
+        choices.append(values)
+    combos = itertools.islice(itertools.product(*choices), MAX_TRIES)
+    return [route.fill(dict(zip(route.params, combo, strict=True))) for combo in combos]
 
 
 def http_getter(

@@ -58,21 +58,32 @@ def test_every_page_answers_and_its_load_time_is_printed(
     served: tuple[httpx.Client, Walk], request: pytest.FixtureRequest
 ) -> None:
     client, done = served
-    failed = {u: f.status for u, f in done.fetched.items() if f.status != 200}
-    assert not failed, f"pages that did not answer 200: {failed}"
+    broken = {
+        url: f.status
+        for url, f in done.fetched.items()
+        if f.status >= 500 or (f.status != 200 and url not in done.filled)
+    }
+    assert not broken, f"pages and links that did not answer 200: {broken}"
     lines = [f"page load, median of {LOADS} ({RUNS} runs, {ENTRIES} ledger entries):"]
     statics = sorted(u for u in done.fetched if u.startswith("/static/"))
-    for url in [*statics, *(urls[0] for _, urls in sorted(done.by_route.items()))]:
+    answered = [_first_200(done, name) for name in sorted(done.by_route)]
+    for url in [*statics, *(u for u in answered if u)]:
         if done.fetched[url].content_type.startswith(EVENT_STREAM):
             lines.append(f"  {url:<48} event stream (answered 200; not timed)")
             continue
         median = statistics.median(_load(client, url) for _ in range(LOADS))
         lines.append(f"  {url:<48} {median * 1000:8.1f} ms")
         request.node.user_properties.append((f"load_ms {url}", round(median * 1000, 1)))
+    for name in sorted(n for n in done.by_route if not done.answered(n)):
+        lines.append(f"  {name:<48} not loaded: no id of this workspace answered 200")
     for name, params in sorted(done.unfilled.items()):
         lines.append(f"  {name:<48} not loaded: no {', '.join(params)} in this workspace")
     print("\n".join(lines))
     add_summary(request.config, lines)
+
+
+def _first_200(done: Walk, name: str) -> str | None:
+    return next((u for u in done.by_route[name] if done.fetched[u].status == 200), None)
 
 
 def _load(client: httpx.Client, url: str) -> float:

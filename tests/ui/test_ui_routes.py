@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
@@ -31,6 +31,12 @@ def _app() -> FastAPI:
 
     @router.get("/api/things/{thing_id}")
     def thing_json(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @router.get("/api/things/{thing_id}/detail")
+    def detail(thing_id: str) -> dict[str, str]:
+        if thing_id != "t-2":  # only some ids have details: the walk tries the next one
+            raise HTTPException(404, "no detail")
         return {"id": thing_id}
 
     @router.get("/runs/{run_id}")
@@ -63,13 +69,20 @@ def test_the_walk_follows_links_fills_by_name_and_names_what_it_cannot_fill() ->
     routes = page_routes(app)
     assert [r.path for r in routes if r.name == "act"] == []  # POST only: not a page
     done = walk(routes, _getter(TestClient(app)), {"runs": ["r-7"]})
-    assert done.by_route["thing"] == ["/things/t-1"]
+    assert done.by_route["thing"] == ["/things/t-1?x=1"]  # the link as the page wrote it
     assert done.by_route["part"] == ["/things/t-2/part", "/things/t-1/part"]
     assert done.by_route["thing_json"] == ["/api/things/t-1"]  # learned from /things/t-1
+    assert done.by_route["detail"] == ["/api/things/t-1/detail", "/api/things/t-2/detail"]
+    assert [done.fetched[u].status for u in done.by_route["detail"]] == [404, 200]
     assert done.by_route["run"] == ["/runs/r-7"]  # seeded from the workspace
+    assert done.filled == {
+        "/api/things/t-1",
+        "/api/things/t-1/detail",
+        "/api/things/t-2/detail",
+        "/runs/r-7",
+    }
     assert done.unfilled == {"orphan": ["orphan"]}
-    assert all(f.status == 200 for f in done.fetched.values())
-    assert "/things/t-1" in done.fetched and "/things/t-1?x=1" not in done.fetched
+    assert all(done.answered(r.name) for r in routes if r.name != "orphan")
 
 
 def test_links_in_keeps_same_site_paths_a_browser_gets() -> None:
@@ -79,3 +92,4 @@ def test_links_in_keeps_same_site_paths_a_browser_gets() -> None:
         '<form action="/api/act"><button data-action="/api/cancel">'
     )
     assert links_in(html) == ["/static/style.css", "/runs/a/events"]
+    assert links_in('<a href="/x?page=2#top">') == ["/x?page=2"]
