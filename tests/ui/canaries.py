@@ -46,6 +46,11 @@ def new_canary() -> bytes:
     return b"SEALROOM-CANARY-" + secrets.token_hex(12).encode()
 
 
+# Planted in the shared ``dp_story`` fixture's raw images (tests/ui/conftest.py); fresh for
+# each test session, so no file of the repository can hold it.
+DP_STORY_CANARY = new_canary()
+
+
 def plant(data_dir: Path, canary: bytes) -> None:
     """Write ``canary`` over pixels of one training image of an IDX (gzip) dataset."""
     path = data_dir / IMAGES

@@ -13,9 +13,10 @@ from selenium import webdriver
 
 from sealroom.crypto.passphrase import ENV_VAR as PASSPHRASE_ENV
 from sealroom.crypto.passphrase import forget_passphrases
-from sealroom.room.story import DEMO_PASSPHRASE, Story, StoryResult, load_scenario
+from sealroom.room.story import DEMO_PASSPHRASE, StoryResult, load_scenario
 from tests.e2e.stories import QuietNarrator
 from tests.ui.browser import chromium
+from tests.ui.canaries import DP_STORY_CANARY, CanaryStory
 from tests.ui.summary import SUMMARY
 
 
@@ -28,11 +29,16 @@ def browser() -> Iterator[webdriver.Chrome]:
 @pytest.fixture(scope="session")
 def dp_story(tmp_path_factory: pytest.TempPathFactory) -> StoryResult:
     """The private MNIST demo, one epoch: a contract, a ledger, a budget spent, a run with
-    its receipt, ε curve and decrypted outputs (``result.outputs``)."""
+    its receipt, ε curve and decrypted outputs (``result.outputs``). The hospital's raw
+    images carry :data:`tests.ui.canaries.DP_STORY_CANARY`, planted before sealing, for
+    the scan of every page (test_ui_canary.py)."""
     base = tmp_path_factory.mktemp("dp-story")
     saved = os.environ.get(PASSPHRASE_ENV)
     try:
-        return Story(load_scenario("dp-mnist"), base, QuietNarrator(), epochs=1).play()
+        story = CanaryStory(
+            load_scenario("dp-mnist"), base, QuietNarrator(), epochs=1, canary=DP_STORY_CANARY
+        )
+        return story.play()
     finally:
         if saved is not None:
             os.environ[PASSPHRASE_ENV] = saved

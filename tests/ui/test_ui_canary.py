@@ -1,21 +1,20 @@
 """Nothing private on any page: every route of the dashboard, scanned for planted canaries.
 
-A private MNIST story is played with a canary string planted in the hospital's raw images
-before they are sealed (so it went through sealing, the key service and the room's training
-in memory). The dashboard then serves that workspace (with the consumer's decrypted outputs
-given as ``--outputs``), the inference demo's and the testbed demo's; every route of the app
-(from ``app.routes``: pages, ``/api/`` JSON, live fragments, server-sent events read for a
-bounded time, static files), its parameters filled from the pages' links and the workspace's
-ids, is fetched through a real server. No response, headers included, may hold the canary,
-a 64-byte run of the raw data files, or any secret of the workspaces (party private keys,
-KMS root key, ledger and attestation keys, the dashboard's token, the serve stats token) in
-raw, base64 or hex form. A route that no workspace can fill, or that never answered 200,
+The shared private MNIST story (``dp_story``) is played with a canary string planted in the
+hospital's raw images before they are sealed (so it went through sealing, the key service
+and the room's training in memory). The dashboard then serves that workspace (with the
+consumer's decrypted outputs given as ``--outputs``), the inference demo's and the testbed
+demo's. Every route of the app (from ``app.routes``: pages, ``/api/`` JSON, live fragments,
+server-sent events read for a bounded time, static files) is fetched through a real server,
+its parameters filled from the pages' links and the workspace's ids. No response, headers
+included, may hold the canary, a 64-byte run of the raw data files, or any secret of the
+workspaces (party private keys, KMS root key, ledger and attestation keys, the dashboard's
+token, the serve stats token) in raw, base64 or hex form. A route that no workspace can fill, or that never answered 200,
 fails the test by name: a new page cannot escape the scan.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,20 +23,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sealroom.crypto.passphrase import ENV_VAR as PASSPHRASE_ENV
-from sealroom.crypto.passphrase import forget_passphrases
-from sealroom.room.story import DEMO_PASSPHRASE, load_scenario
+from sealroom.room.story import DEMO_PASSPHRASE, StoryResult
 from sealroom.ui.app import create_app
 from sealroom.workspace import Workspace
-from tests.e2e.stories import QuietNarrator, plaintext_markers, scan_for_plaintext
+from tests.e2e.stories import plaintext_markers, scan_for_plaintext
 from tests.ui.canaries import (
+    DP_STORY_CANARY,
     IMAGES,
-    CanaryStory,
     Secret,
     forms_of,
     homes_under,
     leaks,
-    new_canary,
     workspace_secrets,
 )
 from tests.ui.routes import Walk, http_getter, page_routes, static_urls, walk, workspace_seeds
@@ -53,25 +49,13 @@ class CanaryWorld:
 
 
 @pytest.fixture(scope="module")
-def canary_world(tmp_path_factory: pytest.TempPathFactory) -> CanaryWorld:
-    """The private MNIST story (one epoch) with a fresh canary in the raw training images."""
-    base = tmp_path_factory.mktemp("canary-story")
-    canary = new_canary()
-    saved = os.environ.get(PASSPHRASE_ENV)
-    try:
-        story = CanaryStory(
-            load_scenario("dp-mnist"), base, QuietNarrator(), epochs=1, canary=canary
-        )
-        result = story.play()
-    finally:
-        if saved is not None:
-            os.environ[PASSPHRASE_ENV] = saved
-        forget_passphrases()
-    outputs = base / "viewer-outputs"
-    shutil.copytree(result.outputs, outputs / result.receipt.run_id)
-    return CanaryWorld(
-        Workspace.find(result.home), outputs, base / "provider-hospital" / "mnist", canary
-    )
+def canary_world(dp_story: StoryResult, tmp_path_factory: pytest.TempPathFactory) -> CanaryWorld:
+    """The shared private MNIST story, whose raw images carry the session's canary; its
+    decrypted outputs copied where ``sealroom ui --outputs`` looks (one folder per run)."""
+    outputs = tmp_path_factory.mktemp("viewer-outputs")
+    shutil.copytree(dp_story.outputs, outputs / dp_story.receipt.run_id)
+    raw = dp_story.home.parent / "provider-hospital" / "mnist"
+    return CanaryWorld(Workspace.find(dp_story.home), outputs, raw, DP_STORY_CANARY)
 
 
 @pytest.fixture(scope="module")
