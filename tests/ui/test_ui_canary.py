@@ -9,8 +9,8 @@ server-sent events read for a bounded time, static files) is fetched through a r
 its parameters filled from the pages' links and the workspace's ids. No response, headers
 included, may hold the canary, a 64-byte run of the raw data files, or any secret of the
 workspaces (party private keys, KMS root key, ledger and attestation keys, the dashboard's
-token, the serve stats token) in raw, base64 or hex form. A route that no workspace can fill, or that never answered 200,
-fails the test by name: a new page cannot escape the scan.
+token, the serve stats token) in raw, base64 or hex form. A route that no workspace can
+fill, or that never answered 200, fails the test by name: a new page cannot escape the scan.
 """
 
 from __future__ import annotations
