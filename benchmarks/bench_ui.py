@@ -133,7 +133,9 @@ def main() -> None:
                     first=tuple(static_urls(app)),
                 )
                 urls = sorted(u for u in done.fetched if u.startswith("/static/"))
-                urls += [found[0] for _, found in sorted(done.by_route.items())]
+                for _, found in sorted(done.by_route.items()):
+                    ok = [u for u in found if done.fetched[u].status == 200]
+                    urls += ok[:1]
                 rows = []
                 for url in urls:
                     if done.fetched[url].content_type.startswith(EVENT_STREAM):
@@ -166,6 +168,8 @@ def main() -> None:
             f"{row['url']:<46} {row['median_ms']:>10.1f} {row['p95_ms']:>8.1f} "
             f"{ratio:>8.1f}  {verdict}"
         )
+    for name in sorted(n for n in done.by_route if not done.answered(n)):
+        print(f"{name:<46} not loaded: no id of this workspace answered 200")
     for name, params in sorted(done.unfilled.items()):
         print(f"{name:<46} not loaded: no {', '.join(params)} in this workspace")
     if opts.json:
