@@ -63,8 +63,9 @@ def test_reads_need_no_token_but_any_action_does(workspace: Workspace) -> None:
 
 def test_dns_rebinding_and_proxy_headers_are_refused(workspace: Workspace) -> None:
     http = client(workspace)
-    assert http.get("/static/style.css", headers={"host": "attacker.example:8765"}).status_code == 421
-    assert http.get("/static/style.css", headers={"x-forwarded-for": "1.2.3.4"}).status_code == 400
+    css = "/static/style.css"
+    assert http.get(css, headers={"host": "attacker.example:8765"}).status_code == 421
+    assert http.get(css, headers={"x-forwarded-for": "1.2.3.4"}).status_code == 400
 
 
 def test_a_problem_is_one_escaped_line_as_a_page_or_as_json(workspace: Workspace) -> None:
@@ -86,7 +87,7 @@ def test_a_problem_is_one_escaped_line_as_a_page_or_as_json(workspace: Workspace
     shown = http.get("/things/<b onmouseover=alert(1)>")
     assert shown.status_code == 404
     assert "<b onmouseover" not in shown.text
-    assert "    assert "&lt;script&gt;" in shown.textlt;b onmouseover=alert(1)    assert "&lt;script&gt;" in shown.textgt;" in shown.text
+    assert "&lt;b onmouseover=alert(1)&gt;" in shown.text
     assert http.get("/api/things/x").json() == {"error": "no thing 'x' in this workspace"}
     unknown = http.get("/no/such/<page>")
     assert unknown.status_code == 404
@@ -105,9 +106,11 @@ def test_pages_render_with_autoescape_and_the_active_tab(workspace: Workspace) -
     app.include_router(router)
     from fastapi.testclient import TestClient
 
-    html = TestClient(app, base_url=settings(workspace).url).get(
-        "/runs/echo", params={"text": "<img src=x onerror=alert(1)>"}
-    ).text
+    html = (
+        TestClient(app, base_url=settings(workspace).url)
+        .get("/runs/echo", params={"text": "<img src=x onerror=alert(1)>"})
+        .text
+    )
     assert "<img src=x" not in html
     assert 'href="/runs" class="active"' in html
 
@@ -116,7 +119,7 @@ def test_the_server_listens_on_loopback_only_with_a_private_token(
     workspace: Workspace, tmp_path: Path
 ) -> None:
     with pytest.raises(HttpGuardError, match="loopback only"):
-        settings_for(workspace, host="0.0.0.0")  # noqa: S104 - the refusal under test
+        settings_for(workspace, host="0.0.0.0")
     fresh = settings_for(workspace, port=9000)
     assert len(fresh.token) >= 32
     assert action_url(fresh) == f"http://127.0.0.1:9000/#token={fresh.token}"
@@ -129,7 +132,7 @@ def test_the_server_listens_on_loopback_only_with_a_private_token(
 
 
 def test_the_command_refuses_a_public_address_in_one_line(workspace: Workspace) -> None:
-    result = CliRunner().invoke(cli, ["ui", "--host", "0.0.0.0"])  # noqa: S104
+    result = CliRunner().invoke(cli, ["ui", "--host", "0.0.0.0"])
     assert result.exit_code == 1
     assert "refusing to serve on 0.0.0.0: loopback only" in result.output
     assert len(result.output.strip().splitlines()) == 1
