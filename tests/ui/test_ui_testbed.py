@@ -228,7 +228,13 @@ def test_pages_never_show_the_lab_token(own_ws: Workspace) -> None:
     paths = LabPaths.of_workspace(own_ws.home)
     paths.token_file.write_text("lab-secret-token-" + "z" * 20)
     http = client(own_ws)
-    for path in ("/testbed", "/api/testbed", "/testbed/exp", "/api/testbed/exp", "/testbed/jobs/job-1"):
+    for path in (
+        "/testbed",
+        "/api/testbed",
+        "/testbed/exp",
+        "/api/testbed/exp",
+        "/testbed/jobs/job-1",
+    ):
         assert "lab-secret-token" not in http.get(path).text
 
 

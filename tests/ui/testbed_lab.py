@@ -30,7 +30,7 @@ artifacts:
   results: ${steps.run.results}
 """
 HOSTILE_LOG = "<script>alert('log')</script>\n\x1b[31mred text\x1b[0m\x1b]0;title\x07 done\n"
-FORMULA = "=HYPERLINK(\"http://evil\",\"x\")"
+FORMULA = '=HYPERLINK("http://evil","x")'
 
 
 def results_file(source: str) -> bytes:
@@ -79,7 +79,11 @@ def execute(payload: AttemptPayload) -> AttemptOutcome:
 
 def _job(key: str, tag: str = "", ep: str = "step", **kw: object) -> PlanJob:
     return PlanJob(
-        key=key, experiment="exp", entry_point=ep, parameters={"tag": tag}, **kw  # type: ignore[arg-type]
+        key=key,
+        experiment="exp",
+        entry_point=ep,
+        parameters={"tag": tag},
+        **kw,  # type: ignore[arg-type]
     )
 
 

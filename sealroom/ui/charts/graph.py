@@ -60,7 +60,9 @@ class Layout:
 def layout(nodes: Sequence[Node]) -> Layout:
     ids = [n.id for n in nodes]
     known = set(ids)
-    deps = {n.id: [d for d in dict.fromkeys(n.depends_on) if d in known and d != n.id] for n in nodes}
+    deps = {
+        n.id: [d for d in dict.fromkeys(n.depends_on) if d in known and d != n.id] for n in nodes
+    }
     dependants: dict[str, list[str]] = {i: [] for i in ids}
     for node_id, found in deps.items():
         for dep in found:
@@ -161,7 +163,9 @@ def _legend(statuses: list[str]) -> list[str]:
     return out
 
 
-def _edge(start: tuple[float, float], end: tuple[float, float], top: float, to: str, frm: str) -> str:
+def _edge(
+    start: tuple[float, float], end: tuple[float, float], top: float, to: str, frm: str
+) -> str:
     x1, y1 = start[0] + NODE_W, top + start[1] + NODE_H / 2
     x2, y2 = end[0], top + end[1] + NODE_H / 2
     bend = max(24.0, (x2 - x1) / 2)

@@ -67,7 +67,8 @@ def heatmap(
             data = "" if value is None else f' data-value="{value:.6g}"'
             body.append(
                 f'<g class="cell" data-row="{escape(row)}" data-column="{escape(column)}"{data}>'
-                f'<rect x="{x}" y="{y}" width="{CELL_W}" height="{CELL_H}" fill="{fill}"{diagonal}/>'
+                f'<rect x="{x}" y="{y}" width="{CELL_W}" height="{CELL_H}" '
+                f'fill="{fill}"{diagonal}/>'
                 f'<text x="{x + CELL_W / 2:.1f}" y="{y + CELL_H / 2 + 4:.1f}" text-anchor="middle" '
                 f'class="{ink}">{escape(label)}</text>'
                 f"<title>{escape(row)} → {escape(column)}: {escape(label)}</title></g>"

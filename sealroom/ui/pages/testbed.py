@@ -103,14 +103,14 @@ def testbed_page(request: Request) -> HTMLResponse:
 def compare_page(request: Request, jobs: list[str] = Query(default=[])) -> HTMLResponse:
     ids = comparing.job_ids(",".join(jobs))
     found = comparing.compare(_home(request), ids)
-    charts = []
+    charts: list[Markup] = []
     for metric in found.metrics:
         if metric.stepped and len(charts) < view.MAX_METRIC_CHARTS:
             series = [Series(j, [(float(s), v) for s, v in p]) for j, p in metric.series.items()]
-            charts.append(line_chart(series, title=metric.name, x_label="step", y_label=metric.name))
-    return page(
-        request, "testbed_compare.html", found=found, charts=charts, ids=",".join(ids)
-    )
+            charts.append(
+                line_chart(series, title=metric.name, x_label="step", y_label=metric.name)
+            )
+    return page(request, "testbed_compare.html", found=found, charts=charts, ids=",".join(ids))
 
 
 @router.get("/testbed/jobs/{job_id}", response_class=HTMLResponse)
@@ -156,7 +156,9 @@ def testbed_json(request: Request) -> dict[str, Any]:
 
 @router.get("/api/testbed/compare")
 def compare_json(request: Request, jobs: list[str] = Query(default=[])) -> dict[str, Any]:
-    return comparing.compare(_home(request), comparing.job_ids(",".join(jobs))).model_dump(mode="json")
+    return comparing.compare(_home(request), comparing.job_ids(",".join(jobs))).model_dump(
+        mode="json"
+    )
 
 
 @router.get("/api/testbed/metrics.csv")

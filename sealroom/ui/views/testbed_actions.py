@@ -77,7 +77,9 @@ def _through_server(paths: LabPaths, job_id: str, action: Action) -> ActionResul
     with LabClient.from_workspace(paths, timeout=10.0) as lab:
         if action == "cancel":
             record = lab.cancel_job(job_id)
-            return ActionResult(action=action, job=job_id, status=record["status"], via="lab server")
+            return ActionResult(
+                action=action, job=job_id, status=record["status"], via="lab server"
+            )
         record = lab.rerun_job(job_id)
     return ActionResult(
         action=action, job=job_id, status=record["status"], new_job=record["id"], via="lab server"
@@ -95,7 +97,9 @@ def _through_store(paths: LabPaths, job_id: str, action: Action) -> ActionResult
             scheduler = Scheduler(store, NoEngine(), ArtifactStore(paths))
             if action == "cancel":
                 record = scheduler.cancel(job_id)
-                return ActionResult(action=action, job=job_id, status=record.status, via="lab store")
+                return ActionResult(
+                    action=action, job=job_id, status=record.status, via="lab store"
+                )
             new = scheduler.rerun(job_id)
         finally:
             store.close()

@@ -27,7 +27,16 @@ from sealroom.ui.views.testbed import (
 
 MAX_COMPARED = 50
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-CSV_HEADER = ("job", "experiment", "entry_point", "description", "parameters", "metric", "step", "value")
+CSV_HEADER = (
+    "job",
+    "experiment",
+    "entry_point",
+    "description",
+    "parameters",
+    "metric",
+    "step",
+    "value",
+)
 
 
 class ComparedJob(BaseModel):

@@ -91,7 +91,10 @@ def parse_results(data: bytes) -> list[Row]:
             continue
         source, target, method = (_name(item.get(k)) for k in ("source", "target", "method"))
         eps = item.get("eps")
-        clean, robust = _fraction(item.get("clean_accuracy")), _fraction(item.get("robust_accuracy"))
+        clean, robust = (
+            _fraction(item.get("clean_accuracy")),
+            _fraction(item.get("robust_accuracy")),
+        )
         rate = item.get("attack_success_rate")
         if source is None or target is None or method is None or clean is None or robust is None:
             continue
