@@ -169,8 +169,10 @@ def _edge(
     x1, y1 = start[0] + NODE_W, top + start[1] + NODE_H / 2
     x2, y2 = end[0], top + end[1] + NODE_H / 2
     bend = max(24.0, (x2 - x1) / 2)
+    # An edge that skips columns is drawn fainter: it passes behind the jobs between.
+    faint = ' stroke-opacity="0.45"' if x2 - x1 > COL_GAP + 1 else ""
     return (
-        f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} '
+        f'<path class="edge"{faint} d="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} '
         f'{x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}" fill="none" stroke="#a9b1bd" '
         f'stroke-width="1.2" marker-end="url(#arrow)" data-from="{escape(frm)}" '
         f'data-to="{escape(to)}"/>'
