@@ -6,6 +6,7 @@ import re
 
 from sealroom.ui.charts.graph import MAX_ROWS, NODE_H, Node, job_graph, layout
 from sealroom.ui.charts.heatmap import heatmap
+from tests.train.components.fresh_python import run_fresh
 
 
 def chain(n: int) -> list[Node]:
@@ -75,3 +76,15 @@ def test_heatmap_cells_carry_their_values_and_empty_cells_a_dash() -> None:
     assert ">0.91</text>" in svg and ">–</text>" in svg
     assert 'data-row="&lt;b&gt;" data-column="a" data-value="0.2"' in svg
     assert "<b>" not in svg
+
+
+def test_the_testbed_views_import_first_and_without_torch() -> None:
+    """The app imports the pages, which import the views: importing a view on its own must
+    not close that loop, and the page must not pay for torch or Ray."""
+    run_fresh(
+        "import sys\n"
+        "import sealroom.ui.views.testbed_actions, sealroom.ui.views.testbed_compare\n"
+        "import sealroom.ui.app\n"
+        "heavy = {'torch', 'ray', 'mlflow'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )

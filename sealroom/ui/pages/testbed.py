@@ -1,8 +1,5 @@
 """Testbed pages: experiments, one experiment's job graph (live while jobs run), a job's
 logs, metrics and artifacts, metric comparison with CSV, and the actions cancel / rerun.
-
-Views are imported as modules (``view.overview``), not names: the app imports this module
-while it is itself being imported, and the views look up the app's 404 at call time.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from sealroom.lab.paths import LabPaths
 from sealroom.lab.spec import NAME_PATTERN, TERMINAL, is_job_id
 from sealroom.lab.store import LabStore
 from sealroom.lab.store_records import JobRecord
-from sealroom.ui import app as ui_app
 from sealroom.ui.views.testbed_robustness import RobustnessView, robustness
 
 STATUSES = ("waiting", "queued", "running", "succeeded", "failed", "cancelled")
@@ -150,8 +149,10 @@ class JobView(BaseModel):
 
 
 def not_found(message: str) -> Exception:
-    """The app's 404 (looked up at call time: the app imports the pages, which import this)."""
-    return ui_app.NotFound(message)
+    """The app's 404, imported at call time: the app imports the pages, which import this."""
+    from sealroom.ui.app import NotFound
+
+    return NotFound(message)
 
 
 def lab_paths(home: Path) -> LabPaths:
