@@ -251,3 +251,12 @@ def test_artifact_download_names_come_from_the_record(http: TestClient, lab_ws: 
     response = http.get("/testbed/jobs/job-5/artifacts/results")
     assert response.status_code == 200
     assert 'filename="robustness-a.json"' in response.headers["content-disposition"]
+
+
+def test_a_queued_jobs_page_polls_its_status_and_an_ended_one_does_not(http: TestClient) -> None:
+    assert 'data-poll="/testbed/jobs/job-7/live"' in http.get("/testbed/jobs/job-7").text
+    assert "data-poll" not in http.get("/testbed/jobs/job-1").text
+    live = http.get("/testbed/jobs/job-7/live")
+    assert live.status_code == 200 and "<html" not in live.text
+    assert "status-queued" in live.text
+    assert http.get("/testbed/jobs/job-99/live").status_code == 404

@@ -116,6 +116,13 @@ def job_page(request: Request, job_id: str, attempt: int | None = None) -> HTMLR
     return page(request, "testbed_job.html", found=found, charts=metric_charts(found.metrics))
 
 
+@router.get("/testbed/jobs/{job_id}/live", response_class=HTMLResponse)
+def job_live(request: Request, job_id: str) -> HTMLResponse:
+    """Status and attempts alone: a job's page polls this every 2 s while it has not ended."""
+    found = view.job(_home(request), job_id)
+    return HTMLResponse(fragment("testbed_job_live.html", found=found))
+
+
 @router.get("/testbed/jobs/{job_id}/artifacts/{name}", response_model=None)
 def artifact_download(request: Request, job_id: str, name: str) -> FileResponse:
     path, filename, kind = view.artifact_path(_home(request), job_id, name)
