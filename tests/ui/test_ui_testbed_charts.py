@@ -83,7 +83,7 @@ def test_the_testbed_views_import_first_and_without_torch() -> None:
     not close that loop, and the page must not pay for torch or Ray."""
     run_fresh(
         "import sys\n"
-        "import sealroom.ui.views.testbed_actions, sealroom.ui.views.testbed_compare\n"
+        "import sealroom.ui.views.testbed_actions, sealroom.ui.views.testbed_job\n"
         "import sealroom.ui.app\n"
         "heavy = {'torch', 'ray', 'mlflow'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"

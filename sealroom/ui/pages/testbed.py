@@ -17,6 +17,7 @@ from sealroom.ui.render import fragment, page
 from sealroom.ui.views import testbed as view
 from sealroom.ui.views import testbed_actions as actions
 from sealroom.ui.views import testbed_compare as comparing
+from sealroom.ui.views import testbed_job as one_job
 from sealroom.ui.views.testbed_robustness import RobustnessView
 
 router = APIRouter()
@@ -75,8 +76,8 @@ def robustness_charts(found: RobustnessView) -> dict[str, list[Markup]]:
     return {"heatmaps": maps, "curves": curves}
 
 
-def metric_charts(metrics: list[view.MetricSeries]) -> list[Markup]:
-    stepped = [m for m in metrics if len(m.points) > 1][: view.MAX_METRIC_CHARTS]
+def metric_charts(metrics: list[one_job.MetricSeries]) -> list[Markup]:
+    stepped = [m for m in metrics if len(m.points) > 1][: one_job.MAX_METRIC_CHARTS]
     return [
         line_chart(
             [Series(m.name, [(float(s), v) for s, v in m.points])],
@@ -102,7 +103,7 @@ def compare_page(request: Request, jobs: list[str] = Query(default=[])) -> HTMLR
     found = comparing.compare(_home(request), ids)
     charts: list[Markup] = []
     for metric in found.metrics:
-        if metric.stepped and len(charts) < view.MAX_METRIC_CHARTS:
+        if metric.stepped and len(charts) < one_job.MAX_METRIC_CHARTS:
             series = [Series(j, [(float(s), v) for s, v in p]) for j, p in metric.series.items()]
             charts.append(
                 line_chart(series, title=metric.name, x_label="step", y_label=metric.name)
@@ -112,20 +113,20 @@ def compare_page(request: Request, jobs: list[str] = Query(default=[])) -> HTMLR
 
 @router.get("/testbed/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, job_id: str, attempt: int | None = None) -> HTMLResponse:
-    found = view.job(_home(request), job_id, attempt)
+    found = one_job.job(_home(request), job_id, attempt)
     return page(request, "testbed_job.html", found=found, charts=metric_charts(found.metrics))
 
 
 @router.get("/testbed/jobs/{job_id}/live", response_class=HTMLResponse)
 def job_live(request: Request, job_id: str) -> HTMLResponse:
     """Status and attempts alone: a job's page polls this every 2 s while it has not ended."""
-    found = view.job(_home(request), job_id)
+    found = one_job.job(_home(request), job_id)
     return HTMLResponse(fragment("testbed_job_live.html", found=found))
 
 
 @router.get("/testbed/jobs/{job_id}/artifacts/{name}", response_model=None)
 def artifact_download(request: Request, job_id: str, name: str) -> FileResponse:
-    path, filename, kind = view.artifact_path(_home(request), job_id, name)
+    path, filename, kind = one_job.artifact_path(_home(request), job_id, name)
     return FileResponse(
         path,
         media_type=MEDIA_TYPES.get(kind, "application/octet-stream"),
@@ -178,7 +179,7 @@ def metrics_csv(request: Request, jobs: list[str] = Query(default=[])) -> Respon
 
 @router.get("/api/testbed/jobs/{job_id}")
 def job_json(request: Request, job_id: str, attempt: int | None = None) -> dict[str, Any]:
-    return view.job(_home(request), job_id, attempt).model_dump(mode="json")
+    return one_job.job(_home(request), job_id, attempt).model_dump(mode="json")
 
 
 @router.post("/api/testbed/jobs/{job_id}/cancel")
