@@ -18,12 +18,12 @@ from markupsafe import Markup, escape
 
 from sealroom.ui.charts.svg import Frame, document, text
 
-NODE_W = 156
+NODE_W = 184
 NODE_H = 38
 COL_GAP = 56
 ROW_GAP = 12
 MAX_ROWS = 14
-LABEL_CHARS = 22
+LABEL_CHARS = 27
 LEGEND_H = 26
 # status -> (fill, stroke); unknown statuses get DEFAULT.
 STATUS_COLORS = {
