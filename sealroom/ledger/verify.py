@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from sealroom.crypto.signing import unb64, verify_signature
 from sealroom.errors import SignatureError
@@ -70,6 +71,29 @@ def verify_chain(
     if head is not None and signed_head:
         _check_head_signature(head, public_key_b64)
     return last
+
+
+class ChainStatus(NamedTuple):
+    """What a walk of the chain found, for a reader that shows rather than refuses (the
+    dashboard): ``first_bad`` None means every entry and the signed head verify; otherwise
+    it is the first bad sequence number (entries from it on are untrusted) and ``reason``
+    says why, as ChainBroken words it."""
+
+    entries: int
+    first_bad: int | None = None
+    reason: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.first_bad is None
+
+
+def chain_status(rows: list[Row], head: Head | None, public_key_b64: str) -> ChainStatus:
+    """verify_chain() that reports the first failing entry instead of raising."""
+    try:
+        return ChainStatus(verify_chain(rows, head, public_key_b64))
+    except ChainBroken as exc:
+        return ChainStatus(len(rows), exc.seq, str(exc))
 
 
 def _check_head_signature(head: Head, public_key_b64: str) -> None:
