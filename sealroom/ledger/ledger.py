@@ -20,7 +20,7 @@ from sealroom.ledger.entries import (
     signed_message,
     utc_timestamp,
 )
-from sealroom.ledger.errors import NotInLedger
+from sealroom.ledger.errors import ChainBroken, NotInLedger
 from sealroom.ledger.keys import load_or_create_ledger_key
 from sealroom.ledger.pins import HeadPin
 from sealroom.ledger.repository import Head, LedgerRepository, Row
@@ -90,6 +90,34 @@ class LedgerView:
                 check_row(row, self.public_key_b64)
                 found.append(entry)
         return found
+
+    def newest(self, offset: int = 0, limit: int = 100, kind: str | None = None) -> list[Entry]:
+        """A page of entries, newest first (not verified: see status())."""
+        return [_entry(row) for row in self._repo.newest(kind, offset, limit)]
+
+    def count(self, kind: str | None = None, after: int = 0) -> int:
+        """How many entries (of ``kind``) have a seq above ``after``."""
+        return self._repo.count(kind, after)
+
+    def kinds(self) -> dict[str, int]:
+        """Entry kinds present, with their counts."""
+        return self._repo.kinds()
+
+    def row_problem(self, seq: int) -> str | None:
+        """Why entry ``seq`` on its own (payload, hash, ledger signature) does not verify;
+        None when it does or is absent."""
+        row = self._repo.row(seq)
+        if row is None:
+            return None
+        try:
+            check_row(row, self.public_key_b64)
+        except ChainBroken as exc:
+            return str(exc)
+        return None
+
+    def head(self) -> Head | None:
+        """The recorded head (seq, hash, head signature), not verified."""
+        return self._repo.head()
 
     def get(self, seq: int) -> Entry | None:
         row = self._repo.row(seq)
