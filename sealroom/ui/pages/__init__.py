@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sealroom.ui.pages import ledger
+from sealroom.ui.pages import contracts, ledger
 
-ROUTERS: list[APIRouter] = [ledger.router]
+ROUTERS: list[APIRouter] = [contracts.router, ledger.router]
