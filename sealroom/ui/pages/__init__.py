@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sealroom.ui.pages import budgets, contracts, ledger
+from sealroom.ui.pages import budgets, contracts, ledger, overview
 
-ROUTERS: list[APIRouter] = [budgets.router, contracts.router, ledger.router]
+ROUTERS: list[APIRouter] = [overview.router, contracts.router, ledger.router, budgets.router]
