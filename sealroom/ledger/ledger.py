@@ -136,6 +136,10 @@ class LedgerView:
         """
         return len(self._verified_rows(expect))
 
+    def snapshot(self) -> tuple[list[Row], Head | None]:
+        """Every row as stored and the head, read in one transaction (not verified)."""
+        return self._repo.snapshot()
+
     def status(self) -> ChainStatus:
         """The whole chain walked like verify(), but the first bad entry is reported, not
         raised: a viewer shows every entry and marks that one and those after it."""

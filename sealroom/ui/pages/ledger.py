@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from sealroom.ui.render import page
+from sealroom.ui.render import fragment, page
 from sealroom.ui.views.ledger import MAX_LIMIT, PAGE_SIZE, ledger_entry, ledger_page, parse_kind
-from sealroom.ui.views.ledger_state import parse_int
+from sealroom.ui.views.ledger_state import PAGE_WAIT_S, chain_check, parse_int
 from sealroom.ui.views.missing import not_found
 
 router = APIRouter()
@@ -28,13 +28,20 @@ def _seq(text: str) -> int:
 def ledger_html(request: Request, kind: str | None = None) -> Any:
     ws = request.app.state.settings.ws
     number = parse_int(request.query_params.get("page"), "page", 1, 1, MAX_PAGE)
-    view = ledger_page(ws, (number - 1) * PAGE_SIZE, PAGE_SIZE, parse_kind(kind))
+    view = ledger_page(ws, (number - 1) * PAGE_SIZE, PAGE_SIZE, parse_kind(kind), wait=PAGE_WAIT_S)
     return page(request, "ledger.html", view=view)
+
+
+@router.get("/ledger/check", response_class=HTMLResponse)
+def ledger_check_fragment(request: Request) -> Any:
+    """The verification card alone: a page polls it while a walk of the chain is under way."""
+    check = chain_check(request.app.state.settings.ws, PAGE_WAIT_S)
+    return HTMLResponse(fragment("ledger_check.html", c=check))
 
 
 @router.get("/ledger/{seq}", response_class=HTMLResponse)
 def ledger_entry_html(request: Request, seq: str) -> Any:
-    entry = ledger_entry(request.app.state.settings.ws, _seq(seq))
+    entry = ledger_entry(request.app.state.settings.ws, _seq(seq), wait=PAGE_WAIT_S)
     if entry is None:
         raise not_found(f"no ledger entry {seq}")
     return page(request, "ledger_entry.html", entry=entry)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from sealroom.ui.render import page
+from sealroom.ui.views.ledger_state import PAGE_WAIT_S
 from sealroom.ui.views.overview import overview
 
 router = APIRouter()
@@ -16,7 +17,8 @@ router = APIRouter()
 
 @router.get("/", response_class=HTMLResponse)
 def overview_html(request: Request) -> Any:
-    return page(request, "overview.html", view=overview(request.app.state.settings.ws))
+    view = overview(request.app.state.settings.ws, PAGE_WAIT_S)
+    return page(request, "overview.html", view=view)
 
 
 @router.get("/api/overview")

@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from sealroom.ledger import Entry
 from sealroom.ledger.ledger import KIND_PATTERN
-from sealroom.ui.views.ledger_state import BadQuery, ChainCheck, chain_check, open_ledger
+from sealroom.ui.views.ledger_state import (
+    API_WAIT_S,
+    BadQuery,
+    ChainCheck,
+    chain_check,
+    open_ledger,
+)
 from sealroom.workspace import Workspace
 
 PAGE_SIZE = 100
@@ -91,10 +97,16 @@ def _row(entry: Entry, check: ChainCheck, payload: bool) -> LedgerRow:
 
 
 def ledger_page(
-    ws: Workspace, offset: int, limit: int, kind: str | None, payloads: bool = False
+    ws: Workspace,
+    offset: int,
+    limit: int,
+    kind: str | None,
+    payloads: bool = False,
+    wait: float = API_WAIT_S,
 ) -> LedgerPage:
-    """Entries ``offset`` .. ``offset + limit`` newest first; ``payloads`` for the API."""
-    check = chain_check(ws)
+    """Entries ``offset`` .. ``offset + limit`` newest first; ``payloads`` for the API;
+    ``wait``: how long to wait for the chain's verification (see chain_check)."""
+    check = chain_check(ws, wait)
     with open_ledger(ws) as view:
         if view is None:
             return LedgerPage(
@@ -139,9 +151,9 @@ def _mark_missing(entries: list[LedgerRow], bad: int, first_page: bool, last_pag
     entries.insert(at, gone.model_copy(update={"missing": True}))
 
 
-def ledger_entry(ws: Workspace, seq: int) -> LedgerEntry | None:
+def ledger_entry(ws: Workspace, seq: int, wait: float = API_WAIT_S) -> LedgerEntry | None:
     """One entry with its payload and whether it verifies on its own; None if absent."""
-    check = chain_check(ws)
+    check = chain_check(ws, wait)
     with open_ledger(ws) as view:
         entry = view.get(seq) if view is not None else None
         if view is None or entry is None:

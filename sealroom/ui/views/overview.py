@@ -12,7 +12,7 @@ from sealroom.crypto.identity import list_identities
 from sealroom.errors import SealroomError
 from sealroom.ui.views.budgets import RUN_ID, budgets_view
 from sealroom.ui.views.contracts import list_contract_views
-from sealroom.ui.views.ledger_state import chain_check, open_ledger
+from sealroom.ui.views.ledger_state import API_WAIT_S, chain_check, open_ledger
 from sealroom.workspace import Workspace
 
 BUDGET_WARN = 0.8  # a budget this much used (spent + reserved) needs attention
@@ -67,8 +67,10 @@ def _parties(ws: Workspace, attention: list[Attention]) -> list[PartyInfo]:
     return [PartyInfo(name=i.name, role=i.role, fingerprint=i.fingerprint) for i in identities]
 
 
-def _ledger_items(ws: Workspace, attention: list[Attention]) -> tuple[int, bool | None]:
-    check = chain_check(ws)
+def _ledger_items(
+    ws: Workspace, attention: list[Attention], wait: float
+) -> tuple[int, bool | None]:
+    check = chain_check(ws, wait)
     if check.first_bad is not None:
         attention.append(
             Attention(
@@ -78,7 +80,7 @@ def _ledger_items(ws: Workspace, attention: list[Attention]) -> tuple[int, bool 
                 link=f"/ledger/{check.first_bad}",
             )
         )
-    elif check.verified is None and ws.ledger_db.is_file():
+    elif check.verified is None and ws.ledger_db.is_file() and not check.pending:
         attention.append(
             Attention(
                 what="ledger",
@@ -170,10 +172,11 @@ def _lab_items(ws: Workspace, attention: list[Attention]) -> tuple[int | None, i
     return experiments, len(jobs)
 
 
-def overview(ws: Workspace) -> Overview:
+def overview(ws: Workspace, wait: float = API_WAIT_S) -> Overview:
+    """``wait``: how long to wait for the chain's verification (see chain_check)."""
     attention: list[Attention] = []
     parties = _parties(ws, attention)
-    entries, verified = _ledger_items(ws, attention)
+    entries, verified = _ledger_items(ws, attention, wait)
     contracts = _contract_items(ws, attention)
     _budget_items(ws, attention)
     experiments, jobs = _lab_items(ws, attention)
