@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from sealroom.crypto.identity import list_identities
 from sealroom.errors import SealroomError
-from sealroom.ui.views.budgets import RUN_ID, budgets_view
+from sealroom.ui.views.budgets import RUN_ID, local_budgets, mirrored_budgets
 from sealroom.ui.views.contracts import list_contract_views
 from sealroom.ui.views.ledger_state import API_WAIT_S, chain_check, open_ledger
 from sealroom.workspace import Workspace
@@ -140,7 +140,16 @@ def _contract_items(ws: Workspace, attention: list[Attention]) -> int:
 
 
 def _budget_items(ws: Workspace, attention: list[Attention]) -> None:
-    for b in budgets_view(ws).budgets:
+    try:
+        budgets = local_budgets(ws)
+    except SealroomError as exc:
+        attention.append(
+            Attention(what="budget", severity="bad", message=str(exc), link="/budgets")
+        )
+        budgets = []
+    with open_ledger(ws) as view:
+        budgets += mirrored_budgets(ws, view)
+    for b in budgets:
         if b.used_fraction >= BUDGET_WARN:
             message = (
                 f"Budget of {b.dataset_id} under {b.contract_id} is {b.used_fraction:.0%} used "
