@@ -24,9 +24,10 @@ from sealroom.ledger.errors import ChainBroken, NotInLedger
 from sealroom.ledger.keys import load_or_create_ledger_key
 from sealroom.ledger.pins import HeadPin
 from sealroom.ledger.repository import Head, LedgerRepository, Row
-from sealroom.ledger.verify import ChainStatus, chain_status, check_row, verify_chain
+from sealroom.ledger.verify import check_row, verify_chain
 
 if TYPE_CHECKING:
+    from sealroom.ledger.verify import ChainStatus
     from sealroom.workspace import Workspace
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
@@ -136,16 +137,6 @@ class LedgerView:
         """
         return len(self._verified_rows(expect))
 
-    def snapshot(self) -> tuple[list[Row], Head | None]:
-        """Every row as stored and the head, read in one transaction (not verified)."""
-        return self._repo.snapshot()
-
-    def status(self) -> ChainStatus:
-        """The whole chain walked like verify(), but the first bad entry is reported, not
-        raised: a viewer shows every entry and marks that one and those after it."""
-        rows, head = self._repo.snapshot()
-        return chain_status(rows, head, self.public_key_b64)
-
     def verified_head(self, expect: HeadPin | None = None) -> HeadPin | None:
         """verify(), then the head to pin (``sealroom ledger head``); None when empty."""
         rows = self._verified_rows(expect)
@@ -173,6 +164,18 @@ class LedgerView:
     def __len__(self) -> int:
         head = self._repo.head()
         return head.seq if head else 0
+
+    def snapshot(self) -> tuple[list[Row], Head | None]:
+        """Every row as stored and the head, read in one transaction (not verified)."""
+        return self._repo.snapshot()
+
+    def status(self) -> ChainStatus:
+        """The whole chain walked like verify(), but the first bad entry is reported, not
+        raised: a viewer shows every entry and marks that one and those after it."""
+        from sealroom.ledger.verify import chain_status  # beside verify_chain, for a viewer
+
+        rows, head = self._repo.snapshot()
+        return chain_status(rows, head, self.public_key_b64)
 
 
 class Ledger(LedgerView):

@@ -80,6 +80,20 @@ def verify_chain(
     return last
 
 
+def _check_head_signature(head: Head, public_key_b64: str) -> None:
+    """A head moved back over a deleted tail needs the ledger key to be signed again."""
+    reason = "is the recorded head, but the head is not signed by the ledger key (rolled back?)"
+    if head.signature is None:
+        raise ChainBroken(head.seq, reason)
+    try:
+        signature = unb64(head.signature, "head signature")
+        verify_signature(
+            public_key_b64, signature, head_message(head.seq, head.entry_hash), "ledger"
+        )
+    except SignatureError:
+        raise ChainBroken(head.seq, reason) from None
+
+
 class ChainStatus(NamedTuple):
     """What a walk of the chain found, for a reader that shows rather than refuses (the
     dashboard): ``first_bad`` None means every entry and the signed head verify; otherwise
@@ -103,17 +117,3 @@ def chain_status(
         return ChainStatus(verify_chain(rows, head, public_key_b64, trusted=trusted))
     except ChainBroken as exc:
         return ChainStatus(len(rows), exc.seq, str(exc))
-
-
-def _check_head_signature(head: Head, public_key_b64: str) -> None:
-    """A head moved back over a deleted tail needs the ledger key to be signed again."""
-    reason = "is the recorded head, but the head is not signed by the ledger key (rolled back?)"
-    if head.signature is None:
-        raise ChainBroken(head.seq, reason)
-    try:
-        signature = unb64(head.signature, "head signature")
-        verify_signature(
-            public_key_b64, signature, head_message(head.seq, head.entry_hash), "ledger"
-        )
-    except SignatureError:
-        raise ChainBroken(head.seq, reason) from None
