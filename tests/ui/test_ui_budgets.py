@@ -197,3 +197,13 @@ def test_hostile_run_folders_and_receipts_do_not_break_the_page(workspace: Works
     data = http.get("/api/budgets").json()
     assert any("bad-receipt" in p for p in data["problems"])
     assert data["curves"][0]["points"] == [[0.0, 0.0], [30.0, 2.9]]
+
+
+def test_a_hostile_run_id_inside_a_receipt_is_escaped_in_the_chart(workspace: Workspace) -> None:
+    evil = '<script>alert(1)</script>"><svg onload=alert(2)>'
+    run = write_receipt(workspace, "run-evil", "c1", TRAJECTORY)
+    record = run.record.model_copy(update={"run_id": evil})
+    run.model_copy(update={"record": record}).save(workspace.runs / "run-evil")
+    page = client(workspace).get("/budgets").text
+    assert "<script>alert(1)" not in page and "<svg onload" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -4,8 +4,10 @@ highlighted after each kind of tampering, and garbage queries refused in one lin
 from __future__ import annotations
 
 import re
+import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from sealroom.workspace import Workspace
@@ -178,3 +180,27 @@ def test_a_thousand_entries_load_fast_once_verified(workspace: Workspace) -> Non
     )
     assert set(rows(http.get("/ledger").text).values()) == {"verified"}
     assert rows(http.get("/ledger?page=10").text).keys() == set(range(100, 0, -1))
+
+
+def test_a_page_does_not_wait_for_a_long_walk(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the chain's walk is under way a page says so and polls a card that answers
+    once it is done; the API waits for the answer."""
+    from sealroom.ui.views import ledger_state
+
+    release = threading.Event()
+    real_walk = ledger_state._walk
+
+    def slow_walk(*args: object) -> None:
+        release.wait(30)
+        real_walk(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger_state, "_walk", slow_walk)
+    http = _ws(workspace, 3)
+    page = http.get("/ledger")
+    assert 'data-poll="/ledger/check"' in page.text and "verifying" in page.text
+    assert set(rows(page.text).values()) == {"unverified"}
+    release.set()
+    assert http.get("/api/ledger").json()["check"]["verified"] is True
+    assert "chain verified" in http.get("/ledger/check").text

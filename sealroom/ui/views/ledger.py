@@ -158,7 +158,7 @@ def ledger_entry(ws: Workspace, seq: int, wait: float = API_WAIT_S) -> LedgerEnt
         entry = view.get(seq) if view is not None else None
         if view is None or entry is None:
             return None
-        problem = view.row_problem(seq)
+        problem = view.row_problem(seq) if view.public_key_b64 else None
     return LedgerEntry(
         seq=entry.seq,
         kind=entry.kind,

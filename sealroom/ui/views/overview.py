@@ -12,7 +12,7 @@ from sealroom.crypto.identity import list_identities
 from sealroom.errors import SealroomError
 from sealroom.ui.views.budgets import RUN_ID, local_budgets, mirrored_budgets
 from sealroom.ui.views.contracts import list_contract_views
-from sealroom.ui.views.ledger_state import API_WAIT_S, chain_check, open_ledger
+from sealroom.ui.views.ledger_state import API_WAIT_S, ChainCheck, chain_check, open_ledger
 from sealroom.workspace import Workspace
 
 BUDGET_WARN = 0.8  # a budget this much used (spent + reserved) needs attention
@@ -48,6 +48,7 @@ class Overview(BaseModel):
     counts: Counts
     attention: list[Attention]
     ledger_verified: bool | None
+    ledger_pending: bool  # the chain's walk was still under way when the page was built
 
 
 def _count_dirs(folder: Path) -> int:
@@ -67,9 +68,7 @@ def _parties(ws: Workspace, attention: list[Attention]) -> list[PartyInfo]:
     return [PartyInfo(name=i.name, role=i.role, fingerprint=i.fingerprint) for i in identities]
 
 
-def _ledger_items(
-    ws: Workspace, attention: list[Attention], wait: float
-) -> tuple[int, bool | None]:
+def _ledger_items(ws: Workspace, attention: list[Attention], wait: float) -> tuple[int, ChainCheck]:
     check = chain_check(ws, wait)
     if check.first_bad is not None:
         attention.append(
@@ -91,7 +90,7 @@ def _ledger_items(
         )
     with open_ledger(ws) as view:
         if view is None:
-            return 0, check.verified
+            return 0, check
         total = view.count()
         for entry in view.newest(0, RECENT_FAILURES, "run.failed"):
             run_id = str(entry.payload.get("run_id", ""))
@@ -106,7 +105,7 @@ def _ledger_items(
                     link=link,
                 )
             )
-    return total, check.verified
+    return total, check
 
 
 def _contract_items(ws: Workspace, attention: list[Attention]) -> int:
@@ -185,7 +184,7 @@ def overview(ws: Workspace, wait: float = API_WAIT_S) -> Overview:
     """``wait``: how long to wait for the chain's verification (see chain_check)."""
     attention: list[Attention] = []
     parties = _parties(ws, attention)
-    entries, verified = _ledger_items(ws, attention, wait)
+    entries, check = _ledger_items(ws, attention, wait)
     contracts = _contract_items(ws, attention)
     _budget_items(ws, attention)
     experiments, jobs = _lab_items(ws, attention)
@@ -203,5 +202,6 @@ def overview(ws: Workspace, wait: float = API_WAIT_S) -> Overview:
         parties=parties,
         counts=counts,
         attention=attention,
-        ledger_verified=verified,
+        ledger_verified=check.verified,
+        ledger_pending=check.pending,
     )
