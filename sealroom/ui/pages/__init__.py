@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sealroom.ui.pages import testbed
+from sealroom.ui.pages import budgets, contracts, ledger, overview, testbed
 
-ROUTERS: list[APIRouter] = [testbed.router]
+ROUTERS: list[APIRouter] = [
+    overview.router,
+    contracts.router,
+    ledger.router,
+    budgets.router,
+    testbed.router,
+]

@@ -1,2 +1,2 @@
-"""What each page shows, gathered from the workspace as typed models (no HTML): the pages
-render them and their JSON endpoints return them as they are."""
+"""What each page shows, gathered from the workspace as typed models (no HTML here): the
+page renders them and its ``/api/...`` route returns them as JSON."""
