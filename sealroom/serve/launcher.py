@@ -71,6 +71,19 @@ def stats_token_path(ws: Workspace, contract_id: str) -> Path:
     return ws.home / "serve" / f"{contract_id}.stats-token"
 
 
+def serving_url_path(ws: Workspace, contract_id: str) -> Path:
+    """Where ``sealroom serve`` writes the room's loopback URL while it serves (0600):
+    the dashboard reads it, with the stats token, to poll ``GET /v1/stats``."""
+    return ws.home / "serve" / f"{contract_id}.url"
+
+
+def _announce(ws: Workspace, contract_id: str, url: str) -> Callable[[], None]:
+    """Write the serving URL file; the returned function removes it (the room stopped)."""
+    path = serving_url_path(ws, contract_id)
+    write_token(path, url)  # atomic, 0600: the same write as the stats token's
+    return lambda: path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def serving_lock(ws: Workspace, contract_id: str) -> Iterator[None]:
     """One serving room per contract and workspace: two would each spend the same query
@@ -244,6 +257,7 @@ def _run(
     url = url_of(sock)
     reason: str | None = None
     serving = False
+    withdraw: Callable[[], None] = lambda: None  # noqa: E731
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
         _send(proc.stdin, request.model_dump_json())
@@ -270,9 +284,11 @@ def _run(
                     reason = one_line(message.message, 200) or "room failed"
                 elif message.type == "stage" and message.stage == SERVING and not serving:
                     serving = True
+                    withdraw = _announce(desk.ws, desk.signed.id, url)
                     if on_ready is not None:
                         on_ready(url, request.instance)
     finally:
+        withdraw()  # first: a dashboard stops polling a room that is going away
         _stop_room(proc, lines, desk)
     return reason
 
