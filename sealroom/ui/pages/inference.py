@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from sealroom.contract.schema import ID_PATTERN
 from sealroom.contract.signed import SignedContract
@@ -86,11 +87,13 @@ def _bucket_label(key: str) -> str:
     return key
 
 
-def _live_html(live: LiveStats) -> str:
+def _live_html(live: LiveStats) -> Markup:
+    """The live block, rendered by its own autoescaped template (so safe to embed)."""
     chart = histogram(
         latency_buckets(live), title="Request latency", x_label="milliseconds (bucket bound)"
     )
-    return fragment("inference_live.html", live=live, chart=chart)
+    html = fragment("inference_live.html", live=live, chart=chart)
+    return Markup(html)  # noqa: S704 - an autoescaped template's output
 
 
 # ------------------------------------------------------------------- HTML
