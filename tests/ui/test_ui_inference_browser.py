@@ -27,6 +27,8 @@ from tests.ui.serving import client, live_server, screenshot_dir
 pytestmark = pytest.mark.browser
 
 QUERIES = 6
+ROW = "#served-models tbody tr"
+BARS = "#latency-histogram rect.bar"
 
 
 def _contract_id(ws: Workspace) -> str:
