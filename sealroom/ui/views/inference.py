@@ -23,7 +23,7 @@ from sealroom.serve.desk import RECEIPTS, STARTED, STOPPED
 from sealroom.serve.launcher import serving_url_path
 from sealroom.workspace import Workspace
 
-COMMITMENTS_SHOWN = 200  # newest first on a contract's page; the count covers all of them
+COMMITMENTS_SHOWN = 50  # newest first on a contract's page; the count covers all of them
 
 
 class ModelEvent(BaseModel):
@@ -265,11 +265,12 @@ def open_room_started(ws: Workspace, signed: SignedContract) -> str | None:
 
 
 def chain_status(ledger: LedgerView) -> ChainStatus:
-    """The whole chain walked once: intact, or the first entry that is not."""
+    """The whole chain walked once (hashes up to the signed head): intact, or the first
+    entry that is not."""
     from sealroom.ledger.errors import ChainBroken
 
     try:
-        count = ledger.verify()
+        count = ledger.verify_links()
     except ChainBroken as exc:
         return ChainStatus(ok=False, entries=len(ledger), first_bad=exc.seq, message=str(exc))
     except SealroomError as exc:
