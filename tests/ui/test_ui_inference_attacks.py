@@ -305,3 +305,37 @@ def test_histogram_escapes_labels_and_carries_counts() -> None:
     assert "<script>" not in svg and "<img" not in svg
     assert svg.count('data-count="3"') == 1 and 'data-count="0"' in svg
     assert "no data" in str(histogram([], title="t", x_label="ms"))
+
+
+def test_model_history_shows_rotation_retirement_and_left_out_forgeries(
+    fresh: Served, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from sealroom.contract.provision import provision_model
+    from tests.serve.helpers import seal_model, tiny_classifier
+
+    ws, lab = fresh.ws, fresh.parties["lab"]
+    newer, _key = seal_model(ws, lab, tmp_path, tiny_classifier(np.ones((4, 3))), "newer")
+    statement, _state, _receipt = provision_model(ws, CONTRACT_ID, "lab", "rotate", newer)
+    forged = statement.model_copy(
+        update={
+            "statement_id": "f" * 32,
+            "signer": "operator",
+            "action": "retire",
+            "package_digest": newer,
+            "previous_digest": None,
+        }
+    )
+    with Ledger.open(ws) as ledger:  # the operator holds the ledger key, not the owner's
+        ledger.append("model.retired", forged.model_dump(mode="json"))
+    ui = client(ws)
+    model = ui.get(f"/api/inference/{CONTRACT_ID}").json()["model"]
+    assert [e["action"] for e in model["history"]] == ["provision", "rotate"]
+    assert model["digest"] == newer and model["retired"] is False
+    assert len(model["skipped"]) == 1 and "not the model owner" in model["skipped"][0]
+    provision_model(ws, CONTRACT_ID, "lab", "retire")
+    model = ui.get(f"/api/inference/{CONTRACT_ID}").json()["model"]
+    assert [e["action"] for e in model["history"]] == ["provision", "rotate", "retire"]
+    assert model["retired"] is True and model["digest"] == newer
+    assert "retired" in ui.get("/inference").text

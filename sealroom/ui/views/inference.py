@@ -167,8 +167,8 @@ def served_model(ws: Workspace, signed: SignedContract) -> ServedModel:
             ]
         except SealroomError as exc:
             problem = f"model history unreadable: {exc}"
-    provision = next((e for e in history if e.action in ("provision", "rotate")), None)
-    current = next((e for e in reversed(history) if e.action != "retire"), provision)
+    # the statement that put the current model in place (its retire, if any, comes after)
+    current = next((e for e in reversed(history) if e.action != "retire"), None)
     limits = terms.limits
     output = terms.output
     return ServedModel(
