@@ -9,6 +9,7 @@ import json
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +56,7 @@ class FakeRoom:
 
     def __init__(self, body: bytes, status: int = 200) -> None:
         self.body, self.status = body, status
+        self.drip_s = 0.0  # > 0: send the body one byte at a time, this far apart
         self.seen: list[dict[str, str]] = []
         room = self
 
@@ -65,12 +67,23 @@ class FakeRoom:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(room.body)))
                 self.end_headers()
-                self.wfile.write(room.body)
+                if not room.drip_s:
+                    self.wfile.write(room.body)
+                    return
+                try:
+                    for byte in room.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(room.drip_s)
+                except OSError:  # the dashboard hung up, as it should
+                    return
 
             def log_message(self, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # a dripping handler does not hold up the test
+        self.server.block_on_close = False
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -193,6 +206,14 @@ def test_a_stats_server_answering_garbage_reads_unavailable(
     assert page.status_code == 200 and "not serving" in page.text
     assert token not in page.text and token not in json.dumps(data)
     assert fake_room.seen and fake_room.seen[0]["path"] == "/v1/stats"
+
+
+def test_a_room_that_drips_its_stats_is_cut_off(served: Served, fake_room: FakeRoom) -> None:
+    fake_room.body = json.dumps(_real_stats(3)).encode()
+    fake_room.drip_s = 0.5  # under the read timeout each time, far over the whole deadline
+    _announce(served.ws, fake_room.url)
+    data = client(served.ws).get(f"/api/inference/{CONTRACT_ID}/live").json()
+    assert data["serving"] is False and "too slowly" in data["reason"]
 
 
 def test_the_token_goes_to_the_loopback_room_only_never_back(

@@ -34,7 +34,8 @@ from sealroom.httpguard import read_token
 from sealroom.serve.launcher import serving_url_path, stats_token_path
 from sealroom.workspace import Workspace
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 1.0  # each connect and read
+TOTAL_S = 2.0  # the whole answer: a room that drips bytes is cut off
 MAX_STATS_BYTES = 64 * 1024  # a real snapshot is ~3 KiB
 MAX_URL_BYTES = 256
 RATE_WINDOW_S = 30.0
@@ -163,6 +164,7 @@ class _Refused(Exception):
 def _get(url: str, token: str) -> bytes:
     """The body of one GET, at most MAX_STATS_BYTES, no redirects, no proxies."""
     headers = {"authorization": f"Bearer {token}", "accept": "application/json"}
+    deadline = time.monotonic() + TOTAL_S
     with (
         httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False) as client,
         client.stream("GET", url, headers=headers) as response,
@@ -175,6 +177,8 @@ def _get(url: str, token: str) -> bytes:
             size += len(chunk)
             if size > MAX_STATS_BYTES:
                 raise _Refused("the room's stats are too large")
+            if time.monotonic() > deadline:
+                raise _Refused("the room's stats came too slowly")
             chunks.append(chunk)
     return b"".join(chunks)
 
