@@ -147,3 +147,27 @@ def test_a_stopped_room_reads_not_serving(tmp_path: Path, workspace: Workspace) 
     assert fragment.status_code == 200 and "not serving" in fragment.text
     (room,) = ui.get(f"/api/inference/{CONTRACT_ID}").json()["instances"]
     assert room["stopped_at"] is not None
+
+
+def test_an_empty_workspace_says_there_is_nothing_served(workspace: Workspace) -> None:
+    ui = client(workspace)
+    assert ui.get("/api/inference").json() == {"models": []}
+    page = ui.get("/inference")
+    assert page.status_code == 200 and 'id="no-models"' in page.text
+
+
+def test_a_contract_pinning_no_ledger_key_is_shown_unverified(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    """Statements and commitments are checked with the key the contract pins, never with
+    the workspace ledger's private key: without a pin nothing is claimed verified."""
+    import json
+
+    build(workspace, tmp_path)
+    path = workspace.contracts / f"{CONTRACT_ID}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "ledger_public_key": None}))
+    ui = client(workspace)
+    view = ui.get(f"/api/inference/{CONTRACT_ID}").json()
+    assert view["model"]["digest"] is None and "pins no ledger key" in view["model"]["problem"]
+    assert view["chain"]["ok"] is False and view["commitments"] == []
+    assert "pins no ledger key" in ui.get(f"/inference/{CONTRACT_ID}").text
