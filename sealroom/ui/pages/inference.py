@@ -21,8 +21,9 @@ from sealroom.errors import SealroomError
 from sealroom.serve.stats import LATENCY_BUCKETS_MS
 from sealroom.ui.charts.histogram import Bucket, histogram
 from sealroom.ui.render import fragment, page
-from sealroom.ui.views.inference import InferenceOverview, detail, open_room_started, overview
+from sealroom.ui.views.inference import InferenceOverview, overview
 from sealroom.ui.views.inference_live import LiveStats, RateMeter, live_stats
+from sealroom.ui.views.inference_rooms import detail, open_room_started
 from sealroom.workspace import Workspace
 
 router = APIRouter()

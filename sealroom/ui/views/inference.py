@@ -9,21 +9,17 @@ budget the parties signed is shown.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
-from sealroom.contract.provision import current_model
+from sealroom.contract.inference import InferenceTerms
+from sealroom.contract.provision import ModelStatement, current_model
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import list_contracts
 from sealroom.errors import SealroomError
 from sealroom.ledger import LedgerView
 from sealroom.ledger.entries import Entry
-from sealroom.serve.desk import RECEIPTS, STARTED, STOPPED
 from sealroom.serve.launcher import serving_url_path
 from sealroom.workspace import Workspace
-
-COMMITMENTS_SHOWN = 50  # newest first on a contract's page; the count covers all of them
 
 
 class ModelEvent(BaseModel):
@@ -148,7 +144,7 @@ def served_model(ws: Workspace, signed: SignedContract) -> ServedModel:
     elif not ws.ledger_db.exists():
         problem = "this workspace has no ledger"
     else:
-        applied: list[tuple[int, Any]] = []
+        applied: list[tuple[int, ModelStatement]] = []
         try:
             with LedgerView.open_copy(ws.ledger_db, key) as ledger:
                 state = current_model(ledger, signed, skipped, applied)
@@ -170,7 +166,6 @@ def served_model(ws: Workspace, signed: SignedContract) -> ServedModel:
     # the statement that put the current model in place (its retire, if any, comes after)
     current = next((e for e in reversed(history) if e.action != "retire"), None)
     limits = terms.limits
-    output = terms.output
     return ServedModel(
         contract_id=signed.id,
         purpose=contract.purpose,
@@ -187,9 +182,7 @@ def served_model(ws: Workspace, signed: SignedContract) -> ServedModel:
         limits=Limits(
             open=terms.open,
             clients=[c.name for c in terms.clients],
-            output=output.kind
-            if output.kind == "label"
-            else f"{output.kind} (k={output.k}, {output.decimals} decimals)",
+            output=_output(terms),
             query_budget=terms.query_budget,
             requests_per_second=limits.requests_per_second,
             burst=limits.burst,
@@ -206,83 +199,26 @@ def served_model(ws: Workspace, signed: SignedContract) -> ServedModel:
     )
 
 
+def _output(terms: InferenceTerms) -> str:
+    """What a client learns per example, in words."""
+    policy = terms.output
+    if policy.kind == "label":
+        return "label only"
+    scores = f"scores to {policy.decimals} decimals"
+    if policy.kind == "top_k":
+        return f"top {policy.k} classes, {scores}"
+    return f"all classes, {scores}"
+
+
 def _entries_at(ledger: LedgerView, seqs: list[int]) -> list[Entry]:
     return [e for e in (ledger.get(seq) for seq in seqs) if e is not None]
 
 
-def detail(ws: Workspace, signed: SignedContract) -> InferenceDetail:
-    """A contract's page: its model, rooms and commitments, each entry checked."""
-    model = served_model(ws, signed)
-    empty = InferenceDetail(
-        model=model,
-        chain=ChainStatus(ok=False, entries=0, first_bad=None, message=model.problem or ""),
-        instances=[],
-        commitments=[],
-        commitments_total=0,
-        receipts_total=0,
-        verify=verify_commands(signed.id),
-    )
-    if model.ledger_key is None or not ws.ledger_db.exists():
-        return empty
-    with LedgerView.open_copy(ws.ledger_db, model.ledger_key) as ledger:
-        chain = chain_status(ledger)
-        started = _of_contract(ledger.entries(STARTED), signed.id)
-        stopped = {
-            e.payload.get("instance"): e for e in _of_contract(ledger.entries(STOPPED), signed.id)
-        }
-        commitments = _of_contract(ledger.entries(RECEIPTS), signed.id)
-    from sealroom.ui.views.inference_checks import check_commitment, room_instance
-
-    room_keys = {str(e.payload.get("instance")): str(e.payload.get("room_key")) for e in started}
-    instances = [room_instance(signed, e, stopped.get(e.payload.get("instance"))) for e in started]
-    checked = [
-        check_commitment(e, model.ledger_key, chain, room_keys)
-        for e in reversed(commitments[-COMMITMENTS_SHOWN:])
-    ]
-    return empty.model_copy(
-        update={
-            "chain": chain,
-            "instances": list(reversed(instances)),
-            "commitments": checked,
-            "commitments_total": len(commitments),
-            "receipts_total": sum(_receipt_count(e) for e in commitments),
-        }
-    )
-
-
-def open_room_started(ws: Workspace, signed: SignedContract) -> str | None:
-    """When the contract's newest room that has not stopped started (ledger time), if any."""
-    key = signed.contract.ledger_public_key
-    if key is None or not ws.ledger_db.exists():
-        return None
-    with LedgerView.open_copy(ws.ledger_db, key) as ledger:
-        started = _of_contract(ledger.entries(STARTED), signed.id)
-        stopped = {
-            e.payload.get("instance") for e in _of_contract(ledger.entries(STOPPED), signed.id)
-        }
-    open_rooms = [e for e in started if e.payload.get("instance") not in stopped]
-    return open_rooms[-1].timestamp if open_rooms else None
-
-
-def chain_status(ledger: LedgerView) -> ChainStatus:
-    """The whole chain walked once (hashes up to the signed head): intact, or the first
-    entry that is not."""
-    from sealroom.ledger.errors import ChainBroken
-
-    try:
-        count = ledger.verify_links()
-    except ChainBroken as exc:
-        return ChainStatus(ok=False, entries=len(ledger), first_bad=exc.seq, message=str(exc))
-    except SealroomError as exc:
-        return ChainStatus(ok=False, entries=0, first_bad=None, message=str(exc))
-    return ChainStatus(ok=True, entries=count, first_bad=None, message=f"{count} entries verify")
-
-
-def _of_contract(entries: list[Entry], contract_id: str) -> list[Entry]:
+def of_contract(entries: list[Entry], contract_id: str) -> list[Entry]:
     return [e for e in entries if e.payload.get("contract_id") == contract_id]
 
 
-def _receipt_count(entry: Entry) -> int:
+def receipt_count(entry: Entry) -> int:
     batches = entry.payload.get("batches")
     if not isinstance(batches, list):
         return 0

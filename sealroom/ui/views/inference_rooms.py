@@ -1,6 +1,7 @@
-"""Checks of a serving room's ledger entries, as a client's ``sealroom receipt verify`` makes
-them: each entry against the contract's pinned ledger key, the chain, the room key its
-instance attested at start, and that startup attestation's evidence and binding."""
+"""A contract's rooms and committed receipt batches, checked as a client's ``sealroom receipt
+verify`` checks them: each entry against the contract's pinned ledger key, the chain (its
+hashes up to the signed head), the room key its instance attested at start, and that
+startup attestation's evidence and binding."""
 
 from __future__ import annotations
 
@@ -8,8 +9,88 @@ from pydantic import ValidationError
 
 from sealroom.contract.signed import SignedContract
 from sealroom.errors import SealroomError
+from sealroom.ledger import LedgerView
 from sealroom.ledger.entries import Entry
-from sealroom.ui.views.inference import ChainStatus, Commitment, RoomInstance, _receipt_count
+from sealroom.serve.desk import RECEIPTS, STARTED, STOPPED
+from sealroom.ui.views.inference import (
+    ChainStatus,
+    Commitment,
+    InferenceDetail,
+    RoomInstance,
+    of_contract,
+    receipt_count,
+    served_model,
+    verify_commands,
+)
+from sealroom.workspace import Workspace
+
+COMMITMENTS_SHOWN = 50  # newest first on a contract's page; the count covers all of them
+
+
+def detail(ws: Workspace, signed: SignedContract) -> InferenceDetail:
+    """A contract's page: its model, rooms and commitments, each entry checked."""
+    model = served_model(ws, signed)
+    empty = InferenceDetail(
+        model=model,
+        chain=ChainStatus(ok=False, entries=0, first_bad=None, message=model.problem or ""),
+        instances=[],
+        commitments=[],
+        commitments_total=0,
+        receipts_total=0,
+        verify=verify_commands(signed.id),
+    )
+    if model.ledger_key is None or not ws.ledger_db.exists():
+        return empty
+    with LedgerView.open_copy(ws.ledger_db, model.ledger_key) as ledger:
+        chain = chain_status(ledger)
+        started = of_contract(ledger.entries(STARTED), signed.id)
+        stopped = {
+            e.payload.get("instance"): e for e in of_contract(ledger.entries(STOPPED), signed.id)
+        }
+        commitments = of_contract(ledger.entries(RECEIPTS), signed.id)
+    room_keys = {str(e.payload.get("instance")): str(e.payload.get("room_key")) for e in started}
+    instances = [room_instance(signed, e, stopped.get(e.payload.get("instance"))) for e in started]
+    checked = [
+        check_commitment(e, model.ledger_key, chain, room_keys)
+        for e in reversed(commitments[-COMMITMENTS_SHOWN:])
+    ]
+    return empty.model_copy(
+        update={
+            "chain": chain,
+            "instances": list(reversed(instances)),
+            "commitments": checked,
+            "commitments_total": len(commitments),
+            "receipts_total": sum(receipt_count(e) for e in commitments),
+        }
+    )
+
+
+def open_room_started(ws: Workspace, signed: SignedContract) -> str | None:
+    """When the contract's newest room that has not stopped started (ledger time), if any."""
+    key = signed.contract.ledger_public_key
+    if key is None or not ws.ledger_db.exists():
+        return None
+    with LedgerView.open_copy(ws.ledger_db, key) as ledger:
+        started = of_contract(ledger.entries(STARTED), signed.id)
+        stopped = {
+            e.payload.get("instance") for e in of_contract(ledger.entries(STOPPED), signed.id)
+        }
+    open_rooms = [e for e in started if e.payload.get("instance") not in stopped]
+    return open_rooms[-1].timestamp if open_rooms else None
+
+
+def chain_status(ledger: LedgerView) -> ChainStatus:
+    """The whole chain walked once (hashes up to the signed head): intact, or the first
+    entry that is not."""
+    from sealroom.ledger.errors import ChainBroken
+
+    try:
+        count = ledger.verify_links()
+    except ChainBroken as exc:
+        return ChainStatus(ok=False, entries=len(ledger), first_bad=exc.seq, message=str(exc))
+    except SealroomError as exc:
+        return ChainStatus(ok=False, entries=0, first_bad=None, message=str(exc))
+    return ChainStatus(ok=True, entries=count, first_bad=None, message=f"{count} entries verify")
 
 
 def check_commitment(
@@ -42,7 +123,7 @@ def check_commitment(
         instance=instance,
         room_key=room_key,
         batches=len(batches) if isinstance(batches, list) else 0,
-        receipts=_receipt_count(entry),
+        receipts=receipt_count(entry),
         first_root=root if isinstance(root, str) else None,
         signature_ok=signature_ok,
         chain_ok=chain_ok,
