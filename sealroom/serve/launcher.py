@@ -29,6 +29,7 @@ from types import FrameType
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import load_contract
 from sealroom.errors import SealroomError
+from sealroom.files import write_atomic
 from sealroom.httpguard import check_loopback, write_token
 from sealroom.ledger import Ledger
 from sealroom.room.channel import ChannelError, Response
@@ -80,7 +81,7 @@ def serving_url_path(ws: Workspace, contract_id: str) -> Path:
 def _announce(ws: Workspace, contract_id: str, url: str) -> Callable[[], None]:
     """Write the serving URL file; the returned function removes it (the room stopped)."""
     path = serving_url_path(ws, contract_id)
-    write_token(path, url)  # atomic, 0600: the same write as the stats token's
+    write_atomic(path, f"{url}\n".encode("ascii"))  # mkstemp: created 0600
     return lambda: path.unlink(missing_ok=True)
 
 
