@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sealroom.ui.pages import inference
+from sealroom.ui.pages import inference, testbed
 
-ROUTERS: list[APIRouter] = [inference.router]
+ROUTERS: list[APIRouter] = [testbed.router, inference.router]
