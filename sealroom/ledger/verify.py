@@ -80,6 +80,40 @@ def verify_chain(
     return last
 
 
+def verify_links(rows: list[Row], head: Head | None, public_key_b64: str) -> int:
+    """The chain checked by its hashes and ONE signature, the head's; ChainBroken as verify_chain.
+
+    Each entry's hash is recomputed over its fields and the digest of its stored payload
+    text, and must be the next entry's ``prev_hash``; the head the ledger key signed must be
+    the last. Given SHA-256 this binds every entry as firmly as checking each signature
+    (changing one entry changes every later hash, up to the signed head) at a fraction of
+    the cost: a page over a long ledger checks signatures only of the entries it shows.
+    """
+    prev_hash = GENESIS_HASH
+    for expected_seq, row in enumerate(rows, start=1):
+        if row.seq != expected_seq:
+            raise ChainBroken(expected_seq, "is missing (deleted)")
+        if row.prev_hash != prev_hash:
+            raise ChainBroken(row.seq, "does not link to the entry before it (reordered/inserted)")
+        digest = payload_digest(row.payload)
+        if compute_entry_hash(row.seq, row.kind, row.timestamp, row.prev_hash, digest) != (
+            row.entry_hash
+        ):
+            raise ChainBroken(row.seq, "was edited: its hash does not match its contents")
+        prev_hash = row.entry_hash
+    last = len(rows)
+    head_seq = head.seq if head else 0
+    if head_seq > last:
+        raise ChainBroken(last + 1, "is missing (deleted from the end)")
+    if head_seq < last:
+        raise ChainBroken(head_seq + 1, "was not appended by the ledger (beyond its recorded head)")
+    if head is not None:
+        if head.entry_hash != prev_hash:
+            raise ChainBroken(last, "does not match the ledger's recorded head hash")
+        _check_head_signature(head, public_key_b64)
+    return last
+
+
 def _check_head_signature(head: Head, public_key_b64: str) -> None:
     """A head moved back over a deleted tail needs the ledger key to be signed again."""
     reason = "is the recorded head, but the head is not signed by the ledger key (rolled back?)"

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sealroom.ui.pages import budgets, contracts, ledger, overview, testbed
+from sealroom.ui.pages import budgets, contracts, inference, ledger, overview, testbed
 
 ROUTERS: list[APIRouter] = [
     overview.router,
     contracts.router,
     ledger.router,
     budgets.router,
+    inference.router,
     testbed.router,
 ]
