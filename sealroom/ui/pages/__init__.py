@@ -6,4 +6,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from sealroom.ui.pages import runs
+
+ROUTERS: list[APIRouter] = [runs.router]

@@ -1,0 +1,1 @@
+"""What each page shows, gathered from the workspace as typed models (no HTML here)."""
