@@ -229,3 +229,12 @@ def test_event_log_lines_that_are_not_events_are_skipped(workspace: Workspace) -
 def test_post_is_refused_without_the_token(workspace: Workspace, tmp_path: Path) -> None:
     _live(workspace, "run-l", ["contract"])
     assert client(workspace).post("/api/runs/run-l").status_code == 401
+
+
+def test_a_completed_run_without_its_folder_is_not_verified(workspace: Workspace) -> None:
+    _live(workspace, "run-m", list(STAGES), outcome="completed")
+    data = client(workspace).get("/api/runs/run-m").json()
+    assert data["summary"]["status"] == "completed"
+    assert {s["state"] for s in data["timeline"]["stages"]} == {"done"}
+    assert data["receipt"]["verified"] is False and "no receipt" in data["receipt"]["reason"]
+    assert 'class="badge bad"' in client(workspace).get("/runs/run-m").text

@@ -94,7 +94,10 @@ def test_a_plot_whose_file_was_edited_is_not_served(mnist: StoryResult, tmp_path
     with (outputs / "training_curves.png").open("ab") as handle:
         handle.write(b"\x00")
     assert app.get(f"/runs/{run_id}/outputs/training_curves.png").status_code == 404
-    assert app.get(f"/api/runs/{run_id}").json()["plots"] == ["confusion_matrix.png", "per_class.png"]
+    assert app.get(f"/api/runs/{run_id}").json()["plots"] == [
+        "confusion_matrix.png",
+        "per_class.png",
+    ]
 
 
 def test_a_live_run_is_watched_until_it_completes(

@@ -39,6 +39,9 @@ def run_detail(ws: Workspace, run_id: str, outputs: tuple[Path, ...]) -> RunDeta
         detail.receipt, files = receipt_view(ws, run_id, folder, outputs)
         detail.metrics = released_metrics(files)
         detail.plots = sorted(n for n in files if n.endswith(".png") and "/" not in n)
+    elif found.summary.status == "completed":
+        reason = f"runs/{run_id} is not in this workspace: no receipt to verify"
+        detail.receipt = ReceiptView(verified=False, reason=reason)
     return detail
 
 

@@ -114,8 +114,9 @@ def _ledger_runs(ws: Workspace, facts: dict[str, _Facts]) -> None:
                     run.started = at
                 elif kind == COMPLETED:
                     run.completed = entry.payload
-                    run.started = unix(_text(entry.payload.get("started"))) or run.started
-                    run.ended = unix(_text(entry.payload.get("ended"))) or at
+                    # The ledger's own clock first; the room's word only when it is all.
+                    run.started = run.started or unix(_text(entry.payload.get("started")))
+                    run.ended = at or unix(_text(entry.payload.get("ended")))
                 else:
                     run.failed = entry.payload
                     run.ended = at
@@ -144,7 +145,7 @@ def _summary(run: _Facts) -> RunSummary:
     started, ended = run.started, run.ended
     log = run.log
     if log is not None:
-        started = started or log.started
+        started = log.started or started  # the operator's launch, before any ledger entry
         run.contract_id = run.contract_id or log.contract_id
     if run.completed is not None:
         status = "completed"
@@ -156,7 +157,8 @@ def _summary(run: _Facts) -> RunSummary:
         outcome = log.outcome
         status = "completed" if outcome["type"] == "completed" else "failed"
         reason = outcome.get("reason") if status == "failed" else None
-        ended = outcome["t"]
+    if log is not None and log.outcome is not None:
+        ended = log.outcome["t"]  # the operator's end: after the ledger entry and the check
     elif run.has_folder and not run.has_started_entry and log is None:
         status = "failed"  # a folder the ledger knows nothing of: no run to wait for
         reason = "no ledger entry records this run"
