@@ -57,6 +57,7 @@ def test_the_demo_run_is_verified_with_every_stage_done_and_its_metrics(
     assert data["metrics"]["epsilon_curve"]
     page = client(ws, outputs=(outputs,)).get(f"/runs/{run_id}").text
     assert 'class="badge ok"' in page and 'id="final-metrics"' in page and "<svg" in page
+    assert 'id="training-log"' in page and "Test accuracy" in data["training_log"]
 
 
 def test_the_event_log_is_the_operators_and_never_granted_to_the_room(
@@ -77,11 +78,12 @@ def test_without_decrypted_outputs_nothing_sealed_is_shown(
     ws, outputs, run_id = demo
     data = _api(ws, run_id)
     assert data["receipt"]["verified"] is True
-    assert data["metrics"] is None and data["plots"] == []
+    assert data["metrics"] is None and data["plots"] == [] and data["training_log"] is None
     assert not any(o["held"] for o in data["receipt"]["outputs"])
     page = client(ws).get(f"/runs/{run_id}").text
     for text in (page, json.dumps(data)):
         assert _accuracy(outputs) not in text and "Released metrics" not in text
+        assert "Test accuracy" not in text and "DP-SGD" not in text
 
 
 def test_a_decrypted_file_whose_hash_differs_is_never_shown(
@@ -94,10 +96,10 @@ def test_a_decrypted_file_whose_hash_differs_is_never_shown(
     (outputs / run_id).mkdir()
     (outputs / run_id / "privacy_report.json").write_text('{"epsilon_spent": 0.123456789}')
     (outputs / "privacy_report.json").unlink()
+    (outputs / "training_log.txt").write_text("Test accuracy: 0.987654321\n")
     data = _api(ws, run_id, (outputs,))
-    held = {o["name"] for o in data["receipt"]["outputs"] if o["held"]}
-    assert held == {"training_log.txt"}
-    assert data["metrics"] is None
+    assert not any(o["held"] for o in data["receipt"]["outputs"])
+    assert data["metrics"] is None and data["training_log"] is None
     page = client(ws, outputs=(outputs,)).get(f"/runs/{run_id}").text
     assert "0.9876" not in page and "0.123456" not in page
 

@@ -26,6 +26,10 @@ class RunDetail(BaseModel):
     receipt: ReceiptView | None = None  # None while running, and for a failed run
     metrics: Metrics | None = None  # only from decrypted outputs the viewer holds
     plots: list[str] = []  # names of held PNG outputs (served by the outputs route)
+    training_log: str | None = None  # the held, decrypted training_log.txt
+
+
+MAX_LOG_CHARS = 64 * 1024
 
 
 def run_detail(ws: Workspace, run_id: str, outputs: tuple[Path, ...]) -> RunDetail | None:
@@ -39,6 +43,9 @@ def run_detail(ws: Workspace, run_id: str, outputs: tuple[Path, ...]) -> RunDeta
         detail.receipt, files = receipt_view(ws, run_id, folder, outputs)
         detail.metrics = released_metrics(files)
         detail.plots = sorted(n for n in files if n.endswith(".png") and "/" not in n)
+        log = files.get("training_log.txt")
+        if log is not None:
+            detail.training_log = log.decode("utf-8", errors="replace")[:MAX_LOG_CHARS]
     elif found.summary.status == "completed":
         reason = f"runs/{run_id} is not in this workspace: no receipt to verify"
         detail.receipt = ReceiptView(verified=False, reason=reason)

@@ -35,6 +35,7 @@ class OutputView(BaseModel):
     size: int
     sha256: str
     held: bool = False  # the viewer holds this output decrypted, hash matching the receipt
+    looked_for: bool = False  # metrics and plots are; models are never read by the dashboard
 
     @property
     def is_image(self) -> bool:
