@@ -238,3 +238,9 @@ def test_a_completed_run_without_its_folder_is_not_verified(workspace: Workspace
     assert {s["state"] for s in data["timeline"]["stages"]} == {"done"}
     assert data["receipt"]["verified"] is False and "no receipt" in data["receipt"]["reason"]
     assert 'class="badge bad"' in client(workspace).get("/runs/run-m").text
+
+
+def test_a_completed_run_passed_every_stage_its_capped_log_lacks(workspace: Workspace) -> None:
+    _live(workspace, "run-n", ["contract"], outcome="completed")
+    stages = _stages(client(workspace).get("/api/runs/run-n").json())
+    assert stages.pop("budget") == "skipped" and set(stages.values()) == {"done"}

@@ -145,7 +145,8 @@ def _stage_views(states: dict[str, tuple[StageState, float | None]]) -> list[Sta
 
 def timeline_from_log(run_id: str, log: EventLog, failed_stage: str | None) -> Timeline:
     """Stages as the events entered them: each one done when the next begins; the last one
-    done on completion or failed on failure; stages a completed run never entered skipped."""
+    done on completion or failed on failure; of the stages a completed run's log lacks, the
+    budget was skipped and the others passed (its log may have been capped)."""
     order = list(STAGES)
     states: dict[str, tuple[StageState, float | None]] = {}
     current: str | None = None
@@ -178,10 +179,13 @@ def timeline_from_log(run_id: str, log: EventLog, failed_stage: str | None) -> T
     if outcome is not None and outcome["type"] == "completed":
         status = "completed"
         for name in order:
+            # A completed run passed every stage; only the budget is optional (a run
+            # without privacy), so one the log lacks (a capped log) is done all the same.
             state = states.get(name)
-            states[name] = (
-                ("done", state[1]) if state and state[0] != "skipped" else ("skipped", None)
-            )
+            if state is not None and state[0] != "skipped":
+                states[name] = ("done", state[1])
+            else:
+                states[name] = ("skipped", None) if name == "budget" else ("done", None)
     elif outcome is not None:
         status, reason = "failed", outcome.get("reason") or "failed"
         stage = failed_stage if failed_stage in STAGES else current
@@ -230,7 +234,7 @@ def timeline_from_ledger(
             else ("contract" if failed_stage == "start" else None)
         )
         if stage is None and policy_passed:
-            stage = None  # failed somewhere after the policy check (the operator recorded it)
+            # Failed somewhere after the policy check (the operator recorded it): say no more.
             states.update({"contract": ("done", started), "policy": ("done", None)})
         if stage is not None:
             for name in order[: order.index(stage)]:
