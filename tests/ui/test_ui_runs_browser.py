@@ -44,8 +44,22 @@ def mnist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoryResult]:
 
 
 def _states(chrome: webdriver.Chrome) -> dict[str, str]:
-    items = chrome.find_elements(By.CSS_SELECTOR, "#stages li")
-    return {li.get_attribute("data-stage"): li.get_attribute("data-state") for li in items}
+    """Each stage's state, read in one script: the live timeline may be replaced between
+    two WebDriver calls (a server-sent fragment)."""
+    states: dict[str, str] = chrome.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#stages li')]"
+        ".map(li => [li.dataset.stage, li.dataset.state]));"
+    )
+    return states
+
+
+def _text(chrome: webdriver.Chrome, css: str) -> str:
+    """An element's text, read in one script (see _states)."""
+    text: str = chrome.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : '';",
+        css,
+    )
+    return text
 
 
 def test_the_private_demo_run_shows_its_stages_badge_and_metrics(
@@ -128,7 +142,7 @@ def test_a_live_run_is_watched_until_it_completes(
         assert under_way.wait(RUN_WAIT_S), outcome.get("error")
         with live_server(ws) as url:
             browser.get(f"{url}/runs/{LIVE_RUN}")
-            assert text_of(browser, "#run-status") == "running"
+            assert _text(browser, "#run-status") == "running"
             assert _states(browser)["contract"] == "running"
             live = browser.find_element(By.ID, "run-live")
             assert live.get_attribute("data-sse") == f"/runs/{LIVE_RUN}/events"
@@ -138,7 +152,7 @@ def test_a_live_run_is_watched_until_it_completes(
                 lambda d: d.find_elements(By.CSS_SELECTOR, "h2 .badge"),
                 timeout=RUN_WAIT_S,
             )
-            assert text_of(browser, "#run-status") == "completed"
+            assert _text(browser, "#run-status") == "completed"
             assert set(_states(browser).values()) == {"done", "skipped"}
             assert _states(browser)["budget"] == "skipped"  # a run without privacy
             assert text_of(browser, "h2 .badge") == "verified"
