@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from sealroom.ledger import Ledger
@@ -16,7 +17,7 @@ from sealroom.room.live import LiveLog, event_log_path
 from sealroom.room.receipt import FAILED, STARTED
 from sealroom.ui.pages import runs as runs_page
 from sealroom.workspace import Workspace
-from tests.ui.serving import client
+from tests.ui.serving import client, live_server
 
 
 def _started(ws: Workspace, run_id: str, contract: str = "c1") -> None:
@@ -244,3 +245,28 @@ def test_a_completed_run_passed_every_stage_its_capped_log_lacks(workspace: Work
     _live(workspace, "run-n", ["contract"], outcome="completed")
     stages = _stages(client(workspace).get("/api/runs/run-n").json())
     assert stages.pop("budget") == "skipped" and set(stages.values()) == {"done"}
+
+
+def test_a_stream_stops_looking_once_the_client_goes(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _live(workspace, "run-o", ["contract"])
+    looks = {"n": 0}
+    real = runs_page.find_run
+
+    def find_run(ws: Workspace, run_id: str) -> Any:
+        looks["n"] += 1
+        return real(ws, run_id)
+
+    monkeypatch.setattr(runs_page, "find_run", find_run)
+    monkeypatch.setattr(runs_page, "TICK_S", 0.02)
+    with live_server(workspace) as url, httpx.stream("GET", f"{url}/runs/run-o/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: fragment"):
+                break
+        stream.close()
+        still, last, deadline = 0, -1, time.monotonic() + 20
+        while still < 5 and time.monotonic() < deadline:  # five quiet looks in a row
+            time.sleep(0.1)
+            still, last = (still + 1, last) if looks["n"] == last else (0, looks["n"])
+        assert still == 5, f"the stream went on looking ({looks['n']} looks)"
