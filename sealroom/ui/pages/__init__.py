@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sealroom.ui.pages import budgets, contracts, inference, ledger, overview, testbed
+from sealroom.ui.pages import budgets, contracts, inference, ledger, overview, runs, testbed
 
 ROUTERS: list[APIRouter] = [
     overview.router,
+    runs.router,
     contracts.router,
     ledger.router,
     budgets.router,
