@@ -25,6 +25,7 @@ from sealroom.httpguard import (
     Send,
     hardened_app,
 )
+from sealroom.ui.errors import NotFound
 from sealroom.ui.pages import ROUTERS
 from sealroom.ui.render import page
 from sealroom.ui.settings import UiSettings
@@ -44,10 +45,6 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
-
-
-class NotFound(SealroomError):
-    """A page for something the workspace does not hold (a run id, a contract, a job)."""
 
 
 class SecurityHeaders:

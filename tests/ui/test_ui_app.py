@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from sealroom.cli.main import app as cli
 from sealroom.httpguard import HttpGuardError, write_token
-from sealroom.ui.app import SECURITY_HEADERS, NotFound, create_app
+from sealroom.ui.app import SECURITY_HEADERS, create_app
+from sealroom.ui.errors import NotFound
 from sealroom.ui.render import page
 from sealroom.ui.server import action_url, settings_for
 from sealroom.workspace import Workspace

@@ -135,10 +135,10 @@ def test_room_text_in_events_is_escaped(workspace: Workspace) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client(workspace).get("/runs/run-f").text
 
 
+# (a bare ".." never reaches a route: the client resolves "/runs/.." to "/")
 @pytest.mark.parametrize(
     "path",
     [
-        "/runs/..",
         "/runs/%2e%2e",
         "/runs/..%2f..%2fkeys",
         "/runs/run-x%00",

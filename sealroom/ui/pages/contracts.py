@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from sealroom.ui.errors import NotFound
 from sealroom.ui.render import page
 from sealroom.ui.views.contracts import ContractDetail, contract_detail, list_contract_views
-from sealroom.ui.views.missing import not_found
 
 router = APIRouter()
 
@@ -19,7 +19,7 @@ router = APIRouter()
 def _detail(request: Request, contract_id: str) -> ContractDetail:
     found = contract_detail(request.app.state.settings.ws, contract_id)
     if found is None:
-        raise not_found(f"no contract {contract_id[:80]!r} in this workspace")
+        raise NotFound(f"no contract {contract_id[:80]!r} in this workspace")
     return found
 
 

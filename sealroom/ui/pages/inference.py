@@ -20,6 +20,7 @@ from sealroom.contract.store import contract_exists, load_contract
 from sealroom.errors import SealroomError
 from sealroom.serve.stats import LATENCY_BUCKETS_MS
 from sealroom.ui.charts.histogram import Bucket, histogram
+from sealroom.ui.errors import NotFound
 from sealroom.ui.render import fragment, page
 from sealroom.ui.views.inference import InferenceOverview, overview
 from sealroom.ui.views.inference_live import LiveStats, RateMeter, live_stats
@@ -48,8 +49,6 @@ def _meter(request: Request) -> RateMeter:
 
 def _contract(ws: Workspace, contract_id: str) -> SignedContract:
     """The inference contract ``contract_id``, or NotFound (odd ids never touch the disk)."""
-    from sealroom.ui.app import NotFound  # app.py imports the pages: import it when called
-
     if not _ID.fullmatch(contract_id) or not contract_exists(ws, contract_id):
         raise NotFound(f"no inference contract {contract_id[:64]!r} in this workspace")
     try:

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from sealroom.ui.errors import NotFound
 from sealroom.ui.render import fragment, page
 from sealroom.ui.views.ledger import MAX_LIMIT, PAGE_SIZE, ledger_entry, ledger_page, parse_kind
 from sealroom.ui.views.ledger_state import PAGE_WAIT_S, chain_check, parse_int
-from sealroom.ui.views.missing import not_found
 
 router = APIRouter()
 MAX_PAGE = 10**9
@@ -20,7 +20,7 @@ MAX_PAGE = 10**9
 def _seq(text: str) -> int:
     """A seq from the path; anything else is an entry the ledger does not hold (404)."""
     if not text.isdigit() or len(text) > 18:
-        raise not_found(f"no ledger entry {text[:40]!r}")
+        raise NotFound(f"no ledger entry {text[:40]!r}")
     return int(text)
 
 
@@ -43,7 +43,7 @@ def ledger_check_fragment(request: Request) -> Any:
 def ledger_entry_html(request: Request, seq: str) -> Any:
     entry = ledger_entry(request.app.state.settings.ws, _seq(seq), wait=PAGE_WAIT_S)
     if entry is None:
-        raise not_found(f"no ledger entry {seq}")
+        raise NotFound(f"no ledger entry {seq}")
     return page(request, "ledger_entry.html", entry=entry)
 
 
@@ -68,5 +68,5 @@ def ledger_api(
 def ledger_entry_api(request: Request, seq: str) -> dict[str, Any]:
     entry = ledger_entry(request.app.state.settings.ws, _seq(seq))
     if entry is None:
-        raise not_found(f"no ledger entry {seq}")
+        raise NotFound(f"no ledger entry {seq}")
     return entry.model_dump(mode="json")

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from markupsafe import Markup
 
 from sealroom.ui.charts.lines import Series, line_chart
+from sealroom.ui.errors import NotFound
 from sealroom.ui.render import fragment, page
 from sealroom.ui.settings import UiSettings
 from sealroom.ui.views.run_detail import RunDetail, plot_bytes, run_detail
@@ -28,13 +29,6 @@ STREAM_LIFETIME_S = 15 * 60.0  # a stream ends after this; the browser reconnect
 KEEPALIVE_S = 15.0
 
 
-def _not_found(message: str) -> Exception:
-    # Imported here: the app imports the pages (sealroom.ui.app -> pages -> this module).
-    from sealroom.ui.app import NotFound
-
-    return NotFound(message)
-
-
 def _settings(request: Request) -> UiSettings:
     settings: UiSettings = request.app.state.settings
     return settings
@@ -44,7 +38,7 @@ def _detail(request: Request, run_id: str) -> RunDetail:
     settings = _settings(request)
     detail = run_detail(settings.ws, run_id, settings.outputs) if valid_run_id(run_id) else None
     if detail is None:
-        raise _not_found(f"no run {run_id[:80]!r} in this workspace")
+        raise NotFound(f"no run {run_id[:80]!r} in this workspace")
     return detail
 
 
@@ -85,7 +79,7 @@ def run_output(request: Request, run_id: str, name: str) -> Response:
     settings = _settings(request)
     data = plot_bytes(settings.ws, run_id, name, settings.outputs) if valid_run_id(run_id) else None
     if data is None:
-        raise _not_found(f"no plot {name[:80]!r} of run {run_id[:80]!r} held here")
+        raise NotFound(f"no plot {name[:80]!r} of run {run_id[:80]!r} held here")
     return Response(data, media_type="image/png")
 
 
@@ -98,7 +92,7 @@ async def run_events(request: Request, run_id: str) -> StreamingResponse:
     """
     ws = _settings(request).ws
     if not valid_run_id(run_id) or find_run(ws, run_id) is None:
-        raise _not_found(f"no run {run_id[:80]!r} in this workspace")
+        raise NotFound(f"no run {run_id[:80]!r} in this workspace")
 
     async def stream() -> AsyncIterator[str]:
         deadline = time.monotonic() + STREAM_LIFETIME_S

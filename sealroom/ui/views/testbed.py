@@ -21,6 +21,7 @@ from sealroom.lab.paths import LabPaths
 from sealroom.lab.spec import NAME_PATTERN, TERMINAL, is_job_id
 from sealroom.lab.store import LabStore
 from sealroom.lab.store_records import JobRecord
+from sealroom.ui.errors import NotFound
 from sealroom.ui.views.testbed_robustness import RobustnessView, robustness
 
 STATUSES = ("waiting", "queued", "running", "succeeded", "failed", "cancelled")
@@ -100,13 +101,6 @@ class ExperimentView(BaseModel):
     jobs: list[JobRow]
     robustness: RobustnessView | None
     server: ServerState
-
-
-def not_found(message: str) -> Exception:
-    """The app's 404, imported at call time: the app imports the pages, which import this."""
-    from sealroom.ui.app import NotFound
-
-    return NotFound(message)
 
 
 def lab_paths(home: Path) -> LabPaths:
@@ -224,15 +218,15 @@ def experiment(home: Path, name: str, with_robustness: bool = True) -> Experimen
     """One experiment and its jobs; ``with_robustness`` reads the evaluation artifacts
     (the live fragment, refreshed every 2 s, does not)."""
     if re.fullmatch(NAME_PATTERN, name) is None:
-        raise not_found(f"no experiment {name[:80]!r}")
+        raise NotFound(f"no experiment {name[:80]!r}")
     paths = lab_paths(home)
     with open_store(paths) as store:
         if store is None:
-            raise not_found("this workspace has no testbed (sealroom lab start creates it)")
+            raise NotFound("this workspace has no testbed (sealroom lab start creates it)")
         try:
             record = store.get_experiment(name)
         except LabError:
-            raise not_found(f"no experiment {name!r}") from None
+            raise NotFound(f"no experiment {name!r}") from None
         jobs = store.list_jobs(experiment=name)
         found = robustness(store, jobs) if with_robustness else None
     rows = [job_row(j) for j in jobs]
@@ -250,7 +244,7 @@ def experiment(home: Path, name: str, with_robustness: bool = True) -> Experimen
 
 def check_job_id(job_id: str) -> str:
     if not is_job_id(job_id):
-        raise not_found(f"no job {job_id[:80]!r} (job ids look like job-12)")
+        raise NotFound(f"no job {job_id[:80]!r} (job ids look like job-12)")
     return job_id
 
 
@@ -259,7 +253,7 @@ def get_job(store: LabStore, job_id: str) -> JobRecord:
     try:
         return store.get_job(job_id)
     except LabError:
-        raise not_found(f"no job {job_id}") from None
+        raise NotFound(f"no job {job_id}") from None
 
 
 def metric_series(

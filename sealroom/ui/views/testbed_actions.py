@@ -22,7 +22,8 @@ from sealroom.errors import LabError
 from sealroom.lab.attempts import AttemptOutcome, AttemptPayload
 from sealroom.lab.engine import WorkerInfo
 from sealroom.lab.paths import LabPaths
-from sealroom.ui.views.testbed import check_job_id, get_job, lab_paths, not_found, open_store
+from sealroom.ui.errors import NotFound
+from sealroom.ui.views.testbed import check_job_id, get_job, lab_paths, open_store
 
 Action = Literal["cancel", "rerun"]
 SERVER_LOCK = "server.lock"  # the file sealroom.lab.server holds while a server lives
@@ -116,7 +117,7 @@ def act(home: Path, job_id: str, action: Action) -> ActionResult:
     paths = lab_paths(home)
     with open_store(paths) as store:
         if store is None:
-            raise not_found(f"no job {job_id}: this workspace has no testbed")
+            raise NotFound(f"no job {job_id}: this workspace has no testbed")
         get_job(store, job_id)
     try:
         read_server_file(paths)

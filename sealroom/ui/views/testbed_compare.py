@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sealroom.ui.errors import NotFound
 from sealroom.ui.views.testbed import (
     JobRow,
     get_job,
     job_row,
     lab_paths,
     metric_series,
-    not_found,
     open_store,
 )
 
@@ -78,7 +78,7 @@ def job_ids(text: str | None) -> list[str]:
 def compare(home: Path, ids: list[str]) -> Comparison:
     with open_store(lab_paths(home)) as store:
         if store is None:
-            raise not_found("this workspace has no testbed")
+            raise NotFound("this workspace has no testbed")
         records = [get_job(store, j) for j in ids]
         series = metric_series(store, ids)
     names = sorted({name for per_job in series.values() for name in per_job})

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sealroom.lab.paths import LabPaths
+from sealroom.ui.errors import NotFound
 from sealroom.ui.views.testbed import (
     JobRow,
     ServerState,
@@ -19,7 +20,6 @@ from sealroom.ui.views.testbed import (
     job_row,
     lab_paths,
     metric_series,
-    not_found,
     open_store,
     server_state,
 )
@@ -98,11 +98,11 @@ def job(home: Path, job_id: str, attempt: int | None = None) -> JobView:
     paths = lab_paths(home)
     with open_store(paths) as store:
         if store is None:
-            raise not_found(f"no job {job_id[:80]!r}: this workspace has no testbed")
+            raise NotFound(f"no job {job_id[:80]!r}: this workspace has no testbed")
         record = get_job(store, job_id)
         shown = record.attempts if attempt is None else attempt
         if attempt is not None and not 1 <= attempt <= record.attempts:
-            raise not_found(f"job {job_id} has {record.attempts} attempt(s), not {attempt}")
+            raise NotFound(f"job {job_id} has {record.attempts} attempt(s), not {attempt}")
         attempts = [
             AttemptRow(
                 number=a.number,
@@ -150,14 +150,14 @@ def artifact_path(home: Path, job_id: str, name: str) -> tuple[Path, str, str]:
     paths = lab_paths(home)
     with open_store(paths) as store:
         if store is None:
-            raise not_found(f"no job {job_id[:80]!r}: this workspace has no testbed")
+            raise NotFound(f"no job {job_id[:80]!r}: this workspace has no testbed")
         get_job(store, job_id)
         found = [a for a in store.artifacts(job_id) if a.name == name]
     if not found:
-        raise not_found(f"job {job_id} has no artifact {name[:80]!r}")
+        raise NotFound(f"job {job_id} has no artifact {name[:80]!r}")
     record = found[0]
     path = artifact_file(paths, str(record.path))
     if path is None:
-        raise not_found(f"artifact {record.name} of job {job_id} is not in the lab's artifacts")
+        raise NotFound(f"artifact {record.name} of job {job_id} is not in the lab's artifacts")
     filename = Path(record.filename).name or f"{record.name}.bin"
     return path, filename, record.kind
