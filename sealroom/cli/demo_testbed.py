@@ -165,7 +165,10 @@ def _run_inline(
         view[0].update([(j.id, j.status, j.reason) for j in jobs])
 
     with progress() as bars:
-        jobs = run_inline(paths, plan, timeout_s=PLAN_TIMEOUT_S, on_progress=show)
+        # One job at a time: in-process jobs share torch's global state, and two at once
+        # race (an attack's backward pass during another job's ONNX export raises "Backward
+        # called while converting to ONNX"; ART's first import can deadlock on its lock).
+        jobs = run_inline(paths, plan, slots=1, timeout_s=PLAN_TIMEOUT_S, on_progress=show)
     statuses = {keys[j.id]: j.status for j in jobs}
     report: dict[str, Path] = {}
     if jobs[-1].status == "succeeded":

@@ -68,12 +68,17 @@ def _description(kind: str, text: str) -> str:
 
 class LabStore:
     """Rows in, records out. ``check`` validates entry points against the registered tasks
-    (default: :func:`sealroom.lab.runner.check_entry_point`)."""
+    (default: :func:`sealroom.lab.runner.check_entry_point`). ``readonly`` opens an existing
+    database without writing to it (the dashboard's reads: no migration, no new file)."""
 
-    def __init__(self, paths: LabPaths, check: EntryPointCheck | None = None) -> None:
+    def __init__(
+        self, paths: LabPaths, check: EntryPointCheck | None = None, readonly: bool = False
+    ) -> None:
         self.paths = paths
         self._check = check or _runner_check
-        self._db = SqliteStore(paths.db, MIGRATIONS, LabError, "lab database", private=True)
+        self._db = SqliteStore(
+            paths.db, MIGRATIONS, LabError, "lab database", private=not readonly, readonly=readonly
+        )
 
     @classmethod
     def open(cls, paths: LabPaths, check: EntryPointCheck | None = None) -> LabStore:

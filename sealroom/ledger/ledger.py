@@ -20,13 +20,14 @@ from sealroom.ledger.entries import (
     signed_message,
     utc_timestamp,
 )
-from sealroom.ledger.errors import NotInLedger
+from sealroom.ledger.errors import ChainBroken, NotInLedger
 from sealroom.ledger.keys import load_or_create_ledger_key
 from sealroom.ledger.pins import HeadPin
 from sealroom.ledger.repository import Head, LedgerRepository, Row
-from sealroom.ledger.verify import check_row, verify_chain
+from sealroom.ledger.verify import check_row, verify_chain, verify_links
 
 if TYPE_CHECKING:
+    from sealroom.ledger.verify import ChainStatus
     from sealroom.workspace import Workspace
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
@@ -91,6 +92,34 @@ class LedgerView:
                 found.append(entry)
         return found
 
+    def newest(self, offset: int = 0, limit: int = 100, kind: str | None = None) -> list[Entry]:
+        """A page of entries, newest first (not verified: see status())."""
+        return [_entry(row) for row in self._repo.newest(kind, offset, limit)]
+
+    def count(self, kind: str | None = None, after: int = 0) -> int:
+        """How many entries (of ``kind``) have a seq above ``after``."""
+        return self._repo.count(kind, after)
+
+    def kinds(self) -> dict[str, int]:
+        """Entry kinds present, with their counts."""
+        return self._repo.kinds()
+
+    def row_problem(self, seq: int) -> str | None:
+        """Why entry ``seq`` on its own (payload, hash, ledger signature) does not verify;
+        None when it does or is absent."""
+        row = self._repo.row(seq)
+        if row is None:
+            return None
+        try:
+            check_row(row, self.public_key_b64)
+        except ChainBroken as exc:
+            return str(exc)
+        return None
+
+    def head(self) -> Head | None:
+        """The recorded head (seq, hash, head signature), not verified."""
+        return self._repo.head()
+
     def get(self, seq: int) -> Entry | None:
         row = self._repo.row(seq)
         return _entry(row) if row else None
@@ -107,6 +136,12 @@ class LedgerView:
         ledger is fine, a shorter, replaced or forked one is not.
         """
         return len(self._verified_rows(expect))
+
+    def verify_links(self) -> int:
+        """verify() by hashes and the head's signature only (sealroom.ledger.verify.verify_links):
+        as binding, much cheaper on a long ledger; ChainBroken(seq) the same way."""
+        rows, head = self._repo.snapshot()
+        return verify_links(rows, head, self.public_key_b64)
 
     def verified_head(self, expect: HeadPin | None = None) -> HeadPin | None:
         """verify(), then the head to pin (``sealroom ledger head``); None when empty."""
@@ -135,6 +170,18 @@ class LedgerView:
     def __len__(self) -> int:
         head = self._repo.head()
         return head.seq if head else 0
+
+    def snapshot(self) -> tuple[list[Row], Head | None]:
+        """Every row as stored and the head, read in one transaction (not verified)."""
+        return self._repo.snapshot()
+
+    def status(self) -> ChainStatus:
+        """The whole chain walked like verify(), but the first bad entry is reported, not
+        raised: a viewer shows every entry and marks that one and those after it."""
+        from sealroom.ledger.verify import chain_status  # beside verify_chain, for a viewer
+
+        rows, head = self._repo.snapshot()
+        return chain_status(rows, head, self.public_key_b64)
 
 
 class Ledger(LedgerView):

@@ -50,6 +50,12 @@ _SELECT_SEQ = (
     "SELECT seq, kind, payload, timestamp, prev_hash, entry_hash, signature "
     "FROM entries WHERE seq = ?"
 )
+_SELECT_NEWEST = (
+    "SELECT seq, kind, payload, timestamp, prev_hash, entry_hash, signature "
+    "FROM entries WHERE ? IS NULL OR kind = ? ORDER BY seq DESC LIMIT ? OFFSET ?"
+)
+_COUNT = "SELECT COUNT(*) FROM entries WHERE (? IS NULL OR kind = ?) AND seq > ?"
+_KINDS = "SELECT kind, COUNT(*) FROM entries GROUP BY kind ORDER BY kind"
 _UPSERT_HEAD = (
     "INSERT INTO head (id, seq, entry_hash, signature) VALUES (1, ?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash, "
@@ -107,6 +113,22 @@ class LedgerRepository:
             else:
                 cursor = conn.execute(_SELECT_KIND, (kind,))
             return [Row(*r) for r in cursor]
+
+    def newest(self, kind: str | None, offset: int, limit: int) -> list[Row]:
+        """One page of rows, newest first (optionally of one kind)."""
+        with self._transaction("DEFERRED") as conn:
+            cursor = conn.execute(_SELECT_NEWEST, (kind, kind, limit, offset))
+            return [Row(*r) for r in cursor]
+
+    def count(self, kind: str | None = None, after: int = 0) -> int:
+        """Rows (of ``kind``) whose seq is above ``after``."""
+        with self._transaction("DEFERRED") as conn:
+            return int(conn.execute(_COUNT, (kind, kind, after)).fetchone()[0])
+
+    def kinds(self) -> dict[str, int]:
+        """Each entry kind present and how many entries it has."""
+        with self._transaction("DEFERRED") as conn:
+            return {str(k): int(n) for k, n in conn.execute(_KINDS)}
 
     def row(self, seq: int) -> Row | None:
         with self._transaction("DEFERRED") as conn:

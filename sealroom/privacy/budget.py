@@ -24,12 +24,22 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from sealroom.errors import BudgetExceeded, PrivacyError
 from sealroom.ledger import Ledger
-from sealroom.privacy.budget_store import MIGRATIONS, OPEN_STATES, consume_rows, expire_open, used
+from sealroom.privacy.budget_store import (
+    MIGRATIONS,
+    OPEN_STATES,
+    DatasetBudget,
+    RunCharge,
+    consume_rows,
+    expire_open,
+    summarize,
+    used,
+)
+
+__all__ = ["BUDGET_DB", "BudgetBook", "DatasetBudget", "RunCharge", "read_summary"]
 from sealroom.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
@@ -38,31 +48,6 @@ if TYPE_CHECKING:
 
 BUDGET_DB = "budget.db"
 SLACK = 1e-9  # float noise allowed when comparing sums of ε against a limit
-
-
-class RunCharge(NamedTuple):
-    """One run's share of a dataset budget: ε reserved (open: ``reserved``, or ``consumed``
-    once a key was released to the run) or spent (``charged``, ``released``)."""
-
-    run_id: str
-    epsilon: float
-    state: str
-
-
-@dataclass(frozen=True)
-class DatasetBudget:
-    """Where one dataset's budget under one contract stands."""
-
-    dataset_id: str
-    contract_id: str
-    total_epsilon: float
-    spent: float
-    reserved: float
-    remaining: float
-    per_run_epsilon: float = 0.0
-    total_delta: float = 0.0
-    spent_delta: float = 0.0
-    runs: list[RunCharge] = field(default_factory=list)
 
 
 class BudgetBook:
@@ -357,39 +342,21 @@ class BudgetBook:
         """Every budget (or those of one dataset): spent, reserved, remaining and the runs."""
         with self._transaction("IMMEDIATE") as conn:
             expire_open(conn, self._ledger, self._clock())
-            budgets = conn.execute(
-                "SELECT contract_id, dataset_id, per_run_epsilon, total_epsilon, total_delta "
-                "FROM budgets WHERE ? IS NULL OR dataset_id = ? ORDER BY dataset_id, contract_id",
-                (dataset_id, dataset_id),
-            ).fetchall()
-            out = []
-            for contract_id, ds, per_run, total, total_delta in budgets:
-                charges = conn.execute(
-                    "SELECT run_id, reserved_epsilon, spent_epsilon, spent_delta, state "
-                    "FROM charges WHERE contract_id = ? AND dataset_id = ? ORDER BY seq",
-                    (contract_id, ds),
-                ).fetchall()
-                runs, spent, reserved, spent_delta = [], 0.0, 0.0, 0.0
-                for run_id, res_eps, sp_eps, sp_delta, state in charges:
-                    if state in OPEN_STATES:
-                        reserved += res_eps
-                        runs.append(RunCharge(run_id, res_eps, state))
-                    else:
-                        spent += sp_eps or 0.0
-                        spent_delta += sp_delta or 0.0
-                        runs.append(RunCharge(run_id, sp_eps or 0.0, state))
-                out.append(
-                    DatasetBudget(
-                        dataset_id=ds,
-                        contract_id=contract_id,
-                        total_epsilon=total,
-                        spent=spent,
-                        reserved=reserved,
-                        remaining=max(total - spent - reserved, 0.0),
-                        per_run_epsilon=per_run,
-                        total_delta=total_delta,
-                        spent_delta=spent_delta,
-                        runs=runs,
-                    )
-                )
-            return out
+            return summarize(conn, dataset_id)
+
+
+def read_summary(
+    ws: Workspace, dataset_id: str | None = None, now: float | None = None
+) -> list[DatasetBudget]:
+    """BudgetBook.summary() for a reader that may not write (a dashboard): the database is
+    opened read-only, no ledger key is loaded, and a dead run's expired reservation counts
+    as charged, as the next writer will record it. Empty when no budget was ever used."""
+    path = ws.home / BUDGET_DB
+    if not path.is_file():
+        return []
+    store = SqliteStore(path, MIGRATIONS, PrivacyError, "budget database", readonly=True)
+    try:
+        with store.transaction("DEFERRED") as conn:
+            return summarize(conn, dataset_id, time.time() if now is None else now)
+    finally:
+        store.close()

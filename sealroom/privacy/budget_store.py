@@ -9,7 +9,8 @@ has passed belongs to a dead run and is charged in full.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from sealroom.ledger import Ledger
@@ -76,6 +77,77 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 OPEN_STATES = ("reserved", "consumed")  # a reservation a run still holds
+
+
+class RunCharge(NamedTuple):
+    """One run's share of a dataset budget: ε reserved (open: ``reserved``, or ``consumed``
+    once a key was released to the run) or spent (``charged``, ``released``)."""
+
+    run_id: str
+    epsilon: float
+    state: str
+
+
+@dataclass(frozen=True)
+class DatasetBudget:
+    """Where one dataset's budget under one contract stands."""
+
+    dataset_id: str
+    contract_id: str
+    total_epsilon: float
+    spent: float
+    reserved: float
+    remaining: float
+    per_run_epsilon: float = 0.0
+    total_delta: float = 0.0
+    spent_delta: float = 0.0
+    runs: list[RunCharge] = field(default_factory=list)
+
+
+def summarize(
+    conn: sqlite3.Connection, dataset_id: str | None = None, expired_by: float | None = None
+) -> list[DatasetBudget]:
+    """Every budget (or those of one dataset) as the rows stand. ``expired_by`` (a reader
+    that may not write, so cannot run expire_open) counts an open reservation past its
+    expiry as charged in full, as the next writer will."""
+    budgets = conn.execute(
+        "SELECT contract_id, dataset_id, per_run_epsilon, total_epsilon, total_delta "
+        "FROM budgets WHERE ? IS NULL OR dataset_id = ? ORDER BY dataset_id, contract_id",
+        (dataset_id, dataset_id),
+    ).fetchall()
+    out = []
+    for contract_id, ds, per_run, total, total_delta in budgets:
+        charges = conn.execute(
+            "SELECT run_id, reserved_epsilon, reserved_delta, spent_epsilon, spent_delta, state, "
+            "expires_at FROM charges WHERE contract_id = ? AND dataset_id = ? ORDER BY seq",
+            (contract_id, ds),
+        ).fetchall()
+        runs, spent, reserved, spent_delta = [], 0.0, 0.0, 0.0
+        for run_id, res_eps, res_delta, sp_eps, sp_delta, state, expires_at in charges:
+            if state in OPEN_STATES and expired_by is not None and expires_at <= expired_by:
+                state, sp_eps, sp_delta = "charged", res_eps, res_delta
+            if state in OPEN_STATES:
+                reserved += res_eps
+                runs.append(RunCharge(run_id, res_eps, state))
+            else:
+                spent += sp_eps or 0.0
+                spent_delta += sp_delta or 0.0
+                runs.append(RunCharge(run_id, sp_eps or 0.0, state))
+        out.append(
+            DatasetBudget(
+                dataset_id=ds,
+                contract_id=contract_id,
+                total_epsilon=total,
+                spent=spent,
+                reserved=reserved,
+                remaining=max(total - spent - reserved, 0.0),
+                per_run_epsilon=per_run,
+                total_delta=total_delta,
+                spent_delta=spent_delta,
+                runs=runs,
+            )
+        )
+    return out
 
 
 def used(conn: sqlite3.Connection, contract_id: str, dataset_id: str) -> tuple[float, float]:

@@ -40,6 +40,7 @@ from sealroom.room.declared import find_declarations
 from sealroom.room.details import NOTE_FILE
 from sealroom.room.events import RoomEvent
 from sealroom.room.failures import one_line
+from sealroom.room.live import LiveLog, events_dir
 from sealroom.room.operator import OperatorDesk
 from sealroom.room.packages import find_packages
 from sealroom.room.receipt import ReceiptError, RunReceipt, load_receipt
@@ -126,6 +127,7 @@ def run_room(
     staging = ws.runs / f"{STAGING_PREFIX}{run_id}"
     final = ws.runs / run_id
     desk = OperatorDesk(ws, run_id, signed)
+    live = LiveLog.start(ws, run_id, contract_id)  # the dashboard's view of this run
     reason: str | None = None
     workdir = private_workdir()
     try:
@@ -140,7 +142,7 @@ def run_room(
                 }
             )
             staging.mkdir(mode=0o700)  # the one folder the sandboxed room may write
-            reason = _serve(desk, request, workdir, limit, on_event)
+            reason = _serve(desk, request, workdir, limit, live.relay(on_event))
         if reason is None:
             try:
                 return _accept(desk, staging, final)
@@ -156,6 +158,7 @@ def run_room(
             desk.finish(reason)
         finally:
             desk.close()
+            live.finish(run_id, reason)
     raise RoomError(f"run {run_id} failed: {reason}")
 
 
@@ -220,7 +223,7 @@ def _request(
         staging=staging,
         packages=find_packages(digests, folders),
         # Never granted to the room, whatever else it is given (checked by the sandbox).
-        secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts],
+        secret_paths=[ws.keys, ws.parties, ws.kms_db, ws.ledger_db, ws.contracts, events_dir(ws)],
     )
 
 

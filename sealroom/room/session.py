@@ -388,5 +388,18 @@ def _privacy_facts(released: dict[str, bytes]) -> dict[str, Any] | None:
     if data is None:
         return None
     report = json.loads(data)
-    keys = ("epsilon_spent", "epsilon_target", "delta", "noise_multiplier", "steps", "accountant")
+    # The ε trajectory (ε after each epoch) and what places it on an epoch axis are functions
+    # of the public DP parameters alone, so the public record carries them for the ε curve.
+    keys = (
+        "epsilon_spent",
+        "epsilon_target",
+        "delta",
+        "noise_multiplier",
+        "steps",
+        "accountant",
+        "sample_rate",
+        "epochs",
+        "planned_steps",
+        "epsilon_trajectory",
+    )
     return {k: report[k] for k in keys if k in report}

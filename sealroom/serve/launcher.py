@@ -29,6 +29,7 @@ from types import FrameType
 from sealroom.contract.signed import SignedContract
 from sealroom.contract.store import load_contract
 from sealroom.errors import SealroomError
+from sealroom.files import write_atomic
 from sealroom.httpguard import check_loopback, write_token
 from sealroom.ledger import Ledger
 from sealroom.room.channel import ChannelError, Response
@@ -69,6 +70,19 @@ def bind_listener(host: str, port: int) -> socket.socket:
 def stats_token_path(ws: Workspace, contract_id: str) -> Path:
     """Where ``sealroom serve`` keeps the bearer token of ``GET /v1/stats`` (0600)."""
     return ws.home / "serve" / f"{contract_id}.stats-token"
+
+
+def serving_url_path(ws: Workspace, contract_id: str) -> Path:
+    """Where ``sealroom serve`` writes the room's loopback URL while it serves (0600):
+    the dashboard reads it, with the stats token, to poll ``GET /v1/stats``."""
+    return ws.home / "serve" / f"{contract_id}.url"
+
+
+def _announce(ws: Workspace, contract_id: str, url: str) -> Callable[[], None]:
+    """Write the serving URL file; the returned function removes it (the room stopped)."""
+    path = serving_url_path(ws, contract_id)
+    write_atomic(path, f"{url}\n".encode("ascii"))  # mkstemp: created 0600
+    return lambda: path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -244,6 +258,7 @@ def _run(
     url = url_of(sock)
     reason: str | None = None
     serving = False
+    withdraw: Callable[[], None] = lambda: None  # noqa: E731
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
         _send(proc.stdin, request.model_dump_json())
@@ -270,9 +285,11 @@ def _run(
                     reason = one_line(message.message, 200) or "room failed"
                 elif message.type == "stage" and message.stage == SERVING and not serving:
                     serving = True
+                    withdraw = _announce(desk.ws, desk.signed.id, url)
                     if on_ready is not None:
                         on_ready(url, request.instance)
     finally:
+        withdraw()  # first: a dashboard stops polling a room that is going away
         _stop_room(proc, lines, desk)
     return reason
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sealroom.errors import SealroomError
 from sealroom.httpguard import (
@@ -24,6 +25,7 @@ from sealroom.httpguard import (
     Send,
     hardened_app,
 )
+from sealroom.ui.errors import NotFound
 from sealroom.ui.pages import ROUTERS
 from sealroom.ui.render import page
 from sealroom.ui.settings import UiSettings
@@ -43,10 +45,6 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
-
-
-class NotFound(SealroomError):
-    """A page for something the workspace does not hold (a run id, a contract, a job)."""
 
 
 class SecurityHeaders:
@@ -87,6 +85,13 @@ def create_app(settings: UiSettings) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("sealroom.ui", "static")]), name="static")
     for router in ROUTERS:
         app.include_router(router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            what = "endpoint" if request.url.path.startswith("/api/") else "page"
+            return _problem(request, 404, f"no {what} {request.url.path}")
+        return _problem(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:

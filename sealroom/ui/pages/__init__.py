@@ -6,4 +6,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from sealroom.ui.pages import budgets, contracts, inference, ledger, overview, runs, testbed
+
+ROUTERS: list[APIRouter] = [
+    overview.router,
+    runs.router,
+    contracts.router,
+    ledger.router,
+    budgets.router,
+    inference.router,
+    testbed.router,
+]
