@@ -66,10 +66,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (where - low)
 
 
-def start_server(home: Path, port: int, token_file: Path) -> subprocess.Popen[bytes]:
-    """``sealroom ui`` on ``home``, in its own process, once it answers."""
+def start_server(home: Path, port: int, token_file: Path, outputs: Path) -> subprocess.Popen[bytes]:
+    """``sealroom ui --outputs`` on ``home``, in its own process, once it answers."""
     env = {**os.environ, "SEALROOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    args = ["ui", "--port", str(port), "--token-file", str(token_file)]
+    args = ["ui", "--port", str(port), "--token-file", str(token_file), "--outputs", str(outputs)]
     code = "from sealroom.cli.main import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -122,8 +122,8 @@ def main() -> None:
         token_file.write_text(TOKEN)
         token_file.chmod(0o600)
         port = free_port()
-        app = create_app(UiSettings(ws=big.ws, token=TOKEN, port=port))
-        proc = start_server(big.ws.home, port, token_file)
+        app = create_app(UiSettings(ws=big.ws, token=TOKEN, port=port, outputs=(big.outputs,)))
+        proc = start_server(big.ws.home, port, token_file, big.outputs)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 done = walk(

@@ -70,11 +70,24 @@ class BigWorkspace:
     contract_id: str
     run_ids: list[str]
     entries: int
+    outputs: Path  # the consumer's decrypted outputs of some runs, `--outputs` style
+
+
+def decrypt_ends(big: BigWorkspace) -> None:
+    """The consumer decrypts the two newest runs and the oldest into ``big.outputs/<run id>``
+    (verified): the runs a list shows first, whichever way it sorts."""
+    from sealroom.crypto.identity import load_party
+    from sealroom.room.consumer import decrypt_run
+
+    consumer = load_party(big.ws, "lab")
+    for run_id in dict.fromkeys([*big.run_ids[-2:], big.run_ids[0]]):
+        decrypt_run(big.ws, run_id, consumer, big.outputs / run_id)
 
 
 def build(home: Path, runs: int = RUNS, entries: int = ENTRIES) -> BigWorkspace:
     """The workspace at ``home`` (created): ``runs`` completed runs, exactly ``entries``
-    ledger entries. Needs the party passphrase in effect (the tests' autouse fixture)."""
+    ledger entries, the outputs of the runs at both ends decrypted beside it (``home``'s
+    sibling ``outputs``). Needs a party passphrase in effect."""
     ws = Workspace.create(home)
     parties = make_parties(ws)
     privacy = {
@@ -90,7 +103,9 @@ def build(home: Path, runs: int = RUNS, entries: int = ENTRIES) -> BigWorkspace:
         "declaration_digest": DECLARATION_DIGEST,
         "privacy": privacy,
     }
-    store_contract(ws, parties, datasets=[dataset])
+    with Ledger.open(ws) as ledger:  # the contract pins its ledger, as `contract propose` does
+        ledger_key = ledger.public_key_b64
+    store_contract(ws, parties, datasets=[dataset], ledger_public_key=ledger_key)
     with KeyService(ws) as service:
         for digest, owner in ((DATASET_DIGEST, "hospital"), (MODEL_DIGEST, "lab")):
             policy = ReleasePolicy(
@@ -110,7 +125,9 @@ def build(home: Path, runs: int = RUNS, entries: int = ENTRIES) -> BigWorkspace:
         attester = SoftwareAttester(ws)
         for _ in range(entries - count):
             _replayed_nonce(service, attester, player)
-    return BigWorkspace(ws, CONTRACT_ID, run_ids, entries)
+    big = BigWorkspace(ws, CONTRACT_ID, run_ids, entries, home.parent / "outputs")
+    decrypt_ends(big)
+    return big
 
 
 class _Runs:
@@ -189,7 +206,12 @@ class _Runs:
         run_dir = self.ws.runs / run_id
         run_dir.mkdir(mode=0o700)
         files = _outputs(index)
-        kinds = {"model.onnx": "model", "metrics.json": "metrics", "privacy_report.json": "privacy"}
+        kinds = {
+            "model.onnx": "model",
+            "metrics.json": "metrics",
+            "privacy_report.json": "privacy_report",
+            "loss.png": "plots",
+        }
         sealed, key_sha = seal_outputs(files, kinds, self.consumer.encryption_key, run_id, run_dir)
         spent = round(EPSILON * (0.9 + 0.001 * index), 6)
         self._call(desk, SettleCall(op="budget.settle", spent_epsilon=spent))
@@ -260,7 +282,27 @@ def _outputs(index: int) -> dict[str, bytes]:
         "model.onnx": b"ONNX stand-in model bytes " + secrets.token_bytes(2048),
         "metrics.json": json.dumps(metrics, sort_keys=True).encode(),
         "privacy_report.json": json.dumps(report, sort_keys=True).encode(),
+        "loss.png": _png(index),
     }
+
+
+def _png(index: int) -> bytes:
+    """A small valid PNG (a grey 8x8 square) standing for a run's loss plot."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)  # 8x8, 8-bit greyscale
+    rows = b"".join(b"\x00" + bytes([index % 256]) * 8 for _ in range(8))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _sha256(data: bytes) -> str:

@@ -154,13 +154,16 @@ def links_in(html: str) -> list[str]:
 class Walk:
     """The outcome: every URL fetched, which route each served, and what stayed unfilled.
 
-    ``filled`` are URLs the walk built from parameter values (learned from other links or
-    seeded from the workspace) rather than links a page carries: such a value may belong to
-    another kind of thing, so a 404 there is not a broken page.
+    ``linked`` are the URLs pages link to: each must answer 200. ``filled`` are URLs the
+    walk built from parameter values (learned from other links or seeded from the
+    workspace): such a value may belong to another kind of thing, so a 404 there is not a
+    broken page; nor is a 400 from a route fetched bare that needs a query (a comparison
+    of chosen jobs) which no page of this workspace links to.
     """
 
     fetched: dict[str, Fetched] = field(default_factory=dict)
     by_route: dict[str, list[str]] = field(default_factory=dict)  # route name -> URLs
+    linked: set[str] = field(default_factory=set)  # URLs some page links to
     filled: set[str] = field(default_factory=set)
     unfilled: dict[str, list[str]] = field(default_factory=dict)  # route name -> params
 
@@ -206,7 +209,9 @@ def walk(
             taken.append(url)
         fetched = out.fetched[url] = get(url)
         if fetched.content_type.startswith("text/html"):
-            queue.extend(links_in(fetched.body.decode("utf-8", "replace")))
+            links = links_in(fetched.body.decode("utf-8", "replace"))
+            out.linked.update(links)
+            queue.extend(links)
 
     while True:
         while queue:
