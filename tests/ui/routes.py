@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -127,18 +127,55 @@ def workspace_seeds(ws: Workspace) -> dict[str, list[str]]:
 
 
 class _Links(HTMLParser):
+    """Collects link paths, and each GET form as the URL it submits with every checkbox,
+    radio button and option chosen (a comparison of every job the page lists)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.links: list[str] = []
+        self.forms: list[str] = []  # the URLs GET forms submit (also in links)
+        self._form: str | None = None  # action of the open GET form
+        self._fields: list[tuple[str, str]] = []
+        self._select: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            action = found.get("action", "")
+            if found.get("method", "get").lower() == "get" and action.startswith("/"):
+                self._form, self._fields = action, []
+            return
         for name, value in attrs:
             if name in LINK_ATTRIBUTES and value and value.startswith("/"):
                 self.links.append(value)
+        if self._form is None:
+            return
+        if tag == "input" and found.get("name") and found.get("value"):
+            if found.get("type", "text") in ("checkbox", "radio", "hidden", "text"):
+                self._fields.append((found["name"], found["value"]))
+        elif tag == "select":
+            self._select = found.get("name") or None
+        elif tag == "option" and self._select and found.get("value"):
+            self._fields.append((self._select, found["value"]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "form" and self._form is not None:
+            query = urlencode(self._fields)
+            self.links.append(self._form + (f"?{query}" if query else ""))
+            self.forms.append(self.links[-1])
+            self._form = None
 
 
 def links_in(html: str) -> list[str]:
-    """Same-site paths (with their query) an HTML page points at: links, images, live parts."""
+    """Same-site paths (with their query) an HTML page points at: links, images, live parts
+    and the URLs its GET forms submit."""
+    return _parsed(html)[0]
+
+
+def _parsed(html: str) -> tuple[list[str], list[str]]:
+    """The page's same-site links, and the queries of its GET forms."""
     parser = _Links()
     parser.feed(html)
     found = []
@@ -147,7 +184,7 @@ def links_in(html: str) -> list[str]:
             continue
         parts = urlsplit(link)
         found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
-    return found
+    return found, [urlsplit(form).query for form in parser.forms if urlsplit(form).query]
 
 
 @dataclass
@@ -178,14 +215,17 @@ def walk(
     seeds: dict[str, list[str]],
     first: tuple[str, ...] = (),
 ) -> Walk:
-    """GET every parameterless route (and ``first``), follow the links each HTML page
-    carries (at most :data:`PER_ROUTE` URLs per parameterised route), learn parameter
-    values from them, then fill each route no link reached with the values learned or
-    seeded for its parameter names, trying up to :data:`MAX_TRIES` until one answers 200."""
+    """GET every parameterless route (and ``first``), follow the links and GET forms of each
+    HTML page (at most :data:`PER_ROUTE` URLs per parameterised route), learn parameter
+    values from them, then fill each route that did not answer 200 with the values learned
+    or seeded for its parameter names (and the query strings pages used), trying up to
+    :data:`MAX_TRIES` URLs until one answers 200."""
     out = Walk()
     learned: dict[str, list[str]] = {}
     queue = [*first, *(r.path for r in routes if not r.params)]
-    tries: dict[str, list[str]] = {}  # route name -> candidate URLs left
+    attempts: dict[str, int] = {}  # route name -> filled URLs tried
+    form_queries: list[str] = []  # what the GET forms seen submit (all items chosen)
+    link_queries: list[str] = []  # the query strings of the links seen
 
     def route_of(url: str) -> PageRoute | None:
         path = urlsplit(url).path
@@ -209,21 +249,26 @@ def walk(
             taken.append(url)
         fetched = out.fetched[url] = get(url)
         if fetched.content_type.startswith("text/html"):
-            links = links_in(fetched.body.decode("utf-8", "replace"))
+            links, forms = _parsed(fetched.body.decode("utf-8", "replace"))
             out.linked.update(links)
             queue.extend(links)
+            for query in forms:  # items chosen: what a bare route most likely lacks
+                if query not in form_queries:
+                    form_queries.append(query)
+            for query in (urlsplit(link).query for link in links):
+                if query and query not in link_queries:
+                    link_queries.append(query)
 
     while True:
         while queue:
             visit(queue.pop(0))
         for route in routes:
-            if not route.params or out.answered(route.name):
+            if out.answered(route.name) or attempts.get(route.name, 0) >= MAX_TRIES:
                 continue
-            if route.name not in tries:
-                tries[route.name] = _candidates(route, learned, seeds)
-            while tries[route.name]:
-                url = tries[route.name].pop(0)
+            queries = form_queries + [q for q in link_queries if q not in form_queries]
+            for url in _candidates(route, learned, seeds, queries):
                 if url not in out.fetched:
+                    attempts[route.name] = attempts.get(route.name, 0) + 1
                     out.filled.add(url)
                     queue.append(url)
                     break
@@ -236,9 +281,13 @@ def walk(
 
 
 def _candidates(
-    route: PageRoute, learned: dict[str, list[str]], seeds: dict[str, list[str]]
+    route: PageRoute,
+    learned: dict[str, list[str]],
+    seeds: dict[str, list[str]],
+    queries: list[str],
 ) -> list[str]:
-    """URLs of ``route`` from the values known for each of its parameters, by name."""
+    """URLs of ``route`` from the values known for each of its parameters, by name; then
+    the same with each query string a page used (a route that needs chosen items)."""
     choices = []
     for param in route.params:
         values = list(learned.get(param, []))
@@ -249,7 +298,8 @@ def _candidates(
             return []
         choices.append(values)
     combos = itertools.islice(itertools.product(*choices), MAX_TRIES)
-    return [route.fill(dict(zip(route.params, combo, strict=True))) for combo in combos]
+    bases = [route.fill(dict(zip(route.params, combo, strict=True))) for combo in combos]
+    return bases + [f"{base}?{query}" for base in bases for query in queries]
 
 
 def http_getter(

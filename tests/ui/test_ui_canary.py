@@ -38,6 +38,7 @@ from tests.ui.canaries import (
 )
 from tests.ui.routes import Walk, http_getter, page_routes, static_urls, walk, workspace_seeds
 from tests.ui.serving import TOKEN, live_server, settings
+from tests.ui.summary import add_summary
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,14 @@ def canary_world(dp_story: StoryResult, tmp_path_factory: pytest.TempPathFactory
 def sources(
     canary_world: CanaryWorld, inference_demo: Path, testbed_demo: Path
 ) -> list[tuple[Workspace, tuple[Path, ...]]]:
-    """The workspaces served in turn: between them, every page has something to show."""
+    """The workspaces served in turn, each with the outputs its consumer decrypted: between
+    them, every page has something to show (the inference demo's run released plots)."""
     return [
         (canary_world.ws, (canary_world.outputs,)),
-        (Workspace.find(inference_demo / "workspace"), ()),
+        (
+            Workspace.find(inference_demo / "workspace"),
+            tuple(sorted(inference_demo.glob("consumer-*/outputs"))),
+        ),
         (Workspace.find(testbed_demo), ()),
     ]
 
@@ -126,7 +131,7 @@ def test_every_route_is_scanned(
 
 
 def test_no_page_or_endpoint_shows_anything_private(
-    walks: list[tuple[Workspace, Walk]], secrets_: list[Secret]
+    walks: list[tuple[Workspace, Walk]], secrets_: list[Secret], request: pytest.FixtureRequest
 ) -> None:
     found = [
         f"{ws.home.parent.name}/{ws.home.name} {url}: {name}"
@@ -135,4 +140,8 @@ def test_no_page_or_endpoint_shows_anything_private(
         for name in leaks(fetched.body + b"\n" + fetched.headers, secrets_)
     ]
     assert not found, "private values in responses:\n" + "\n".join(found)
-    assert sum(len(done.fetched) for _, done in walks) >= 3
+    urls = sum(len(done.fetched) for _, done in walks)
+    assert urls >= 3
+    line = f"canary scan: {urls} responses from {len(walks)} workspaces, {len(secrets_)} secrets"
+    print(line)
+    add_summary(request.config, [line])

@@ -93,3 +93,13 @@ def test_links_in_keeps_same_site_paths_a_browser_gets() -> None:
     )
     assert links_in(html) == ["/static/style.css", "/runs/a/events"]
     assert links_in('<a href="/x?page=2#top">') == ["/x?page=2"]
+
+
+def test_a_get_form_is_followed_with_every_item_chosen() -> None:
+    html = (
+        '<form method="get" action="/compare"><input type="checkbox" name="jobs" value="a">'
+        '<input type="checkbox" name="jobs" value="b"><input type="text" name="q">'
+        '<select name="metric"><option value="loss"></select></form>'
+        '<form method="post" action="/api/act"><input type="hidden" name="x" value="1"></form>'
+    )
+    assert links_in(html) == ["/compare?jobs=a&jobs=b&metric=loss"]
