@@ -17,6 +17,7 @@ from sealroom.room.live import event_log_path, events_dir
 from sealroom.room.receipt import RECEIPT_FILE
 from sealroom.room.story import StoryResult
 from sealroom.workspace import Workspace
+from tests.ui.registry_world import tamper
 from tests.ui.serving import client
 
 
@@ -171,3 +172,17 @@ def test_no_plot_is_served_for_a_run_without_one(demo: tuple[Workspace, Path, st
     app = client(ws, outputs=(outputs,))
     for name in ("metrics.json", "training_log.txt", "x.png", "..%2fmetrics.json"):
         assert app.get(f"/runs/{run_id}/outputs/{name}").status_code == 404
+
+
+def test_a_ledger_edited_after_a_verified_load_is_caught_on_the_next(
+    demo: tuple[Workspace, Path, str],
+) -> None:
+    """A run page trusts the ledger page's cached walk only for the database state it walked:
+    an entry edited afterwards (here one before the run's own) unverifies the receipt."""
+    ws, outputs, run_id = demo
+    assert _api(ws, run_id, (outputs,))["receipt"]["verified"] is True  # the walk is cached
+    seq = json.loads((ws.runs / run_id / RECEIPT_FILE).read_bytes())["receipt"]["seq"]
+    tamper(ws, "UPDATE entries SET payload = ? WHERE seq = ?", '{"edited": true}', seq - 1)
+    data = _api(ws, run_id, (outputs,))
+    assert data["receipt"]["verified"] is False
+    assert "the ledger does not verify" in data["receipt"]["reason"]

@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from sealroom.contract.store import contract_exists, load_contract
 from sealroom.errors import SealroomError
-from sealroom.ledger import HeadPin, LedgerView
+from sealroom.ledger import Entry, HeadPin, LedgerView
 from sealroom.room.failures import one_line
 from sealroom.room.receipt import RunReceipt, load_receipt
+from sealroom.ui.views.ledger_state import PAGE_WAIT_S, chain_check, ledger_key
 from sealroom.workspace import Workspace
 
 PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -90,11 +91,34 @@ def _trusted_key(ws: Workspace, receipt: RunReceipt) -> tuple[str, str]:
 
 
 def _check_in_ledger(ws: Workspace, receipt: RunReceipt, key: str) -> None:
+    """The ledger holds the receipt's entry, on a chain that verifies.
+
+    When the pinned key is this ledger's and the ledger page's cached walk (per database
+    state) has verified the whole chain, only the entry itself is checked; otherwise the
+    chain is walked here (a long ledger's first page load, or another ledger's key).
+    """
     pin = HeadPin(receipt.receipt.seq, receipt.receipt.entry_hash)
+    if key == ledger_key(ws):
+        check = chain_check(ws, wait=PAGE_WAIT_S)
+        if check.verified is False:
+            raise SealroomError(f"the ledger does not verify: {check.reason}")
+        if check.verified and check.public_key == key:
+            with LedgerView.open_copy(ws.ledger_db, key) as view:
+                if not view.contains(receipt.receipt):
+                    raise SealroomError(f"the ledger does not hold entry {pin.seq}")
+                problem = view.row_problem(pin.seq)
+                entry = view.get(pin.seq)
+            if problem is not None:
+                raise SealroomError(problem)
+            _same_payload(entry, receipt, pin.seq)
+            return
     with LedgerView.open_copy(ws.ledger_db, key) as view:
-        entry = view.check_entry(pin)
-    if entry.payload_sha256 != receipt.receipt.payload_sha256:
-        raise SealroomError(f"ledger entry {pin.seq} records another payload")
+        _same_payload(view.check_entry(pin), receipt, pin.seq)
+
+
+def _same_payload(entry: Entry | None, receipt: RunReceipt, seq: int) -> None:
+    if entry is None or entry.payload_sha256 != receipt.receipt.payload_sha256:
+        raise SealroomError(f"ledger entry {seq} records another payload")
 
 
 def verified_receipt(
