@@ -361,3 +361,14 @@ def test_model_history_shows_rotation_retirement_and_left_out_forgeries(
     assert [e["action"] for e in model["history"]] == ["provision", "rotate", "retire"]
     assert model["retired"] is True and model["digest"] == newer
     assert "retired" in ui.get("/inference").text
+
+
+def test_a_damaged_contract_file_hides_no_served_model(fresh: Served) -> None:
+    (fresh.ws.contracts / "broken.json").write_text("{not json")
+    ui = client(fresh.ws)
+    page = ui.get("/inference")
+    assert page.status_code == 200
+    assert CONTRACT_ID in page.text and "Not read: broken" in page.text
+    view = ui.get("/api/inference").json()
+    assert [m["contract_id"] for m in view["models"]] == [CONTRACT_ID]
+    assert view["unreadable"] == ["broken"]

@@ -47,7 +47,7 @@ def sql(ws: Workspace, statement: str, *args: object) -> None:
 def test_overview_lists_experiments_queues_workers_and_entry_points(http: TestClient) -> None:
     page = http.get("/testbed")
     assert page.status_code == 200
-    assert 'href="/testbed/exp"' in page.text and "a small experiment" in page.text
+    assert 'href="/testbed/experiments/exp"' in page.text and "a small experiment" in page.text
     data = http.get("/api/testbed").json()
     (exp,) = data["experiments"]
     assert exp["jobs"] == 7
@@ -58,8 +58,8 @@ def test_overview_lists_experiments_queues_workers_and_entry_points(http: TestCl
 
 
 def test_experiment_graph_has_a_node_per_job_coloured_by_status(http: TestClient) -> None:
-    page = http.get("/testbed/exp").text
-    data = http.get("/api/testbed/exp").json()
+    page = http.get("/testbed/experiments/exp").text
+    data = http.get("/api/testbed/experiments/exp").json()
     for job in data["jobs"]:
         assert f'data-job="{job["id"]}" data-status="{job["status"]}"' in page
         assert f'href="/testbed/jobs/{job["id"]}"' in page
@@ -68,9 +68,9 @@ def test_experiment_graph_has_a_node_per_job_coloured_by_status(http: TestClient
 
 
 def test_the_graph_polls_while_a_job_is_queued(http: TestClient) -> None:
-    page = http.get("/testbed/exp").text
-    assert 'data-poll="/testbed/exp/live" data-every="2"' in page
-    live = http.get("/testbed/exp/live")
+    page = http.get("/testbed/experiments/exp").text
+    assert 'data-poll="/testbed/experiments/exp/live" data-every="2"' in page
+    live = http.get("/testbed/experiments/exp/live")
     assert live.status_code == 200 and "<html" not in live.text
     assert 'data-job="job-7" data-status="queued"' in live.text
 
@@ -161,9 +161,9 @@ def test_compare_shows_chosen_jobs_side_by_side(http: TestClient) -> None:
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/testbed/nope", 404),
+        ("/testbed/experiments/nope", 404),
         ("/api/testbed/nope", 404),
-        ("/testbed/Bad%20Name", 404),
+        ("/testbed/experiments/Bad%20Name", 404),
         ("/testbed/jobs/job-99", 404),
         ("/api/testbed/jobs/job-99", 404),
         ("/testbed/jobs/not-a-job", 404),
@@ -180,14 +180,14 @@ def test_unknown_names_are_one_line_refusals(http: TestClient, path: str, status
 
 
 def test_robustness_heatmap_and_curves_from_the_evaluation_results(http: TestClient) -> None:
-    data = http.get("/api/testbed/exp").json()["robustness"]
+    data = http.get("/api/testbed/experiments/exp").json()["robustness"]
     assert data["jobs"] == ["job-5", "job-6"] and data["eps"] == 0.2
     (pgd,) = data["heatmaps"]
     assert pgd["sources"] == ["a", "b"] and pgd["values"] == [[0.9, 0.25], [0.25, 0.9]]
     white = [c for c in data["curves"] if c["kind"] == "white-box"]
     assert {c["model"] for c in white} == {"a", "b"}
     assert white[0]["points"][0] == [0.0, 0.8]
-    page = http.get("/testbed/exp").text
+    page = http.get("/testbed/experiments/exp").text
     assert 'data-row="a" data-column="b" data-value="0.25"' in page
     assert ">0.90</text>" in page and "robust accuracy, PGD (white-box)" in page
 
@@ -198,7 +198,7 @@ def test_a_dependency_cycle_and_a_missing_dependency_do_not_break_the_graph(
     sql(own_ws, "UPDATE jobs SET depends_on = '[\"job-2\"]' WHERE id = 'job-1'")
     sql(own_ws, "INSERT INTO edges VALUES ('job-1', 'job-2')")
     sql(own_ws, "UPDATE jobs SET depends_on = '[\"job-404\"]' WHERE id = 'job-3'")
-    page = client(own_ws).get("/testbed/exp")
+    page = client(own_ws).get("/testbed/experiments/exp")
     assert page.status_code == 200
     assert "cycle · train a" in page.text
     assert 'data-job="job-404" data-status="missing"' in page.text
@@ -210,7 +210,7 @@ def test_hostile_names_are_escaped_in_the_graph_and_tables(own_ws: Workspace) ->
     sql(own_ws, "UPDATE jobs SET description = ?, status = ? WHERE id = 'job-1'", evil, evil)
     sql(own_ws, "UPDATE experiments SET description = ?", evil)
     http = client(own_ws)
-    for path in ("/testbed", "/testbed/exp", "/testbed/exp/live", "/testbed/jobs/job-1"):
+    for path in ("/testbed", "/testbed/experiments/exp", "/testbed/experiments/exp/live", "/testbed/jobs/job-1"):
         page = http.get(path)
         assert page.status_code == 200 and "<svg onload" not in page.text, path
 
@@ -219,7 +219,7 @@ def test_no_lab_means_an_empty_page_and_nothing_is_created(workspace: Workspace)
     http = client(workspace)
     page = http.get("/testbed")
     assert page.status_code == 200 and 'id="no-lab"' in page.text
-    assert http.get("/testbed/exp").status_code == 404
+    assert http.get("/testbed/experiments/exp").status_code == 404
     assert http.get("/api/testbed").json()["present"] is False
     assert not (workspace.home / "lab").exists()
 
@@ -231,8 +231,8 @@ def test_pages_never_show_the_lab_token(own_ws: Workspace) -> None:
     for path in (
         "/testbed",
         "/api/testbed",
-        "/testbed/exp",
-        "/api/testbed/exp",
+        "/testbed/experiments/exp",
+        "/api/testbed/experiments/exp",
         "/testbed/jobs/job-1",
     ):
         assert "lab-secret-token" not in http.get(path).text
@@ -260,3 +260,25 @@ def test_a_queued_jobs_page_polls_its_status_and_an_ended_one_does_not(http: Tes
     assert live.status_code == 200 and "<html" not in live.text
     assert "status-queued" in live.text
     assert http.get("/testbed/jobs/job-99/live").status_code == 404
+
+
+def test_experiments_named_like_the_testbeds_own_routes_keep_their_pages(
+    own_ws: Workspace,
+) -> None:
+    """Experiments live under /testbed/experiments/: one named "compare", "jobs" or
+    "metrics.csv" is not shadowed by (and does not shadow) the compare, job and CSV routes."""
+    from sealroom.lab.store import LabStore
+
+    store = LabStore.open(LabPaths.of_workspace(own_ws.home))
+    try:
+        for name in ("compare", "jobs"):
+            store.create_experiment(name, f"named {name}")
+    finally:
+        store.close()
+    http = client(own_ws)
+    for name in ("compare", "jobs"):
+        assert f"named {name}" in http.get(f"/testbed/experiments/{name}").text
+        assert http.get(f"/api/testbed/experiments/{name}").json()["name"] == name
+        assert http.get(f"/testbed/experiments/{name}/live").status_code == 200
+    compare = http.get("/testbed/compare").text  # still the compare route
+    assert "choose jobs to compare" in compare and "named compare" not in compare

@@ -27,7 +27,7 @@ def test_testbed_pages_in_a_browser(
     with live_server(Workspace(testbed_demo)) as url:
         overview = httpx.get(f"{url}/api/testbed").json()
         name = overview["experiments"][0]["name"]
-        found = httpx.get(f"{url}/api/testbed/{name}").json()
+        found = httpx.get(f"{url}/api/testbed/experiments/{name}").json()
         jobs = found["jobs"]
 
         browser.get(f"{url}/testbed")
@@ -72,7 +72,7 @@ def test_testbed_pages_in_a_browser(
 
         # A training job's page: its log and its metrics.
         train = next(j for j in jobs if j["entry_point"] == "robustness-train")
-        browser.get(f"{url}/testbed/{name}")
+        browser.get(f"{url}/testbed/experiments/{name}")
         browser.find_element(By.CSS_SELECTOR, f'#live a.node[data-job="{train["id"]}"]').click()
         wait_for(browser, lambda c: c.find_elements(By.CSS_SELECTOR, "pre.log"))
         assert "test accuracy" in text_of(browser, "pre.log")

@@ -135,7 +135,7 @@ def artifact_download(request: Request, job_id: str, name: str) -> FileResponse:
     )
 
 
-@router.get("/testbed/{experiment}", response_class=HTMLResponse)
+@router.get("/testbed/experiments/{experiment}", response_class=HTMLResponse)
 def experiment_page(request: Request, experiment: str) -> HTMLResponse:
     found = view.experiment(_home(request), experiment)
     charts = robustness_charts(found.robustness) if found.robustness else None
@@ -144,7 +144,7 @@ def experiment_page(request: Request, experiment: str) -> HTMLResponse:
     )
 
 
-@router.get("/testbed/{experiment}/live", response_class=HTMLResponse)
+@router.get("/testbed/experiments/{experiment}/live", response_class=HTMLResponse)
 def experiment_live(request: Request, experiment: str) -> HTMLResponse:
     """The graph and status counts alone: the experiment page polls this every 2 s."""
     found = view.experiment(_home(request), experiment, with_robustness=False)
@@ -192,6 +192,6 @@ def rerun_job(request: Request, job_id: str) -> dict[str, Any]:
     return actions.act(_home(request), job_id, "rerun").model_dump(mode="json")
 
 
-@router.get("/api/testbed/{experiment}")
+@router.get("/api/testbed/experiments/{experiment}")
 def experiment_json(request: Request, experiment: str) -> dict[str, Any]:
     return view.experiment(_home(request), experiment).model_dump(mode="json")

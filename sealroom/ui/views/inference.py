@@ -14,11 +14,12 @@ from pydantic import BaseModel
 from sealroom.contract.inference import InferenceTerms
 from sealroom.contract.provision import ModelStatement, current_model
 from sealroom.contract.signed import SignedContract
-from sealroom.contract.store import list_contracts
+from sealroom.contract.store import load_contract
 from sealroom.errors import SealroomError
 from sealroom.ledger import LedgerView
 from sealroom.ledger.entries import Entry
 from sealroom.serve.launcher import serving_url_path
+from sealroom.ui.views.contracts import contract_ids
 from sealroom.workspace import Workspace
 
 
@@ -106,6 +107,7 @@ class ChainStatus(BaseModel):
 
 class InferenceOverview(BaseModel):
     models: list[ServedModel]
+    unreadable: list[str] = []  # contracts that do not load (the Contracts page says why)
 
 
 class InferenceDetail(BaseModel):
@@ -121,13 +123,18 @@ class InferenceDetail(BaseModel):
 # ------------------------------------------------------------------- gathering
 
 
-def inference_contracts(ws: Workspace) -> list[SignedContract]:
-    return [s for s in list_contracts(ws) if s.contract.inference is not None]
-
-
 def overview(ws: Workspace) -> InferenceOverview:
-    models = [served_model(ws, signed) for signed in inference_contracts(ws)]
-    return InferenceOverview(models=models)
+    """Every contract with inference terms; one damaged contract file hides no other."""
+    models, unreadable = [], []
+    for contract_id in contract_ids(ws):
+        try:
+            signed = load_contract(ws, contract_id)
+        except SealroomError:
+            unreadable.append(contract_id)
+            continue
+        if signed.contract.inference is not None:
+            models.append(served_model(ws, signed))
+    return InferenceOverview(models=models, unreadable=unreadable)
 
 
 def served_model(ws: Workspace, signed: SignedContract) -> ServedModel:
