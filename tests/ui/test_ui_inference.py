@@ -151,7 +151,7 @@ def test_a_stopped_room_reads_not_serving(tmp_path: Path, workspace: Workspace) 
 
 def test_an_empty_workspace_says_there_is_nothing_served(workspace: Workspace) -> None:
     ui = client(workspace)
-    assert ui.get("/api/inference").json() == {"models": []}
+    assert ui.get("/api/inference").json() == {"models": [], "unreadable": []}
     page = ui.get("/inference")
     assert page.status_code == 200 and 'id="no-models"' in page.text
 

@@ -210,7 +210,12 @@ def test_hostile_names_are_escaped_in_the_graph_and_tables(own_ws: Workspace) ->
     sql(own_ws, "UPDATE jobs SET description = ?, status = ? WHERE id = 'job-1'", evil, evil)
     sql(own_ws, "UPDATE experiments SET description = ?", evil)
     http = client(own_ws)
-    for path in ("/testbed", "/testbed/experiments/exp", "/testbed/experiments/exp/live", "/testbed/jobs/job-1"):
+    for path in (
+        "/testbed",
+        "/testbed/experiments/exp",
+        "/testbed/experiments/exp/live",
+        "/testbed/jobs/job-1",
+    ):
         page = http.get(path)
         assert page.status_code == 200 and "<svg onload" not in page.text, path
 
