@@ -31,12 +31,12 @@ from sealroom.lab.tasks.attacks import (
     success_rate,
 )
 from sealroom.lab.tasks.registry import TaskContext, task
+from sealroom.lab.tasks.results_format import RESULTS_ARTIFACT, RESULTS_FORMAT
 from sealroom.lab.tasks.values import input_bytes
 
 if TYPE_CHECKING:
     from torch import nn
 
-RESULTS_FORMAT = "sealroom.robustness/1"
 MAX_TARGETS = 32
 
 
@@ -82,7 +82,7 @@ def score(adv: AdversarialSet, target: str, model: nn.Module) -> list[Row]:
 def results_blob(source: str, rows: list[Row]) -> ArtifactBlob:
     doc = {"format": RESULTS_FORMAT, "source": source, "rows": [asdict(r) for r in rows]}
     data = json.dumps(doc, indent=1, sort_keys=True).encode()
-    return ArtifactBlob("results", "json", f"robustness-{source}.json", data)
+    return ArtifactBlob(RESULTS_ARTIFACT, "json", f"robustness-{source}.json", data)
 
 
 def read_results(data: bytes, where: str) -> list[Row]:
@@ -102,7 +102,7 @@ def read_results(data: bytes, where: str) -> list[Row]:
 
 @task(
     "evaluate_attack",
-    outputs=("results",),
+    outputs=(RESULTS_ARTIFACT,),
     description="score an adversarial set on target models: clean and robust accuracy, "
     "attack success rate per (method, eps); a json artifact",
     args={
@@ -128,4 +128,4 @@ def evaluate_attack(ctx: TaskContext, adversarial: Any, targets: dict[str, Any])
             if row.attack_success_rate is not None:
                 ctx.metric(f"attack_success_rate.{label}", row.attack_success_rate)
         ctx.log(f"scored {adv.source}'s set on {name}")
-    return {"results": results_blob(adv.source, rows)}
+    return {RESULTS_ARTIFACT: results_blob(adv.source, rows)}

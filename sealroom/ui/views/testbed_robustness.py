@@ -18,9 +18,8 @@ from pydantic import BaseModel
 
 from sealroom.lab.store import LabStore
 from sealroom.lab.store_records import JobRecord
+from sealroom.lab.tasks.results_format import RESULTS_ARTIFACT, RESULTS_FORMAT
 
-RESULTS_FORMAT = "sealroom.robustness/1"  # sealroom.lab.tasks.robustness.RESULTS_FORMAT
-RESULTS_ARTIFACT = "results"
 MAX_RESULTS_BYTES = 4 * 1024 * 1024
 MAX_ROWS = 10_000
 MAX_NAME = 64
