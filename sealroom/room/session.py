@@ -62,6 +62,13 @@ log = logging.getLogger("sealroom.room")
 
 Emit = Callable[[RoomEvent], None]
 
+# The privacy report's facts the public run record carries. The ε trajectory (ε after each
+# epoch) and what places it on an epoch axis are functions of the public DP settings alone.
+PUBLIC_PRIVACY_FACTS = (
+    *("epsilon_spent", "epsilon_target", "delta", "noise_multiplier", "steps", "accountant"),
+    *("sample_rate", "epochs", "planned_steps", "epsilon_trajectory"),
+)
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -388,18 +395,4 @@ def _privacy_facts(released: dict[str, bytes]) -> dict[str, Any] | None:
     if data is None:
         return None
     report = json.loads(data)
-    # The ε trajectory (ε after each epoch) and what places it on an epoch axis are functions
-    # of the public DP parameters alone, so the public record carries them for the ε curve.
-    keys = (
-        "epsilon_spent",
-        "epsilon_target",
-        "delta",
-        "noise_multiplier",
-        "steps",
-        "accountant",
-        "sample_rate",
-        "epochs",
-        "planned_steps",
-        "epsilon_trajectory",
-    )
-    return {k: report[k] for k in keys if k in report}
+    return {k: report[k] for k in PUBLIC_PRIVACY_FACTS if k in report}
