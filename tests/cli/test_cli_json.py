@@ -17,7 +17,7 @@ from sealroom.workspace import Workspace
 runner = CliRunner()
 
 # Long-running servers: they report nothing at the end, they run until stopped.
-SERVERS = {"kms serve", "lab worker start"}
+SERVERS = {"kms serve", "lab worker start", "ui"}
 
 
 def _commands() -> dict[str, Any]:

@@ -16,6 +16,11 @@ import pytest
 
 from scenarios.fashion.prepare import FILES, SOURCE
 
+# About 80 s of command start-ups and a room run: `make test-all` walks it. `make test` keeps
+# its pieces (cards, mock data, compose, declared splits) in their own tests and the MNIST
+# story end to end (tests/e2e).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
 
