@@ -10,14 +10,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from sealroom.ledger import Ledger
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.live import LiveLog, event_log_path
 from sealroom.room.receipt import FAILED, STARTED
+from sealroom.ui.app import create_app
 from sealroom.ui.pages import runs as runs_page
 from sealroom.workspace import Workspace
-from tests.ui.serving import client, live_server
+from tests.ui.serving import client, live_server, settings
 
 
 def _started(ws: Workspace, run_id: str, contract: str = "c1") -> None:
@@ -270,3 +272,22 @@ def test_a_stream_stops_looking_once_the_client_goes(
             time.sleep(0.1)
             still, last = (still + 1, last) if looks["n"] == last else (0, looks["n"])
         assert still == 5, f"the stream went on looking ({looks['n']} looks)"
+
+
+def test_a_flood_of_event_streams_is_capped_and_the_count_comes_back(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stream looks at its run twice a second for minutes: past MAX_STREAMS open at once
+    a new one is refused (503, Retry-After) instead of holding more of the server."""
+    _live(workspace, "run-f", ["contract"], outcome="completed")
+    monkeypatch.setattr(runs_page, "MAX_STREAMS", 2)
+    app = create_app(settings(workspace))
+    http = TestClient(app, base_url=settings(workspace).url)
+    app.state.open_streams = 2  # two streams still open elsewhere
+    refused = http.get("/runs/run-f/events")
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "30"
+    assert "live streams are open" in refused.json()["error"]
+    app.state.open_streams = 1
+    events = _events(http.get("/runs/run-f/events").text)
+    assert [kind for kind, _ in events] == ["fragment", "end"]
+    assert app.state.open_streams == 1  # the finished stream gave its place back

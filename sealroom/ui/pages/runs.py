@@ -20,12 +20,14 @@ from sealroom.ui.settings import UiSettings
 from sealroom.ui.views.run_detail import RunDetail, plot_bytes, run_detail
 from sealroom.ui.views.run_metrics import Metrics
 from sealroom.ui.views.runs import PER_PAGE, RunList, find_run, list_runs, valid_run_id
+from sealroom.workspace import Workspace
 
 router = APIRouter()
 
 TIMELINE_ID = "run-timeline"
 TICK_S = 0.5  # how often a live page's event stream looks at the run
 STREAM_LIFETIME_S = 15 * 60.0  # a stream ends after this; the browser reconnects if it wants
+MAX_STREAMS = 32  # open event streams at once, all clients together; more get 503
 KEEPALIVE_S = 15.0
 
 
@@ -84,7 +86,7 @@ def run_output(request: Request, run_id: str, name: str) -> Response:
 
 
 @router.get("/runs/{run_id}/events")
-async def run_events(request: Request, run_id: str) -> StreamingResponse:
+async def run_events(request: Request, run_id: str) -> Response:
     """The timeline fragment each time it changes, then ``end`` once the run has finished.
 
     Bounded: one look every TICK_S, at most STREAM_LIFETIME_S, and it stops as soon as the
@@ -93,33 +95,54 @@ async def run_events(request: Request, run_id: str) -> StreamingResponse:
     ws = _settings(request).ws
     if not valid_run_id(run_id) or find_run(ws, run_id) is None:
         raise NotFound(f"no run {run_id[:80]!r} in this workspace")
+    state = request.app.state
+    if getattr(state, "open_streams", 0) >= MAX_STREAMS:
+        # Each stream looks at the run twice a second for up to 15 minutes: a flood of them
+        # would hold the server's threads; the rate limit alone lets a client open many.
+        return Response(
+            json.dumps({"error": f"{MAX_STREAMS} live streams are open; try again later"}),
+            status_code=503,
+            media_type="application/json",
+            headers={"retry-after": "30"},
+        )
 
     async def stream() -> AsyncIterator[str]:
-        deadline = time.monotonic() + STREAM_LIFETIME_S
-        last_html = None
-        last_sent = time.monotonic()
-        while time.monotonic() < deadline:
-            if await request.is_disconnected():
-                return
-            found = await asyncio.to_thread(find_run, ws, run_id)
-            if found is None:
-                return
-            html = fragment("run_timeline.html", timeline=found.timeline)
-            if html != last_html:
-                last_html = html
-                last_sent = time.monotonic()
-                data = json.dumps({"target": TIMELINE_ID, "html": html})
-                yield f"event: fragment\ndata: {data}\n\n"
-            elif time.monotonic() - last_sent > KEEPALIVE_S:
-                last_sent = time.monotonic()
-                yield ": keep-alive\n\n"
-            if found.timeline.finished:
-                yield f"event: end\ndata: {json.dumps({'status': found.timeline.status})}\n\n"
-                return
-            await asyncio.sleep(TICK_S)
+        # Counted while the body streams (a response never started is never counted).
+        state.open_streams = getattr(state, "open_streams", 0) + 1
+        try:
+            async for chunk in _timeline_events(request, ws, run_id):
+                yield chunk
+        finally:
+            state.open_streams -= 1
 
     headers = {"x-accel-buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+async def _timeline_events(request: Request, ws: Workspace, run_id: str) -> AsyncIterator[str]:
+    """The stream's body: a fragment when the timeline changes, keep-alives, then ``end``."""
+    deadline = time.monotonic() + STREAM_LIFETIME_S
+    last_html = None
+    last_sent = time.monotonic()
+    while time.monotonic() < deadline:
+        if await request.is_disconnected():
+            return
+        found = await asyncio.to_thread(find_run, ws, run_id)
+        if found is None:
+            return
+        html = fragment("run_timeline.html", timeline=found.timeline)
+        if html != last_html:
+            last_html = html
+            last_sent = time.monotonic()
+            data = json.dumps({"target": TIMELINE_ID, "html": html})
+            yield f"event: fragment\ndata: {data}\n\n"
+        elif time.monotonic() - last_sent > KEEPALIVE_S:
+            last_sent = time.monotonic()
+            yield ": keep-alive\n\n"
+        if found.timeline.finished:
+            yield f"event: end\ndata: {json.dumps({'status': found.timeline.status})}\n\n"
+            return
+        await asyncio.sleep(TICK_S)
 
 
 def charts(metrics: Metrics | None) -> list[Markup]:
