@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sealroom.ledger import Ledger
 from sealroom.room.events import STAGES, RoomEvent
 from sealroom.room.live import LiveLog, event_log_path
-from sealroom.room.receipt import FAILED, STARTED
+from sealroom.room.receipt import COMPLETED, FAILED, STARTED
 from sealroom.ui.app import create_app
 from sealroom.ui.pages import runs as runs_page
 from sealroom.workspace import Workspace
@@ -291,3 +291,20 @@ def test_a_flood_of_event_streams_is_capped_and_the_count_comes_back(
     events = _events(http.get("/runs/run-f/events").text)
     assert [kind for kind, _ in events] == ["fragment", "end"]
     assert app.state.open_streams == 1  # the finished stream gave its place back
+
+
+def test_a_run_the_ledger_records_is_running_until_the_operator_has_its_folder(
+    workspace: Workspace,
+) -> None:
+    """The room appends run.completed before the operator checks the receipt and renames the
+    staging folder: a page that ended the stream then would reload onto "no receipt"."""
+    log = _live(workspace, "run-r", list(STAGES))
+    with Ledger.open(workspace) as ledger:
+        ledger.append(COMPLETED, {"run_id": "run-r", "contract_id": "c1"})
+    data = client(workspace).get("/api/runs/run-r").json()
+    assert data["summary"]["status"] == "running" and data["receipt"] is None
+    assert data["timeline"]["status"] == "running"  # so the live page's stream goes on
+    (workspace.runs / "run-r").mkdir()
+    assert client(workspace).get("/api/runs/run-r").json()["summary"]["status"] == "completed"
+    log.finish("run-r", None)
+    assert client(workspace).get("/api/runs/run-r").json()["summary"]["status"] == "completed"

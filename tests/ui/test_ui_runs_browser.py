@@ -155,7 +155,8 @@ def test_a_live_run_is_watched_until_it_completes(
             assert _text(browser, "#run-status") == "completed"
             assert set(_states(browser).values()) == {"done", "skipped"}
             assert _states(browser)["budget"] == "skipped"  # a run without privacy
-            assert text_of(browser, "h2 .badge") == "verified"
+            badge = text_of(browser, "h2 .badge")
+            assert badge == "verified", text_of(browser, "#receipt-reason")
             assert not browser.find_elements(By.CSS_SELECTOR, "[data-sse]")
             browser.get(f"{url}/runs")
             rows = browser.find_elements(By.CSS_SELECTOR, "#runs tr.run-row")

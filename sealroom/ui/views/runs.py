@@ -147,7 +147,11 @@ def _summary(run: _Facts) -> RunSummary:
     if log is not None:
         started = log.started or started  # the operator's launch, before any ledger entry
         run.contract_id = run.contract_id or log.contract_id
-    if run.completed is not None:
+    if run.completed is not None and log is not None and log.outcome is None and not run.has_folder:
+        # The room's record is in the ledger, but the operator is still checking the receipt
+        # before the staging folder becomes the run folder: not finished until it has.
+        pass
+    elif run.completed is not None:
         status = "completed"
     elif run.failed is not None:
         status = "failed"
