@@ -19,8 +19,9 @@ from sealroom.ledger.errors import ChainBroken
 from sealroom.ledger.repository import Head, Row
 
 
-def check_row(row: Row, public_key_b64: str) -> None:
-    """One entry on its own: canonical payload, hash over its fields, ledger signature."""
+def check_row(row: Row, public_key_b64: str, signature: bool = True) -> None:
+    """One entry on its own: canonical payload, hash over its fields, ledger signature
+    (``signature`` False: the first two only)."""
     try:
         payload = json.loads(row.payload)
         canonical = isinstance(payload, dict) and canonical_payload(payload) == row.payload
@@ -33,9 +34,11 @@ def check_row(row: Row, public_key_b64: str) -> None:
     )
     if expected != row.entry_hash:
         raise ChainBroken(row.seq, "was edited: its hash does not match its contents")
+    if not signature:
+        return
     try:
-        signature = unb64(row.signature, "ledger signature")
-        verify_signature(public_key_b64, signature, signed_message(row.entry_hash), "ledger")
+        signed = unb64(row.signature, "ledger signature")
+        verify_signature(public_key_b64, signed, signed_message(row.entry_hash), "ledger")
     except SignatureError:
         raise ChainBroken(row.seq, "has a signature that does not verify (ledger key)") from None
 
@@ -46,13 +49,15 @@ def verify_chain(
     public_key_b64: str,
     signed_head: bool = True,
     trusted: int = 0,
+    row_signatures: bool = True,
 ) -> int:
     """Check every entry in seq order; return how many there are or raise ChainBroken.
 
     ``signed_head`` False checks a prefix against an entry pinned elsewhere (a receipt) rather
     than against the ledger's own head pointer. ``trusted``: the first rows were checked
     before and the caller made sure they are byte for byte the same, so only their order and
-    links are walked again (a reader that re-verifies a growing ledger).
+    links are walked again (a reader that re-verifies a growing ledger). ``row_signatures``
+    False checks each entry's hash but not its signature (see :func:`verify_links`).
     """
     prev_hash = GENESIS_HASH
     expected_seq = 1
@@ -64,7 +69,7 @@ def verify_chain(
         if row.prev_hash != prev_hash:
             raise ChainBroken(row.seq, "does not link to the entry before it (reordered/inserted)")
         if expected_seq > trusted:
-            check_row(row, public_key_b64)
+            check_row(row, public_key_b64, signature=row_signatures)
         prev_hash = row.entry_hash
         expected_seq += 1
     last = expected_seq - 1
@@ -89,29 +94,7 @@ def verify_links(rows: list[Row], head: Head | None, public_key_b64: str) -> int
     (changing one entry changes every later hash, up to the signed head) at a fraction of
     the cost: a page over a long ledger checks signatures only of the entries it shows.
     """
-    prev_hash = GENESIS_HASH
-    for expected_seq, row in enumerate(rows, start=1):
-        if row.seq != expected_seq:
-            raise ChainBroken(expected_seq, "is missing (deleted)")
-        if row.prev_hash != prev_hash:
-            raise ChainBroken(row.seq, "does not link to the entry before it (reordered/inserted)")
-        digest = payload_digest(row.payload)
-        if compute_entry_hash(row.seq, row.kind, row.timestamp, row.prev_hash, digest) != (
-            row.entry_hash
-        ):
-            raise ChainBroken(row.seq, "was edited: its hash does not match its contents")
-        prev_hash = row.entry_hash
-    last = len(rows)
-    head_seq = head.seq if head else 0
-    if head_seq > last:
-        raise ChainBroken(last + 1, "is missing (deleted from the end)")
-    if head_seq < last:
-        raise ChainBroken(head_seq + 1, "was not appended by the ledger (beyond its recorded head)")
-    if head is not None:
-        if head.entry_hash != prev_hash:
-            raise ChainBroken(last, "does not match the ledger's recorded head hash")
-        _check_head_signature(head, public_key_b64)
-    return last
+    return verify_chain(rows, head, public_key_b64, row_signatures=False)
 
 
 def _check_head_signature(head: Head, public_key_b64: str) -> None:
