@@ -33,7 +33,12 @@ class Evidence(_Bytes64):
     payload: bytes = Field(max_length=1 << 16)
     signature: bytes = Field(default=b"", max_length=1 << 12)
     signer: str = ""  # software attester: base64 Ed25519 public key that signed the payload
-    certificates: list[str] = Field(default_factory=list)  # hardware: PEM chain (VCEK, PCK...)
+    # hardware: PEM certificates and CRLs the attester found (SEV-SNP: VCEK or VLEK, maybe
+    # ASK/ASVK/ARK from the host's certificate table); never trusted as roots.
+    certificates: list[str] = Field(default_factory=list, max_length=8)
+    # hardware: vendor collateral as JSON text (TDX: dcap-qvl's QuoteCollateralV3 JSON).
+    # Optional: the verifier falls back to the collateral cached in its workspace.
+    collateral: str = Field(default="", max_length=1 << 16)
 
 
 class Claims(_Bytes64):
@@ -45,6 +50,15 @@ class Claims(_Bytes64):
     debug: bool = False
     report_data: bytes
     issued_at: datetime
+    # Hardware facts a release policy may constrain (empty for software evidence).
+    platform: str = ""  # SEV-SNP: "Milan" / "Genoa" / "Turin"; TDX: "TDX"
+    signing_key: str = ""  # "vcek" / "vlek" (SEV-SNP), "pck" (TDX)
+    vmpl: int | None = None  # SEV-SNP: the VM privilege level that asked for the report
+    tcb: dict[str, int] = Field(default_factory=dict)  # SEV-SNP: reported TCB by component
+    host_data: str = ""  # SEV-SNP: hex of the 32 bytes the host bound at launch
+    tcb_status: str = ""  # TDX: dcap-qvl's status ("UpToDate", "SWHardeningNeeded", ...)
+    advisory_ids: list[str] = Field(default_factory=list)  # TDX: Intel advisories that apply
+    rtmrs: list[str] = Field(default_factory=list)  # TDX: RTMR0..3 hex
 
     @field_validator("report_data")
     @classmethod

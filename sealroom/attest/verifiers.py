@@ -11,6 +11,7 @@ from typing import Protocol
 
 from sealroom.attest.evidence import Claims, Evidence
 from sealroom.attest.hardware import UnavailableVerifier
+from sealroom.attest.policy import HardwarePolicy, check_hardware_policy
 from sealroom.attest.software import SoftwareVerifier
 from sealroom.errors import AttestationError
 from sealroom.pipeline.registry import Registry
@@ -29,8 +30,17 @@ VERIFIERS.add("sev-snp", UnavailableVerifier("sev-snp", "SEV-SNP"))
 VERIFIERS.add("tdx", UnavailableVerifier("tdx", "TDX"))
 
 
-def verify_evidence(evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
-    """Normalised claims from evidence of any registered TEE type; AttestationError otherwise."""
+def verify_evidence(
+    evidence: Evidence,
+    ws: Workspace,
+    now: datetime | None = None,
+    policy: HardwarePolicy | None = None,
+) -> Claims:
+    """Normalised claims from evidence of any registered TEE type; AttestationError otherwise.
+
+    ``policy``, when given, is applied to hardware claims (measurement, TCB, VMPL, ...);
+    software claims are judged by ``allow_insecure`` elsewhere and pass through.
+    """
     if evidence.tee_type not in VERIFIERS:
         known = ", ".join(VERIFIERS.names())
         raise AttestationError(f"no verifier for TEE type {evidence.tee_type!r} (known: {known})")
@@ -39,4 +49,6 @@ def verify_evidence(evidence: Evidence, ws: Workspace, now: datetime | None = No
         raise AttestationError(
             f"{evidence.tee_type} verifier returned claims for {claims.tee_type!r}"
         )
+    if policy is not None and not claims.insecure:
+        check_hardware_policy(claims, policy)
     return claims
