@@ -12,6 +12,7 @@ from typing import Protocol
 from sealroom.attest.evidence import Claims, Evidence
 from sealroom.attest.hardware import UnavailableVerifier
 from sealroom.attest.policy import HardwarePolicy, check_hardware_policy
+from sealroom.attest.snp.verifier import SnpVerifier
 from sealroom.attest.software import SoftwareVerifier
 from sealroom.errors import AttestationError
 from sealroom.pipeline.registry import Registry
@@ -26,7 +27,7 @@ class Verifier(Protocol):
 
 VERIFIERS: Registry[Verifier] = Registry("attestation verifier")
 VERIFIERS.add("software", SoftwareVerifier())
-VERIFIERS.add("sev-snp", UnavailableVerifier("sev-snp", "SEV-SNP"))
+VERIFIERS.add("sev-snp", SnpVerifier())
 VERIFIERS.add("tdx", UnavailableVerifier("tdx", "TDX"))
 
 
