@@ -1,0 +1,38 @@
+"""Real published SEV-SNP evidence (sources and pinned time in tests/data/README.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import base64
+import textwrap
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "attest" / "snp"
+# Inside every certificate's validity: the VCEKs' notBefore (latest 2024-11-06, Turin) and
+# notAfter (earliest 2029-09-24, go-sev-guest's Milan VCEK); AMD's roots run to 2045+.
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+# virtee/sev's Milan report: policy 0x30000 (debug off), VMPL 0, TCB bl=3 tee=0 snp=8 ucode=115
+VS_MEASUREMENT = (
+    "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d"
+    "3e1a0dc39b2c60bd95b9c480cd81841f"
+)
+
+
+def der_to_pem(path: Path) -> str:
+    # wrapped by hand: AMD's VCEKs have serial 0, which cryptography warns about on load
+    body = "\n".join(textwrap.wrap(base64.b64encode(path.read_bytes()).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+
+
+def vs_report() -> bytes:
+    return bytes.fromhex((DATA / "vs_report_milan.hex").read_text().strip())
+
+
+def gsg_report() -> bytes:
+    return (DATA / "gsg_report_milan.bin").read_bytes()
+
+
+VS_VCEK = der_to_pem(DATA / "vs_vcek_milan.der")
+GSG_VCEK = der_to_pem(DATA / "gsg_vcek_milan.der")
+TURIN_VCEK = der_to_pem(DATA / "vs_vcek_turin.der")
