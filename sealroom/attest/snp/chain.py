@@ -179,6 +179,22 @@ def _check_crls(
     return checked
 
 
+def _check_anchor(
+    ark: x509.Certificate, inter: x509.Certificate, inter_name: str, family: str, now: datetime
+) -> None:
+    _check_pss(ark, ark, f"ARK-{family}", "itself")
+    _check_pss(inter, ark, inter_name, f"ARK-{family}")
+    _check_time(ark, f"ARK-{family}", now)
+    _check_time(inter, inter_name, now)
+
+
+def check_family_roots(roots: FamilyRoots, now: datetime) -> None:
+    """ARK self-signed, ASK (and ASVK when present) signed by it, all valid at ``now``."""
+    _check_anchor(roots.ark, roots.ask, f"ASK-{roots.family}", roots.family, now)
+    if roots.asvk is not None:
+        _check_anchor(roots.ark, roots.asvk, f"ASVK-{roots.family}", roots.family, now)
+
+
 def verify_chain(
     leaf: x509.Certificate,
     signing_key: str,
@@ -199,11 +215,9 @@ def verify_chain(
             f"the report is {name}-signed but the certificate is {common_name(leaf.subject)!r}"
         )
     ark, inter = roots.ark, roots.intermediate(signing_key)
-    _check_pss(ark, ark, f"ARK-{family}", "itself")
-    _check_pss(inter, ark, f"{inter_name}-{family}", f"ARK-{family}")
+    _check_anchor(ark, inter, f"{inter_name}-{family}", family, now)
     _check_pss(leaf, inter, name, f"{inter_name}-{family}")
-    for cert, what in ((ark, f"ARK-{family}"), (inter, f"{inter_name}-{family}"), (leaf, name)):
-        _check_time(cert, what, now)
+    _check_time(leaf, name, now)
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise AttestationError(f"the {name} key is not ECDSA P-384")
