@@ -52,7 +52,12 @@ def _ext(oid: str, value: bytes) -> x509.UnrecognizedExtension:
 def tcb_bytes(tcb: dict[str, int], family: str) -> bytes:
     raw = bytearray(8)
     if family == "Turin":
-        raw[0], raw[1], raw[2], raw[3] = tcb.get("fmc", 0), tcb["bootloader"], tcb["tee"], tcb["snp"]
+        raw[0], raw[1], raw[2], raw[3] = (
+            tcb.get("fmc", 0),
+            tcb["bootloader"],
+            tcb["tee"],
+            tcb["snp"],
+        )
     else:
         raw[0], raw[1], raw[6] = tcb["bootloader"], tcb["tee"], tcb["snp"]
     raw[7] = tcb["microcode"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 import base64
 import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "attest" / "snp"
 # Inside every certificate's validity: the VCEKs' notBefore (latest 2024-11-06, Turin) and

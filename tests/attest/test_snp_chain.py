@@ -92,14 +92,18 @@ def test_shipped_roots_load_from_a_copy(tmp_path: Path) -> None:
 def test_swapped_root_file_is_refused_by_fingerprint(tmp_path: Path) -> None:
     folder = _copy_roots(tmp_path)
     shutil.copy(folder / "genoa_ark.pem", folder / "milan_ark.pem")
-    with pytest.raises(AttestationError, match="milan_ark.pem has SHA-256 4c6598d1.*not AMD's pinned"):
+    with pytest.raises(
+        AttestationError, match=r"milan_ark.pem has SHA-256 4c6598d1.*not AMD's pinned"
+    ):
         load_roots(folder)
 
 
 def test_self_made_root_file_with_amds_subject_is_refused(tmp_path: Path) -> None:
     folder = _copy_roots(tmp_path)
     (folder / "turin_ark.pem").write_text(pem(FakeAmd.create("Turin").ark))
-    with pytest.raises(AttestationError, match="turin_ark.pem has SHA-256 .*not AMD's pinned ARK-Turin"):
+    with pytest.raises(
+        AttestationError, match=r"turin_ark.pem has SHA-256 .*not AMD's pinned ARK-Turin"
+    ):
         load_roots(folder)
 
 
@@ -109,7 +113,7 @@ def test_edited_root_file_is_refused(tmp_path: Path) -> None:
     line = text[5]
     text[5] = line[:10] + ("A" if line[10] != "A" else "B") + line[11:]
     (folder / "milan_ark.pem").write_text("\n".join(text) + "\n")
-    with pytest.raises(AttestationError, match="milan_ark.pem"):
+    with pytest.raises(AttestationError, match=r"milan_ark.pem(: unreadable| has SHA-256)"):
         load_roots(folder)
 
 

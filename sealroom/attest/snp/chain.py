@@ -41,9 +41,7 @@ OID_TCB = {
 LEAF_SUBJECT = {"vcek": "SEV-VCEK", "vlek": "SEV-VLEK"}
 TURIN_HWID_SIZE = 8
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
-_PEM = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*-----END \1-----", re.ASCII
-)
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*-----END \1-----", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,9 @@ def parse_documents(documents: list[str]) -> Collateral:
                     else:
                         raise AttestationError(f"SEV-SNP document {index}: unexpected PEM {kind}")
             except ValueError as exc:
-                raise AttestationError(f"SEV-SNP document {index}: bad PEM {kind} ({exc})") from None
+                raise AttestationError(
+                    f"SEV-SNP document {index}: bad PEM {kind} ({exc})"
+                ) from None
     return Collateral(tuple(certs), tuple(crls))
 
 
@@ -246,8 +246,7 @@ def check_leaf_matches(report: SnpReport, result: ChainResult) -> None:
         want = report.chip_id[:TURIN_HWID_SIZE] if family == "Turin" else report.chip_id
         if hwid is None or hwid != want:
             raise AttestationError(
-                "the VCEK's hwid is not the report's chip_id (offset 0x1a0): "
-                "a VCEK of another chip"
+                "the VCEK's hwid is not the report's chip_id (offset 0x1a0): a VCEK of another chip"
             )
     tcb = decode_tcb(report.reported_tcb, family).as_dict()
     for component, svn in tcb.items():

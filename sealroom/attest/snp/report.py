@@ -165,7 +165,9 @@ def parse_report(data: bytes) -> SnpReport:
         )
     info = _u32(data, 0x48)
     if info >> 5:
-        raise AttestationError(f"SEV-SNP signer info 0x{info:x} (offset 0x48) has reserved bits set")
+        raise AttestationError(
+            f"SEV-SNP signer info 0x{info:x} (offset 0x48) has reserved bits set"
+        )
     key_code = (info >> 2) & 0b111
     if key_code not in SIGNING_KEYS:
         raise AttestationError(

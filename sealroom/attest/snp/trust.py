@@ -79,7 +79,11 @@ def load_roots(folder: Path | None = None) -> dict[str, FamilyRoots]:
             )
         ask = _load(base / f"{stem}_ask.pem", f"ASK-{family}")
         asvk = _load(base / f"{stem}_asvk.pem", f"ASVK-{family}")
-        for cert, what in ((ark, f"ARK-{family}"), (ask, f"ASK-{family}"), (asvk, f"ASVK-{family}")):
+        for cert, what in (
+            (ark, f"ARK-{family}"),
+            (ask, f"ASK-{family}"),
+            (asvk, f"ASVK-{family}"),
+        ):
             _amd_key(cert, what)
         roots[family] = FamilyRoots(family=family, ark=ark, ask=ask, asvk=asvk)
     return roots
