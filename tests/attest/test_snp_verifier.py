@@ -126,6 +126,12 @@ def test_flipped_bit_is_refused(workspace: Workspace, offset: int, bit: int, mat
         verify_evidence(_evidence(tampered, VS_VCEK), workspace, NOW)
 
 
+def test_zero_filled_report_is_refused_plainly(workspace: Workspace) -> None:
+    evidence = Evidence(tee_type="sev-snp", payload=b"\0" * 1184)
+    with pytest.raises(AttestationError, match=r"version 0 \(offset 0x0\) is not supported"):
+        verify_evidence(evidence, workspace)
+
+
 def test_every_single_byte_flip_is_refused() -> None:
     report = vs_report()
     for offset in range(len(report)):
