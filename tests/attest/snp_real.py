@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "attest" / "snp"
-# Inside every certificate's validity: the VCEKs' notBefore (latest 2024-11-06, Turin) and
-# notAfter (earliest 2029-09-24, go-sev-guest's Milan VCEK); AMD's roots run to 2045+.
-NOW = datetime(2025, 6, 1, tzinfo=UTC)
+# Inside every certificate's validity: the VCEKs' notBefore (latest 2025-08-07, oak's Genoa
+# VCEK) and notAfter (earliest 2029-09-24, go-sev-guest's Milan VCEK); AMD's roots run to 2045+.
+NOW = datetime(2025, 9, 1, tzinfo=UTC)
 # virtee/sev's Milan report: policy 0x30000 (debug off), VMPL 0, TCB bl=3 tee=0 snp=8 ucode=115
 VS_MEASUREMENT = (
     "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d"
@@ -32,6 +32,12 @@ def gsg_report() -> bytes:
     return (DATA / "gsg_report_milan.bin").read_bytes()
 
 
+def oak_report(family: str) -> bytes:
+    return (DATA / f"oak_report_{family}.bin").read_bytes()
+
+
 VS_VCEK = der_to_pem(DATA / "vs_vcek_milan.der")
 GSG_VCEK = der_to_pem(DATA / "gsg_vcek_milan.der")
 TURIN_VCEK = der_to_pem(DATA / "vs_vcek_turin.der")
+OAK_GENOA_VCEK = der_to_pem(DATA / "oak_vcek_genoa.der")
+OAK_TURIN_VCEK = der_to_pem(DATA / "oak_vcek_turin.der")

@@ -1,6 +1,6 @@
 """AMD's shipped roots (pinned, RSA-4096, each family's chain) and VCEK chain refusals.
 
-Pinned time: tests/attest/snp_real.py NOW (2025-06-01), see tests/data/README.md.
+Pinned time: tests/attest/snp_real.py NOW (2025-09-01), see tests/data/README.md.
 """
 
 from __future__ import annotations

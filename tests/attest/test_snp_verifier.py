@@ -1,6 +1,6 @@
 """The SEV-SNP verifier end to end on real Milan evidence, and its negative matrix.
 
-Pinned time: tests/attest/snp_real.py NOW (2025-06-01), see tests/data/README.md.
+Pinned time: tests/attest/snp_real.py NOW (2025-09-01), see tests/data/README.md.
 Refusals real AMD signatures cannot produce (VMPL, report_data binding, revocation, CPUID
 of another family) use the test-only self-made PKI in snp_factory.py.
 """
@@ -24,10 +24,13 @@ from tests.attest.snp_factory import FakeAmd, pem
 from tests.attest.snp_real import (
     GSG_VCEK,
     NOW,
+    OAK_GENOA_VCEK,
+    OAK_TURIN_VCEK,
     TURIN_VCEK,
     VS_MEASUREMENT,
     VS_VCEK,
     gsg_report,
+    oak_report,
     vs_report,
 )
 
@@ -57,6 +60,44 @@ def test_real_milan_report_verifies_to_claims(workspace: Workspace) -> None:
     assert claims.tcb == REAL_TCB
     assert claims.host_data == "00" * 32
     assert claims.issued_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("family", "vcek", "tcb", "measurement_prefix"),
+    [
+        ("genoa", OAK_GENOA_VCEK, {"bootloader": 10, "tee": 0, "snp": 25, "microcode": 84},
+         "c57729018b0a6fb9"),
+        ("turin", OAK_TURIN_VCEK,
+         {"fmc": 0, "bootloader": 1, "tee": 0, "snp": 2, "microcode": 71}, "f924dd18f168df60"),
+    ],
+)  # fmt: skip
+def test_real_genoa_and_turin_reports_verify_to_claims(
+    workspace: Workspace, family: str, vcek: str, tcb: dict[str, int], measurement_prefix: str
+) -> None:
+    claims = verify_evidence(_evidence(oak_report(family), vcek), workspace, NOW)
+    assert claims.platform == family.capitalize()
+    assert claims.tcb == tcb  # Turin's TCB_VERSION has an FMC byte and other positions
+    assert claims.measurement.startswith(measurement_prefix)
+    assert (claims.vmpl, claims.debug, claims.signing_key) == (0, False, "vcek")
+
+
+def test_real_turin_report_with_a_genoa_vcek_is_refused_by_cpuid(workspace: Workspace) -> None:
+    with pytest.raises(
+        AttestationError, match=r"CPUID .* is a Turin processor, the VCEK is for Genoa"
+    ):
+        verify_evidence(_evidence(oak_report("turin"), OAK_GENOA_VCEK), workspace, NOW)
+
+
+def test_real_genoa_report_with_a_milan_vcek_is_refused_by_cpuid(workspace: Workspace) -> None:
+    with pytest.raises(
+        AttestationError, match=r"CPUID .* is a Genoa processor, the VCEK is for Milan"
+    ):
+        verify_evidence(_evidence(oak_report("genoa"), VS_VCEK), workspace, NOW)
+
+
+def test_real_turin_report_with_another_turin_chips_vcek_is_refused(workspace: Workspace) -> None:
+    with pytest.raises(AttestationError, match="hwid is not the report's chip_id"):
+        verify_evidence(_evidence(oak_report("turin"), TURIN_VCEK), workspace, NOW)
 
 
 def test_real_milan_report_passes_a_matching_policy(workspace: Workspace) -> None:
@@ -132,11 +173,17 @@ def test_zero_filled_report_is_refused_plainly(workspace: Workspace) -> None:
         verify_evidence(evidence, workspace)
 
 
-def test_every_single_byte_flip_is_refused() -> None:
-    report = vs_report()
+@pytest.mark.parametrize(
+    ("report", "vcek"),
+    [(vs_report(), VS_VCEK), (oak_report("genoa"), OAK_GENOA_VCEK),
+     (oak_report("turin"), OAK_TURIN_VCEK)],
+    ids=["milan-v2", "genoa-v5", "turin-v5"],
+)  # fmt: skip
+def test_every_single_byte_flip_is_refused(report: bytes, vcek: str) -> None:
+    verify_snp_report(report, [vcek], NOW)  # the untouched report verifies
     for offset in range(len(report)):
         with pytest.raises(AttestationError):
-            verify_snp_report(_flip(report, offset, offset % 8), [VS_VCEK], NOW)
+            verify_snp_report(_flip(report, offset, offset % 8), [vcek], NOW)
 
 
 @pytest.mark.parametrize(
