@@ -101,8 +101,9 @@ class FakeAmd:
         serial: int = 1,
         not_after: datetime = NOT_AFTER,
         signer: rsa.RSAPrivateKey | None = None,
+        vlek: bool = False,
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        """A VCEK under this fake ASK (or ``signer``) with AMD's extensions."""
+        """A VCEK (or VLEK: no hwid) under this fake ASK (or ``signer``) with AMD's extensions."""
         key = key or ec.generate_private_key(ec.SECP384R1())
         chip_id = self.chip_id if chip_id is None else chip_id
         tcb = dict(DEFAULT_TCB if tcb is None else tcb)
@@ -110,18 +111,17 @@ class FakeAmd:
         name = product.encode()
         builder = (
             x509.CertificateBuilder()
-            .subject_name(amd_name("SEV-VCEK"))
+            .subject_name(amd_name("SEV-VLEK" if vlek else "SEV-VCEK"))
             .issuer_name(self.ask.subject)
             .public_key(key.public_key())
             .serial_number(serial)
             .not_valid_before(NOT_BEFORE)
             .not_valid_after(not_after)
             .add_extension(_ext("1.3.6.1.4.1.3704.1.2", b"\x16" + bytes([len(name)]) + name), False)
-            .add_extension(
-                _ext("1.3.6.1.4.1.3704.1.4", chip_id[:8] if self.family == "Turin" else chip_id),
-                False,
-            )
         )
+        if not vlek:
+            hwid = chip_id[:8] if self.family == "Turin" else chip_id
+            builder = builder.add_extension(_ext("1.3.6.1.4.1.3704.1.4", hwid), False)
         if self.family == "Turin":
             tcb.setdefault("fmc", 0)
         for component, svn in tcb.items():

@@ -284,6 +284,29 @@ def test_the_fake_chain_round_trips(workspace: Workspace) -> None:
     assert (claims.platform, claims.vmpl, claims.tcb) == ("Milan", 1, REAL_TCB)
 
 
+def test_vlek_signed_report_verifies_under_the_asvk(workspace: Workspace) -> None:
+    fake = FakeAmd.create("Milan")
+    key, vlek = fake.issue_vcek(vlek=True)
+    report = fake.report(signing_key=1, key=key)
+    claims = SnpVerifier(roots=fake.roots).verify(_evidence(report, pem(vlek)), workspace, NOW)
+    assert claims.signing_key == "vlek"
+    policy = HardwarePolicy(measurements=[claims.measurement], snp=SnpPolicy(signing_keys=["vcek"]))
+    with pytest.raises(AttestationError, match="signed by a vlek key; the policy allows vcek"):
+        check_hardware_policy(claims, policy)
+
+
+def test_vcek_offered_for_a_vlek_signed_report_is_refused(workspace: Workspace) -> None:
+    fake = FakeAmd.create("Milan")
+    report = fake.report(signing_key=1)
+    with pytest.raises(AttestationError, match="no VLEK certificate"):
+        SnpVerifier(roots=fake.roots).verify(_evidence(report, fake.vcek_pem), workspace, NOW)
+
+
+def test_naive_verification_time_is_refused(workspace: Workspace) -> None:
+    with pytest.raises(AttestationError, match="timezone-aware"):
+        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, datetime(2025, 9, 1))
+
+
 # negative matrix: policy (real evidence under a stricter policy)
 
 

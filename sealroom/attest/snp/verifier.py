@@ -37,6 +37,12 @@ from sealroom.workspace import Workspace
 TEE_TYPE = "sev-snp"
 
 
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise AttestationError("SEV-SNP verification time must be timezone-aware (UTC)")
+    return now
+
+
 def verify_signature(report: SnpReport, result: ChainResult) -> None:
     """ECDSA P-384 / SHA-384 over bytes 0..0x29F with the chained VCEK/VLEK key."""
     key = result.leaf.public_key()
@@ -98,6 +104,7 @@ def verify_snp_report(
     The building block of :class:`SnpVerifier`, for callers (benchmarks, tools) that hold
     the documents themselves.
     """
+    now = _aware(now)
     parsed = parse_report(report)
     docs = parse_documents(documents)
     result = _verify_with(parsed, docs, docs, now, roots if roots is not None else amd_roots())
@@ -129,7 +136,7 @@ class SnpVerifier:
         self._roots = roots  # None: AMD's shipped roots, loaded (and pinned) on first use
 
     def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
-        now = now or datetime.now(UTC)
+        now = _aware(now) if now is not None else datetime.now(UTC)
         report = parse_report(evidence.payload)
         supplied = parse_documents(list(evidence.certificates))
         cached = parse_documents(collateral.snp_documents(ws))
