@@ -180,3 +180,10 @@ def test_crl_not_signed_by_the_ark_is_refused() -> None:
 def test_unknown_pem_block_is_refused() -> None:
     with pytest.raises(AttestationError, match="unexpected PEM PRIVATE KEY"):
         parse_documents(["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+
+
+def test_ark_that_is_not_self_signed_is_refused() -> None:
+    real = amd_roots()["Milan"]
+    not_a_root = FamilyRoots("Milan", real.ask, real.ask, real.asvk)
+    with pytest.raises(AttestationError, match="ARK-Milan is issued by 'ARK-Milan', not by itself"):
+        check_family_roots(not_a_root, NOW)
