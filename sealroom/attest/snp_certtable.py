@@ -3,20 +3,19 @@
 Layout (GHCB specification, MSG_REPORT_REQ / SNP extended guest request): entries of 24
 bytes, each a GUID (16 bytes, RFC 4122 byte order), a little-endian u32 offset and a u32
 length, ended by an all-zero entry; offsets count from the start of the table. The host
-writes this table, so it is hostile input: every entry is bounds-checked, the certificates
-are parsed as X.509 (never decoded as text), and any malformed entry refuses the whole
-table. The certificates are not trusted here: a verifier chains them to AMD's roots.
+writes this table, so it is hostile input: every entry is bounds-checked, each certificate
+must be exactly one DER structure (the table is never decoded as text), and a malformed
+entry refuses the whole table. The certificates are not trusted here: a verifier chains
+them to AMD's roots.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import struct
 from dataclasses import dataclass
 from uuid import UUID
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealroom.errors import AttestationError
 
@@ -104,15 +103,30 @@ def parse_cert_table(blob: bytes) -> list[CertEntry]:
     return entries
 
 
+def _der_length(data: bytes) -> int:
+    """The size a DER SEQUENCE says it has (header included), or -1 if it is none."""
+    if len(data) < 2 or data[0] != 0x30:
+        return -1
+    if data[1] < 0x80:
+        return 2 + data[1]
+    count = data[1] & 0x7F
+    if not 1 <= count <= 4 or len(data) < 2 + count:
+        return -1
+    return 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+
+
 def _pem(entry: CertEntry, index: int) -> str:
-    try:
-        if entry.data.startswith(b"-----BEGIN CERTIFICATE-----"):
-            cert = x509.load_pem_x509_certificate(entry.data)
-        else:
-            cert = x509.load_der_x509_certificate(entry.data)
-    except ValueError:
-        raise _refuse(index, entry.name, "not an X.509 certificate (DER or PEM)") from None
-    return cert.public_bytes(Encoding.PEM).decode("ascii")
+    """The entry as a PEM certificate, without parsing X.509 here: the verifier parses it
+    (AMD's VCEKs carry serial number 0, which X.509 parsers are starting to refuse)."""
+    data = entry.data
+    if data.startswith(b"-----BEGIN CERTIFICATE-----"):
+        try:
+            data = ssl.PEM_cert_to_DER_cert(data.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise _refuse(index, entry.name, "malformed PEM certificate") from None
+    if _der_length(data) != len(data):
+        raise _refuse(index, entry.name, "not one DER certificate (SEQUENCE length mismatch)")
+    return ssl.DER_cert_to_PEM_cert(data)
 
 
 def certificates_pem(blob: bytes) -> list[str]:
