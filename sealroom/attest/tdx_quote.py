@@ -103,7 +103,8 @@ def check_framing(raw: bytes) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(chain.removesuffix(b"\0"))
     except ValueError as exc:
-        raise AttestationError(f"TDX quote PCK certificate chain is not PEM ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise AttestationError(f"TDX quote PCK certificate chain is not PEM ({reason})") from None
     if b"".join(c.public_bytes(Encoding.PEM) for c in certs) != chain.removesuffix(b"\0"):
         raise AttestationError(
             f"TDX quote PCK certificate chain at offset {pck + 6} is not canonical PEM"
