@@ -8,6 +8,7 @@ collateral lookup, and one-line messages for the library's multi-line errors.
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,25 +152,53 @@ def quote_fmspc(quote: Quote) -> str:
 
 
 def load_collateral(text: str, ws: Workspace, fmspc: str) -> tuple[QuoteCollateralV3, str]:
-    """The collateral to verify with and where it came from: the evidence's, else the cache."""
-    import dcap_qvl
+    """The collateral to verify with and where it came from: the evidence's, else the cache.
 
-    where = "the evidence"
+    Collateral in the evidence is Intel-signed, but an attester may pick an older document
+    that is still inside its validity window and rates its platform better; where the
+    workspace caches newer collateral for the FMSPC, the older one is refused.
+    """
+    cached = collateral.tdx_collateral(ws, fmspc)
+    cache_name = f"workspace collateral tdx/{fmspc}.json"
     if not text:
-        cached = collateral.tdx_collateral(ws, fmspc)
         if cached is None:
             raise AttestationError(
                 f"no TDX collateral for FMSPC {fmspc}: the evidence carries none and the "
                 f"workspace has no {collateral.collateral_dir(ws) / 'tdx' / (fmspc + '.json')} "
                 "(fetch it from Intel PCS once, then: sealroom attest collateral add)"
             )
-        text, where = cached, f"workspace collateral tdx/{fmspc}.json"
+        return _parse_collateral(cached, cache_name), cache_name
+    supplied = _parse_collateral(text, "the evidence")
+    if cached is not None:
+        ours = _evaluation_number(_parse_collateral(cached, cache_name), cache_name)
+        theirs = _evaluation_number(supplied, "the evidence")
+        if theirs < ours:
+            raise AttestationError(
+                f"TDX collateral in the evidence has TCB evaluation data number {theirs}, "
+                f"older than the {ours} of the {cache_name}: refused as a rollback"
+            )
+    return supplied, "the evidence"
+
+
+def _parse_collateral(text: str, where: str) -> QuoteCollateralV3:
+    import dcap_qvl
+
     try:
-        return dcap_qvl.QuoteCollateralV3.from_json(text), where
+        return dcap_qvl.QuoteCollateralV3.from_json(text)
     except ValueError as exc:
         raise AttestationError(
             f"TDX collateral in {where} is not dcap-qvl QuoteCollateralV3 JSON: {one_line(exc)}"
         ) from None
+
+
+def _evaluation_number(doc: QuoteCollateralV3, where: str) -> int:
+    try:
+        number = json.loads(doc.tcb_info)["tcbEvaluationDataNumber"]
+    except (ValueError, TypeError, KeyError):
+        number = None
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise AttestationError(f"TDX collateral in {where}: TCB info has no evaluation number")
+    return number
 
 
 def one_line(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import dcap_qvl
 import pytest
 
 from sealroom.attest import make_report_data, verify_evidence
+from sealroom.attest.collateral import collateral_dir
 from sealroom.attest.evidence import Claims
 from sealroom.attest.policy import HardwarePolicy, TdxPolicy, check_hardware_policy
 from sealroom.attest.tdx import TdxVerifier
@@ -255,4 +256,22 @@ def test_revoked_platform_is_refused_by_the_verifier(
 ) -> None:
     monkeypatch.setattr(dcap_qvl, "verify_with_root_ca", _Accepting("Revoked"))
     with refused(f"FMSPC {FMSPC} has TCB status Revoked: refused whatever the policy"):
+        TdxVerifier().verify(evidence(), workspace, NOW)
+
+
+def test_older_collateral_than_the_cache_is_refused_as_rollback(workspace: Workspace) -> None:
+    """The evidence carries Intel's real collateral (evaluation number 17); the key owner's
+    cache holds a newer one for the same FMSPC (the number raised to 18 here: the cache is
+    only compared, never trusted for signatures)."""
+    folder = collateral_dir(workspace) / "tdx"
+    folder.mkdir(parents=True)
+    doc = json.loads(collateral())
+    assert '"tcbEvaluationDataNumber":17' in doc["tcb_info"]
+    (folder / f"{FMSPC}.json").write_text(collateral(), encoding="ascii")
+    TdxVerifier().verify(evidence(), workspace, NOW)  # same number: accepted
+    doc["tcb_info"] = doc["tcb_info"].replace(
+        '"tcbEvaluationDataNumber":17', '"tcbEvaluationDataNumber":18'
+    )
+    (folder / f"{FMSPC}.json").write_text(json.dumps(doc), encoding="ascii")
+    with refused("evaluation data number 17, older than the 18 .* refused as a rollback"):
         TdxVerifier().verify(evidence(), workspace, NOW)
