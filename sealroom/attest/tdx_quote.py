@@ -1,8 +1,9 @@
 """Helpers of the TDX verifier: Intel's pinned root, the quote's framing, dcap-qvl's errors.
 
 dcap-qvl parses and verifies; this module adds what it leaves to the caller: a trust anchor
-checked against a pinned fingerprint, a refusal of bytes outside the signed quote, the
-collateral lookup, and one-line messages for the library's multi-line errors.
+checked against a pinned fingerprint, a refusal of any slack in the unsigned framing, the
+collateral lookup (with a rollback check against the workspace cache), and one-line
+messages for the library's multi-line errors.
 """
 
 from __future__ import annotations
