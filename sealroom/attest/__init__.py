@@ -7,9 +7,9 @@ from sealroom.attest.evidence import (
     Evidence,
     make_report_data,
 )
-from sealroom.attest.hardware import ConfigfsTsmAttester
 from sealroom.attest.measure import measure_runtime
 from sealroom.attest.software import INSECURE_LABEL, SoftwareAttester, SoftwareVerifier
+from sealroom.attest.tsm import ConfigfsTsmAttester
 from sealroom.attest.verifiers import VERIFIERS, Verifier, verify_evidence
 
 __all__ = [

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Protocol
 
 from sealroom.attest.evidence import Claims, Evidence
-from sealroom.attest.hardware import UnavailableVerifier
 from sealroom.attest.policy import HardwarePolicy, check_hardware_policy
 from sealroom.attest.snp.verifier import SnpVerifier
 from sealroom.attest.software import SoftwareVerifier
+from sealroom.attest.tdx import TdxVerifier
 from sealroom.errors import AttestationError
 from sealroom.pipeline.registry import Registry
 from sealroom.workspace import Workspace
@@ -28,7 +28,7 @@ class Verifier(Protocol):
 VERIFIERS: Registry[Verifier] = Registry("attestation verifier")
 VERIFIERS.add("software", SoftwareVerifier())
 VERIFIERS.add("sev-snp", SnpVerifier())
-VERIFIERS.add("tdx", UnavailableVerifier("tdx", "TDX"))
+VERIFIERS.add("tdx", TdxVerifier())
 
 
 def verify_evidence(

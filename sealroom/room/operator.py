@@ -11,11 +11,13 @@ often) before anything is signed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from sealroom.attest.evidence import Attester, Evidence
 from sealroom.contract.signed import SignedContract
 from sealroom.crypto.signing import b64
 from sealroom.errors import SealroomError
@@ -58,6 +60,8 @@ class OperatorDesk(ChannelDesk):
         self.completed: RunRecord | None = None
         self.reserved: float | None = None  # ε of an open budget reservation
         self.releases: list[str] = []  # package digests released through this desk
+        self.attester: Attester | None = None  # chosen on first use (SEALROOM_ATTESTER)
+        self.issued: set[str] = set()  # SHA-256 of each hardware report this desk obtained
 
     # ------------------------------------------------------------------ plumbing
 
@@ -69,9 +73,7 @@ class OperatorDesk(ChannelDesk):
     def _dispatch(self, request: Request) -> dict[str, Any]:
         call = request.call
         if isinstance(call, AttestCall):
-            from sealroom.attest.software import SoftwareAttester
-
-            evidence = SoftwareAttester(self.ws).attest(call.report_data)
+            evidence = self._attest(call.report_data)
             return {"evidence": evidence.model_dump(mode="json")}
         if isinstance(call, NonceCall):
             nonce = self._service(call.package_digest).request_nonce()
@@ -99,6 +101,17 @@ class OperatorDesk(ChannelDesk):
         if not isinstance(call, RecordCall):  # release_model, counts: serving rooms only
             raise ChannelError(f"room channel: a training room may not call {call.op!r}")
         return self._record(call)
+
+    def _attest(self, report_data: bytes) -> Evidence:
+        """Evidence from the room's attester (software by default, or configfs-tsm)."""
+        from sealroom.attest.select import room_attester
+
+        if self.attester is None:
+            self.attester = room_attester(self.ws)
+        evidence = self.attester.attest(report_data)
+        if evidence.tee_type != "software":
+            self.issued.add(hashlib.sha256(evidence.payload).hexdigest())
+        return evidence
 
     # ------------------------------------------------------------------ key services
 
@@ -255,13 +268,18 @@ class OperatorDesk(ChannelDesk):
         if record.contract_digest != self.signed.digest:
             raise ChannelError("room channel: run.completed names another contract digest")
         evidence = record.room_evidence
-        if (
-            evidence.tee_type == "software"
-            and evidence.signer != attestation_key(self.ws).public_b64
-        ):
+        if evidence.tee_type == "software":
+            if evidence.signer != attestation_key(self.ws).public_b64:
+                raise ChannelError(
+                    "room channel: run.completed evidence is not signed by this workspace's "
+                    "attestation key"
+                )
+        elif hashlib.sha256(evidence.payload).hexdigest() not in self.issued:
+            # Hardware evidence carries no workspace signer: the desk obtained every report
+            # of this run itself, so a report it did not obtain is refused the same way.
             raise ChannelError(
-                "room channel: run.completed evidence is not signed by this workspace's "
-                "attestation key"
+                f"room channel: run.completed {evidence.tee_type[:32]} evidence is not a "
+                "report this desk obtained for the run"
             )
         self.completed = record
         return record.model_dump(mode="json")

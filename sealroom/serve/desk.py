@@ -1,10 +1,11 @@
 """The operator's end of a serving room's channel: it holds the secrets, the room holds none.
 
 One ``ServeDesk`` per serving instance answers the room's calls (sealroom.room.channel):
-``attest`` (software evidence, signed by the workspace's attestation key: one for the
-startup attestation, one per ``/v1/attestation`` nonce), ``nonce`` (the key service's, for
-this contract's current model only), ``release_model`` (the model key, for this contract,
-its current model and this instance only, once), ``record`` (``inference.started``,
+``attest`` (evidence from :func:`sealroom.attest.select.room_attester`: software evidence
+signed by the workspace's attestation key unless ``SEALROOM_ATTESTER`` says otherwise; one
+for the startup attestation, one per ``/v1/attestation`` nonce), ``nonce`` (the key
+service's, for this contract's current model only), ``release_model`` (the model key, for
+this contract, its current model and this instance only, once), ``record`` (``inference.started``,
 ``inference.charged``, ``inference.receipts`` and ``inference.stopped`` of this instance
 only, each checked) and ``counts`` (the latest ``inference.charged`` entry the ledger holds
 for the contract). The room is untrusted: a call that names another contract, instance,
@@ -20,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sealroom.attest.evidence import Attester
 from sealroom.contract.signed import SignedContract
 from sealroom.crypto.signing import b64
 from sealroom.errors import SealroomError
@@ -94,6 +96,7 @@ class ServeDesk(ChannelDesk):
         self.attestations = 0  # evidence signed for this instance (startup + per nonce)
         self._issued: deque[bytes] = deque(maxlen=NONCES_KEPT)
         self._service: Any = None
+        self.attester: Attester | None = None
         with Ledger.open(ws) as ledger:
             last = latest_counts(ledger, signed.id)
             self.ledger_public_key = ledger.public_key_b64
@@ -107,9 +110,11 @@ class ServeDesk(ChannelDesk):
     def _dispatch(self, request: Request) -> dict[str, Any]:
         call = request.call
         if isinstance(call, AttestCall):
-            from sealroom.attest.software import SoftwareAttester
+            if self.attester is None:
+                from sealroom.attest.select import room_attester
 
-            evidence = SoftwareAttester(self.ws).attest(call.report_data)
+                self.attester = room_attester(self.ws)  # SEALROOM_ATTESTER, else software
+            evidence = self.attester.attest(call.report_data)
             self.attestations += 1
             return {"evidence": evidence.model_dump(mode="json")}
         if isinstance(call, NonceCall):

@@ -82,6 +82,7 @@ def create_app(settings: UiSettings) -> FastAPI:
     app = hardened_app("sealroom ui", guard_settings(settings))
     app.add_middleware(SecurityHeaders)
     app.state.settings = settings
+    app.state.open_streams = 0  # live event streams now open (pages/runs.py caps them)
     app.mount("/static", StaticFiles(packages=[("sealroom.ui", "static")]), name="static")
     for router in ROUTERS:
         app.include_router(router)

@@ -97,13 +97,6 @@ def test_software_evidence_claiming_to_be_secure_is_refused(workspace: Workspace
         verify_evidence(evidence, workspace)
 
 
-@pytest.mark.parametrize(("tee", "label"), [("tdx", "TDX")])  # sev-snp: test_snp_verifier.py
-def test_hardware_verifiers_refuse_plainly(workspace: Workspace, tee: str, label: str) -> None:
-    evidence = Evidence(tee_type=tee, payload=b"\0" * 1184)
-    with pytest.raises(AttestationError, match=f"{label} verification is not available"):
-        verify_evidence(evidence, workspace)
-
-
 def test_unknown_tee_type_is_refused(workspace: Workspace) -> None:
     with pytest.raises(AttestationError, match="no verifier for TEE type 'sgx'"):
         verify_evidence(Evidence(tee_type="sgx", payload=b""), workspace)

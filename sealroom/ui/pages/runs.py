@@ -96,7 +96,7 @@ async def run_events(request: Request, run_id: str) -> Response:
     if not valid_run_id(run_id) or find_run(ws, run_id) is None:
         raise NotFound(f"no run {run_id[:80]!r} in this workspace")
     state = request.app.state
-    if getattr(state, "open_streams", 0) >= MAX_STREAMS:
+    if state.open_streams >= MAX_STREAMS:
         # Each stream looks at the run twice a second for up to 15 minutes: a flood of them
         # would hold the server's threads; the rate limit alone lets a client open many.
         return Response(
@@ -108,7 +108,7 @@ async def run_events(request: Request, run_id: str) -> Response:
 
     async def stream() -> AsyncIterator[str]:
         # Counted while the body streams (a response never started is never counted).
-        state.open_streams = getattr(state, "open_streams", 0) + 1
+        state.open_streams += 1
         try:
             async for chunk in _timeline_events(request, ws, run_id):
                 yield chunk
