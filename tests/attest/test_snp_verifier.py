@@ -17,11 +17,13 @@ from sealroom.attest.collateral import collateral_dir
 from sealroom.attest.policy import HardwarePolicy, SnpPolicy, check_hardware_policy
 from sealroom.attest.snp import SnpVerifier, check_binding, verify_snp_report
 from sealroom.attest.snp.trust import amd_roots
+from sealroom.attest.snp_certtable import GUID_OF, build_cert_table, certificates_pem
 from sealroom.crypto.hpke import generate_ephemeral
 from sealroom.errors import AttestationError
 from sealroom.workspace import Workspace
 from tests.attest.snp_factory import FakeAmd, pem
 from tests.attest.snp_real import (
+    DATA,
     GSG_VCEK,
     NOW,
     OAK_GENOA_VCEK,
@@ -392,3 +394,19 @@ def test_real_report_does_not_bind_our_nonce(workspace: Workspace) -> None:
     claims = verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW)
     with pytest.raises(AttestationError, match="does not bind this nonce"):
         check_binding(claims, b"n" * 32, generate_ephemeral()[1])
+
+
+# the configfs-tsm attester's certificate table feeds the verifier as it is
+
+
+def test_certificate_table_from_the_host_verifies_the_real_report(workspace: Workspace) -> None:
+    fake_ark = FakeAmd.create("Milan").ark  # a host may put anything here: never a root
+    table = build_cert_table(
+        [
+            (GUID_OF["VCEK"], (DATA / "vs_vcek_milan.der").read_bytes()),
+            (GUID_OF["ASK"], pem(amd_roots()["Milan"].ask).encode()),
+            (GUID_OF["ARK"], pem(fake_ark).encode()),
+        ]
+    )
+    evidence = _evidence(vs_report(), *certificates_pem(table))
+    assert verify_evidence(evidence, workspace, NOW).measurement == VS_MEASUREMENT
