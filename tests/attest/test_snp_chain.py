@@ -187,3 +187,8 @@ def test_ark_that_is_not_self_signed_is_refused() -> None:
     not_a_root = FamilyRoots("Milan", real.ask, real.ask, real.asvk)
     with pytest.raises(AttestationError, match="ARK-Milan is issued by 'ARK-Milan', not by itself"):
         check_family_roots(not_a_root, NOW)
+
+
+def test_document_without_pem_is_refused() -> None:
+    with pytest.raises(AttestationError, match="document 1 holds no PEM certificate or CRL"):
+        parse_documents([VS_VCEK, "not a certificate"])

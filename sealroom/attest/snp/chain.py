@@ -64,7 +64,10 @@ def parse_documents(documents: list[str]) -> Collateral:
     certs: list[x509.Certificate] = []
     crls: list[x509.CertificateRevocationList] = []
     for index, text in enumerate(documents):
-        for match in _PEM.finditer(text):
+        matches = list(_PEM.finditer(text))
+        if not matches:
+            raise AttestationError(f"SEV-SNP document {index} holds no PEM certificate or CRL")
+        for match in matches:
             kind, block = match.group(1), match.group(0).encode("ascii")
             try:
                 with warnings.catch_warnings():
@@ -89,7 +92,13 @@ def common_name(name: x509.Name) -> str:
 
 
 def _ext(cert: x509.Certificate, oid: str) -> bytes | None:
-    for ext in cert.extensions:
+    try:
+        extensions = list(cert.extensions)
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise AttestationError(
+            f"{common_name(cert.subject)} has malformed extensions ({exc})"
+        ) from None
+    for ext in extensions:
         if ext.oid.dotted_string == oid:
             value = ext.value
             return value.value if isinstance(value, x509.UnrecognizedExtension) else None

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -85,6 +85,8 @@ def _verify_with(
             return result
         except AttestationError as exc:
             errors.append(str(exc))
+        except (ValueError, UnsupportedAlgorithm) as exc:  # a key or field cryptography rejects
+            errors.append(f"the {report.signing_key.upper()} certificate is malformed ({exc})")
     if len(errors) == 1:
         raise AttestationError(errors[0])
     raise AttestationError(
