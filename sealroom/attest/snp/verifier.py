@@ -9,6 +9,7 @@ a debuggable guest. Policy terms (measurement, TCB floor, VMPL, host_data) are a
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from sealroom.errors import AttestationError
 from sealroom.workspace import Workspace
 
 TEE_TYPE = "sev-snp"
+log = logging.getLogger("sealroom.attest")
 
 
 def _aware(now: datetime) -> datetime:
@@ -148,6 +150,8 @@ class SnpVerifier:
         crls = Collateral((), supplied.crls + cached.crls)
         roots = self._roots if self._roots is not None else amd_roots()
         result = _verify_with(report, leaves, crls, now, roots)
+        if not result.crl_checked:
+            log.info("SEV-SNP: no %s CRL supplied or cached; revocation not checked", result.family)
         if report.debug:
             raise AttestationError(
                 f"SEV-SNP guest policy 0x{report.policy:x} (offset 0x8) allows debugging: the "
