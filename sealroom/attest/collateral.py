@@ -38,18 +38,26 @@ def _read(path: Path) -> str:
         raise AttestationError(f"{path}: unreadable collateral ({exc})") from None
 
 
-def snp_documents(ws: Workspace) -> list[str]:
-    """Every cached SEV-SNP PEM document (certificates and CRLs), in name order."""
+def snp_documents(ws: Workspace | None) -> list[str]:
+    """Every cached SEV-SNP PEM document (certificates and CRLs), in name order.
+
+    ``ws`` None (a check made without a workspace, e.g. of a receipt): nothing is cached.
+    """
+    if ws is None:
+        return []
     folder = collateral_dir(ws) / "snp"
     if not folder.is_dir():
         return []
     return [_read(path) for path in sorted(folder.glob("*.pem")) if path.is_file()]
 
 
-def tdx_collateral(ws: Workspace, fmspc: str) -> str | None:
-    """The cached TDX collateral JSON for ``fmspc`` (12 hex digits), or None."""
+def tdx_collateral(ws: Workspace | None, fmspc: str) -> str | None:
+    """The cached TDX collateral JSON for ``fmspc`` (12 hex digits), or None (also when
+    there is no workspace to look in)."""
     fmspc = fmspc.lower()
     if not _FMSPC.match(fmspc):
         raise AttestationError(f"FMSPC {fmspc!r} is not 6 bytes of hex")
+    if ws is None:
+        return None
     path = collateral_dir(ws) / "tdx" / f"{fmspc}.json"
     return _read(path) if path.is_file() else None

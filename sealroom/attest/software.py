@@ -97,7 +97,11 @@ class SoftwareVerifier:
 
     tee_type = TEE_TYPE
 
-    def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
+    def verify(
+        self, evidence: Evidence, ws: Workspace | None, now: datetime | None = None
+    ) -> Claims:
+        if ws is None:
+            raise AttestationError("software evidence is checked against a workspace's keys")
         trusted = {attestation_key(ws).public_b64, *trusted_attesters(ws)}
         if evidence.signer not in trusted:
             raise AttestationError(

@@ -57,7 +57,9 @@ class TdxVerifier:
             self._root = intel_root_der()
         return self._root
 
-    def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
+    def verify(
+        self, evidence: Evidence, ws: Workspace | None, now: datetime | None = None
+    ) -> Claims:
         import dcap_qvl
 
         if evidence.tee_type != TEE_TYPE:

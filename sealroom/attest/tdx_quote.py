@@ -152,7 +152,7 @@ def quote_fmspc(quote: Quote) -> str:
     return bytes(extension.fmspc).hex()
 
 
-def load_collateral(text: str, ws: Workspace, fmspc: str) -> tuple[QuoteCollateralV3, str]:
+def load_collateral(text: str, ws: Workspace | None, fmspc: str) -> tuple[QuoteCollateralV3, str]:
     """The collateral to verify with and where it came from: the evidence's, else the cache.
 
     Collateral in the evidence is Intel-signed, but an attester may pick an older document
@@ -163,9 +163,13 @@ def load_collateral(text: str, ws: Workspace, fmspc: str) -> tuple[QuoteCollater
     cache_name = f"workspace collateral tdx/{fmspc}.json"
     if not text:
         if cached is None:
+            where = (
+                "there is no workspace to look in"
+                if ws is None
+                else f"the workspace has no {collateral.collateral_dir(ws) / 'tdx' / fmspc}.json"
+            )
             raise AttestationError(
-                f"no TDX collateral for FMSPC {fmspc}: the evidence carries none and the "
-                f"workspace has no {collateral.collateral_dir(ws) / 'tdx' / (fmspc + '.json')} "
+                f"no TDX collateral for FMSPC {fmspc}: the evidence carries none and {where} "
                 "(fetch it from Intel PCS once, then: sealroom attest collateral add)"
             )
         return _parse_collateral(cached, cache_name), cache_name

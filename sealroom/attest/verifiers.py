@@ -22,7 +22,9 @@ from sealroom.workspace import Workspace
 class Verifier(Protocol):
     tee_type: str
 
-    def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims: ...
+    def verify(
+        self, evidence: Evidence, ws: Workspace | None, now: datetime | None = None
+    ) -> Claims: ...
 
 
 VERIFIERS: Registry[Verifier] = Registry("attestation verifier")
@@ -33,7 +35,7 @@ VERIFIERS.add("tdx", TdxVerifier())
 
 def verify_evidence(
     evidence: Evidence,
-    ws: Workspace,
+    ws: Workspace | None,
     now: datetime | None = None,
     policy: HardwarePolicy | None = None,
 ) -> Claims:

@@ -10,6 +10,7 @@ outputs are at hand) each file against its digest.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,23 @@ class RunRecord(BaseModel):
     room_evidence: Evidence
     room_signature: str = ""  # by room_key over the canonical record without this field
 
+    def started_at(self) -> datetime | None:
+        """When the run started (its hardware evidence was fresh then), None if unreadable."""
+        try:
+            moment = datetime.fromisoformat(self.started)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
     def check_room_signature(self) -> None:
         """ReceiptError unless the room key signed this record and its evidence binds the key."""
         try:
             claims = check_room_signature(
-                self.model_dump(mode="json"), self.run_id, self.room_key, self.room_evidence
+                self.model_dump(mode="json"),
+                self.run_id,
+                self.room_key,
+                self.room_evidence,
+                now=self.started_at(),
             )
         except AttestationError as exc:
             raise ReceiptError(f"run {self.run_id}: {exc}") from None

@@ -9,6 +9,7 @@ for exactly one run. The ledger countersigns the whole record, room signature in
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -55,16 +56,23 @@ class RunKey:
         return b64(self._key.sign(record_message(payload)))
 
 
-def evidence_claims(evidence: Evidence) -> Claims:
+def evidence_claims(evidence: Evidence, now: datetime | None = None) -> Claims:
     """Claims of evidence checkable offline, without any workspace.
 
     Software evidence is checked against the key it names (self-consistent only: it is
-    INSECURE whoever signed it); hardware evidence needs its TEE verifier and is refused here.
+    INSECURE whoever signed it). Hardware evidence goes to its TEE verifier with the vendor
+    roots shipped in the package and the collateral the evidence carries, as of ``now``
+    (a receipt is checked as of its run, since vendor collateral expires within weeks).
     """
     if evidence.tee_type != SOFTWARE:
-        raise AttestationError(
-            f"{evidence.tee_type} evidence cannot be checked offline by this verifier"
-        )
+        from sealroom.attest.verifiers import VERIFIERS
+
+        if evidence.tee_type not in VERIFIERS:
+            raise AttestationError(f"no verifier for TEE type {evidence.tee_type[:32]!r}")
+        claims = VERIFIERS.get(evidence.tee_type).verify(evidence, None, now)
+        if claims.tee_type != evidence.tee_type or claims.insecure:
+            raise AttestationError(f"{evidence.tee_type} verifier returned foreign claims")
+        return claims
     try:
         verify_signature(evidence.signer, evidence.signature, evidence.payload, "room evidence")
         claims = Claims.model_validate_json(evidence.payload)
@@ -78,9 +86,16 @@ def evidence_claims(evidence: Evidence) -> Claims:
 
 
 def check_room_signature(
-    payload: dict[str, Any], run_id: str, room_key: str, evidence: Evidence
+    payload: dict[str, Any],
+    run_id: str,
+    room_key: str,
+    evidence: Evidence,
+    now: datetime | None = None,
 ) -> Claims:
-    """AttestationError unless the room key signed ``payload`` and the evidence binds that key."""
+    """AttestationError unless the room key signed ``payload`` and the evidence binds that key.
+
+    ``now``: when the evidence must have been valid (hardware evidence; the run's start).
+    """
     try:
         signature = unb64(str(payload.get(SIGNATURE_FIELD, "")), "room signature")
         verify_signature(room_key, signature, record_message(payload), "room")
@@ -88,7 +103,7 @@ def check_room_signature(
         raise AttestationError(
             f"run {run_id}: the room signature does not verify with the room key"
         ) from None
-    claims = evidence_claims(evidence)
+    claims = evidence_claims(evidence, now)
     if claims.report_data != room_report_data(run_id, room_key):
         raise AttestationError(
             f"run {run_id}: the room evidence does not bind this room key to this run"

@@ -139,7 +139,9 @@ class SnpVerifier:
     def __init__(self, roots: Mapping[str, FamilyRoots] | None = None) -> None:
         self._roots = roots  # None: AMD's shipped roots, loaded (and pinned) on first use
 
-    def verify(self, evidence: Evidence, ws: Workspace, now: datetime | None = None) -> Claims:
+    def verify(
+        self, evidence: Evidence, ws: Workspace | None, now: datetime | None = None
+    ) -> Claims:
         now = _aware(now) if now is not None else datetime.now(UTC)
         report = parse_report(evidence.payload)
         supplied = parse_documents(list(evidence.certificates))
