@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -102,6 +103,16 @@ _PEM_BLOCK = re.compile(
 def _x509_objects(
     data: bytes, where: str
 ) -> list[x509.Certificate | x509.CertificateRevocationList]:
+    """:func:`_parse_x509`, quietly: AMD's VCEKs carry serial numbers that cryptography warns
+    about (not positive, against RFC 5280) and still parses; the chain check judges them."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _parse_x509(data, where)
+
+
+def _parse_x509(data: bytes, where: str) -> list[x509.Certificate | x509.CertificateRevocationList]:
     """Certificates and CRLs in PEM (any number of blocks) or one DER object (AMD KDS serves
     VCEKs and CRLs as DER); AttestationError for anything else, keys included."""
     objects: list[x509.Certificate | x509.CertificateRevocationList] = []
@@ -209,7 +220,7 @@ def add_document(ws: Workspace, path: Path) -> CollateralEntry:
         data = path.read_bytes()
     except OSError as exc:
         raise AttestationError(f"{path}: cannot read ({exc.strerror})") from None
-    if data.lstrip().startswith(b"{"):
+    if data.lstrip()[:1] in (b"{", b"["):
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:
