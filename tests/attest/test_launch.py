@@ -134,12 +134,10 @@ def test_every_input_changes_the_measurement(image: dict[str, Path], tmp_path: P
         SnpLaunch(image["ovmf"], 2, "EPYC-v4", image["kernel"], image["initrd"], "quiet debug"),
         SnpLaunch(image["ovmf"], 2, "EPYC-v4", image["kernel"], image["initrd"], None),
         SnpLaunch(other_ovmf, 2, "EPYC-v4", image["kernel"], image["initrd"], "quiet"),
-        SnpLaunch(
-            image["ovmf"], 2, "EPYC-v4", image["kernel"], image["initrd"], "quiet", "ec2"
-        ),  # fmt: skip
+        SnpLaunch(image["ovmf"], 2, "EPYC-v4", image["kernel"], image["initrd"], "quiet", "ec2"),
         SnpLaunch(
             image["ovmf"], 2, "EPYC-v4", image["kernel"], image["initrd"], "quiet", "QEMU", 0x5
-        ),  # fmt: skip
+        ),
     ]
     digests = [snp_launch_measurement(v) for v in variants]
     assert len(set(digests)) == len(digests)

@@ -90,7 +90,7 @@ def test_plain_measure_is_still_the_software_measurement(workspace: Workspace) -
         (
             ["--ovmf", "{ovmf}", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--initrd", "{ovmf}"],
             "--initrd needs --kernel",
-        ),  # fmt: skip
+        ),
         (
             [
                 "--ovmf",
@@ -103,11 +103,11 @@ def test_plain_measure_is_still_the_software_measurement(workspace: Workspace) -
                 "zz",
             ],
             "--guest-features zz: not hex",
-        ),  # fmt: skip
+        ),
         (
             ["--ovmf", "{ovmf}", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--vmm-type", "xen"],
             "unknown VMM type 'xen'",
-        ),  # fmt: skip
+        ),
     ],
     ids=["no-ovmf", "no-vcpus", "no-type", "missing", "plain", "type", "initrd", "feat", "vmm"],
 )

@@ -41,7 +41,7 @@ def test_pinned_hardware_claims_meeting_the_default_terms_pass() -> None:
         (
             _claims(TDX_CLAIMS, measurement=SNP_MEASUREMENT, tcb_status="OutOfDate"),
             "TCB status is OutOfDate",
-        ),  # fmt: skip
+        ),
     ],
     ids=["snp-vmpl", "tdx-status"],
 )
