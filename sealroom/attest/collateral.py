@@ -206,12 +206,28 @@ def _tdx_fmspc(text: str, where: str) -> tuple[str, datetime | None]:
     return fmspc, expiry
 
 
+def add_documents(ws: Workspace, paths: list[Path]) -> list[CollateralEntry]:
+    """Check every file first, then store them all: one bad file stores none."""
+    prepared = [_prepare(ws, path) for path in paths]
+    for target, stored, _ in prepared:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, stored)
+    return [entry for _, _, entry in prepared]
+
+
 def add_document(ws: Workspace, path: Path) -> CollateralEntry:
     """Validate one file and store it under the cache (atomically); where it went.
 
     PEM or DER certificates and CRLs go to ``snp/<sha256 prefix>.pem`` (re-encoded as PEM);
     a TDX QuoteCollateralV3 JSON replaces ``tdx/<fmspc>.json``. Anything else is refused.
     """
+    [entry] = add_documents(ws, [path])
+    return entry
+
+
+def _prepare(ws: Workspace, path: Path) -> tuple[Path, bytes, CollateralEntry]:
+    """Where ``path`` goes, the bytes stored there and its description; AttestationError
+    if it is not a document the cache takes."""
     try:
         if not path.is_file():
             raise AttestationError(f"{path}: no such file")
@@ -240,9 +256,8 @@ def add_document(ws: Workspace, path: Path) -> CollateralEntry:
         stored = b"".join(obj.public_bytes(serialization.Encoding.PEM) for obj in objects)
         target = collateral_dir(ws) / "snp" / f"{hashlib.sha256(stored).hexdigest()[:16]}.pem"
         entry = _describe(objects)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, stored)
-    return entry.model_copy(update={"path": str(target.relative_to(collateral_dir(ws)))})
+    relative = str(target.relative_to(collateral_dir(ws)))
+    return target, stored, entry.model_copy(update={"path": relative})
 
 
 def list_collateral(ws: Workspace) -> list[CollateralEntry]:

@@ -27,12 +27,12 @@ def add(
 
     Example: sealroom attest collateral add vcek.der cert_chain.pem tdx-b0c06f000000.json
     """
-    from sealroom.attest.collateral import add_document
+    from sealroom.attest.collateral import add_documents
     from sealroom.workspace import Workspace
 
     with refusals():
         ws = Workspace.find()
-        added = [add_document(ws, path) for path in files]
+        added = add_documents(ws, files)
     if json_out:
         emit_json([entry.model_dump(mode="json") for entry in added])
         return

@@ -140,12 +140,12 @@ def test_collateral_add_then_list(workspace: Workspace, tmp_path: Path) -> None:
     assert "FMSPC b0c06f000000" in text and "SEV-VCEK" in text
 
 
-def test_collateral_add_refuses_a_private_key_and_stores_nothing_before_it(
+def test_collateral_add_refuses_a_private_key_and_stores_none_of_the_files(
     workspace: Workspace, tmp_path: Path
 ) -> None:
     key = tmp_path / "key.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-    line = refused("attest", "collateral", "add", str(key), str(DATA / "vs_vcek_milan.der"))
+    line = refused("attest", "collateral", "add", str(DATA / "vs_vcek_milan.der"), str(key))
     assert "PEM block 0 is a PRIVATE KEY" in line
     assert ok_json("attest", "collateral", "list") == []
 
