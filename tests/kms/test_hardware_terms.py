@@ -149,3 +149,31 @@ def test_policies_stored_without_hardware_terms_load_with_the_defaults() -> None
     assert loaded.hardware_policy().tdx.tcb_statuses == ["UpToDate"]
     strict = policy.model_copy(update={"snp": SnpPolicy(max_vmpl=2)})
     assert ReleasePolicy.model_validate_json(strict.model_dump_json()).snp.max_vmpl == 2
+
+
+def test_a_model_release_applies_the_hardware_terms_too(
+    workspace: Workspace,
+    parties: dict[str, Party],
+    service: KeyService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sealroom.contract.provision import provision_model
+    from tests.kms.test_kms_model_release import (
+        MODEL_DIGEST,
+        SERVE_ID,
+        ServingRoom,
+        import_model,
+        store_serving,
+    )
+
+    stub_hardware.install(monkeypatch)
+    store_serving(workspace, parties, room=HARDWARE_ROOM)
+    fields = hardware_policy().model_dump(exclude={"contract_id", "package_digest"})
+    key = import_model(service, **{**fields, "snp": SnpPolicy(max_vmpl=0)})
+    provision_model(workspace, SERVE_ID, "lab", "provision")
+    room = ServingRoom(workspace)
+    room.attester = StubHardwareAttester(SNP_CLAIMS, vmpl=1)  # type: ignore[assignment]
+    with pytest.raises(KeyReleaseDenied, match=r"evidence rejected: .*requested at VMPL 1"):
+        service.release_model(room.request(service))
+    room.attester = StubHardwareAttester(SNP_CLAIMS)  # type: ignore[assignment]
+    assert room.open(service.release_model(room.request(service)), MODEL_DIGEST) == key
