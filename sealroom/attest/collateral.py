@@ -7,6 +7,10 @@ with internet, from AMD KDS or Intel PCS) stores them here with ``sealroom attes
 collateral add``. Nothing in this folder is a trust anchor: the vendors' root
 certificates ship in the package, and every cached document must chain to them.
 
+``add_document`` validates what goes in (certificates and CRLs parse; TDX JSON has every
+QuoteCollateralV3 field and its TCB info names the FMSPC it is filed under) and writes it
+atomically; a private key or any other PEM block is refused.
+
 Layout under ``<workspace>/attest/collateral``::
 
     snp/<name>.pem      PEM certificates and CRLs (VCEK, VLEK, ASK, ASVK, CRLs)
@@ -15,10 +19,19 @@ Layout under ``<workspace>/attest/collateral``::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import warnings
+from datetime import datetime
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pydantic import BaseModel, ConfigDict, Field
+
 from sealroom.errors import AttestationError
+from sealroom.files import write_atomic
 from sealroom.workspace import Workspace
 
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -61,3 +74,216 @@ def tdx_collateral(ws: Workspace | None, fmspc: str) -> str | None:
         return None
     path = collateral_dir(ws) / "tdx" / f"{fmspc}.json"
     return _read(path) if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- adding
+
+
+class CollateralEntry(BaseModel):
+    """One cached document, as `attest collateral list` shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tee_type: str  # "sev-snp" or "tdx"
+    path: str  # relative to the collateral folder
+    kind: str  # e.g. "certificate", "crl", "certificate + crl", "collateral"
+    subjects: list[str] = Field(default_factory=list)  # SEV-SNP: subjects / CRL issuers
+    fmspc: str = ""  # TDX
+    not_after: datetime | None = None  # the earliest expiry (certificate or nextUpdate)
+
+
+TDX_KEYS = (
+    "pck_crl_issuer_chain",
+    "root_ca_crl",
+    "pck_crl",
+    "tcb_info_issuer_chain",
+    "tcb_info",
+    "tcb_info_signature",
+    "qe_identity_issuer_chain",
+    "qe_identity",
+    "qe_identity_signature",
+)
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1-----", re.MULTILINE
+)
+
+
+def _x509_objects(
+    data: bytes, where: str
+) -> list[x509.Certificate | x509.CertificateRevocationList]:
+    """:func:`_parse_x509`, quietly: AMD's VCEKs carry serial numbers that cryptography warns
+    about (not positive, against RFC 5280) and still parses; the chain check judges them."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _parse_x509(data, where)
+
+
+def _parse_x509(data: bytes, where: str) -> list[x509.Certificate | x509.CertificateRevocationList]:
+    """Certificates and CRLs in PEM (any number of blocks) or one DER object (AMD KDS serves
+    VCEKs and CRLs as DER); AttestationError for anything else, keys included."""
+    objects: list[x509.Certificate | x509.CertificateRevocationList] = []
+    if b"-----BEGIN" not in data:
+        for load in (x509.load_der_x509_certificate, x509.load_der_x509_crl):
+            try:
+                return [load(data)]
+            except ValueError:
+                continue
+        raise AttestationError(f"{where}: neither PEM nor a DER certificate or CRL")
+    blocks = list(_PEM_BLOCK.finditer(data))
+    rest = _PEM_BLOCK.sub(b"", data).strip()
+    if rest:
+        raise AttestationError(f"{where}: text outside the PEM blocks; refusing a mixed file")
+    for index, block in enumerate(blocks):
+        label = block.group(1).decode()
+        try:
+            if label == "CERTIFICATE":
+                objects.append(x509.load_pem_x509_certificate(block.group(0)))
+            elif label == "X509 CRL":
+                objects.append(x509.load_pem_x509_crl(block.group(0)))
+            else:
+                raise AttestationError(
+                    f"{where}: PEM block {index} is a {label}, not a certificate or CRL"
+                )
+        except ValueError as exc:
+            raise AttestationError(
+                f"{where}: PEM block {index} ({label}) does not parse ({exc})"
+            ) from None
+    return objects
+
+
+def _describe(objects: list[x509.Certificate | x509.CertificateRevocationList]) -> CollateralEntry:
+    kinds, subjects, expiries = [], [], []
+    for obj in objects:
+        if isinstance(obj, x509.Certificate):
+            kinds.append("certificate")
+            subjects.append(obj.subject.rfc4514_string())
+            expiries.append(obj.not_valid_after_utc)
+        else:
+            kinds.append("crl")
+            subjects.append(f"CRL of {obj.issuer.rfc4514_string()}")
+            if obj.next_update_utc is not None:
+                expiries.append(obj.next_update_utc)
+    kind = " + ".join(sorted(set(kinds)))
+    return CollateralEntry(
+        tee_type="sev-snp",
+        path="",
+        kind=kind,
+        subjects=subjects,
+        not_after=min(expiries) if expiries else None,
+    )
+
+
+def _tdx_fmspc(text: str, where: str) -> tuple[str, datetime | None]:
+    """The FMSPC the collateral is for (from its TCB info) and its nextUpdate."""
+    import dcap_qvl
+
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise AttestationError(f"{where}: not JSON") from None
+    if not isinstance(document, dict):
+        raise AttestationError(f"{where}: not a JSON object")
+    missing = [key for key in TDX_KEYS if not isinstance(document.get(key), str)]
+    if missing:
+        raise AttestationError(
+            f"{where}: not dcap-qvl QuoteCollateralV3 JSON (missing {', '.join(missing)})"
+        )
+    extra = sorted(set(document) - set(TDX_KEYS))
+    if extra:
+        raise AttestationError(f"{where}: unexpected keys {', '.join(extra)}")
+    try:
+        dcap_qvl.QuoteCollateralV3.from_json(text)
+        tcb_info = json.loads(document["tcb_info"])
+        fmspc = str(tcb_info["fmspc"]).lower()
+        tee = tcb_info.get("id")
+        next_update = tcb_info.get("nextUpdate")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise AttestationError(f"{where}: tcb_info does not parse ({exc})") from None
+    if tee != "TDX":
+        raise AttestationError(f"{where}: TCB info is for {tee}, not TDX")
+    if not _FMSPC.match(fmspc):
+        raise AttestationError(f"{where}: tcb_info fmspc {fmspc!r} is not 6 bytes of hex")
+    try:
+        expiry = datetime.fromisoformat(next_update) if isinstance(next_update, str) else None
+    except ValueError:
+        raise AttestationError(
+            f"{where}: tcb_info nextUpdate {next_update!r} is not a date"
+        ) from None
+    return fmspc, expiry
+
+
+def add_documents(ws: Workspace, paths: list[Path]) -> list[CollateralEntry]:
+    """Check every file first, then store them all: one bad file stores none."""
+    prepared = [_prepare(ws, path) for path in paths]
+    for target, stored, _ in prepared:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, stored)
+    return [entry for _, _, entry in prepared]
+
+
+def add_document(ws: Workspace, path: Path) -> CollateralEntry:
+    """Validate one file and store it under the cache (atomically); where it went.
+
+    PEM or DER certificates and CRLs go to ``snp/<sha256 prefix>.pem`` (re-encoded as PEM);
+    a TDX QuoteCollateralV3 JSON replaces ``tdx/<fmspc>.json``. Anything else is refused.
+    """
+    [entry] = add_documents(ws, [path])
+    return entry
+
+
+def _prepare(ws: Workspace, path: Path) -> tuple[Path, bytes, CollateralEntry]:
+    """Where ``path`` goes, the bytes stored there and its description; AttestationError
+    if it is not a document the cache takes."""
+    try:
+        if not path.is_file():
+            raise AttestationError(f"{path}: no such file")
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise AttestationError(f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AttestationError(f"{path}: cannot read ({exc.strerror})") from None
+    if data.lstrip()[:1] in (b"{", b"["):
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise AttestationError(f"{path}: collateral JSON must be ASCII") from None
+        fmspc, expiry = _tdx_fmspc(text, str(path))
+        target = collateral_dir(ws) / "tdx" / f"{fmspc}.json"
+        stored, entry = (
+            text.encode("ascii"),
+            CollateralEntry(
+                tee_type="tdx", path="", kind="collateral", fmspc=fmspc, not_after=expiry
+            ),
+        )
+    else:
+        objects = _x509_objects(data, str(path))
+        if not objects:
+            raise AttestationError(f"{path}: no certificate or CRL in it")
+        stored = b"".join(obj.public_bytes(serialization.Encoding.PEM) for obj in objects)
+        target = collateral_dir(ws) / "snp" / f"{hashlib.sha256(stored).hexdigest()[:16]}.pem"
+        entry = _describe(objects)
+    relative = str(target.relative_to(collateral_dir(ws)))
+    return target, stored, entry.model_copy(update={"path": relative})
+
+
+def list_collateral(ws: Workspace) -> list[CollateralEntry]:
+    """Every cached document, described (SEV-SNP first, then TDX, each in name order)."""
+    root = collateral_dir(ws)
+    entries: list[CollateralEntry] = []
+    for path in sorted((root / "snp").glob("*.pem")) if (root / "snp").is_dir() else []:
+        entry = _describe(_x509_objects(_read(path).encode("ascii"), str(path)))
+        entries.append(entry.model_copy(update={"path": str(path.relative_to(root))}))
+    for path in sorted((root / "tdx").glob("*.json")) if (root / "tdx").is_dir() else []:
+        fmspc, expiry = _tdx_fmspc(_read(path), str(path))
+        entries.append(
+            CollateralEntry(
+                tee_type="tdx",
+                path=str(path.relative_to(root)),
+                kind="collateral",
+                fmspc=fmspc,
+                not_after=expiry,
+            )
+        )
+    return entries

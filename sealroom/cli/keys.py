@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -35,6 +35,89 @@ AllowInsecure = typer.Option(
 Expires = typer.Option(
     None, "--expires", help="Policy expiry (ISO 8601 with zone; default: the contract's)."
 )
+Tee = typer.Option(
+    [], "--tee", help="Hardware TEE allowed: sev-snp or tdx (repeat; default: both)."
+)
+MinTcb = typer.Option(
+    [], "--min-tcb", help="SEV-SNP TCB floor COMPONENT=SVN (bootloader, tee, snp, microcode, fmc)."
+)
+MaxVmpl = typer.Option(None, "--max-vmpl", help="SEV-SNP: highest VMPL allowed (default 0).")
+HostData = typer.Option(None, "--host-data", help="SEV-SNP: required host_data (32 bytes hex).")
+Rtmr = typer.Option([], "--rtmr", help="TDX: required RTMR INDEX=HEX (48 bytes; repeat).")
+TdxStatus = typer.Option(
+    [], "--tdx-status", help="TDX TCB status allowed (repeat; default: UpToDate)."
+)
+_TERM_OPTIONS = {
+    "min_tcb": "--min-tcb",
+    "max_vmpl": "--max-vmpl",
+    "host_data": "--host-data",
+    "rtmrs": "--rtmr",
+    "tcb_statuses": "--tdx-status",
+}
+
+
+def _hardware_terms(
+    tee: list[str],
+    min_tcb: list[str],
+    max_vmpl: int | None,
+    host_data: str | None,
+    rtmr: list[str],
+    tdx_status: list[str],
+) -> dict[str, Any]:
+    """ReleasePolicy fields from the hardware options; KeyImportError names a bad one."""
+    from pydantic import ValidationError
+
+    from sealroom.attest.policy import SnpPolicy, TdxPolicy
+    from sealroom.kms.models import HARDWARE_TEE_TYPES
+    from sealroom.kms.service import KeyImportError
+
+    for name in tee:
+        if name not in HARDWARE_TEE_TYPES:
+            raise KeyImportError(
+                f"--tee {name}: not a hardware TEE (known: {', '.join(HARDWARE_TEE_TYPES)}; "
+                "software rooms need --allow-insecure)"
+            )
+    snp: dict[str, Any] = {
+        "min_tcb": dict(_pair(item, "--min-tcb", "COMPONENT=SVN") for item in min_tcb)
+    }
+    if max_vmpl is not None:
+        snp["max_vmpl"] = max_vmpl
+    if host_data is not None:
+        snp["host_data"] = host_data
+    rtmrs: list[str | None] = [None] * 4
+    for item in rtmr:
+        index, value = _pair(item, "--rtmr", "INDEX=HEX", text_value=True)
+        if not 0 <= int(index) <= 3:
+            raise KeyImportError(f"--rtmr {item}: TDX has RTMR0..RTMR3")
+        rtmrs[int(index)] = str(value)
+    while rtmrs and rtmrs[-1] is None:
+        rtmrs.pop()
+    tdx: dict[str, Any] = {"rtmrs": rtmrs}
+    if tdx_status:
+        tdx["tcb_statuses"] = tdx_status
+    try:
+        terms = {"snp": SnpPolicy(**snp), "tdx": TdxPolicy(**tdx)}
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = _TERM_OPTIONS.get(str(first["loc"][0]), str(first["loc"][0]))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise KeyImportError(f"{option}: {message}") from None
+    return {**terms, "tee_types": list(dict.fromkeys(tee))} if tee else terms
+
+
+def _pair(item: str, option: str, form: str, text_value: bool = False) -> tuple[str, Any]:
+    from sealroom.kms.service import KeyImportError
+
+    key, sep, value = item.partition("=")
+    if not sep or not key or not value:
+        raise KeyImportError(f"{option} {item}: expected {form}")
+    if text_value:
+        if not key.isdigit():
+            raise KeyImportError(f"{option} {item}: expected {form}")
+        return key, value
+    if not value.isdigit():
+        raise KeyImportError(f"{option} {item}: expected {form} with a whole number")
+    return key, int(value)
 
 
 def _owner_key_and_policy(
@@ -44,6 +127,7 @@ def _owner_key_and_policy(
     allow_insecure: bool,
     measurements: list[str],
     expires: datetime | None,
+    terms: dict[str, Any],
     verb: str = "grant",
 ) -> tuple[Party, bytes, ReleasePolicy]:
     """The owner, its package's data key and the release policy (in the owner's workspace)."""
@@ -80,6 +164,7 @@ def _owner_key_and_policy(
         measurements=measurements or [measure_runtime()],
         allow_insecure=allow_insecure,
         expires=expires or contract.expires,
+        **terms,
     )
     return party, owner_data_key(package, party), policy
 
@@ -95,18 +180,45 @@ def _claimed_owner(package: Path) -> str | None:
     return owner if isinstance(owner, str) else None
 
 
+def _policy_json(policy: ReleasePolicy) -> dict[str, Any]:
+    """The policy with its hardware terms always shown (its stored JSON omits defaults)."""
+    return {
+        **policy.model_dump(mode="json"),
+        "snp": policy.snp.model_dump(mode="json"),
+        "tdx": policy.tdx.model_dump(mode="json"),
+    }
+
+
+def _terms_line(policy: ReleasePolicy) -> str:
+    """The hardware terms in one line, e.g. ``SEV-SNP: VMPL <= 0, TCB snp>=14; TDX: ...``."""
+    snp, tdx = policy.snp, policy.tdx
+    snp_terms = [f"VMPL <= {snp.max_vmpl}"]
+    snp_terms += [f"TCB {name}>={svn}" for name, svn in sorted(snp.min_tcb.items())]
+    if snp.host_data is not None:
+        snp_terms.append(f"host_data {snp.host_data[:16]}…")
+    tdx_terms = [f"status {'/'.join(tdx.tcb_statuses)}"]
+    tdx_terms += [f"RTMR{i} {v[:16]}…" for i, v in enumerate(tdx.rtmrs) if v is not None]
+    parts = []
+    if "sev-snp" in policy.tee_types:
+        parts.append("SEV-SNP: " + ", ".join(snp_terms))
+    if "tdx" in policy.tee_types:
+        parts.append("TDX: " + ", ".join(tdx_terms))
+    return "; ".join(parts) or "no hardware TEE allowed"
+
+
 def _report_import(policy: ReleasePolicy, owner: str, json_out: bool) -> None:
     from sealroom.attest.software import INSECURE_LABEL
 
     if json_out:
-        emit_json({"owner": owner, **policy.model_dump(mode="json")})
+        emit_json({"owner": owner, **_policy_json(policy)})
         return
     if policy.allow_insecure:
         err_console.print(f"[bold yellow]{INSECURE_LABEL}: this key may be released to it[/]")
     console.print(
         f"imported key of [bold]{policy.package_digest}[/] for contract "
         f"[bold]{policy.contract_id}[/]; rooms allowed: {', '.join(policy.tee_types)}; "
-        f"measurements: {', '.join(m[:16] + '…' for m in policy.measurements)}",
+        f"measurements: {', '.join(m[:16] + '…' for m in policy.measurements)}; "
+        f"{_terms_line(policy)}",
         highlight=False,
     )
 
@@ -119,6 +231,12 @@ def import_(
     allow_insecure: bool = AllowInsecure,
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
+    tee: list[str] = Tee,
+    min_tcb: list[str] = MinTcb,
+    max_vmpl: int | None = MaxVmpl,
+    host_data: str | None = HostData,
+    rtmr: list[str] = Rtmr,
+    tdx_status: list[str] = TdxStatus,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -132,8 +250,9 @@ def import_(
     from sealroom.workspace import Workspace
 
     with refusals():
+        terms = _hardware_terms(tee, min_tcb, max_vmpl, host_data, rtmr, tdx_status)
         _, data_key, policy = _owner_key_and_policy(
-            package, owner, contract_id, allow_insecure, measurements, expires, verb="import"
+            package, owner, contract_id, allow_insecure, measurements, expires, terms, "import"
         )
         with KeyService(Workspace.find()) as service:
             service.import_key(policy.package_digest, data_key, owner, contract_id, policy)
@@ -150,6 +269,12 @@ def grant(
     allow_insecure: bool = AllowInsecure,
     measurements: list[str] = Measurements,
     expires: datetime | None = Expires,
+    tee: list[str] = Tee,
+    min_tcb: list[str] = MinTcb,
+    max_vmpl: int | None = MaxVmpl,
+    host_data: str | None = HostData,
+    rtmr: list[str] = Rtmr,
+    tdx_status: list[str] = TdxStatus,
     passphrase_file: Path | None = PASSPHRASE_FILE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -169,8 +294,9 @@ def grant(
             service_key = json.loads(service.read_text())["import_key"]
         except (OSError, ValueError, KeyError, TypeError):
             raise KeyGrantError(f"{service}: not a `sealroom kms public-key` document") from None
+        terms = _hardware_terms(tee, min_tcb, max_vmpl, host_data, rtmr, tdx_status)
         party, data_key, policy = _owner_key_and_policy(
-            package, owner, contract_id, allow_insecure, measurements, expires
+            package, owner, contract_id, allow_insecure, measurements, expires, terms
         )
         made = make_grant(party, data_key, policy, service_key)
         out.write_text(made.model_dump_json(indent=2) + "\n")
@@ -220,15 +346,21 @@ def list_(json_out: bool = JSON_OPTION) -> None:
         ws = Workspace.find()
         with KeyService(ws) as service:
             records = service.keys()
-    rows = [
-        {"package_digest": r.package_digest, "owner": r.owner, **r.policy.model_dump(mode="json")}
-        for r in records
-    ]
     if json_out:
-        emit_json(rows)
+        emit_json(
+            [
+                {"package_digest": r.package_digest, "owner": r.owner, **_policy_json(r.policy)}
+                for r in records
+            ]
+        )
         return
-    if not rows:
+    if not records:
         console.print("no keys imported")
-    for row in rows:
-        insecure = " [yellow](INSECURE software rooms allowed)[/]" if row["allow_insecure"] else ""
-        console.print(f"{row['package_digest']}  {row['contract_id']}  {row['owner']}{insecure}")
+    for r in records:
+        insecure = (
+            " [yellow](INSECURE software rooms allowed)[/]" if r.policy.allow_insecure else ""
+        )
+        console.print(f"{r.package_digest}  {r.contract_id}  {r.owner}{insecure}")
+        console.print(
+            f"  rooms: {', '.join(r.policy.tee_types)}; {_terms_line(r.policy)}", highlight=False
+        )

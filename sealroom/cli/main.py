@@ -70,7 +70,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "ledger": Lazy("sealroom.cli.ledger", "Inspect and verify the append-only ledger."),
     "attest": Lazy(
-        "sealroom.cli.attest", "Attestation of clean rooms (software attester: INSECURE)."
+        "sealroom.cli.attest",
+        "Attestation of clean rooms: measurements, evidence checks, vendor collateral.",
     ),
     "keys": Lazy("sealroom.cli.keys", "Data keys under release policies (key service)."),
     "model": Lazy(

@@ -24,7 +24,7 @@ from sealroom.contract.store import verify_contract
 from sealroom.errors import SealroomError
 from sealroom.kms.denied import Denied
 from sealroom.kms.models import KeyRecord, ModelReleaseRequest
-from sealroom.kms.release_policy import check_release
+from sealroom.kms.release_policy import check_hardware_terms, check_release
 from sealroom.kms.service import KeyService
 
 log = logging.getLogger("sealroom.kms")
@@ -68,6 +68,7 @@ def _check(service: KeyService, request: ModelReleaseRequest) -> tuple[Claims, K
     service._check_nonce(request.nonce)
     claims = service._check_evidence(request)
     record = service._check_record(request)
+    check_hardware_terms(record.policy, claims)
     try:
         signed = verify_contract(service.ws, request.contract_id)
     except SealroomError as exc:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sealroom.attest.evidence import Evidence
+from sealroom.attest.policy import HardwarePolicy, SnpPolicy, TdxPolicy
 from sealroom.contract.pipeline_signature import PipelineSignature
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
@@ -27,6 +37,10 @@ class ReleasePolicy(BaseModel):
     tee_types: list[str] = Field(default_factory=lambda: list(HARDWARE_TEE_TYPES))
     allow_insecure: bool = False
     expires: datetime | None = None
+    # Hardware terms beyond the measurement (TCB floor, VMPL, host data, RTMRs, TDX status).
+    # Records and grants made before these existed load with the defaults.
+    snp: SnpPolicy = Field(default_factory=SnpPolicy)
+    tdx: TdxPolicy = Field(default_factory=TdxPolicy)
 
     @field_validator("measurements")
     @classmethod
@@ -51,6 +65,22 @@ class ReleasePolicy(BaseModel):
         if not self.allow_insecure and INSECURE_TEE_TYPE in self.tee_types:
             raise ValueError("tee type 'software' is insecure: set allow_insecure to allow it")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_terms(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # A grant's signature covers the policy's JSON: leaving out hardware terms that are
+        # at their defaults keeps grants signed before the terms existed verifiable.
+        data: dict[str, Any] = handler(self)
+        for name, default in (("snp", SnpPolicy()), ("tdx", TdxPolicy())):
+            if getattr(self, name) == default:
+                data.pop(name, None)
+        return data
+
+    def hardware_policy(self) -> HardwarePolicy:
+        """The terms :func:`check_hardware_policy` applies to SEV-SNP and TDX claims."""
+        return HardwarePolicy(measurements=self.measurements, snp=self.snp, tdx=self.tdx)
 
 
 class ReleaseRequest(BaseModel):

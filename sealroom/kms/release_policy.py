@@ -1,4 +1,5 @@
-"""Evaluating the key release policy (release.rego) on verified claims."""
+"""Evaluating the key release policy on verified claims: release.rego (contract, TEE type,
+measurement, debug, expiry) and, for hardware evidence, the owner's hardware terms."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sealroom.attest.evidence import Claims
+from sealroom.attest.policy import check_hardware_policy
 from sealroom.contract.schema import Contract
+from sealroom.errors import AttestationError
+from sealroom.kms.denied import Denied
 from sealroom.kms.models import ReleasePolicy
 from sealroom.policy.engine import evaluate_denials, shipped_policy
 from sealroom.policy.pipeline_check import unix_ns
@@ -39,3 +43,17 @@ def check_release(
     return evaluate_denials(
         {"release.rego": shipped_policy("release.rego")}, [RELEASE_PACKAGE], data
     )
+
+
+def check_hardware_terms(policy: ReleasePolicy, claims: Claims) -> None:
+    """Denied("evidence rejected: ...") when hardware claims break the owner's hardware terms.
+
+    Software claims pass (release.rego judges them by allow_insecure), and so do claims of a
+    TEE type the policy does not allow: release.rego names that refusal more plainly.
+    """
+    if claims.insecure or claims.tee_type not in policy.tee_types:
+        return
+    try:
+        check_hardware_policy(claims, policy.hardware_policy())
+    except AttestationError as exc:
+        raise Denied(f"evidence rejected: {exc}", measurement=claims.measurement) from None

@@ -43,7 +43,7 @@ from sealroom.kms.models import (
     release_info,
 )
 from sealroom.kms.pipeline_release import checked_pipeline
-from sealroom.kms.release_policy import check_release
+from sealroom.kms.release_policy import check_hardware_terms, check_release
 from sealroom.kms.repository import KmsRepository, NonceState, ReleaseClaim
 from sealroom.kms.rootkey import RootKey
 from sealroom.ledger import Ledger
@@ -273,6 +273,7 @@ class KeyService:
         self._check_nonce(request.nonce)
         claims = self._check_evidence(request)
         record = self._check_record(request)
+        check_hardware_terms(record.policy, claims)
         contract = self._check_contract(request)
         if contract.inference is not None:
             raise Denied(f"contract {contract.id} is an inference contract: no training run")

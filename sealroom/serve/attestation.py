@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sealroom.attest.evidence import Claims, Evidence
+from sealroom.attest.policy import HardwarePolicy, check_hardware_policy
 from sealroom.attest.software import MAX_AGE, MAX_SKEW
 from sealroom.contract.signed import SignedContract
 from sealroom.crypto.signing import b64, raw_public_key, unb64
@@ -164,9 +165,15 @@ def check_binding(att: RoomAttestation, claims: Claims) -> None:
 
 
 def check_room_policy(
-    claims: Claims, signed: SignedContract, measurements: Collection[str] | None = None
+    claims: Claims,
+    signed: SignedContract,
+    measurements: Collection[str] | None = None,
+    hardware: HardwarePolicy | None = None,
 ) -> None:
-    """The contract's room policy (as release.rego reads it) plus the client's own pins."""
+    """The contract's room policy (as release.rego reads it) plus the client's own pins.
+
+    A client that pins measurements also holds hardware claims to the hardware terms:
+    ``hardware`` when given, else the default ones (VMPL 0, TDX status UpToDate, ...)."""
     room = signed.contract.room
     if room.measurements and claims.measurement not in room.measurements:
         raise AttestationError(
@@ -185,6 +192,12 @@ def check_room_policy(
         raise AttestationError("the room's TEE runs in debug mode: the host can read its memory")
     if room.tee_types and claims.tee_type not in room.tee_types:
         raise AttestationError(f"TEE type {claims.tee_type} is not allowed by contract {signed.id}")
+    if claims.insecure:
+        return
+    if hardware is None and measurements:
+        hardware = HardwarePolicy(measurements=list(measurements))
+    if hardware is not None:
+        check_hardware_policy(claims, hardware)
 
 
 def verify_room_attestation(

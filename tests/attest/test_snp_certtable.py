@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 
+import sealroom
 from sealroom.attest.snp_certtable import (
     ENTRY,
     GUID_OF,
@@ -19,12 +20,19 @@ from sealroom.attest.snp_certtable import (
 )
 from sealroom.errors import AttestationError
 
-DATA = Path(__file__).parents[1] / "data" / "attest" / "tsm"
+DATA = Path(__file__).parents[1] / "data" / "attest"
+# Real AMD certificates: a Milan VCEK (tests/data/attest/snp) and AMD's Milan ASK and ARK
+# as the package ships them (sealroom/attest/snp/roots).
+FILES = {
+    "vcek_milan.der": DATA / "snp" / "vs_vcek_milan.der",
+    "ask_milan.pem": Path(sealroom.__file__).parent / "attest" / "snp" / "roots" / "milan_ask.pem",
+    "ark_milan.pem": Path(sealroom.__file__).parent / "attest" / "snp" / "roots" / "milan_ark.pem",
+}
 
 
 def der(name: str) -> bytes:
-    """A certificate of tests/data/attest/tsm as DER, whatever its file's encoding."""
-    raw = (DATA / name).read_bytes()
+    """One of FILES as DER, whatever its file's encoding."""
+    raw = FILES[name].read_bytes()
     return raw if name.endswith(".der") else ssl.PEM_cert_to_DER_cert(raw.decode("ascii"))
 
 
@@ -141,6 +149,6 @@ def test_entry_that_is_not_a_certificate_is_refused() -> None:
 
 
 def test_pem_entry_is_accepted() -> None:
-    pem = (DATA / "ask_milan.pem").read_bytes()
+    pem = FILES["ask_milan.pem"].read_bytes()
     pems = certificates_pem(build_cert_table([(GUID_OF["ASK"], pem)]))
     assert ssl.PEM_cert_to_DER_cert(pems[0]) == der("ask_milan.pem")

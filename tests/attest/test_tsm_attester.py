@@ -17,6 +17,7 @@ from tests.attest.fake_tsm import SNP, TDX, FakeTsmKernel, fake_snp_report, rewr
 from tests.attest.test_snp_certtable import DATA, der, real_table
 
 REPORT_DATA = bytes(range(64))
+TDX_QUOTE = (DATA / "tdx" / "tdx_quote").read_bytes()
 
 
 def attester(kernel: FakeTsmKernel, privlevel: int | None = None) -> ConfigfsTsmAttester:
@@ -86,14 +87,14 @@ def test_privlevel_below_the_floor_is_refused_and_entry_removed(tmp_path: Path) 
 
 
 def test_privlevel_where_the_provider_has_none_is_refused(tmp_path: Path) -> None:
-    kernel = FakeTsmKernel(tmp_path / "report", TDX, quote=(DATA / "tdx_quote").read_bytes())
+    kernel = FakeTsmKernel(tmp_path / "report", TDX, quote=TDX_QUOTE)
     with pytest.raises(AttestationError, match="privlevel 0 asked for, but the provider"):
         attester(kernel, privlevel=0).attest(REPORT_DATA)
     assert left_behind(kernel) == []
 
 
 def test_tdx_quote_without_certificates(tmp_path: Path) -> None:
-    quote = (DATA / "tdx_quote").read_bytes()
+    quote = TDX_QUOTE
     kernel = FakeTsmKernel(tmp_path / "report", TDX, quote=quote)
     evidence = attester(kernel).attest(REPORT_DATA)
     assert (evidence.tee_type, evidence.payload) == ("tdx", quote)
@@ -103,7 +104,7 @@ def test_tdx_quote_without_certificates(tmp_path: Path) -> None:
 
 
 def test_tdx_quote_carries_cached_collateral(tmp_path: Path, workspace: Workspace) -> None:
-    quote = (DATA / "tdx_quote").read_bytes()
+    quote = TDX_QUOTE
     cached = collateral_dir(workspace) / "tdx"
     cached.mkdir(parents=True)
     (cached / "b0c06f000000.json").write_text('{"tcb_info": "cached for this FMSPC"}')
@@ -113,7 +114,7 @@ def test_tdx_quote_carries_cached_collateral(tmp_path: Path, workspace: Workspac
 
 
 def test_tdx_quote_without_cached_collateral(tmp_path: Path, workspace: Workspace) -> None:
-    kernel = FakeTsmKernel(tmp_path / "report", TDX, quote=(DATA / "tdx_quote").read_bytes())
+    kernel = FakeTsmKernel(tmp_path / "report", TDX, quote=TDX_QUOTE)
     evidence = ConfigfsTsmAttester(kernel.root, ws=workspace, fs=kernel).attest(REPORT_DATA)
     assert evidence.collateral == ""
 

@@ -101,6 +101,7 @@ LIGHT_COMMANDS = [
     ["party", "show", "hospital"],
     ["contract", "list"],
     ["contract", "show", "mnist-demo", "--json"],
+    ["attest", "collateral", "list"],
     ["keys", "--help"],  # the key service's module loads FastAPI, but only to serve
 ]
 
