@@ -229,7 +229,7 @@ def test_software_evidence_relabelled_as_hardware_is_refused_by_its_verifier() -
     contract, tee, nonce = make_contract(), SoftwareTee(), os.urandom(32)
     att = _attest(tee, contract, nonce)
     hw = att.evidence.model_copy(update={"tee_type": "sev-snp"})
-    with pytest.raises(AttestationError, match="SEV-SNP report is .* bytes, expected 1184"):
+    with pytest.raises(AttestationError, match=r"SEV-SNP report is .* bytes, expected 1184"):
         _verify(att.model_copy(update={"evidence": hw}), contract, nonce, tee)
 
 
