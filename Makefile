@@ -68,6 +68,7 @@ bench: setup-test
 	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_ui.py
+	$(BIN)/python benchmarks/bench_attest.py
 
 lint: setup-test
 	$(BIN)/ruff check sealroom tests benchmarks scenarios
