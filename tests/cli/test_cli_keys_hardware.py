@@ -7,29 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sealroom.cli.main import app
-from sealroom.crypto.identity import create_party
 from sealroom.kms import KeyService
 from sealroom.workspace import Workspace
-from tests.cli.test_cli_model import CONTRACT, EXAMPLE, ok, refused, runner, seal_model
+from tests.cli.test_cli_model import CONTRACT, ok, refused, runner, signed_serving_contract
 
 MEASUREMENT = "5a" * 48
 
 
 @pytest.fixture
 def package(workspace: Workspace, tmp_path: Path) -> Path:
-    create_party(workspace, "lab", "consumer")
-    create_party(workspace, "operator", "operator")
-    create_party(workspace, "clinic", "consumer")
-    sealed, digest = seal_model(tmp_path, "model", b"a model sealed for a hardware room")
-    draft = yaml.safe_load(EXAMPLE.read_text())
-    draft["model"]["package_digest"] = digest
-    path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump(draft))
-    ok("contract", "propose", str(path), "--as", "lab")
-    ok("contract", "sign", CONTRACT, "--as", "operator")
+    sealed, _ = signed_serving_contract(workspace, tmp_path, b"a model sealed for a hardware room")
     return sealed
 
 

@@ -49,19 +49,27 @@ def seal_model(tmp_path: Path, name: str, content: bytes, owner: str = "lab") ->
     return out, report["digest"]
 
 
-@pytest.fixture
-def story(workspace: Workspace, tmp_path: Path) -> dict[str, Any]:
-    """Parties, the lab's sealed model, the signed inference contract, the model key imported."""
+def signed_serving_contract(workspace: Workspace, tmp_path: Path, model: bytes) -> tuple[Path, str]:
+    """Parties, the lab's sealed model and the inference contract signed for it."""
     create_party(workspace, "lab", "consumer")
     create_party(workspace, "operator", "operator")
     create_party(workspace, "clinic", "consumer")
-    package, digest = seal_model(tmp_path, "model", b"not really onnx, sealed all the same")
+    package, digest = seal_model(tmp_path, "model", model)
     draft = yaml.safe_load(EXAMPLE.read_text())
     draft["model"]["package_digest"] = digest
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump(draft))
     ok("contract", "propose", str(path), "--as", "lab")
     ok("contract", "sign", CONTRACT, "--as", "operator")
+    return package, digest
+
+
+@pytest.fixture
+def story(workspace: Workspace, tmp_path: Path) -> dict[str, Any]:
+    """Parties, the lab's sealed model, the signed inference contract, the model key imported."""
+    package, digest = signed_serving_contract(
+        workspace, tmp_path, b"not really onnx, sealed all the same"
+    )
     ok("keys", "import", str(package), "--as", "lab", "--contract", CONTRACT, "--allow-insecure")
     return {"package": package, "digest": digest}
 
