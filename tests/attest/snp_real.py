@@ -7,6 +7,9 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sealroom.attest.evidence import Evidence
+from sealroom.attest.policy import HardwarePolicy, SnpPolicy
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "attest" / "snp"
 # Inside every certificate's validity: the VCEKs' notBefore (latest 2025-08-07, oak's Genoa
 # VCEK) and notAfter (earliest 2029-09-24, go-sev-guest's Milan VCEK); AMD's roots run to 2045+.
@@ -41,3 +44,15 @@ GSG_VCEK = der_to_pem(DATA / "gsg_vcek_milan.der")
 TURIN_VCEK = der_to_pem(DATA / "vs_vcek_turin.der")
 OAK_GENOA_VCEK = der_to_pem(DATA / "oak_vcek_genoa.der")
 OAK_TURIN_VCEK = der_to_pem(DATA / "oak_vcek_turin.der")
+
+# virtee/sev's Milan report's reported TCB (and its VCEK's)
+REAL_TCB = {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}
+
+
+def snp_evidence(report: bytes, *certs: str) -> Evidence:
+    return Evidence(tee_type="sev-snp", payload=report, certificates=list(certs))
+
+
+def snp_policy(**snp: object) -> HardwarePolicy:
+    """The virtee report's measurement allowed, with these SEV-SNP terms."""
+    return HardwarePolicy(measurements=[VS_MEASUREMENT], snp=SnpPolicy(**snp))  # type: ignore[arg-type]

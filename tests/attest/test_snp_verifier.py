@@ -7,51 +7,39 @@ of another family) use the test-only self-made PKI in snp_factory.py.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
 import pytest
 
-from sealroom.attest import Evidence, make_report_data, verify_evidence
+from sealroom.attest import Evidence, verify_evidence
 from sealroom.attest.collateral import collateral_dir
 from sealroom.attest.policy import HardwarePolicy, SnpPolicy, check_hardware_policy
-from sealroom.attest.snp import SnpVerifier, check_binding, verify_snp_report
+from sealroom.attest.snp import SnpVerifier, verify_snp_report
 from sealroom.attest.snp.trust import amd_roots
-from sealroom.attest.snp_certtable import GUID_OF, build_cert_table, certificates_pem
-from sealroom.crypto.hpke import generate_ephemeral
 from sealroom.errors import AttestationError
 from sealroom.workspace import Workspace
 from tests.attest.snp_factory import FakeAmd, pem
 from tests.attest.snp_real import (
-    DATA,
     GSG_VCEK,
     NOW,
     OAK_GENOA_VCEK,
     OAK_TURIN_VCEK,
+    REAL_TCB,
     TURIN_VCEK,
     VS_MEASUREMENT,
     VS_VCEK,
     gsg_report,
     oak_report,
+    snp_evidence,
+    snp_policy,
     vs_report,
 )
-
-REAL_TCB = {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}
-
-
-def _evidence(report: bytes, *certs: str) -> Evidence:
-    return Evidence(tee_type="sev-snp", payload=report, certificates=list(certs))
-
-
-def _policy(**snp: object) -> HardwarePolicy:
-    return HardwarePolicy(measurements=[VS_MEASUREMENT], snp=SnpPolicy(**snp))  # type: ignore[arg-type]
-
 
 # real evidence, end to end
 
 
 def test_real_milan_report_verifies_to_claims(workspace: Workspace) -> None:
-    claims = verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW)
+    claims = verify_evidence(snp_evidence(vs_report(), VS_VCEK), workspace, NOW)
     assert claims.tee_type == "sev-snp"
     assert claims.insecure is False
     assert claims.debug is False
@@ -76,7 +64,7 @@ def test_real_milan_report_verifies_to_claims(workspace: Workspace) -> None:
 def test_real_genoa_and_turin_reports_verify_to_claims(
     workspace: Workspace, family: str, vcek: str, tcb: dict[str, int], measurement_prefix: str
 ) -> None:
-    claims = verify_evidence(_evidence(oak_report(family), vcek), workspace, NOW)
+    claims = verify_evidence(snp_evidence(oak_report(family), vcek), workspace, NOW)
     assert claims.platform == family.capitalize()
     assert claims.tcb == tcb  # Turin's TCB_VERSION has an FMC byte and other positions
     assert claims.measurement.startswith(measurement_prefix)
@@ -87,24 +75,24 @@ def test_real_turin_report_with_a_genoa_vcek_is_refused_by_cpuid(workspace: Work
     with pytest.raises(
         AttestationError, match=r"CPUID .* is a Turin processor, the VCEK is for Genoa"
     ):
-        verify_evidence(_evidence(oak_report("turin"), OAK_GENOA_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(oak_report("turin"), OAK_GENOA_VCEK), workspace, NOW)
 
 
 def test_real_genoa_report_with_a_milan_vcek_is_refused_by_cpuid(workspace: Workspace) -> None:
     with pytest.raises(
         AttestationError, match=r"CPUID .* is a Genoa processor, the VCEK is for Milan"
     ):
-        verify_evidence(_evidence(oak_report("genoa"), VS_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(oak_report("genoa"), VS_VCEK), workspace, NOW)
 
 
 def test_real_turin_report_with_another_turin_chips_vcek_is_refused(workspace: Workspace) -> None:
     with pytest.raises(AttestationError, match="hwid is not the report's chip_id"):
-        verify_evidence(_evidence(oak_report("turin"), TURIN_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(oak_report("turin"), TURIN_VCEK), workspace, NOW)
 
 
 def test_real_milan_report_passes_a_matching_policy(workspace: Workspace) -> None:
-    policy = _policy(min_tcb=REAL_TCB, families=["Milan"], signing_keys=["vcek"])
-    claims = verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW, policy=policy)
+    policy = snp_policy(min_tcb=REAL_TCB, families=["Milan"], signing_keys=["vcek"])
+    claims = verify_evidence(snp_evidence(vs_report(), VS_VCEK), workspace, NOW, policy=policy)
     assert claims.measurement == VS_MEASUREMENT
 
 
@@ -113,20 +101,20 @@ def test_vcek_is_found_in_the_workspace_collateral(workspace: Workspace) -> None
     folder.mkdir(parents=True)
     (folder / "gsg.pem").write_text(GSG_VCEK)
     (folder / "vs.pem").write_text(VS_VCEK)
-    claims = verify_evidence(_evidence(vs_report()), workspace, NOW)
+    claims = verify_evidence(snp_evidence(vs_report()), workspace, NOW)
     assert claims.tcb == REAL_TCB
 
 
 def test_no_vcek_anywhere_is_refused(workspace: Workspace) -> None:
     with pytest.raises(AttestationError, match="no VCEK certificate with the evidence or in"):
-        verify_evidence(_evidence(vs_report()), workspace, NOW)
+        verify_evidence(snp_evidence(vs_report()), workspace, NOW)
 
 
 def test_real_debug_report_verifies_but_is_refused_for_debug(workspace: Workspace) -> None:
     parsed, result = verify_snp_report(gsg_report(), [GSG_VCEK], NOW)  # AMD really signed it
     assert parsed.debug is True and result.family == "Milan"
     with pytest.raises(AttestationError, match="policy 0xb0000 \\(offset 0x8\\) allows debugging"):
-        verify_evidence(_evidence(gsg_report(), GSG_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(gsg_report(), GSG_VCEK), workspace, NOW)
 
 
 # negative matrix: tampering
@@ -166,7 +154,7 @@ def _flip(data: bytes, offset: int, bit: int = 0) -> bytes:
 def test_flipped_bit_is_refused(workspace: Workspace, offset: int, bit: int, match: str) -> None:
     tampered = _flip(vs_report(), offset, bit)
     with pytest.raises(AttestationError, match=match):
-        verify_evidence(_evidence(tampered, VS_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(tampered, VS_VCEK), workspace, NOW)
 
 
 def test_zero_filled_report_is_refused_plainly(workspace: Workspace) -> None:
@@ -196,7 +184,7 @@ def test_truncated_or_oversized_report_is_refused(
     workspace: Workspace, payload: bytes, match: str
 ) -> None:
     with pytest.raises(AttestationError, match=match):
-        verify_evidence(_evidence(payload, VS_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(payload, VS_VCEK), workspace, NOW)
 
 
 # negative matrix: certificates
@@ -204,18 +192,18 @@ def test_truncated_or_oversized_report_is_refused(
 
 def test_another_chips_real_vcek_is_refused(workspace: Workspace) -> None:
     with pytest.raises(AttestationError, match="hwid is not the report's chip_id"):
-        verify_evidence(_evidence(vs_report(), GSG_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(vs_report(), GSG_VCEK), workspace, NOW)
 
 
 def test_real_turin_vcek_for_a_milan_report_is_refused(workspace: Workspace) -> None:
     with pytest.raises(AttestationError, match="hwid is not the report's chip_id"):
-        verify_evidence(_evidence(vs_report(), TURIN_VCEK), workspace, NOW)
+        verify_evidence(snp_evidence(vs_report(), TURIN_VCEK), workspace, NOW)
 
 
 def test_turin_vcek_with_only_milan_roots_is_refused(workspace: Workspace) -> None:
     verifier = SnpVerifier(roots={"Milan": amd_roots()["Milan"]})
     with pytest.raises(AttestationError, match="no AMD roots for SEV-SNP family 'Turin'"):
-        verifier.verify(_evidence(vs_report(), TURIN_VCEK), workspace, NOW)
+        verifier.verify(snp_evidence(vs_report(), TURIN_VCEK), workspace, NOW)
 
 
 def test_vcek_for_another_family_than_the_reports_cpuid_is_refused(workspace: Workspace) -> None:
@@ -223,13 +211,13 @@ def test_vcek_for_another_family_than_the_reports_cpuid_is_refused(workspace: Wo
     report = turin.report(cpuid_family="Milan")  # a Milan CPU's report, Turin-signed
     verifier = SnpVerifier(roots=turin.roots)
     with pytest.raises(AttestationError, match="CPUID \\(offset 0x188\\) is a Milan processor"):
-        verifier.verify(_evidence(report, turin.vcek_pem), workspace, NOW)
+        verifier.verify(snp_evidence(report, turin.vcek_pem), workspace, NOW)
 
 
 def test_self_made_chain_is_refused_by_amds_roots(workspace: Workspace) -> None:
     fake = FakeAmd.create("Milan")
     # the attester's own ARK/ASK travel along: they are never trusted as roots
-    evidence = _evidence(fake.report(), fake.vcek_pem, pem(fake.ask), pem(fake.ark))
+    evidence = snp_evidence(fake.report(), fake.vcek_pem, pem(fake.ask), pem(fake.ark))
     with pytest.raises(AttestationError, match="VCEK signature by ASK-Milan does not verify"):
         verify_evidence(evidence, workspace, NOW)
 
@@ -237,7 +225,7 @@ def test_self_made_chain_is_refused_by_amds_roots(workspace: Workspace) -> None:
 def test_expired_real_vcek_is_refused(workspace: Workspace) -> None:
     later = datetime(2030, 5, 1, tzinfo=UTC)
     with pytest.raises(AttestationError, match="VCEK expired on 2030-04-03"):
-        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, later)
+        verify_evidence(snp_evidence(vs_report(), VS_VCEK), workspace, later)
 
 
 def test_expired_crl_in_the_workspace_is_refused(workspace: Workspace) -> None:
@@ -247,7 +235,7 @@ def test_expired_crl_in_the_workspace_is_refused(workspace: Workspace) -> None:
     (folder / "crl.pem").write_text(fake.crl(next_update=datetime(2025, 5, 1, tzinfo=UTC)))
     with pytest.raises(AttestationError, match="CRL of ARK-Milan is past its nextUpdate"):
         SnpVerifier(roots=fake.roots).verify(
-            _evidence(fake.report(), fake.vcek_pem), workspace, NOW
+            snp_evidence(fake.report(), fake.vcek_pem), workspace, NOW
         )
 
 
@@ -256,7 +244,7 @@ def test_revoked_vcek_is_refused(workspace: Workspace) -> None:
     crl = fake.crl(by="ask", revoked=(fake.vcek.serial_number,))
     with pytest.raises(AttestationError, match="VCEK \\(serial 1\\) is revoked"):
         SnpVerifier(roots=fake.roots).verify(
-            _evidence(fake.report(), fake.vcek_pem, crl), workspace, NOW
+            snp_evidence(fake.report(), fake.vcek_pem, crl), workspace, NOW
         )
 
 
@@ -266,20 +254,22 @@ def test_report_signed_by_another_key_with_this_chips_vcek_is_refused(
     fake = FakeAmd.create("Milan")
     _, twin = fake.issue_vcek()  # same chip and TCB, another key
     with pytest.raises(AttestationError, match="signature \\(offset 0x2a0\\) does not verify"):
-        SnpVerifier(roots=fake.roots).verify(_evidence(fake.report(), pem(twin)), workspace, NOW)
+        SnpVerifier(roots=fake.roots).verify(snp_evidence(fake.report(), pem(twin)), workspace, NOW)
 
 
 def test_vcek_of_another_tcb_is_refused(workspace: Workspace) -> None:
     fake = FakeAmd.create("Milan")
     _, newer = fake.issue_vcek(key=fake.vcek_key, tcb={**REAL_TCB, "snp": 9})
     with pytest.raises(AttestationError, match=r"reported TCB snp is 8 .* issued for 9"):
-        SnpVerifier(roots=fake.roots).verify(_evidence(fake.report(), pem(newer)), workspace, NOW)
+        SnpVerifier(roots=fake.roots).verify(
+            snp_evidence(fake.report(), pem(newer)), workspace, NOW
+        )
 
 
 def test_the_fake_chain_round_trips(workspace: Workspace) -> None:
     fake = FakeAmd.create("Milan")
     claims = SnpVerifier(roots=fake.roots).verify(
-        _evidence(fake.report(vmpl=1), fake.vcek_pem, fake.crl(), fake.crl(by="ask")),
+        snp_evidence(fake.report(vmpl=1), fake.vcek_pem, fake.crl(), fake.crl(by="ask")),
         workspace,
         NOW,
     )
@@ -290,7 +280,7 @@ def test_vlek_signed_report_verifies_under_the_asvk(workspace: Workspace) -> Non
     fake = FakeAmd.create("Milan")
     key, vlek = fake.issue_vcek(vlek=True)
     report = fake.report(signing_key=1, key=key)
-    claims = SnpVerifier(roots=fake.roots).verify(_evidence(report, pem(vlek)), workspace, NOW)
+    claims = SnpVerifier(roots=fake.roots).verify(snp_evidence(report, pem(vlek)), workspace, NOW)
     assert claims.signing_key == "vlek"
     policy = HardwarePolicy(measurements=[claims.measurement], snp=SnpPolicy(signing_keys=["vcek"]))
     with pytest.raises(AttestationError, match="signed by a vlek key; the policy allows vcek"):
@@ -301,112 +291,9 @@ def test_vcek_offered_for_a_vlek_signed_report_is_refused(workspace: Workspace) 
     fake = FakeAmd.create("Milan")
     report = fake.report(signing_key=1)
     with pytest.raises(AttestationError, match="no VLEK certificate"):
-        SnpVerifier(roots=fake.roots).verify(_evidence(report, fake.vcek_pem), workspace, NOW)
+        SnpVerifier(roots=fake.roots).verify(snp_evidence(report, fake.vcek_pem), workspace, NOW)
 
 
 def test_naive_verification_time_is_refused(workspace: Workspace) -> None:
     with pytest.raises(AttestationError, match="timezone-aware"):
-        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, datetime(2025, 9, 1))
-
-
-# negative matrix: policy (real evidence under a stricter policy)
-
-
-def test_tcb_below_the_minimum_is_refused(workspace: Workspace) -> None:
-    policy = _policy(min_tcb={**REAL_TCB, "snp": 9})
-    with pytest.raises(AttestationError, match=r"TCB component snp is 8 .* below the minimum 9"):
-        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW, policy=policy)
-
-
-def test_measurement_not_allowed_is_refused(workspace: Workspace) -> None:
-    policy = HardwarePolicy(measurements=["ab" * 48])
-    with pytest.raises(AttestationError, match=f"measurement {VS_MEASUREMENT} is not one"):
-        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW, policy=policy)
-
-
-def test_host_data_mismatch_is_refused(workspace: Workspace) -> None:
-    policy = _policy(host_data="ab" * 32)
-    with pytest.raises(AttestationError, match=r"host_data 0000.* is not the abab"):
-        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW, policy=policy)
-
-
-def test_family_not_allowed_is_refused(workspace: Workspace) -> None:
-    policy = _policy(families=["Genoa", "Turin"])
-    with pytest.raises(AttestationError, match="SEV-SNP family Milan is not allowed"):
-        verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW, policy=policy)
-
-
-def test_vmpl_above_the_policy_is_refused(workspace: Workspace) -> None:
-    fake = FakeAmd.create("Milan")
-    measurement = b"\x11" * 48
-    claims = SnpVerifier(roots=fake.roots).verify(
-        _evidence(fake.report(vmpl=2, measurement=measurement), fake.vcek_pem), workspace, NOW
-    )
-    policy = HardwarePolicy(measurements=[measurement.hex()], snp=SnpPolicy(max_vmpl=1))
-    with pytest.raises(AttestationError, match="requested at VMPL 2; the policy allows VMPL 1"):
-        check_hardware_policy(claims, policy)
-
-
-def test_host_data_is_reported(workspace: Workspace) -> None:
-    fake = FakeAmd.create("Milan")
-    host = hashlib.sha256(b"room config").digest()
-    claims = SnpVerifier(roots=fake.roots).verify(
-        _evidence(fake.report(host_data=host), fake.vcek_pem), workspace, NOW
-    )
-    policy = HardwarePolicy(measurements=[claims.measurement], snp=SnpPolicy(host_data=host.hex()))
-    check_hardware_policy(claims, policy)
-
-
-# negative matrix: report_data binding (nonce and ephemeral key)
-
-
-def _bound(workspace: Workspace, nonce: bytes, key_b64: str) -> Evidence:
-    fake = FakeAmd.create("Milan")
-    return _evidence(fake.report(report_data=make_report_data(nonce, key_b64)), fake.vcek_pem)
-
-
-def test_report_data_binds_nonce_and_key(workspace: Workspace) -> None:
-    key = generate_ephemeral()[1]
-    claims = SnpVerifier(roots=FakeAmd.create("Milan").roots).verify(
-        _bound(workspace, b"n" * 32, key), workspace, NOW
-    )
-    check_binding(claims, b"n" * 32, key)
-
-
-def test_report_data_for_another_nonce_is_refused(workspace: Workspace) -> None:
-    key = generate_ephemeral()[1]
-    claims = SnpVerifier(roots=FakeAmd.create("Milan").roots).verify(
-        _bound(workspace, b"old nonce, replayed".ljust(32), key), workspace, NOW
-    )
-    with pytest.raises(AttestationError, match="report_data \\(offset 0x50\\) does not bind"):
-        check_binding(claims, b"n" * 32, key)
-
-
-def test_report_data_for_another_key_is_refused(workspace: Workspace) -> None:
-    claims = SnpVerifier(roots=FakeAmd.create("Milan").roots).verify(
-        _bound(workspace, b"n" * 32, generate_ephemeral()[1]), workspace, NOW
-    )
-    with pytest.raises(AttestationError, match="does not bind this nonce and ephemeral key"):
-        check_binding(claims, b"n" * 32, generate_ephemeral()[1])
-
-
-def test_real_report_does_not_bind_our_nonce(workspace: Workspace) -> None:
-    claims = verify_evidence(_evidence(vs_report(), VS_VCEK), workspace, NOW)
-    with pytest.raises(AttestationError, match="does not bind this nonce"):
-        check_binding(claims, b"n" * 32, generate_ephemeral()[1])
-
-
-# the configfs-tsm attester's certificate table feeds the verifier as it is
-
-
-def test_certificate_table_from_the_host_verifies_the_real_report(workspace: Workspace) -> None:
-    fake_ark = FakeAmd.create("Milan").ark  # a host may put anything here: never a root
-    table = build_cert_table(
-        [
-            (GUID_OF["VCEK"], (DATA / "vs_vcek_milan.der").read_bytes()),
-            (GUID_OF["ASK"], pem(amd_roots()["Milan"].ask).encode()),
-            (GUID_OF["ARK"], pem(fake_ark).encode()),
-        ]
-    )
-    evidence = _evidence(vs_report(), *certificates_pem(table))
-    assert verify_evidence(evidence, workspace, NOW).measurement == VS_MEASUREMENT
+        verify_evidence(snp_evidence(vs_report(), VS_VCEK), workspace, datetime(2025, 9, 1))
