@@ -28,8 +28,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.utils import CryptographyDeprecationWarning
 from pydantic import BaseModel, ConfigDict, Field
 
+from sealroom.attest.pem import X509Document, load_block, pem_blocks, text_outside_blocks
 from sealroom.errors import AttestationError
 from sealroom.files import write_atomic
 from sealroom.workspace import Workspace
@@ -103,57 +105,39 @@ TDX_KEYS = (
     "qe_identity",
     "qe_identity_signature",
 )
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1-----", re.MULTILINE
-)
 
 
-def _x509_objects(
-    data: bytes, where: str
-) -> list[x509.Certificate | x509.CertificateRevocationList]:
-    """:func:`_parse_x509`, quietly: AMD's VCEKs carry serial numbers that cryptography warns
-    about (not positive, against RFC 5280) and still parses; the chain check judges them."""
-    from cryptography.utils import CryptographyDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return _parse_x509(data, where)
-
-
-def _parse_x509(data: bytes, where: str) -> list[x509.Certificate | x509.CertificateRevocationList]:
+def _x509_objects(data: bytes, where: str) -> list[X509Document]:
     """Certificates and CRLs in PEM (any number of blocks) or one DER object (AMD KDS serves
     VCEKs and CRLs as DER); AttestationError for anything else, keys included."""
-    objects: list[x509.Certificate | x509.CertificateRevocationList] = []
     if b"-----BEGIN" not in data:
-        for load in (x509.load_der_x509_certificate, x509.load_der_x509_crl):
-            try:
-                return [load(data)]
-            except ValueError:
-                continue
+        with warnings.catch_warnings():  # AMD's VCEKs carry serial 0 (see attest/pem.py)
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            for load in (x509.load_der_x509_certificate, x509.load_der_x509_crl):
+                try:
+                    return [load(data)]
+                except ValueError:
+                    continue
         raise AttestationError(f"{where}: neither PEM nor a DER certificate or CRL")
-    blocks = list(_PEM_BLOCK.finditer(data))
-    rest = _PEM_BLOCK.sub(b"", data).strip()
-    if rest:
+    if text_outside_blocks(data):
         raise AttestationError(f"{where}: text outside the PEM blocks; refusing a mixed file")
-    for index, block in enumerate(blocks):
-        label = block.group(1).decode()
+    objects: list[X509Document] = []
+    for index, (label, block) in enumerate(pem_blocks(data)):
         try:
-            if label == "CERTIFICATE":
-                objects.append(x509.load_pem_x509_certificate(block.group(0)))
-            elif label == "X509 CRL":
-                objects.append(x509.load_pem_x509_crl(block.group(0)))
-            else:
-                raise AttestationError(
-                    f"{where}: PEM block {index} is a {label}, not a certificate or CRL"
-                )
+            loaded = load_block(label, block)
         except ValueError as exc:
             raise AttestationError(
                 f"{where}: PEM block {index} ({label}) does not parse ({exc})"
             ) from None
+        if loaded is None:
+            raise AttestationError(
+                f"{where}: PEM block {index} is a {label}, not a certificate or CRL"
+            )
+        objects.append(loaded)
     return objects
 
 
-def _describe(objects: list[x509.Certificate | x509.CertificateRevocationList]) -> CollateralEntry:
+def _describe(objects: list[X509Document]) -> CollateralEntry:
     kinds, subjects, expiries = [], [], []
     for obj in objects:
         if isinstance(obj, x509.Certificate):

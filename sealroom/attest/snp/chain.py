@@ -14,8 +14,6 @@ present but bad (wrong signature, past nextUpdate) is a refusal, never skipped.
 
 from __future__ import annotations
 
-import re
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from sealroom.attest.pem import load_block, pem_blocks
 from sealroom.attest.snp.report import SnpReport, decode_tcb
 from sealroom.attest.snp.trust import FamilyRoots
 from sealroom.errors import AttestationError
@@ -41,7 +40,6 @@ OID_TCB = {
 LEAF_SUBJECT = {"vcek": "SEV-VCEK", "vlek": "SEV-VLEK"}
 TURIN_HWID_SIZE = 8
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
-_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*-----END \1-----", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -64,25 +62,23 @@ def parse_documents(documents: list[str]) -> Collateral:
     certs: list[x509.Certificate] = []
     crls: list[x509.CertificateRevocationList] = []
     for index, text in enumerate(documents):
-        matches = list(_PEM.finditer(text))
-        if not matches:
+        # non-ASCII text can only lie outside the blocks, which are ASCII by pattern
+        blocks = pem_blocks(text.encode("ascii", "replace"))
+        if not blocks:
             raise AttestationError(f"SEV-SNP document {index} holds no PEM certificate or CRL")
-        for match in matches:
-            kind, block = match.group(1), match.group(0).encode("ascii")
+        for kind, block in blocks:
             try:
-                with warnings.catch_warnings():
-                    # AMD issues every VCEK with serial 0, which cryptography warns about
-                    warnings.simplefilter("ignore")
-                    if kind == "CERTIFICATE":
-                        certs.append(x509.load_pem_x509_certificate(block))
-                    elif kind == "X509 CRL":
-                        crls.append(x509.load_pem_x509_crl(block))
-                    else:
-                        raise AttestationError(f"SEV-SNP document {index}: unexpected PEM {kind}")
+                loaded = load_block(kind, block)
             except ValueError as exc:
                 raise AttestationError(
                     f"SEV-SNP document {index}: bad PEM {kind} ({exc})"
                 ) from None
+            if isinstance(loaded, x509.Certificate):
+                certs.append(loaded)
+            elif isinstance(loaded, x509.CertificateRevocationList):
+                crls.append(loaded)
+            else:
+                raise AttestationError(f"SEV-SNP document {index}: unexpected PEM {kind}")
     return Collateral(tuple(certs), tuple(crls))
 
 
