@@ -8,7 +8,7 @@ which TEE produced them.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -74,6 +74,19 @@ class Attester(Protocol):
     tee_type: str
 
     def attest(self, report_data: bytes) -> Evidence: ...
+
+
+def verification_time(now: datetime | None, label: str) -> datetime:
+    """The moment a hardware verifier checks validity windows at: ``now``, else the clock.
+
+    Vendor collateral expires, so a verifier is handed the time it judges at; a naive time
+    would be read in the host's zone, so it is refused.
+    """
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise AttestationError(f"{label} verification time must be timezone-aware (UTC)")
+    return now
 
 
 def raw_public_key(public_key_b64: str) -> bytes:

@@ -12,15 +12,15 @@ refused here outright, since its host can read and change its memory.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sealroom.attest.evidence import Claims, Evidence
+from sealroom.attest.evidence import Claims, Evidence, verification_time
 from sealroom.attest.tdx_quote import (
     TdReport,
+    dcap_reason,
     explain,
     intel_root_der,
     load_collateral,
-    one_line,
     parse_tdx_quote,
     quote_fmspc,
 )
@@ -64,9 +64,7 @@ class TdxVerifier:
 
         if evidence.tee_type != TEE_TYPE:
             raise AttestationError(f"TDX verifier given {evidence.tee_type!r} evidence")
-        moment = now or datetime.now(UTC)
-        if moment.tzinfo is None:
-            raise AttestationError("TDX verification time must be timezone-aware (UTC)")
+        moment = verification_time(now, "TDX")
         quote = parse_tdx_quote(evidence.payload, self.root_ca_der())
         fmspc = quote_fmspc(quote)
         collateral, where = load_collateral(evidence.collateral, ws, fmspc)
@@ -76,7 +74,7 @@ class TdxVerifier:
             )
         except ValueError as exc:
             raise AttestationError(
-                explain(one_line(exc), fmspc, where, moment.isoformat())
+                explain(dcap_reason(exc), fmspc, where, moment.isoformat())
             ) from None
         status = str(verified.status)
         if status not in CARRIED_STATUSES:

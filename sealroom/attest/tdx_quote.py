@@ -126,7 +126,7 @@ def parse_tdx_quote(raw: bytes, root_der: bytes) -> Quote:
     try:
         quote = dcap_qvl.parse_quote(raw)
     except ValueError as exc:
-        raise AttestationError(f"TDX quote does not parse: {one_line(exc)}") from None
+        raise AttestationError(f"TDX quote does not parse: {dcap_reason(exc)}") from None
     if quote.header.tee_type != TEE_TYPE_TDX or not quote.is_tdx():
         raise AttestationError(
             f"quote is for TEE type {quote.header.tee_type:#x} ({quote.quote_type()}), "
@@ -192,7 +192,7 @@ def _parse_collateral(text: str, where: str) -> QuoteCollateralV3:
         return dcap_qvl.QuoteCollateralV3.from_json(text)
     except ValueError as exc:
         raise AttestationError(
-            f"TDX collateral in {where} is not dcap-qvl QuoteCollateralV3 JSON: {one_line(exc)}"
+            f"TDX collateral in {where} is not dcap-qvl QuoteCollateralV3 JSON: {dcap_reason(exc)}"
         ) from None
 
 
@@ -206,7 +206,7 @@ def _evaluation_number(doc: QuoteCollateralV3, where: str) -> int:
     return number
 
 
-def one_line(exc: BaseException) -> str:
+def dcap_reason(exc: BaseException) -> str:
     """dcap-qvl's error text (``msg\\n\\nCaused by:\\n    cause``) as ``msg (cause)``."""
     head, _, causes = str(exc).partition("Caused by:")
     parts = [" ".join(head.split())]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sealroom.attest import collateral
-from sealroom.attest.evidence import Claims, Evidence, make_report_data
+from sealroom.attest.evidence import Claims, Evidence, make_report_data, verification_time
 from sealroom.attest.snp.chain import (
     ChainResult,
     Collateral,
@@ -37,12 +37,6 @@ from sealroom.workspace import Workspace
 
 TEE_TYPE = "sev-snp"
 log = logging.getLogger("sealroom.attest")
-
-
-def _aware(now: datetime) -> datetime:
-    if now.tzinfo is None:
-        raise AttestationError("SEV-SNP verification time must be timezone-aware (UTC)")
-    return now
 
 
 def verify_signature(report: SnpReport, result: ChainResult) -> None:
@@ -108,7 +102,7 @@ def verify_snp_report(
     The building block of :class:`SnpVerifier`, for callers (benchmarks, tools) that hold
     the documents themselves.
     """
-    now = _aware(now)
+    now = verification_time(now, "SEV-SNP")
     parsed = parse_report(report)
     docs = parse_documents(documents)
     result = _verify_with(parsed, docs, docs, now, roots if roots is not None else amd_roots())
@@ -142,7 +136,7 @@ class SnpVerifier:
     def verify(
         self, evidence: Evidence, ws: Workspace | None, now: datetime | None = None
     ) -> Claims:
-        now = _aware(now) if now is not None else datetime.now(UTC)
+        now = verification_time(now, "SEV-SNP")
         report = parse_report(evidence.payload)
         supplied = parse_documents(list(evidence.certificates))
         cached = parse_documents(collateral.snp_documents(ws))
