@@ -18,6 +18,7 @@ import secrets
 from pathlib import Path
 
 from sealroom.attest.evidence import REPORT_DATA_SIZE, Evidence
+from sealroom.attest.snp.report import REPORT_SIZE
 from sealroom.attest.snp_certtable import certificates_pem
 from sealroom.errors import AttestationError
 from sealroom.workspace import Workspace
@@ -28,7 +29,6 @@ TSM_REPORT_DIR = Path("/sys/kernel/config/tsm/report")
 # configfs-tsm provider names -> sealroom TEE types; any other provider is refused.
 PROVIDERS = {"sev_guest": "sev-snp", "tdx_guest": "tdx"}
 PRIVLEVEL_MAX = 3  # TSM_REPORT_PRIVLEVEL_MAX: SEV-SNP VMPL 0..3
-SNP_REPORT_SIZE = 0x4A0  # SEV-SNP ABI, ATTESTATION_REPORT
 SNP_VMPL_OFFSET = 0x30
 SNP_REPORT_DATA_OFFSET = 0x50
 MAX_OUTBLOB = 1 << 16  # Evidence.payload's bound
@@ -200,10 +200,9 @@ class ConfigfsTsmAttester:
     def _snp(self, report: bytes, auxblob: bytes, report_data: bytes, vmpl: int | None) -> Evidence:
         # Cheap sanity checks only (the verifier checks everything, signature first):
         # a stale or foreign report fails here with a clearer message.
-        if len(report) != SNP_REPORT_SIZE:
+        if len(report) != REPORT_SIZE:
             raise AttestationError(
-                f"SEV-SNP report from configfs-tsm has {len(report)} bytes, "
-                f"expected {SNP_REPORT_SIZE}"
+                f"SEV-SNP report from configfs-tsm has {len(report)} bytes, expected {REPORT_SIZE}"
             )
         bound = report[SNP_REPORT_DATA_OFFSET : SNP_REPORT_DATA_OFFSET + REPORT_DATA_SIZE]
         if bound != report_data:
@@ -225,12 +224,13 @@ class ConfigfsTsmAttester:
         import dcap_qvl
 
         from sealroom.attest.collateral import tdx_collateral
+        from sealroom.attest.tdx_quote import quote_fmspc
 
         try:
-            fmspc = str(dcap_qvl.parse_quote(quote).fmspc())
+            parsed = dcap_qvl.parse_quote(quote)
         except ValueError as exc:
             raise AttestationError(f"TDX quote from configfs-tsm does not parse: {exc}") from None
-        return tdx_collateral(self.ws, fmspc) or ""
+        return tdx_collateral(self.ws, quote_fmspc(parsed)) or ""
 
 
 def tsm_available(root: Path = TSM_REPORT_DIR) -> bool:

@@ -14,7 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sealroom.attest.tsm import PRIVLEVEL_MAX, SNP_REPORT_SIZE, ConfigfsOps
+from sealroom.attest.snp.report import REPORT_SIZE
+from sealroom.attest.tsm import PRIVLEVEL_MAX, ConfigfsOps
 
 SNP = "sev_guest"
 TDX = "tdx_guest"
@@ -22,7 +23,7 @@ TDX = "tdx_guest"
 
 def fake_snp_report(report_data: bytes, vmpl: int) -> bytes:
     """1184 bytes shaped like a SEV-SNP report (unsigned): VMPL at 0x30, report data at 0x50."""
-    report = bytearray(SNP_REPORT_SIZE)
+    report = bytearray(REPORT_SIZE)
     report[0:4] = (2).to_bytes(4, "little")
     report[0x30:0x34] = vmpl.to_bytes(4, "little")
     report[0x50:0x90] = report_data

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import textwrap
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +21,8 @@ VS_MEASUREMENT = (
 
 
 def der_to_pem(path: Path) -> str:
-    # wrapped by hand: AMD's VCEKs have serial 0, which cryptography warns about on load
-    body = "\n".join(textwrap.wrap(base64.b64encode(path.read_bytes()).decode(), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+    # not through cryptography: AMD's VCEKs have serial 0, which it warns about on load
+    return ssl.DER_cert_to_PEM_cert(path.read_bytes())
 
 
 def vs_report() -> bytes:
