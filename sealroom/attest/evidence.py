@@ -8,6 +8,7 @@ which TEE produced them.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -103,3 +104,10 @@ def raw_public_key(public_key_b64: str) -> bytes:
 def make_report_data(nonce: bytes, ephemeral_public_key_b64: str) -> bytes:
     """SHA-512(nonce || raw ephemeral public key): binds freshness and the key to the evidence."""
     return hashlib.sha512(nonce + raw_public_key(ephemeral_public_key_b64)).digest()
+
+
+def binds(claims: Claims, nonce: bytes, ephemeral_public_key_b64: str) -> bool:
+    """Whether verified claims carry exactly this nonce and key (constant-time compare);
+    AttestationError if the key is malformed. Every evidence type is held to this rule."""
+    expected = make_report_data(nonce, ephemeral_public_key_b64)
+    return hmac.compare_digest(claims.report_data, expected)

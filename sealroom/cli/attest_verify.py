@@ -98,15 +98,13 @@ def _load_policy(path: Path) -> HardwarePolicy:
 
 
 def _check_binding(claims: Claims, nonce_hex: str, key_b64: str) -> None:
-    import hmac
-
-    from sealroom.attest.evidence import make_report_data
+    from sealroom.attest.evidence import binds
 
     try:
         nonce = bytes.fromhex(nonce_hex)
     except ValueError:
         raise AttestationError("--nonce is not hex") from None
-    if not hmac.compare_digest(claims.report_data, make_report_data(nonce, key_b64)):
+    if not binds(claims, nonce, key_b64):
         raise AttestationError(
             "the evidence's report_data does not bind this nonce and key "
             "(expected SHA-512(nonce || key))"
@@ -114,22 +112,9 @@ def _check_binding(claims: Claims, nonce_hex: str, key_b64: str) -> None:
 
 
 def _claims_report(claims: Claims, policy: bool, bound: bool) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "tee_type": claims.tee_type,
-        "insecure": claims.insecure,
-        "measurement": claims.measurement,
-        "debug": claims.debug,
-        "platform": claims.platform,
-        "signing_key": claims.signing_key,
-        "vmpl": claims.vmpl,
-        "tcb": claims.tcb,
-        "host_data": claims.host_data,
-        "tcb_status": claims.tcb_status,
-        "advisory_ids": claims.advisory_ids,
-        "rtmrs": claims.rtmrs,
-        "report_data": claims.report_data.hex(),
-        "issued_at": claims.issued_at.isoformat(),
-        "policy": "met" if policy else "not checked (no --policy)",
-        "binding": "nonce and key bound" if bound else "not checked (no --nonce/--key)",
-    }
+    """Every claim (report_data as hex), then what was checked beyond the signature."""
+    report: dict[str, Any] = claims.model_dump(mode="json")
+    report["report_data"] = claims.report_data.hex()
+    report["policy"] = "met" if policy else "not checked (no --policy)"
+    report["binding"] = "nonce and key bound" if bound else "not checked (no --nonce/--key)"
     return report

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sealroom.attest.evidence import Claims, make_report_data
+from sealroom.attest.evidence import Claims, binds
 from sealroom.attest.software import INSECURE_LABEL
 from sealroom.attest.verifiers import verify_evidence
 from sealroom.contract.schema import Contract
@@ -324,10 +324,10 @@ class KeyService:
     def _check_evidence(self, request: ReleaseRequest | ModelReleaseRequest) -> Claims:
         try:
             claims = verify_evidence(request.evidence, self.ws)
-            expected = make_report_data(request.nonce, request.ephemeral_public_key)
+            bound = binds(claims, request.nonce, request.ephemeral_public_key)
         except SealroomError as exc:
             raise Denied(f"evidence rejected: {exc}") from None
-        if not secrets.compare_digest(claims.report_data, expected):
+        if not bound:
             raise Denied(
                 "evidence report data does not bind this nonce and ephemeral public key",
                 measurement=claims.measurement,

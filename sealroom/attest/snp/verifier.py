@@ -10,7 +10,6 @@ a debuggable guest. Policy terms (measurement, TCB floor, VMPL, host_data) are a
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sealroom.attest import collateral
-from sealroom.attest.evidence import Claims, Evidence, make_report_data, verification_time
+from sealroom.attest.evidence import Claims, Evidence, binds, verification_time
 from sealroom.attest.snp.chain import (
     ChainResult,
     Collateral,
@@ -158,8 +157,7 @@ class SnpVerifier:
 
 def check_binding(claims: Claims, nonce: bytes, ephemeral_public_key_b64: str) -> None:
     """report_data must be SHA-512(nonce || key), as the key service requires of any evidence."""
-    expected = make_report_data(nonce, ephemeral_public_key_b64)
-    if not secrets.compare_digest(claims.report_data, expected):
+    if not binds(claims, nonce, ephemeral_public_key_b64):
         raise AttestationError(
             "SEV-SNP report_data (offset 0x50) does not bind this nonce and ephemeral key"
         )
